@@ -1,0 +1,85 @@
+//! The `memory` backend: every queue in process memory, gone at exit. For tests and demos.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+
+use super::state::{expiry, now_ms, State};
+use super::{PeekedMessage, QueueInfo, QueueStore, StoreResult, StoredMessage};
+
+/// An ephemeral store; cloning is shallow.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave `State` half-changed in a way that
+        // matters more than stopping service, so keep serving.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl QueueStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
+        let n = self.state().add(queue, value, expiry(ttl));
+        Ok(MessageKey::new(queue.clone(), n))
+    }
+
+    async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
+        Ok(self.state().pop(queue, max, now_ms(), &mut Vec::new()))
+    }
+
+    async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
+        Ok(self.state().peek(queue, now_ms(), &mut Vec::new()))
+    }
+
+    async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
+        Ok(self.state().delete(key))
+    }
+
+    async fn requeue(&self, queue: &QueueName, messages: Vec<StoredMessage>) -> StoreResult<()> {
+        self.state().requeue(queue, messages);
+        Ok(())
+    }
+
+    async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
+        Ok(self.state().purge(queue))
+    }
+
+    async fn queues(&self) -> StoreResult<Vec<QueueName>> {
+        Ok(self.state().names())
+    }
+
+    async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
+        Ok(self.state().info(queue))
+    }
+
+    async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
+        self.state().set_policy(queue, policy);
+        Ok(())
+    }
+
+    async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
+        self.state().set_status(queue, status);
+        Ok(())
+    }
+
+    async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
+        Ok(self.state().recent_keys(queue, max))
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! The store interface: atomic per-queue operations on messages, policy and status, with
+//! one implementation per backend held in the [`Store`] enum.
+//!
+//! Every operation is one atomic step against its backend. Keys are `<queue>:<n>` with `n`
+//! counting from 1 per queue; the oldest message of a queue is the one with the smallest `n`
+//! still present.
+
+mod embedded;
+mod memory;
+mod state;
+
+use std::future::Future;
+use std::time::Duration;
+
+use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+
+pub use embedded::EmbeddedStore;
+pub use memory::MemoryStore;
+
+/// A message as kept by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub key: MessageKey,
+    pub value: String,
+}
+
+/// A soft-read message and how many times it has been soft-read, this read included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeekedMessage {
+    pub key: MessageKey,
+    pub value: String,
+    pub count: u64,
+}
+
+/// A queue's length and settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub len: u64,
+    pub policy: Policy,
+    pub status: QueueStatus,
+}
+
+/// Why a store operation failed. Never caused by user input: that is checked before.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached now (Redis down); the operation did not happen.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend failed; the operation did not happen.
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The operations a backend provides. Each is atomic: it happens whole or not at all.
+pub trait QueueStore: Send + Sync + 'static {
+    /// The backend's name in `/stats/`: `memory`, `embedded` or `redis`.
+    fn kind(&self) -> &'static str;
+
+    /// Appends a message; registers the queue if new. Durable when it returns, where the
+    /// backend is durable. `ttl` makes the message vanish unread after that time.
+    fn add(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = StoreResult<MessageKey>> + Send;
+
+    /// Removes and returns up to `max` of the oldest messages, oldest first.
+    fn pop(
+        &self,
+        queue: &QueueName,
+        max: usize,
+    ) -> impl Future<Output = StoreResult<Vec<StoredMessage>>> + Send;
+
+    /// Returns the oldest message without removing it, counting the read.
+    fn peek(&self, queue: &QueueName) -> impl Future<Output = StoreResult<Option<PeekedMessage>>> + Send;
+
+    /// Deletes one message by key; `false` when there was none.
+    fn delete(&self, key: &MessageKey) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Puts popped messages back at the head of their queue, in key order, so they are the
+    /// next ones out. Used when a consumer left before a message reached it.
+    fn requeue(
+        &self,
+        queue: &QueueName,
+        messages: Vec<StoredMessage>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Removes the queue and every key of it; `false` when it did not exist.
+    fn purge(&self, queue: &QueueName) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// The names of every queue, sorted.
+    fn queues(&self) -> impl Future<Output = StoreResult<Vec<QueueName>>> + Send;
+
+    /// A queue's length and settings; `None` when the queue does not exist.
+    fn info(&self, queue: &QueueName) -> impl Future<Output = StoreResult<Option<QueueInfo>>> + Send;
+
+    /// Sets the policy; registers the queue if new.
+    fn set_policy(&self, queue: &QueueName, policy: Policy) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Sets the status; registers the queue if new.
+    fn set_status(
+        &self,
+        queue: &QueueName,
+        status: QueueStatus,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The keys of the newest `max` messages, newest first.
+    fn recent_keys(
+        &self,
+        queue: &QueueName,
+        max: usize,
+    ) -> impl Future<Output = StoreResult<Vec<MessageKey>>> + Send;
+
+    /// Makes everything acknowledged so far durable and releases the backend.
+    fn close(&self) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// The configured backend. Handlers hold this, not a generic.
+#[derive(Clone)]
+pub enum Store {
+    Memory(MemoryStore),
+    Embedded(EmbeddedStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Memory($store) => $call,
+            Store::Embedded($store) => $call,
+        }
+    };
+}
+
+impl QueueStore for Store {
+    fn kind(&self) -> &'static str {
+        dispatch!(self, s => s.kind())
+    }
+
+    async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
+        dispatch!(self, s => s.add(queue, value, ttl).await)
+    }
+
+    async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
+        dispatch!(self, s => s.pop(queue, max).await)
+    }
+
+    async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
+        dispatch!(self, s => s.peek(queue).await)
+    }
+
+    async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
+        dispatch!(self, s => s.delete(key).await)
+    }
+
+    async fn requeue(&self, queue: &QueueName, messages: Vec<StoredMessage>) -> StoreResult<()> {
+        dispatch!(self, s => s.requeue(queue, messages).await)
+    }
+
+    async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
+        dispatch!(self, s => s.purge(queue).await)
+    }
+
+    async fn queues(&self) -> StoreResult<Vec<QueueName>> {
+        dispatch!(self, s => s.queues().await)
+    }
+
+    async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
+        dispatch!(self, s => s.info(queue).await)
+    }
+
+    async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
+        dispatch!(self, s => s.set_policy(queue, policy).await)
+    }
+
+    async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
+        dispatch!(self, s => s.set_status(queue, status).await)
+    }
+
+    async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
+        dispatch!(self, s => s.recent_keys(queue, max).await)
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        dispatch!(self, s => s.close().await)
+    }
+}

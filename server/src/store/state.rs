@@ -1,0 +1,151 @@
+//! The in-memory queue state behind the `memory` backend and the read side of `embedded`:
+//! plain synchronous data, mutated under the backend's lock.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+
+use super::{PeekedMessage, QueueInfo, StoredMessage};
+
+/// Milliseconds since the Unix epoch: the clock of message expiry.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The expiry instant of a message added now with `ttl`.
+pub fn expiry(ttl: Option<Duration>) -> Option<u64> {
+    ttl.map(|ttl| now_ms().saturating_add(ttl.as_millis() as u64))
+}
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub value: String,
+    /// Unix milliseconds after which the message is gone unread.
+    pub expires_at: Option<u64>,
+    /// How many times it was soft-read.
+    pub reads: u64,
+}
+
+impl Entry {
+    fn expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// One queue: its counter, messages in key order, and settings.
+#[derive(Debug, Clone, Default)]
+pub struct QueueState {
+    /// The last `n` handed out; the next message gets `counter + 1`.
+    pub counter: u64,
+    pub messages: BTreeMap<u64, Entry>,
+    pub policy: Policy,
+    pub status: QueueStatus,
+}
+
+/// Every queue, by name.
+#[derive(Debug, Default)]
+pub struct State {
+    pub queues: BTreeMap<QueueName, QueueState>,
+}
+
+impl State {
+    fn queue(&mut self, queue: &QueueName) -> &mut QueueState {
+        self.queues.entry(queue.clone()).or_default()
+    }
+
+    /// Adds a message and returns its `n`.
+    pub fn add(&mut self, queue: &QueueName, value: String, expires_at: Option<u64>) -> u64 {
+        let q = self.queue(queue);
+        q.counter += 1;
+        q.messages.insert(q.counter, Entry { value, expires_at, reads: 0 });
+        q.counter
+    }
+
+    /// Removes up to `max` of the oldest live messages. Expired ones met on the way are
+    /// removed too and their `n` returned in `expired`.
+    pub fn pop(
+        &mut self,
+        queue: &QueueName,
+        max: usize,
+        now: u64,
+        expired: &mut Vec<u64>,
+    ) -> Vec<StoredMessage> {
+        let mut out = Vec::new();
+        let Some(q) = self.queues.get_mut(queue) else { return out };
+        while out.len() < max {
+            let Some((n, entry)) = q.messages.pop_first() else { break };
+            if entry.expired(now) {
+                expired.push(n);
+            } else {
+                out.push(StoredMessage { key: MessageKey::new(queue.clone(), n), value: entry.value });
+            }
+        }
+        out
+    }
+
+    /// Counts a soft read of the oldest live message and returns it.
+    pub fn peek(&mut self, queue: &QueueName, now: u64, expired: &mut Vec<u64>) -> Option<PeekedMessage> {
+        let q = self.queues.get_mut(queue)?;
+        loop {
+            let mut first = q.messages.first_entry()?;
+            if first.get().expired(now) {
+                expired.push(*first.key());
+                first.remove();
+                continue;
+            }
+            let n = *first.key();
+            let entry = first.get_mut();
+            entry.reads += 1;
+            return Some(PeekedMessage {
+                key: MessageKey::new(queue.clone(), n),
+                value: entry.value.clone(),
+                count: entry.reads,
+            });
+        }
+    }
+
+    pub fn delete(&mut self, key: &MessageKey) -> bool {
+        self.queues.get_mut(&key.queue).is_some_and(|q| q.messages.remove(&key.n).is_some())
+    }
+
+    /// Puts messages back; key order makes them the next ones out.
+    pub fn requeue(&mut self, queue: &QueueName, messages: Vec<StoredMessage>) {
+        let q = self.queue(queue);
+        for m in messages {
+            q.counter = q.counter.max(m.key.n);
+            q.messages.insert(m.key.n, Entry { value: m.value, expires_at: None, reads: 0 });
+        }
+    }
+
+    pub fn purge(&mut self, queue: &QueueName) -> bool {
+        self.queues.remove(queue).is_some()
+    }
+
+    pub fn names(&self) -> Vec<QueueName> {
+        self.queues.keys().cloned().collect()
+    }
+
+    pub fn info(&self, queue: &QueueName) -> Option<QueueInfo> {
+        self.queues.get(queue).map(|q| QueueInfo {
+            len: q.messages.len() as u64,
+            policy: q.policy,
+            status: q.status,
+        })
+    }
+
+    pub fn set_policy(&mut self, queue: &QueueName, policy: Policy) {
+        self.queue(queue).policy = policy;
+    }
+
+    pub fn set_status(&mut self, queue: &QueueName, status: QueueStatus) {
+        self.queue(queue).status = status;
+    }
+
+    pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Vec<MessageKey> {
+        self.queues.get(queue).map_or_else(Vec::new, |q| {
+            q.messages.keys().rev().take(max).map(|n| MessageKey::new(queue.clone(), *n)).collect()
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! Stable, machine-readable error codes and the `{"error":{"code","message"}}` body.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error the server answers with; the web client matches on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A required argument is missing or empty.
+    MissingArgument,
+    /// An argument has a value outside what the route accepts.
+    InvalidArgument,
+    /// The queue name breaks the naming rules.
+    InvalidQueueName,
+    /// A message key is malformed or belongs to another queue.
+    InvalidKey,
+    /// A JSON document could not be parsed.
+    MalformedJson,
+    /// The JSON protocol's `cmd` is not one the server knows.
+    UnknownCommand,
+    /// The JSONP `callback` is not a plain JavaScript identifier path.
+    InvalidCallback,
+    /// The body or message is larger than the server accepts.
+    TooLarge,
+    /// The content type of the body is not supported by the route.
+    UnsupportedMediaType,
+    /// No route has this path.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// A WebSocket route was called without an upgrade.
+    UpgradeRequired,
+    /// A limit was reached.
+    TooManyRequests,
+    /// The store cannot be reached.
+    StoreUnavailable,
+    /// Something failed inside the server; details are in its log.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingArgument => "missing_argument",
+            Self::InvalidArgument => "invalid_argument",
+            Self::InvalidQueueName => "invalid_queue_name",
+            Self::InvalidKey => "invalid_key",
+            Self::MalformedJson => "malformed_json",
+            Self::UnknownCommand => "unknown_command",
+            Self::InvalidCallback => "invalid_callback",
+            Self::TooLarge => "too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UpgradeRequired => "upgrade_required",
+            Self::TooManyRequests => "too_many_requests",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::MissingArgument
+            | Self::InvalidArgument
+            | Self::InvalidQueueName
+            | Self::InvalidKey
+            | Self::MalformedJson
+            | Self::UnknownCommand
+            | Self::InvalidCallback => 400,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::TooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::UpgradeRequired => 426,
+            Self::TooManyRequests => 429,
+            Self::Internal => 500,
+            Self::StoreUnavailable => 503,
+        }
+    }
+}
+
+/// The inner object of an error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// An error answer: `{"error":{"code":"…","message":"…"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+impl ErrorResponse {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { error: ErrorBody { code, message: message.into() } }
+    }
+}

@@ -1,0 +1,85 @@
+//! The JSON protocol of `POST /queue`: `{"cmd":"add"|"get"|"take"|"del", …}` and its replies.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{MessageKey, QueueName};
+
+/// One request of the JSON protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Command {
+    /// Add `value` to `queue`.
+    Add {
+        queue: QueueName,
+        #[serde(deserialize_with = "value_text")]
+        value: String,
+    },
+    /// Soft get: peek at the oldest message and count the read.
+    Get { queue: QueueName },
+    /// Hard get: remove and return the oldest message.
+    Take { queue: QueueName },
+    /// Delete one message of `queue` by key.
+    Del { queue: QueueName, key: MessageKey },
+}
+
+/// The commands the protocol knows, for error messages.
+pub const COMMANDS: [&str; 4] = ["add", "get", "take", "del"];
+
+/// Values are opaque text: a JSON string is taken as is, anything else as its compact JSON.
+fn value_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(value_to_text(Value::deserialize(d)?))
+}
+
+/// A JSON value as message text: strings unquoted, everything else as compact JSON.
+pub fn value_to_text(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// One answer of the JSON protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CommandReply {
+    /// `get`: the message and how many times it was soft-read.
+    Peeked { queue: QueueName, key: MessageKey, value: String, count: u64 },
+    /// `del`: whether the key existed.
+    Deleted { queue: QueueName, key: MessageKey, deleted: bool },
+    /// `add` and `take`.
+    Message { queue: QueueName, key: MessageKey, value: String },
+    /// `get` / `take` on an empty queue: `{"error":"empty queue"}` (RestMQ's answer).
+    Empty { error: String },
+}
+
+impl CommandReply {
+    pub fn empty() -> Self {
+        Self::Empty { error: "empty queue".to_owned() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Object values become compact JSON text; strings stay strings; numbers stay text.
+    #[test]
+    fn add_values_are_text() {
+        let cmd: Command =
+            serde_json::from_str(r#"{"cmd":"add","queue":"q","value":{"a": [1, 2]}}"#).unwrap();
+        assert_eq!(cmd, Command::Add { queue: "q".parse().unwrap(), value: r#"{"a":[1,2]}"#.to_owned() });
+        let cmd: Command = serde_json::from_str(r#"{"cmd":"add","queue":"q","value":"123"}"#).unwrap();
+        assert!(matches!(cmd, Command::Add { value, .. } if value == "123"));
+    }
+
+    /// Replies serialize to RestMQ's shapes.
+    #[test]
+    fn reply_shapes() {
+        let q: QueueName = "q".parse().unwrap();
+        let reply =
+            CommandReply::Message { queue: q.clone(), key: MessageKey::new(q, 1), value: "v".to_owned() };
+        assert_eq!(serde_json::to_string(&reply).unwrap(), r#"{"queue":"q","key":"q:1","value":"v"}"#);
+        assert_eq!(serde_json::to_string(&CommandReply::empty()).unwrap(), r#"{"error":"empty queue"}"#);
+    }
+}
