@@ -1,5 +1,26 @@
 //! restmq: RestMQ's HTTP + WebSocket message queue, on an embedded store or Redis.
 //!
 //! # Layout
+//! - [`config`]: command line and environment.
+//! - [`telemetry`]: logging setup.
+//! - [`shutdown`]: signals to a cancellation token.
+//! - [`server`]: opening the store, serving, and stopping cleanly.
+//! - [`state`]: the handles every handler gets.
+//! - [`error`]: the HTTP error type and its JSON body.
 //! - [`store`]: the store interface and its backends.
+//! - [`broker`]: queue semantics, streaming fan-out, policies and pause.
+//! - [`http`]: RestMQ's routes, the JSON protocol and administration.
+//! - [`transport`]: COMET, WebSocket and SSE streaming.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod server;
+pub mod shutdown;
+pub mod state;
 pub mod store;
+pub mod telemetry;
+pub mod transport;
+
+pub use server::run;

@@ -1,0 +1,197 @@
+//! One queue's live state in this process: its streaming consumers, cached settings,
+//! counters, and the `Subscription` / `Delivery` handles the transports hold.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use bytes::Bytes;
+use restmq_shared::{Policy, QueueName, QueueStatus, StreamMessage};
+use tokio::sync::{mpsc, Notify};
+
+use crate::store::StoredMessage;
+
+/// Why the server ended a streaming consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The queue was purged.
+    Purged,
+    /// The consumer did not drain its buffer in time.
+    SlowConsumer,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Purged => "purged",
+            Self::SlowConsumer => "slow_consumer",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Per-queue counters since the server started.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub added: AtomicU64,
+    pub taken: AtomicU64,
+    pub delivered: AtomicU64,
+}
+
+/// A consumer as the dispatcher sees it.
+pub(super) struct Consumer {
+    pub id: u64,
+    pub tx: mpsc::Sender<Arc<Delivery>>,
+    pub closed: Arc<OnceLock<CloseReason>>,
+}
+
+impl Consumer {
+    pub fn close(&self, reason: CloseReason) {
+        let _ = self.closed.set(reason);
+    }
+}
+
+/// What changes under the hub's lock.
+#[derive(Default)]
+pub(super) struct HubState {
+    pub consumers: Vec<Consumer>,
+    pub next_id: u64,
+    /// Id of the consumer served last (roundrobin); the next turn is the one after it.
+    pub cursor: u64,
+    /// Settings cached from the store; `None` until loaded or set.
+    pub policy: Option<Policy>,
+    pub status: Option<QueueStatus>,
+    /// Whether a dispatcher task runs for this queue.
+    pub dispatching: bool,
+    /// Bumped by purge, so messages popped before it are not put back after it.
+    pub epoch: u64,
+}
+
+/// One queue's in-process hub. Shared by the broker, its dispatcher and subscriptions.
+pub struct Hub {
+    pub queue: QueueName,
+    pub counters: Counters,
+    pub(super) notify: Notify,
+    state: Mutex<HubState>,
+}
+
+impl Hub {
+    pub(super) fn new(queue: QueueName) -> Self {
+        Self { queue, counters: Counters::default(), notify: Notify::new(), state: Mutex::default() }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes the dispatcher (a permit is kept if it is not waiting).
+    pub(super) fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.lock().consumers.len()
+    }
+
+    /// Ends every consumer with `reason`.
+    pub(super) fn close_all(&self, reason: CloseReason) {
+        let consumers = std::mem::take(&mut self.lock().consumers);
+        for c in &consumers {
+            c.close(reason);
+        }
+    }
+}
+
+/// Sends popped-but-undelivered messages back to the broker's requeuer.
+pub(super) struct Requeue {
+    pub hub: Arc<Hub>,
+    pub epoch: u64,
+    pub message: StoredMessage,
+}
+
+/// One message on its way to one or more consumers. Serialized once, shared by all of
+/// them. If every holder drops it before any consumer wrote it, it goes back to the queue.
+pub struct Delivery {
+    pub message: StoredMessage,
+    /// `{"key":"q:7","value":"…"}`.
+    pub json: Bytes,
+    delivered: AtomicBool,
+    hub: Arc<Hub>,
+    epoch: u64,
+    requeue: mpsc::UnboundedSender<Requeue>,
+}
+
+impl Delivery {
+    pub(super) fn new(
+        message: StoredMessage,
+        hub: Arc<Hub>,
+        epoch: u64,
+        requeue: mpsc::UnboundedSender<Requeue>,
+    ) -> Self {
+        let wire = StreamMessage { key: message.key.clone(), value: message.value.clone() };
+        let json = Bytes::from(serde_json::to_vec(&wire).unwrap_or_default());
+        Self { message, json, delivered: AtomicBool::new(false), hub, epoch, requeue }
+    }
+
+    /// Call once the message was written to a consumer's connection.
+    pub fn mark_delivered(&self) {
+        self.delivered.store(true, Ordering::Release);
+        self.hub.counters.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if !self.delivered.load(Ordering::Acquire) {
+            let message = StoredMessage {
+                key: self.message.key.clone(),
+                value: std::mem::take(&mut self.message.value),
+            };
+            let _ = self.requeue.send(Requeue { hub: self.hub.clone(), epoch: self.epoch, message });
+        }
+    }
+}
+
+/// A streaming consumer's end: messages arrive here in key order until the queue is purged,
+/// the consumer is too slow, or the server stops. Dropping it leaves the queue.
+pub struct Subscription {
+    pub(super) id: u64,
+    pub(super) hub: Arc<Hub>,
+    pub(super) rx: mpsc::Receiver<Arc<Delivery>>,
+    pub(super) closed: Arc<OnceLock<CloseReason>>,
+}
+
+impl Subscription {
+    pub fn queue(&self) -> &QueueName {
+        &self.hub.queue
+    }
+
+    /// The next message, or `None` once the server ended this consumer (see
+    /// [`Subscription::close_reason`]).
+    pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
+        if self.closed.get().is_some() {
+            return None;
+        }
+        let delivery = self.rx.recv().await?;
+        // Closed while this one was buffered: leave it for the queue.
+        if self.closed.get().is_some() {
+            return None;
+        }
+        Some(delivery)
+    }
+
+    /// Why the server ended the consumer, if it did.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.closed.get().copied()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.lock().consumers.retain(|c| c.id != self.id);
+        // Undelivered messages still buffered go back to the queue as `rx` drops them.
+        self.rx.close();
+        self.hub.wake();
+    }
+}

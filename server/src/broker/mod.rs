@@ -1,0 +1,294 @@
+//! The broker: RestMQ's queue semantics over a [`Store`], independent of any transport.
+//! REST gets, the JSON protocol and streaming subscriptions all go through here.
+//!
+//! Each queue with streaming consumers in this process has a [`Hub`] and a dispatcher task
+//! (see [`dispatch`]); an add wakes it at once. Messages popped for consumers but never
+//! written to any go back to the head of their queue through the requeuer task.
+
+mod dispatch;
+mod hub;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use restmq_shared::{MessageKey, Policy, QueueName, QueueStats, QueueStatus, StatsReply};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use hub::{CloseReason, Delivery, Hub, Subscription};
+use hub::{Consumer, Requeue};
+
+use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
+
+/// Tuning of streaming delivery.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Messages buffered per streaming consumer before it counts as slow.
+    pub consumer_buffer: usize,
+    /// How long a consumer's full buffer may stay full before it is disconnected.
+    pub slow_consumer_timeout: Duration,
+    /// The most messages popped from the store in one step.
+    pub batch: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self { consumer_buffer: 256, slow_consumer_timeout: Duration::from_secs(5), batch: 64 }
+    }
+}
+
+/// Why a broker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A key named in a request belongs to another queue.
+    #[error("key {key} is not a key of queue {queue}")]
+    ForeignKey { queue: QueueName, key: MessageKey },
+}
+
+pub type BrokerResult<T> = Result<T, BrokerError>;
+
+/// The broker handle; cloning is shallow.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: BrokerConfig,
+    hubs: Mutex<HashMap<QueueName, Arc<Hub>>>,
+    requeue_tx: mpsc::UnboundedSender<Requeue>,
+    requeue_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Requeue>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Broker {
+    /// Starts a broker over `store`; its tasks stop when `shutdown` is cancelled.
+    pub fn new(store: Store, config: BrokerConfig, shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+        let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
+        let broker = Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                hubs: Mutex::default(),
+                requeue_tx,
+                requeue_rx: tokio::sync::Mutex::new(requeue_rx),
+                shutdown,
+                tracker,
+            }),
+        };
+        let requeuer = broker.clone();
+        broker.inner.tracker.spawn(async move { requeuer.run_requeuer().await });
+        broker
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.inner.tracker
+    }
+
+    fn requeue_sender(&self) -> mpsc::UnboundedSender<Requeue> {
+        self.inner.requeue_tx.clone()
+    }
+
+    /// The hub of `queue`, created on first use.
+    fn hub(&self, queue: &QueueName) -> Arc<Hub> {
+        let mut hubs = self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner());
+        hubs.entry(queue.clone()).or_insert_with(|| Arc::new(Hub::new(queue.clone()))).clone()
+    }
+
+    fn existing_hub(&self, queue: &QueueName) -> Option<Arc<Hub>> {
+        self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner()).get(queue).cloned()
+    }
+
+    /// Adds a message; streaming consumers of the queue get it at once.
+    pub async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> BrokerResult<MessageKey> {
+        let key = self.inner.store.add(queue, value, ttl).await?;
+        let hub = self.hub(queue);
+        hub.counters.added.fetch_add(1, Ordering::Relaxed);
+        hub.wake();
+        Ok(key)
+    }
+
+    /// Hard get: removes and returns the oldest message.
+    pub async fn take(&self, queue: &QueueName) -> BrokerResult<Option<StoredMessage>> {
+        let message = self.inner.store.pop(queue, 1).await?.pop();
+        if message.is_some() {
+            self.hub(queue).counters.taken.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(message)
+    }
+
+    /// Soft get: the oldest message, left in place, with its read count.
+    pub async fn peek(&self, queue: &QueueName) -> BrokerResult<Option<PeekedMessage>> {
+        Ok(self.inner.store.peek(queue).await?)
+    }
+
+    /// Deletes `key`, which must be a key of `queue`.
+    pub async fn delete(&self, queue: &QueueName, key: &MessageKey) -> BrokerResult<bool> {
+        if &key.queue != queue {
+            return Err(BrokerError::ForeignKey { queue: queue.clone(), key: key.clone() });
+        }
+        Ok(self.inner.store.delete(key).await?)
+    }
+
+    /// Removes the queue and all its messages; its streaming consumers are told and closed.
+    pub async fn purge(&self, queue: &QueueName) -> BrokerResult<bool> {
+        let existed = self.inner.store.purge(queue).await?;
+        if let Some(hub) = self.existing_hub(queue) {
+            {
+                let mut st = hub.lock();
+                st.epoch += 1;
+                st.policy = None;
+                st.status = None;
+            }
+            hub.close_all(CloseReason::Purged);
+            hub.wake();
+        }
+        Ok(existed)
+    }
+
+    pub async fn queues(&self) -> BrokerResult<Vec<QueueName>> {
+        Ok(self.inner.store.queues().await?)
+    }
+
+    /// A queue's length and settings, `None` when it does not exist.
+    pub async fn info(&self, queue: &QueueName) -> BrokerResult<Option<QueueInfo>> {
+        Ok(self.inner.store.info(queue).await?)
+    }
+
+    pub async fn set_policy(&self, queue: &QueueName, policy: Policy) -> BrokerResult<()> {
+        self.inner.store.set_policy(queue, policy).await?;
+        let hub = self.hub(queue);
+        hub.lock().policy = Some(policy);
+        hub.wake();
+        Ok(())
+    }
+
+    pub async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> BrokerResult<()> {
+        self.inner.store.set_status(queue, status).await?;
+        let hub = self.hub(queue);
+        hub.lock().status = Some(status);
+        hub.wake();
+        Ok(())
+    }
+
+    pub async fn recent_keys(&self, queue: &QueueName, max: usize) -> BrokerResult<Vec<MessageKey>> {
+        Ok(self.inner.store.recent_keys(queue, max).await?)
+    }
+
+    /// One queue's figures; `None` when it does not exist.
+    pub async fn queue_stats(&self, queue: &QueueName) -> BrokerResult<Option<QueueStats>> {
+        let Some(info) = self.inner.store.info(queue).await? else { return Ok(None) };
+        Ok(Some(self.figures(queue, info)))
+    }
+
+    /// Every queue's figures.
+    pub async fn stats(&self) -> BrokerResult<StatsReply> {
+        let mut queues = BTreeMap::new();
+        for queue in self.inner.store.queues().await? {
+            if let Some(info) = self.inner.store.info(&queue).await? {
+                queues.insert(queue.to_string(), self.figures(&queue, info));
+            }
+        }
+        Ok(StatsReply { count: queues.len() as u64, queues, store: self.inner.store.kind().to_owned() })
+    }
+
+    fn figures(&self, queue: &QueueName, info: QueueInfo) -> QueueStats {
+        let hub = self.existing_hub(queue);
+        let counter = |f: fn(&Hub) -> u64| hub.as_deref().map_or(0, f);
+        QueueStats {
+            name: queue.clone(),
+            len: info.len,
+            status: info.status,
+            policy: info.policy,
+            consumers: counter(|h| h.consumer_count() as u64),
+            added: counter(|h| h.counters.added.load(Ordering::Relaxed)),
+            taken: counter(|h| h.counters.taken.load(Ordering::Relaxed)),
+            delivered: counter(|h| h.counters.delivered.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Joins `queue` as a streaming consumer. The backlog drains to it, oldest first.
+    pub fn subscribe(&self, queue: &QueueName) -> Subscription {
+        let hub = self.hub(queue);
+        let (tx, rx) = mpsc::channel(self.inner.config.consumer_buffer.max(1));
+        let closed = Arc::new(OnceLock::new());
+        let (id, start) = {
+            let mut st = hub.lock();
+            st.next_id += 1;
+            let id = st.next_id;
+            st.consumers.push(Consumer { id, tx, closed: closed.clone() });
+            let start = !st.dispatching;
+            st.dispatching = true;
+            (id, start)
+        };
+        if start {
+            let (broker, hub) = (self.clone(), hub.clone());
+            self.inner.tracker.spawn(dispatch::run(broker, hub));
+        } else {
+            hub.wake();
+        }
+        Subscription { id, hub, rx, closed }
+    }
+
+    /// Puts undelivered messages back, batched per queue, until shutdown.
+    async fn run_requeuer(&self) {
+        let mut rx = self.inner.requeue_rx.lock().await;
+        loop {
+            let mut batch = Vec::new();
+            tokio::select! {
+                n = rx.recv_many(&mut batch, 1024) => if n == 0 { return },
+                () = self.inner.shutdown.cancelled() => return,
+            }
+            self.requeue(batch).await;
+        }
+    }
+
+    /// Puts back whatever undelivered messages are waiting. Called at shutdown, after the
+    /// transports have ended, before the store closes.
+    pub async fn flush_requeues(&self) {
+        let mut rx = self.inner.requeue_rx.lock().await;
+        let mut batch = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            batch.push(item);
+        }
+        drop(rx);
+        self.requeue(batch).await;
+    }
+
+    async fn requeue(&self, batch: Vec<Requeue>) {
+        let mut by_queue: HashMap<QueueName, (Arc<Hub>, Vec<StoredMessage>)> = HashMap::new();
+        for Requeue { hub, epoch, message } in batch {
+            if hub.lock().epoch != epoch {
+                continue; // purged since it was popped
+            }
+            by_queue.entry(hub.queue.clone()).or_insert_with(|| (hub, Vec::new())).1.push(message);
+        }
+        for (queue, (hub, mut messages)) in by_queue {
+            messages.sort_by_key(|m| m.key.n);
+            let count = messages.len();
+            if let Err(err) = self.inner.store.requeue(&queue, messages).await {
+                tracing::error!(%queue, count, %err, "could not put undelivered messages back");
+            }
+            hub.wake();
+        }
+    }
+}

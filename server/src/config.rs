@@ -1,0 +1,78 @@
+//! Command-line and environment configuration of the `restmq` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// RestMQ: the HTTP + WebSocket message queue.
+#[derive(Debug, Parser)]
+#[command(name = "restmq", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the queue server.
+    Serve(ServeConfig),
+}
+
+/// Which store backend keeps the queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// In process memory only: gone at exit.
+    Memory,
+    /// Durable in `--data-dir`.
+    Embedded,
+    /// A Redis server, with RestMQ's key layout.
+    Redis,
+}
+
+/// Settings of `restmq serve`.
+#[derive(Debug, Clone, Parser)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "RESTMQ_LISTEN", default_value = "127.0.0.1:8888")]
+    pub listen: SocketAddr,
+
+    /// Store backend.
+    #[arg(long, env = "RESTMQ_STORE", value_enum, default_value_t = StoreKind::Embedded)]
+    pub store: StoreKind,
+
+    /// Directory of the embedded store.
+    #[arg(long, env = "RESTMQ_DATA_DIR", default_value = "./restmq-data")]
+    pub data_dir: PathBuf,
+
+    /// Redis URL for `--store redis`.
+    #[arg(long, env = "RESTMQ_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Largest message accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "RESTMQ_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Directory of the built web app (Trunk's `dist/`), served at `/`.
+    #[arg(long, env = "RESTMQ_WEB_DIR", default_value = "dist")]
+    pub web_dir: PathBuf,
+
+    /// Messages buffered per streaming consumer before it counts as slow.
+    #[arg(long, env = "RESTMQ_CONSUMER_BUFFER", default_value_t = 256)]
+    pub consumer_buffer: usize,
+
+    /// Seconds a consumer's full buffer may stay full before it is disconnected.
+    #[arg(long, env = "RESTMQ_SLOW_CONSUMER_SECS", default_value_t = 5)]
+    pub slow_consumer_secs: u64,
+
+    /// Seconds streams get to close cleanly at shutdown.
+    #[arg(long, env = "RESTMQ_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ServeConfig {
+    /// The defaults, as `restmq serve` with no flags (for tests and embedding).
+    pub fn defaults() -> Self {
+        Self::parse_from(["serve"])
+    }
+}

@@ -1,0 +1,87 @@
+//! The HTTP error type: every failure a handler can answer, mapped to a status and the
+//! shared `{"error":{"code","message"}}` body. Internal causes are logged, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use restmq_shared::{ErrorCode, ErrorResponse, NameError};
+
+use crate::broker::BrokerError;
+use crate::store::StoreError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing argument `{0}`")]
+    MissingArgument(&'static str),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidQueueName(NameError),
+    #[error("{0}")]
+    InvalidKey(String),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("unknown cmd {0:?}; known are add, get, take, del")]
+    UnknownCommand(String),
+    #[error("callback must be a JavaScript identifier path like `cb` or `app.onData`")]
+    InvalidCallback,
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    #[error("this route needs a WebSocket upgrade")]
+    UpgradeRequired,
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::Broker(BrokerError::Store(err))
+    }
+}
+
+impl ApiError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::MissingArgument(_) => ErrorCode::MissingArgument,
+            Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            Self::InvalidQueueName(_) => ErrorCode::InvalidQueueName,
+            Self::InvalidKey(_) | Self::Broker(BrokerError::ForeignKey { .. }) => ErrorCode::InvalidKey,
+            Self::MalformedJson(_) => ErrorCode::MalformedJson,
+            Self::UnknownCommand(_) => ErrorCode::UnknownCommand,
+            Self::InvalidCallback => ErrorCode::InvalidCallback,
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            Self::UpgradeRequired => ErrorCode::UpgradeRequired,
+            Self::Broker(BrokerError::Store(StoreError::Unavailable(_))) => ErrorCode::StoreUnavailable,
+            Self::Broker(BrokerError::Store(StoreError::Backend(_))) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let message = match code {
+            ErrorCode::Internal => {
+                tracing::error!(error = %self, "request failed");
+                "internal error; see the server log".to_owned()
+            }
+            ErrorCode::StoreUnavailable => {
+                tracing::warn!(error = %self, "store unavailable");
+                "the store is unavailable; retry later".to_owned()
+            }
+            _ => self.to_string(),
+        };
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(ErrorResponse::new(code, message))).into_response()
+    }
+}

@@ -1,0 +1,178 @@
+//! Request arguments as RestMQ reads them: query string, then form fields (urlencoded or
+//! multipart) on top; the last repeat wins and empty values count as missing. Also the
+//! queue-name path extractor and JSONP callback validation.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use restmq_shared::QueueName;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A body that is not a form, kept for routes that read it (raw JSON, NDJSON, …).
+#[derive(Debug)]
+pub struct RawBody {
+    pub content_type: Option<mime::Mime>,
+    pub bytes: Bytes,
+}
+
+/// The merged arguments of a request.
+#[derive(Debug, Default)]
+pub struct Args {
+    fields: HashMap<String, String>,
+    pub raw: Option<RawBody>,
+}
+
+impl Args {
+    /// An argument, if present and non-empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// A required argument.
+    pub fn require(&self, name: &'static str) -> Result<&str, ApiError> {
+        self.get(name).ok_or(ApiError::MissingArgument(name))
+    }
+
+    /// The message value: `value`, or RestMQ's older `msg`.
+    pub fn value(&self) -> Result<&str, ApiError> {
+        self.get("value").or_else(|| self.get("msg")).ok_or(ApiError::MissingArgument("value"))
+    }
+
+    /// A flag such as `soft=1`: present and not `0`/`false`.
+    pub fn flag(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| !matches!(v, "0" | "false" | "no"))
+    }
+
+    /// The optional `ttl` argument in seconds.
+    pub fn ttl(&self) -> Result<Option<std::time::Duration>, ApiError> {
+        self.get("ttl")
+            .map(|t| match t.parse::<u64>() {
+                Ok(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs)),
+                _ => Err(ApiError::InvalidArgument(format!("ttl must be a positive number of seconds, not {t:?}"))),
+            })
+            .transpose()
+    }
+
+    /// The validated JSONP `callback`, if any.
+    pub fn callback(&self) -> Result<Option<&str>, ApiError> {
+        match self.get("callback") {
+            Some(cb) if is_callback(cb) => Ok(Some(cb)),
+            Some(_) => Err(ApiError::InvalidCallback),
+            None => Ok(None),
+        }
+    }
+
+    fn merge<'a>(&mut self, pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>) {
+        for (k, v) in pairs {
+            if !v.is_empty() {
+                self.fields.insert(k.into_owned(), v.into_owned());
+            }
+        }
+    }
+
+    fn insert(&mut self, name: String, value: String) {
+        if !value.is_empty() {
+            self.fields.insert(name, value);
+        }
+    }
+}
+
+/// `[A-Za-z_$][A-Za-z0-9_$.]*`, at most 128 bytes: a plain JavaScript identifier path.
+pub fn is_callback(cb: &str) -> bool {
+    let mut chars = cb.chars();
+    cb.len() <= 128
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
+}
+
+impl FromRequest<AppState> for Args {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let mut args = Args::default();
+        if let Some(query) = req.uri().query() {
+            args.merge(form_urlencoded::parse(query.as_bytes()));
+        }
+        let content_type: Option<mime::Mime> =
+            req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let limit = state.settings.body_limit();
+        match content_type.as_ref().map(|m| m.essence_str()) {
+            Some("application/x-www-form-urlencoded") => {
+                let bytes = read_body(req, limit).await?;
+                args.merge(form_urlencoded::parse(&bytes));
+            }
+            Some("multipart/form-data") => {
+                let mut multipart = Multipart::from_request(req, state)
+                    .await
+                    .map_err(|e| ApiError::InvalidArgument(format!("bad multipart body: {}", e.body_text())))?;
+                while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+                    let Some(name) = field.name().map(str::to_owned) else { continue };
+                    let value = field.text().await.map_err(multipart_error)?;
+                    args.insert(name, value);
+                }
+            }
+            _ => {
+                let bytes = read_body(req, limit).await?;
+                if !bytes.is_empty() {
+                    args.raw = Some(RawBody { content_type, bytes });
+                }
+            }
+        }
+        Ok(args)
+    }
+}
+
+fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
+    if err.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge("request body is too large".to_owned())
+    } else {
+        ApiError::InvalidArgument(format!("bad multipart body: {}", err.body_text()))
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => {
+            Err(ApiError::TooLarge(format!("request body is larger than {limit} bytes")))
+        }
+        Err(err) => Err(ApiError::InvalidArgument(format!("could not read the request body: {err}"))),
+    }
+}
+
+/// The `{queue}` path segment, validated.
+pub struct QueuePath(pub QueueName);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueuePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
+        QueueName::try_from(name).map(QueuePath).map_err(ApiError::InvalidQueueName)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Callbacks are identifier paths only: nothing that could inject script.
+    #[test]
+    fn callbacks() {
+        for ok in ["cb", "$", "_x1", "app.on_data", "jQuery123_456"] {
+            assert!(is_callback(ok), "{ok}");
+        }
+        for bad in ["", "1cb", "a b", "alert(1)", "a;b", "a-b", "a[0]", "<script>"] {
+            assert!(!is_callback(bad), "{bad}");
+        }
+    }
+}

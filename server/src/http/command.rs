@@ -1,0 +1,66 @@
+//! `POST /queue`: RestMQ's JSON protocol (`add`, `get`, `take`, `del`).
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use restmq_shared::protocol::COMMANDS;
+use restmq_shared::{Command, CommandReply};
+use serde_json::Value;
+
+use super::args::Args;
+use super::rest::check_size;
+use super::reply;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/queue", post(run_command))
+}
+
+/// Runs one JSON command from the `body`/`msg` form field or a raw JSON body.
+async fn run_command(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
+    let command = parse(&args)?;
+    let broker = &state.broker;
+    let answer = match command {
+        Command::Add { queue, value } => {
+            check_size(&state, &value)?;
+            let key = broker.add(&queue, value.clone(), None).await?;
+            CommandReply::Message { queue, key, value }
+        }
+        Command::Get { queue } => match broker.peek(&queue).await? {
+            Some(m) => CommandReply::Peeked { queue, key: m.key, value: m.value, count: m.count },
+            None => CommandReply::empty(),
+        },
+        Command::Take { queue } => match broker.take(&queue).await? {
+            Some(m) => CommandReply::Message { queue, key: m.key, value: m.value },
+            None => CommandReply::empty(),
+        },
+        Command::Del { queue, key } => {
+            let deleted = broker.delete(&queue, &key).await?;
+            CommandReply::Deleted { queue, key, deleted }
+        }
+    };
+    reply::json(&answer, None)
+}
+
+fn parse(args: &Args) -> Result<Command, ApiError> {
+    let text = match args.get("body").or_else(|| args.get("msg")) {
+        Some(field) => field,
+        None => {
+            let raw = args.raw.as_ref().ok_or(ApiError::MissingArgument("body"))?;
+            std::str::from_utf8(&raw.bytes).map_err(|_| ApiError::MalformedJson("body is not UTF-8".to_owned()))?
+        }
+    };
+    let doc: Value = serde_json::from_str(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let cmd = doc
+        .get("cmd")
+        .ok_or(ApiError::MissingArgument("cmd"))?
+        .as_str()
+        .ok_or_else(|| ApiError::UnknownCommand(doc["cmd"].to_string()))?
+        .to_owned();
+    if !COMMANDS.contains(&cmd.as_str()) {
+        return Err(ApiError::UnknownCommand(cmd));
+    }
+    serde_json::from_value(doc).map_err(|e| ApiError::InvalidArgument(format!("bad {cmd} command: {e}")))
+}

@@ -1,0 +1,32 @@
+//! The HTTP surface: RestMQ's routes, merged with the streaming transports, under one
+//! router with JSON errors for unknown routes, wrong methods and oversize bodies.
+
+pub mod admin;
+pub mod args;
+pub mod command;
+pub mod reply;
+pub mod rest;
+pub mod web;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+use crate::transport;
+
+/// Every route of the server, ready to serve. Tests can call it without a socket.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.body_limit();
+    let web_dir = state.settings.web_dir.clone();
+    Router::new()
+        .merge(rest::routes())
+        .merge(command::routes())
+        .merge(admin::routes())
+        .merge(transport::routes())
+        .method_not_allowed_fallback(web::method_not_allowed)
+        .fallback_service(web::static_files(&web_dir))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,98 @@
+//! RestMQ's REST routes: add with POST, hard and soft get, purge, the queue list, `/j`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use restmq_shared::{GetReply, PurgeReply, QueueName, RecentReply};
+
+use super::args::{Args, QueuePath};
+use super::{reply, web};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(root).post(add_by_argument))
+        .route("/q", get(list_queues))
+        .route("/q/", get(list_queues))
+        .route("/q/{queue}", get(get_message).post(add_message).delete(purge_queue))
+        .route("/j/{queue}", get(recent_keys))
+}
+
+/// `GET /`: the web app, or with `queue` RestMQ's hard get.
+async fn root(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
+    match args.get("queue") {
+        Some(name) => {
+            let queue = QueueName::try_from(name).map_err(ApiError::InvalidQueueName)?;
+            pop_or_peek(&state, &queue, &args).await
+        }
+        None => Ok(web::index(&state).await),
+    }
+}
+
+/// `POST /` with `queue` and `value`: RestMQ's add.
+async fn add_by_argument(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
+    let queue = QueueName::try_from(args.require("queue")?).map_err(ApiError::InvalidQueueName)?;
+    add(&state, &queue, &args).await
+}
+
+/// `POST /q/<queue>`: adds `value`; answers `<queue>:<n>\r\n`.
+async fn add_message(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+    add(&state, &queue, &args).await
+}
+
+async fn add(state: &AppState, queue: &QueueName, args: &Args) -> Result<Response, ApiError> {
+    let value = args.value()?;
+    check_size(state, value)?;
+    let key = state.broker.add(queue, value.to_owned(), args.ttl()?).await?;
+    Ok(reply::text(format!("{key}\r\n")))
+}
+
+/// Refuses a value over `--max-message-bytes` with 413.
+pub fn check_size(state: &AppState, value: &str) -> Result<(), ApiError> {
+    let max = state.settings.max_message_bytes;
+    if value.len() > max {
+        return Err(ApiError::TooLarge(format!("message is {} bytes; the limit is {max}", value.len())));
+    }
+    Ok(())
+}
+
+/// `GET /q/<queue>`: hard get, or a soft get with `soft=1`; `204` when empty.
+async fn get_message(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+    pop_or_peek(&state, &queue, &args).await
+}
+
+async fn pop_or_peek(state: &AppState, queue: &QueueName, args: &Args) -> Result<Response, ApiError> {
+    let callback = args.callback()?;
+    let found = if args.flag("soft") {
+        state.broker.peek(queue).await?.map(|m| GetReply { key: m.key, value: m.value, count: m.count })
+    } else {
+        state.broker.take(queue).await?.map(|m| GetReply { key: m.key, value: m.value, count: 0 })
+    };
+    match found {
+        Some(message) => reply::json_line(&message, callback),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+/// `DELETE /q/<queue>`: purges the queue and closes its streaming consumers.
+async fn purge_queue(State(state): State<AppState>, QueuePath(queue): QueuePath) -> Result<Response, ApiError> {
+    let existed = state.broker.purge(&queue).await?;
+    reply::json(&PurgeReply { queue, status: u8::from(existed) }, None)
+}
+
+/// `GET /q/`: every queue name.
+async fn list_queues(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
+    let callback = args.callback()?;
+    reply::json(&state.broker.queues().await?, callback)
+}
+
+/// `GET /j/<queue>`: the newest ten keys and the length.
+async fn recent_keys(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+    let callback = args.callback()?;
+    let len = state.broker.info(&queue).await?.map_or(0, |i| i.len);
+    let keys = state.broker.recent_keys(&queue, 10).await?;
+    reply::json(&RecentReply { queue, len, keys }, callback)
+}

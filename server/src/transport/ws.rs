@@ -1,0 +1,64 @@
+//! `GET /ws/<queue>`: WebSocket, one text frame per message (the message JSON). The server
+//! ends the stream with a close frame saying why.
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use restmq_shared::QueueName;
+
+use super::{next, Next};
+use crate::broker::{Broker, CloseReason};
+use crate::error::ApiError;
+use crate::http::args::QueuePath;
+use crate::state::AppState;
+
+/// Close code for "going away" (server shutdown) and for policy ends (purge, slow).
+const GOING_AWAY: u16 = 1001;
+const POLICY: u16 = 1008;
+
+/// Upgrades and streams the queue's messages, one text frame each.
+pub async fn stream_websocket(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
+    let broker = state.broker.clone();
+    let max = state.settings.max_message_bytes;
+    Ok(upgrade
+        .max_message_size(max + 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| {
+            let tracker = broker.tracker().clone();
+            tracker.track_future(serve(socket, broker, queue))
+        }))
+}
+
+async fn serve(mut socket: WebSocket, broker: Broker, queue: QueueName) {
+    let mut sub = broker.subscribe(&queue);
+    let shutdown = broker.shutdown_token().clone();
+    loop {
+        tokio::select! {
+            next = next(&mut sub, &shutdown) => match next {
+                Next::Message(delivery) => {
+                    let Ok(text) = Utf8Bytes::try_from(delivery.json.clone()) else { continue };
+                    if socket.send(Message::Text(text)).await.is_err() {
+                        return; // the delivery drops undelivered and goes back
+                    }
+                    delivery.mark_delivered();
+                }
+                Next::Closed(reason) => {
+                    let code = if reason == CloseReason::Shutdown { GOING_AWAY } else { POLICY };
+                    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason.as_str()) };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {} // pings are answered by the socket; other frames are ignored
+            },
+        }
+    }
+}
