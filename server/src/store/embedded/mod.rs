@@ -1,0 +1,215 @@
+//! The `embedded` backend: every queue in memory for reads, made durable in
+//! `<data_dir>/restmq.redb` by one writer thread that commits in batches.
+//!
+//! Each change is made in memory and handed to the writer under the same lock, so the disk
+//! sees changes in memory order. Changes that must survive a crash (`add`, `delete`,
+//! `requeue`, `purge`, policy and status) return once committed; `pop` and `peek` return at
+//! once, so a crash may bring a popped message back (at-least-once delivery).
+
+mod schema;
+mod writer;
+
+use std::path::Path;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use redb::Database;
+use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+use tokio::sync::oneshot;
+
+use self::schema::Meta;
+use self::writer::{Cmd, Op};
+use super::state::{expiry, now_ms, State};
+use super::{PeekedMessage, QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "restmq.redb";
+
+/// A durable store; cloning is shallow.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    state: State,
+    /// `None` once closed.
+    writer: Option<Sender<Cmd>>,
+}
+
+type Committed = oneshot::Receiver<Result<(), String>>;
+
+fn backend(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{what}: {error}"))
+}
+
+impl EmbeddedStore {
+    /// Opens or creates the store in `data_dir`, loading every queue into memory and
+    /// deleting messages that expired while it was closed.
+    pub fn open(data_dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| backend("cannot create the data directory", e))?;
+        let path = data_dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|e| backend("cannot open the database", e))?;
+        let state = schema::load(&db, now_ms()).map_err(|e| backend("cannot load the database", e))?;
+        tracing::info!(path = %path.display(), queues = state.queues.len(), "embedded store opened");
+        let writer = writer::spawn(db).map_err(|e| backend("cannot start the writer", e))?;
+        Ok(Self { inner: Arc::new(Mutex::new(Inner { state, writer: Some(writer) })) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // As in the memory backend: a panic under the lock leaves `State` usable.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes `change` in memory and sends the ops it returns to the writer, under one lock.
+    /// With `wait`, also returns the commit of those ops to await.
+    fn change<T>(
+        &self,
+        wait: bool,
+        change: impl FnOnce(&mut State) -> (T, Vec<Op>),
+    ) -> StoreResult<(T, Option<Committed>)> {
+        let mut inner = self.lock();
+        let Inner { state, writer } = &mut *inner;
+        let writer = writer.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
+        let (out, ops) = change(state);
+        let mut committed = None;
+        let last = ops.len().saturating_sub(1);
+        for (i, op) in ops.into_iter().enumerate() {
+            let ack = (wait && i == last).then(|| {
+                let (ack, done) = oneshot::channel();
+                committed = Some(done);
+                ack
+            });
+            writer.send(Cmd::Write(op, ack)).map_err(|_| backend("store writer", "stopped"))?;
+        }
+        Ok((out, committed))
+    }
+}
+
+/// Waits for a commit, if there is one to wait for.
+async fn committed(done: Option<Committed>) -> StoreResult<()> {
+    match done {
+        None => Ok(()),
+        Some(done) => match done.await {
+            Ok(result) => result.map_err(|e| backend("commit failed", e)),
+            Err(_) => Err(backend("store writer", "stopped")),
+        },
+    }
+}
+
+fn meta(state: &State, queue: &QueueName) -> Meta {
+    state.queues.get(queue).map(Meta::of).expect("the queue was just registered")
+}
+
+impl QueueStore for EmbeddedStore {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
+        let (n, done) = self.change(true, |state| {
+            let expires_at = expiry(ttl);
+            let n = state.add(queue, value.clone(), expires_at);
+            let meta = meta(state, queue);
+            (n, vec![Op::Add { queue: queue.clone(), n, value, expires_at, meta }])
+        })?;
+        committed(done).await?;
+        Ok(MessageKey::new(queue.clone(), n))
+    }
+
+    async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
+        let (popped, _) = self.change(false, |state| {
+            let mut ns = Vec::new();
+            let popped = state.pop(queue, max, now_ms(), &mut ns);
+            ns.extend(popped.iter().map(|m| m.key.n));
+            let ops = if ns.is_empty() { vec![] } else { vec![Op::Remove { queue: queue.clone(), ns }] };
+            (popped, ops)
+        })?;
+        Ok(popped)
+    }
+
+    async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
+        let (peeked, _) = self.change(false, |state| {
+            let mut expired = Vec::new();
+            let peeked = state.peek(queue, now_ms(), &mut expired);
+            let mut ops = Vec::new();
+            if !expired.is_empty() {
+                ops.push(Op::Remove { queue: queue.clone(), ns: expired });
+            }
+            if let Some(m) = &peeked {
+                ops.push(Op::SetReads { queue: queue.clone(), n: m.key.n, reads: m.count });
+            }
+            (peeked, ops)
+        })?;
+        Ok(peeked)
+    }
+
+    async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
+        let (found, done) = self.change(true, |state| {
+            let found = state.delete(key);
+            let ops =
+                if found { vec![Op::Remove { queue: key.queue.clone(), ns: vec![key.n] }] } else { vec![] };
+            (found, ops)
+        })?;
+        committed(done).await?;
+        Ok(found)
+    }
+
+    async fn requeue(&self, queue: &QueueName, messages: Vec<StoredMessage>) -> StoreResult<()> {
+        let ((), done) = self.change(true, |state| {
+            let back = messages.iter().map(|m| (m.key.n, m.value.clone())).collect();
+            state.requeue(queue, messages);
+            let meta = meta(state, queue);
+            ((), vec![Op::Requeue { queue: queue.clone(), messages: back, meta }])
+        })?;
+        committed(done).await
+    }
+
+    async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
+        let (existed, done) = self.change(true, |state| {
+            let existed = state.purge(queue);
+            (existed, if existed { vec![Op::Purge { queue: queue.clone() }] } else { vec![] })
+        })?;
+        committed(done).await?;
+        Ok(existed)
+    }
+
+    async fn queues(&self) -> StoreResult<Vec<QueueName>> {
+        Ok(self.lock().state.names())
+    }
+
+    async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
+        Ok(self.lock().state.info(queue))
+    }
+
+    async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
+        let ((), done) = self.change(true, |state| {
+            state.set_policy(queue, policy);
+            ((), vec![Op::SetMeta { queue: queue.clone(), meta: meta(state, queue) }])
+        })?;
+        committed(done).await
+    }
+
+    async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
+        let ((), done) = self.change(true, |state| {
+            state.set_status(queue, status);
+            ((), vec![Op::SetMeta { queue: queue.clone(), meta: meta(state, queue) }])
+        })?;
+        committed(done).await
+    }
+
+    async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
+        Ok(self.lock().state.recent_keys(queue, max))
+    }
+
+    /// Waits until everything sent so far is committed and the database file is released;
+    /// later operations fail. Closing twice is a no-op.
+    async fn close(&self) -> StoreResult<()> {
+        let Some(writer) = self.lock().writer.take() else { return Ok(()) };
+        let (ack, done) = oneshot::channel();
+        writer.send(Cmd::Close(ack)).map_err(|_| backend("store writer", "stopped"))?;
+        drop(writer);
+        committed(Some(done)).await
+    }
+}
