@@ -1,0 +1,115 @@
+//! Test helpers: a real restmq server on 127.0.0.1:0 for each store backend, stopped on drop.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use restmq_server::config::{ServeConfig, StoreKind};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running server; dropping it shuts it down.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server on `store` with default settings.
+    pub async fn start(store: StoreKind) -> Self {
+        Self::start_with(store, |_| {}).await
+    }
+
+    /// Starts a server on `store`, letting `tweak` change the configuration first.
+    pub async fn start_with(store: StoreKind, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServeConfig::defaults();
+        config.store = store;
+        config.data_dir = dir.path().join("data");
+        config.web_dir = dir.path().join("web");
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        tweak(&mut config);
+        let listener = TcpListener::bind(config.listen).await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(restmq_server::run(config, listener, shutdown.clone()));
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        Self { addr, http, shutdown, handle: Some(handle), _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// `POST /q/<queue>` with `value`; returns the key.
+    pub async fn add(&self, queue: &str, value: &str) -> String {
+        let res = self.http.post(self.url(&format!("/q/{queue}"))).form(&[("value", value)]).send().await.unwrap();
+        assert_eq!(res.status(), 200, "add to {queue}");
+        res.text().await.unwrap().trim_end().to_owned()
+    }
+
+    /// `GET path` → (status, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let res = self.http.get(self.url(path)).send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// `POST path` with a form → (status, body).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let res = self.http.post(self.url(path)).form(form).send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// `GET path` parsed as JSON, asserting 200.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// Shuts the server down and waits for it to finish.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("server task").expect("server run");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Generates one `#[tokio::test]` per store backend for each listed async test function
+/// taking a `StoreKind`.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(restmq_server::config::StoreKind::Memory).await
+                }
+            )*
+        }
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(restmq_server::config::StoreKind::Embedded).await
+                }
+            )*
+        }
+    };
+}
