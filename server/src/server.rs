@@ -28,7 +28,11 @@ pub async fn open_store(config: &ServeConfig) -> anyhow::Result<Store> {
 
 /// Serves on `listener` until `shutdown` is cancelled, then stops cleanly: streams are
 /// closed, undelivered messages go back to their queues, the store is flushed.
-pub async fn run(config: ServeConfig, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let tracker = TaskTracker::new();
     let broker_config = BrokerConfig {

@@ -14,7 +14,10 @@ async fn smoke_sequence(store: StoreKind) {
         s.post_form("/queue", &[("body", r#"{"cmd":"add","queue":"test","value":"second"}"#)]).await;
     assert_eq!((status, body.as_str()), (200, r#"{"queue":"test","key":"test:2","value":"second"}"#));
     assert_eq!(s.add("test", "hi").await, "test:3");
-    assert_eq!(s.get("/q/test").await, (200, "{\"key\":\"test:1\",\"value\":\"first\",\"count\":0}\r\n".into()));
+    assert_eq!(
+        s.get("/q/test").await,
+        (200, "{\"key\":\"test:1\",\"value\":\"first\",\"count\":0}\r\n".into())
+    );
     let stopped = s.post_form("/control/test", &[("status", "stop")]).await;
     assert_eq!(stopped, (200, r#"{"stat":{"queue":"test","status":0}}"#.into()));
     assert_eq!(s.get_json("/control/test").await["status"], "paused");
@@ -32,8 +35,15 @@ async fn smoke_sequence(store: StoreKind) {
     assert_eq!(comet.status(), 200);
     assert!(comet.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let key = s.add("test", "streamed").await;
-    let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), comet.chunk()).await.unwrap().unwrap().unwrap();
-    assert_eq!(std::str::from_utf8(&chunk).unwrap(), format!("{{\"key\":\"{key}\",\"value\":\"streamed\"}}\r\n"));
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), comet.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&chunk).unwrap(),
+        format!("{{\"key\":\"{key}\",\"value\":\"streamed\"}}\r\n")
+    );
 }
 
 on_every_store!(smoke_sequence);

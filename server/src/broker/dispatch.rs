@@ -57,8 +57,9 @@ pub(super) async fn run(broker: Broker, hub: Arc<Hub>) {
                     continue;
                 }
                 let requeue = broker.requeue_sender();
-                let deliveries =
-                    messages.into_iter().map(|m| Arc::new(Delivery::new(m, hub.clone(), epoch, requeue.clone())));
+                let deliveries = messages
+                    .into_iter()
+                    .map(|m| Arc::new(Delivery::new(m, hub.clone(), epoch, requeue.clone())));
                 match policy {
                     Policy::Broadcast => broadcast(deliveries, &targets),
                     Policy::Roundrobin => {
@@ -98,7 +99,8 @@ fn plan(hub: &Hub, batch: usize) -> Step {
         Policy::Roundrobin => capacities.sum(),
     };
     if room == 0 {
-        let (id, tx) = targets.iter().find(|(_, tx)| tx.capacity() == 0).cloned().unwrap_or_else(|| targets[0].clone());
+        let (id, tx) =
+            targets.iter().find(|(_, tx)| tx.capacity() == 0).cloned().unwrap_or_else(|| targets[0].clone());
         return Step::Full { id, tx };
     }
     Step::Send { policy, targets, n: room.min(batch), epoch: st.epoch }
@@ -139,11 +141,7 @@ fn roundrobin(deliveries: impl Iterator<Item = Arc<Delivery>>, targets: &[(u64, 
 async fn load_settings(broker: &Broker, hub: &Hub) {
     match broker.store().info(&hub.queue).await {
         Ok(info) => {
-            let info = info.unwrap_or(crate::store::QueueInfo {
-                len: 0,
-                policy: Policy::default(),
-                status: QueueStatus::default(),
-            });
+            let info = info.unwrap_or_default();
             let mut st = hub.lock();
             st.policy.get_or_insert(info.policy);
             st.status.get_or_insert(info.status);

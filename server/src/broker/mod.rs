@@ -70,7 +70,12 @@ struct Inner {
 
 impl Broker {
     /// Starts a broker over `store`; its tasks stop when `shutdown` is cancelled.
-    pub fn new(store: Store, config: BrokerConfig, shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+    pub fn new(
+        store: Store,
+        config: BrokerConfig,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Self {
         let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
         let broker = Self {
             inner: Arc::new(Inner {
@@ -119,7 +124,12 @@ impl Broker {
     }
 
     /// Adds a message; streaming consumers of the queue get it at once.
-    pub async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> BrokerResult<MessageKey> {
+    pub async fn add(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+    ) -> BrokerResult<MessageKey> {
         let key = self.inner.store.add(queue, value, ttl).await?;
         let hub = self.hub(queue);
         hub.counters.added.fetch_add(1, Ordering::Relaxed);
@@ -194,18 +204,26 @@ impl Broker {
         Ok(self.inner.store.recent_keys(queue, max).await?)
     }
 
-    /// One queue's figures; `None` when it does not exist.
+    /// One queue's figures; `None` when it neither exists nor has consumers waiting.
     pub async fn queue_stats(&self, queue: &QueueName) -> BrokerResult<Option<QueueStats>> {
-        let Some(info) = self.inner.store.info(queue).await? else { return Ok(None) };
-        Ok(Some(self.figures(queue, info)))
+        let info = self.inner.store.info(queue).await?;
+        let waiting = self.existing_hub(queue).is_some_and(|h| h.consumer_count() > 0);
+        Ok(info.or(waiting.then(QueueInfo::default)).map(|info| self.figures(queue, info)))
     }
 
-    /// Every queue's figures.
+    /// Every queue's figures, including queues that have consumers but no message yet.
     pub async fn stats(&self) -> BrokerResult<StatsReply> {
         let mut queues = BTreeMap::new();
         for queue in self.inner.store.queues().await? {
             if let Some(info) = self.inner.store.info(&queue).await? {
                 queues.insert(queue.to_string(), self.figures(&queue, info));
+            }
+        }
+        let waiting: Vec<Arc<Hub>> =
+            self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for hub in waiting {
+            if hub.consumer_count() > 0 && !queues.contains_key(hub.queue.as_str()) {
+                queues.insert(hub.queue.to_string(), self.figures(&hub.queue, QueueInfo::default()));
             }
         }
         Ok(StatsReply { count: queues.len() as u64, queues, store: self.inner.store.kind().to_owned() })

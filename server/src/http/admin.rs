@@ -25,14 +25,22 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /p/<queue>`: `broadcast` unless set otherwise.
-async fn get_policy(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+async fn get_policy(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
     let callback = args.callback()?;
     let value = state.broker.info(&queue).await?.map_or(Policy::default(), |i| i.policy);
     reply::json(&PolicyReply { queue, value }, callback)
 }
 
 /// `POST /p/<queue>` with `policy=broadcast|roundrobin`: answers `OK\r\n`.
-async fn set_policy(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+async fn set_policy(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
     let given = args.require("policy")?;
     let policy = Policy::parse(given).ok_or_else(|| {
         ApiError::InvalidArgument(format!("policy must be broadcast or roundrobin, not {given:?}"))
@@ -42,7 +50,11 @@ async fn set_policy(State(state): State<AppState>, QueuePath(queue): QueuePath, 
 }
 
 /// `GET /control/<queue>`: `started` or `paused`.
-async fn get_status(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+async fn get_status(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
     let callback = args.callback()?;
     let status = state.broker.info(&queue).await?.map_or(QueueStatus::default(), |i| i.status);
     reply::json(&StatusReply { queue, status }, callback)
@@ -57,7 +69,11 @@ async fn list_statuses(State(state): State<AppState>, args: Args) -> Result<Resp
 }
 
 /// `POST /control/<queue>` with `status=start|stop`.
-async fn set_status(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+async fn set_status(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
     let given = args.require("status")?;
     let status = QueueStatus::parse_command(given)
         .ok_or_else(|| ApiError::InvalidArgument(format!("status must be start or stop, not {given:?}")))?;
@@ -72,7 +88,11 @@ async fn all_stats(State(state): State<AppState>, args: Args) -> Result<Response
 }
 
 /// `GET /stats/<queue>`: one queue's figures; 404 when it does not exist.
-async fn queue_stats(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+async fn queue_stats(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
     let callback = args.callback()?;
     match state.broker.queue_stats(&queue).await? {
         Some(stats) => reply::json(&stats, callback),

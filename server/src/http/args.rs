@@ -54,7 +54,9 @@ impl Args {
         self.get("ttl")
             .map(|t| match t.parse::<u64>() {
                 Ok(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs)),
-                _ => Err(ApiError::InvalidArgument(format!("ttl must be a positive number of seconds, not {t:?}"))),
+                _ => Err(ApiError::InvalidArgument(format!(
+                    "ttl must be a positive number of seconds, not {t:?}"
+                ))),
             })
             .transpose()
     }
@@ -68,7 +70,10 @@ impl Args {
         }
     }
 
-    fn merge<'a>(&mut self, pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>) {
+    fn merge<'a>(
+        &mut self,
+        pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+    ) {
         for (k, v) in pairs {
             if !v.is_empty() {
                 self.fields.insert(k.into_owned(), v.into_owned());
@@ -108,9 +113,9 @@ impl FromRequest<AppState> for Args {
                 args.merge(form_urlencoded::parse(&bytes));
             }
             Some("multipart/form-data") => {
-                let mut multipart = Multipart::from_request(req, state)
-                    .await
-                    .map_err(|e| ApiError::InvalidArgument(format!("bad multipart body: {}", e.body_text())))?;
+                let mut multipart = Multipart::from_request(req, state).await.map_err(|e| {
+                    ApiError::InvalidArgument(format!("bad multipart body: {}", e.body_text()))
+                })?;
                 while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
                     let Some(name) = field.name().map(str::to_owned) else { continue };
                     let value = field.text().await.map_err(multipart_error)?;

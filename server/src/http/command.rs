@@ -9,8 +9,8 @@ use restmq_shared::{Command, CommandReply};
 use serde_json::Value;
 
 use super::args::Args;
-use super::rest::check_size;
 use super::reply;
+use super::rest::check_size;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -49,7 +49,8 @@ fn parse(args: &Args) -> Result<Command, ApiError> {
         Some(field) => field,
         None => {
             let raw = args.raw.as_ref().ok_or(ApiError::MissingArgument("body"))?;
-            std::str::from_utf8(&raw.bytes).map_err(|_| ApiError::MalformedJson("body is not UTF-8".to_owned()))?
+            std::str::from_utf8(&raw.bytes)
+                .map_err(|_| ApiError::MalformedJson("body is not UTF-8".to_owned()))?
         }
     };
     let doc: Value = serde_json::from_str(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;

@@ -39,7 +39,11 @@ async fn add_by_argument(State(state): State<AppState>, args: Args) -> Result<Re
 }
 
 /// `POST /q/<queue>`: adds `value`; answers `<queue>:<n>\r\n`.
-async fn add_message(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+async fn add_message(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
     add(&state, &queue, &args).await
 }
 
@@ -60,7 +64,11 @@ pub fn check_size(state: &AppState, value: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /q/<queue>`: hard get, or a soft get with `soft=1`; `204` when empty.
-async fn get_message(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+async fn get_message(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
     pop_or_peek(&state, &queue, &args).await
 }
 
@@ -78,7 +86,10 @@ async fn pop_or_peek(state: &AppState, queue: &QueueName, args: &Args) -> Result
 }
 
 /// `DELETE /q/<queue>`: purges the queue and closes its streaming consumers.
-async fn purge_queue(State(state): State<AppState>, QueuePath(queue): QueuePath) -> Result<Response, ApiError> {
+async fn purge_queue(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+) -> Result<Response, ApiError> {
     let existed = state.broker.purge(&queue).await?;
     reply::json(&PurgeReply { queue, status: u8::from(existed) }, None)
 }
@@ -90,7 +101,11 @@ async fn list_queues(State(state): State<AppState>, args: Args) -> Result<Respon
 }
 
 /// `GET /j/<queue>`: the newest ten keys and the length.
-async fn recent_keys(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+async fn recent_keys(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
     let callback = args.callback()?;
     let len = state.broker.info(&queue).await?.map_or(0, |i| i.len);
     let keys = state.broker.recent_keys(&queue, 10).await?;

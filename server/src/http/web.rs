@@ -26,7 +26,16 @@ pub async fn index(state: &AppState) -> Response {
 }
 
 /// The router's fallback: files of `web_dir`, else a JSON 404.
-pub fn static_files(web_dir: &Path) -> ServeDir<impl tower::Service<axum::extract::Request, Response = Response, Error = std::convert::Infallible, Future = impl Send> + Clone> {
+pub fn static_files(
+    web_dir: &Path,
+) -> ServeDir<
+    impl tower::Service<
+            axum::extract::Request,
+            Response = Response,
+            Error = std::convert::Infallible,
+            Future = impl Send,
+        > + Clone,
+> {
     ServeDir::new(web_dir)
         .append_index_html_on_directories(false)
         .call_fallback_on_method_not_allowed(true)

@@ -33,7 +33,7 @@ pub struct PeekedMessage {
 }
 
 /// A queue's length and settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueInfo {
     pub len: u64,
     pub policy: Policy,

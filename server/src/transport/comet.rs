@@ -13,7 +13,11 @@ use crate::http::args::{Args, QueuePath};
 use crate::state::AppState;
 
 /// Streams the queue's messages as lines until the client leaves or the server ends it.
-pub async fn stream_comet(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+pub async fn stream_comet(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
     let callback = args.callback()?.map(str::to_owned);
     let sub = state.broker.subscribe(&queue);
     let shutdown = state.broker.shutdown_token().clone();
@@ -32,10 +36,7 @@ pub async fn stream_comet(State(state): State<AppState>, QueuePath(queue): Queue
             Some((Ok::<_, std::convert::Infallible>(line), more.then_some(sub)))
         }
     });
-    Ok((
-        [(CONTENT_TYPE, "text/plain; charset=utf-8"), (CACHE_CONTROL, "no-cache")],
-        Body::from_stream(lines),
-    )
+    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8"), (CACHE_CONTROL, "no-cache")], Body::from_stream(lines))
         .into_response())
 }
 

@@ -15,7 +15,10 @@ use crate::http::args::QueuePath;
 use crate::state::AppState;
 
 /// Streams the queue's messages as events until the client leaves or the server ends it.
-pub async fn stream_sse(State(state): State<AppState>, QueuePath(queue): QueuePath) -> Result<Response, ApiError> {
+pub async fn stream_sse(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+) -> Result<Response, ApiError> {
     let sub = state.broker.subscribe(&queue);
     let shutdown = state.broker.shutdown_token().clone();
     let events = stream::unfold(Some(sub), move |sub| {
@@ -29,7 +32,9 @@ pub async fn stream_sse(State(state): State<AppState>, QueuePath(queue): QueuePa
                     delivery.mark_delivered();
                     (event, true)
                 }
-                Next::Closed(reason) => (Event::default().event("close").data(close_notice(&sub, reason)), false),
+                Next::Closed(reason) => {
+                    (Event::default().event("close").data(close_notice(&sub, reason)), false)
+                }
             };
             Some((Ok::<_, Infallible>(event), more.then_some(sub)))
         }

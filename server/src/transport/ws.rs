@@ -26,13 +26,10 @@ pub async fn stream_websocket(
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
     let broker = state.broker.clone();
     let max = state.settings.max_message_bytes;
-    Ok(upgrade
-        .max_message_size(max + 1024)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| {
-            let tracker = broker.tracker().clone();
-            tracker.track_future(serve(socket, broker, queue))
-        }))
+    Ok(upgrade.max_message_size(max + 1024).write_buffer_size(0).on_upgrade(move |socket| {
+        let tracker = broker.tracker().clone();
+        tracker.track_future(serve(socket, broker, queue))
+    }))
 }
 
 async fn serve(mut socket: WebSocket, broker: Broker, queue: QueueName) {

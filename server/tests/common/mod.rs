@@ -51,7 +51,8 @@ impl TestServer {
 
     /// `POST /q/<queue>` with `value`; returns the key.
     pub async fn add(&self, queue: &str, value: &str) -> String {
-        let res = self.http.post(self.url(&format!("/q/{queue}"))).form(&[("value", value)]).send().await.unwrap();
+        let res =
+            self.http.post(self.url(&format!("/q/{queue}"))).form(&[("value", value)]).send().await.unwrap();
         assert_eq!(res.status(), 200, "add to {queue}");
         res.text().await.unwrap().trim_end().to_owned()
     }
