@@ -1,0 +1,32 @@
+//! The root component: header, connection line, queue table.
+
+use yew::prelude::*;
+
+use crate::{components::QueueTable, hooks::use_stats};
+
+#[function_component(App)]
+pub fn app() -> Html {
+    let stats = use_stats();
+
+    let status = match (&stats.reply, &stats.error) {
+        (_, Some(error)) => html! { <p class="status error">{ format!("Cannot load stats: {error}") }</p> },
+        (None, None) => html! { <p class="status">{ "Loading…" }</p> },
+        (Some(reply), None) => html! {
+            <p class="status">{ format!("{} queues · store: {}", reply.count, reply.store) }</p>
+        },
+    };
+
+    html! {
+        <>
+            <header>
+                <h1>{ "restmq" }</h1>
+                { status }
+            </header>
+            <main>
+                if let Some(reply) = &stats.reply {
+                    <QueueTable queues={reply.queues.values().cloned().collect::<Vec<_>>()} />
+                }
+            </main>
+        </>
+    }
+}
