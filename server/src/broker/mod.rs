@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 pub use hub::{CloseReason, Delivery, Hub, Subscription};
 use hub::{Consumer, Requeue};
 
-use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
+use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoreEvent, StoredMessage};
 
 /// Tuning of streaming delivery.
 #[derive(Debug, Clone)]
@@ -90,7 +90,51 @@ impl Broker {
         };
         let requeuer = broker.clone();
         broker.inner.tracker.spawn(async move { requeuer.run_requeuer().await });
+        if let Some(events) = broker.inner.store.watch() {
+            let watcher = broker.clone();
+            broker.inner.tracker.spawn(async move { watcher.run_watcher(events).await });
+        }
         broker
+    }
+
+    /// Applies changes made by other processes: wakes dispatchers, drops cached settings,
+    /// closes consumers of purged queues.
+    async fn run_watcher(&self, mut events: tokio::sync::broadcast::Receiver<StoreEvent>) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = self.inner.shutdown.cancelled() => return,
+            };
+            match event {
+                Ok(StoreEvent::Added(queue)) => {
+                    if let Some(hub) = self.existing_hub(&queue) {
+                        hub.wake();
+                    }
+                }
+                Ok(StoreEvent::Settings(queue)) => {
+                    if let Some(hub) = self.existing_hub(&queue) {
+                        let mut st = hub.lock();
+                        (st.policy, st.status) = (None, None);
+                        drop(st);
+                        hub.wake();
+                    }
+                }
+                Ok(StoreEvent::Purged(queue)) => self.forget(&queue),
+                // Missed events: re-read every queue's settings and wake every dispatcher.
+                Err(RecvError::Lagged(_)) => {
+                    let hubs: Vec<Arc<Hub>> =
+                        self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+                    for hub in hubs {
+                        let mut st = hub.lock();
+                        (st.policy, st.status) = (None, None);
+                        drop(st);
+                        hub.wake();
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -162,6 +206,12 @@ impl Broker {
     /// Removes the queue and all its messages; its streaming consumers are told and closed.
     pub async fn purge(&self, queue: &QueueName) -> BrokerResult<bool> {
         let existed = self.inner.store.purge(queue).await?;
+        self.forget(queue);
+        Ok(existed)
+    }
+
+    /// After a purge: closes the queue's consumers and forgets what was cached of it.
+    fn forget(&self, queue: &QueueName) {
         if let Some(hub) = self.existing_hub(queue) {
             {
                 let mut st = hub.lock();
@@ -172,7 +222,6 @@ impl Broker {
             hub.close_all(CloseReason::Purged);
             hub.wake();
         }
-        Ok(existed)
     }
 
     pub async fn queues(&self) -> BrokerResult<Vec<QueueName>> {

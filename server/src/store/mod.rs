@@ -116,6 +116,23 @@ pub trait QueueStore: Send + Sync + 'static {
 
     /// Makes everything acknowledged so far durable and releases the backend.
     fn close(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Changes made by other processes sharing this store, for the broker to wake its
+    /// consumers. `None` for backends only this process uses (memory, embedded).
+    fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        None
+    }
+}
+
+/// A change made to a queue by another process on the same store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// Messages were added (or put back).
+    Added(QueueName),
+    /// Policy or status changed.
+    Settings(QueueName),
+    /// The queue was purged.
+    Purged(QueueName),
 }
 
 /// The configured backend. Handlers hold this, not a generic.
@@ -185,5 +202,9 @@ impl QueueStore for Store {
 
     async fn close(&self) -> StoreResult<()> {
         dispatch!(self, s => s.close().await)
+    }
+
+    fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        dispatch!(self, s => s.watch())
     }
 }
