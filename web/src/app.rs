@@ -12,7 +12,7 @@ pub fn app() -> Html {
         (_, Some(error)) => html! { <p class="status error">{ format!("Cannot load stats: {error}") }</p> },
         (None, None) => html! { <p class="status">{ "Loading…" }</p> },
         (Some(reply), None) => html! {
-            <p class="status">{ format!("{} queues · store: {}", reply.count, reply.store) }</p>
+            <p class="status">{ format!("{} · store: {}", plural(reply.count, "queue"), reply.store) }</p>
         },
     };
 
@@ -28,5 +28,13 @@ pub fn app() -> Html {
                 }
             </main>
         </>
+    }
+}
+
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
