@@ -6,9 +6,27 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A server process, killed and reaped on drop (also when a test fails).
+struct Server(Child);
+
+impl Server {
+    /// SIGKILL, as `kill -9` does, then reap.
+    fn kill_9(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reap");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the `restmq` binary on a free port; returns it and its base URL.
-fn spawn_server(data_dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_restmq"))
+fn spawn_server(data_dir: &std::path::Path) -> (Server, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_restmq"))
         .args(["serve", "--store", "embedded", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("RUST_LOG", "info")
@@ -17,7 +35,8 @@ fn spawn_server(data_dir: &std::path::Path) -> (Child, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn restmq");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = Server(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let line = lines.next().expect("server exited before it was ready").unwrap();
@@ -66,8 +85,7 @@ async fn acknowledged_adds_survive_kill_9() {
         assert!(Instant::now() < deadline, "too slow to reach 1,500 acknowledged adds");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    child.kill_9();
     for p in producers {
         let _ = p.await;
     }
@@ -83,8 +101,7 @@ async fn acknowledged_adds_survive_kill_9() {
         let body: serde_json::Value = res.json().await.unwrap();
         found.insert(body["key"].as_str().unwrap().to_owned());
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill_9();
     let missing: Vec<_> = acked.difference(&found).collect();
     println!(
         "kill -9 (embedded): sent {}, acknowledged {}, found after restart {}, missing {}",
