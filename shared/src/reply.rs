@@ -101,4 +101,79 @@ pub struct StatsReply {
     pub queues: BTreeMap<String, QueueStats>,
     /// The store backend: `memory`, `embedded` or `redis`.
     pub store: String,
+    /// The feeders of this server by name, with their counters; absent when there are none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub feeds: BTreeMap<String, FeedStats>,
+}
+
+/// One feeder's figures in `/stats/` (`feeds`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedStats {
+    /// `system`, `url`, `file`, `syslog` or `collectd`.
+    pub kind: String,
+    /// The queue it publishes to (syslog: the prefix of `<prefix>:<host>`).
+    pub queue: String,
+    /// Messages published.
+    pub published: u64,
+    /// Messages dropped by the feed's filters.
+    pub filtered: u64,
+    /// Messages or connections that failed.
+    pub errors: u64,
+    /// Times the feed reconnected to its source.
+    pub reconnects: u64,
+}
+
+/// A message of the `system` feed: one sample of the host's metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SystemSample {
+    pub host: String,
+    /// When it was taken, in milliseconds since the Unix epoch.
+    pub ts: u64,
+    pub cpu: CpuSample,
+    pub memory: MemorySample,
+    pub swap: MemorySample,
+    pub net: NetSample,
+    pub load: LoadSample,
+    /// The busiest processes, by CPU.
+    pub top: Vec<ProcessSample>,
+}
+
+/// CPU use in percent: all cores together and each core.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuSample {
+    pub total: f32,
+    pub cores: Vec<f32>,
+}
+
+/// Memory or swap, in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemorySample {
+    pub total: u64,
+    pub used: u64,
+}
+
+/// Network throughput over all interfaces but loopback, in bytes per second.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetSample {
+    pub rx: f64,
+    pub tx: f64,
+}
+
+/// Load averages over 1, 5 and 15 minutes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadSample {
+    pub one: f64,
+    pub five: f64,
+    pub fifteen: f64,
+}
+
+/// One process in [`SystemSample::top`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSample {
+    pub pid: u32,
+    pub name: String,
+    /// Percent of one core (may exceed 100 on several cores).
+    pub cpu: f32,
+    /// Resident memory in bytes.
+    pub memory: u64,
 }

@@ -275,7 +275,12 @@ impl Broker {
                 queues.insert(hub.queue.to_string(), self.figures(&hub.queue, QueueInfo::default()));
             }
         }
-        Ok(StatsReply { count: queues.len() as u64, queues, store: self.inner.store.kind().to_owned() })
+        Ok(StatsReply {
+            count: queues.len() as u64,
+            queues,
+            store: self.inner.store.kind().to_owned(),
+            feeds: BTreeMap::new(),
+        })
     }
 
     fn figures(&self, queue: &QueueName, info: QueueInfo) -> QueueStats {
