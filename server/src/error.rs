@@ -17,7 +17,7 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
-    InvalidQueueName(NameError),
+    InvalidQueueName(String),
     #[error("{0}")]
     InvalidKey(String),
     #[error("malformed JSON: {0}")]
@@ -38,6 +38,16 @@ pub enum ApiError {
     UpgradeRequired,
     #[error(transparent)]
     Broker(#[from] BrokerError),
+}
+
+impl From<NameError> for ApiError {
+    /// A name or key that breaks the naming rules.
+    fn from(err: NameError) -> Self {
+        match err {
+            NameError::BadKey => Self::InvalidKey(err.to_string()),
+            _ => Self::InvalidQueueName(err.to_string()),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {

@@ -288,7 +288,7 @@ async fn incomplete_commands(store: StoreKind) {
         assert_eq!(res.status(), 400, "{doc}");
         let body: Value = res.json().await.unwrap();
         let code = body["error"]["code"].as_str().unwrap_or_default().to_owned();
-        assert!(["missing_argument", "invalid_argument"].contains(&code.as_str()), "{doc}: {body}");
+        assert!(["missing_argument", "invalid_queue_name"].contains(&code.as_str()), "{doc}: {body}");
     }
     assert_eq!(snapshot(&s).await, before);
 }
@@ -737,7 +737,48 @@ async fn random_garbage_requests(store: StoreKind) {
     assert!(s.get_json("/stats/").await["store"].is_string());
 }
 
+/// A bad queue name in a JSON command is `invalid_queue_name`.
+async fn json_bad_queue_name(store: StoreKind) {
+    let s = seeded(store).await;
+    for doc in [r#"{"cmd":"add","queue":"a b","value":"x"}"#, r#"{"cmd":"take","queue":"a/b"}"#] {
+        expect_error(raw_command(&s, doc), 400, "invalid_queue_name", doc).await;
+    }
+}
+
+/// A malformed key in `del` is `invalid_key`.
+async fn json_malformed_key(store: StoreKind) {
+    let s = seeded(store).await;
+    for doc in
+        [r#"{"cmd":"del","queue":"seed","key":"nonsense"}"#, r#"{"cmd":"del","queue":"seed","key":"seed:0"}"#]
+    {
+        expect_error(raw_command(&s, doc), 400, "invalid_key", doc).await;
+    }
+}
+
+/// Missing command fields are `missing_argument`, like missing REST arguments.
+async fn json_missing_fields(store: StoreKind) {
+    let s = seeded(store).await;
+    for doc in [
+        r#"{"cmd":"get"}"#,
+        r#"{"cmd":"add","queue":"q"}"#,
+        r#"{"cmd":"add","queue":"q","value":""}"#,
+        r#"{"cmd":"del","queue":"q"}"#,
+    ] {
+        expect_error(raw_command(&s, doc), 400, "missing_argument", doc).await;
+    }
+}
+
+/// A non-UTF-8 queue name in the path is `invalid_queue_name`.
+async fn path_non_utf8_name(store: StoreKind) {
+    let s = seeded(store).await;
+    expect_error(s.http.get(s.url("/q/%FF%FE")), 400, "invalid_queue_name", "GET /q/%FF%FE").await;
+}
+
 on_every_store!(
+    json_bad_queue_name,
+    json_malformed_key,
+    json_missing_fields,
+    path_non_utf8_name,
     missing_value,
     missing_queue_on_post_root,
     bad_queue_names_in_path,

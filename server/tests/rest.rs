@@ -368,7 +368,34 @@ async fn concurrent_adds_get_distinct_keys(store: StoreKind) {
     assert_eq!(s.get_json("/j/many").await["len"], 50);
 }
 
+/// A HEAD request does not consume a message or count a soft read.
+async fn head_does_not_consume(store: StoreKind) {
+    let s = TestServer::start(store).await;
+    s.add("h", "one").await;
+    assert_eq!(s.http.head(s.url("/q/h")).send().await.unwrap().status(), 200);
+    assert_eq!(s.http.head(s.url("/?queue=h")).send().await.unwrap().status(), 200);
+    assert_eq!(s.http.head(s.url("/q/h?soft=1")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        s.get("/q/h?soft=1").await,
+        (200, "{\"key\":\"h:1\",\"value\":\"one\",\"count\":1}\r\n".into())
+    );
+    assert_eq!(s.get("/q/h").await, (200, "{\"key\":\"h:1\",\"value\":\"one\",\"count\":0}\r\n".into()));
+    assert_eq!(s.http.head(s.url("/q/h")).send().await.unwrap().status(), 204);
+}
+
+/// A ttl too large to mean anything is refused, not wrapped into an instant expiry.
+async fn huge_ttl_is_refused(store: StoreKind) {
+    let s = TestServer::start(store).await;
+    let (status, body) = s.post_form("/q/t", &[("value", "x"), ("ttl", "18446744073709552")]).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(s.post_form("/q/t", &[("value", "x"), ("ttl", "315360000")]).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(s.get("/q/t").await, (200, "{\"key\":\"t:1\",\"value\":\"x\",\"count\":0}\r\n".into()));
+}
+
 on_every_store!(
+    head_does_not_consume,
+    huge_ttl_is_refused,
     concurrent_hard_gets_deliver_once,
     concurrent_adds_get_distinct_keys,
     add_form_numbers_per_queue,

@@ -14,6 +14,9 @@ use restmq_shared::QueueName;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The longest `ttl` accepted: ten years, in seconds.
+pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+
 /// A body that is not a form, kept for routes that read it (raw JSON, NDJSON, …).
 #[derive(Debug)]
 pub struct RawBody {
@@ -49,13 +52,13 @@ impl Args {
         self.get(name).is_some_and(|v| !matches!(v, "0" | "false" | "no"))
     }
 
-    /// The optional `ttl` argument in seconds.
+    /// The optional `ttl` argument: 1 to [`MAX_TTL_SECS`] seconds.
     pub fn ttl(&self) -> Result<Option<std::time::Duration>, ApiError> {
         self.get("ttl")
             .map(|t| match t.parse::<u64>() {
-                Ok(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs)),
+                Ok(secs @ 1..=MAX_TTL_SECS) => Ok(std::time::Duration::from_secs(secs)),
                 _ => Err(ApiError::InvalidArgument(format!(
-                    "ttl must be a positive number of seconds, not {t:?}"
+                    "ttl must be 1 to {MAX_TTL_SECS} seconds, not {t:?}"
                 ))),
             })
             .transpose()
@@ -161,8 +164,8 @@ impl<S: Send + Sync> FromRequestParts<S> for QueuePath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(name) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError::InvalidArgument(e.body_text()))?;
-        QueueName::try_from(name).map(QueuePath).map_err(ApiError::InvalidQueueName)
+            .map_err(|_| ApiError::InvalidQueueName("queue name is not valid UTF-8".to_owned()))?;
+        Ok(QueuePath(QueueName::try_from(name)?))
     }
 }
 

@@ -5,7 +5,7 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use restmq_shared::protocol::COMMANDS;
-use restmq_shared::{Command, CommandReply};
+use restmq_shared::{Command, CommandReply, MessageKey, QueueName};
 use serde_json::Value;
 
 use super::args::Args;
@@ -44,6 +44,33 @@ async fn run_command(State(state): State<AppState>, args: Args) -> Result<Respon
     reply::json(&answer, None)
 }
 
+/// Missing fields, bad names and bad keys get their own error codes, before serde's
+/// generic message.
+fn check_fields(cmd: &str, doc: &Value) -> Result<(), ApiError> {
+    let needed: &[&'static str] = match cmd {
+        "add" => &["queue", "value"],
+        "del" => &["queue", "key"],
+        _ => &["queue"],
+    };
+    for &field in needed {
+        match doc.get(field) {
+            None | Some(Value::Null) => return Err(ApiError::MissingArgument(field)),
+            Some(Value::String(s)) if s.is_empty() => return Err(ApiError::MissingArgument(field)),
+            _ => {}
+        }
+    }
+    let queue = doc["queue"]
+        .as_str()
+        .ok_or_else(|| ApiError::InvalidQueueName("queue must be a string".to_owned()))?;
+    QueueName::try_from(queue)?;
+    if cmd == "del" {
+        let key =
+            doc["key"].as_str().ok_or_else(|| ApiError::InvalidKey("key must be a string".to_owned()))?;
+        MessageKey::try_from(key)?;
+    }
+    Ok(())
+}
+
 fn parse(args: &Args) -> Result<Command, ApiError> {
     let text = match args.get("body").or_else(|| args.get("msg")) {
         Some(field) => field,
@@ -63,5 +90,6 @@ fn parse(args: &Args) -> Result<Command, ApiError> {
     if !COMMANDS.contains(&cmd.as_str()) {
         return Err(ApiError::UnknownCommand(cmd));
     }
+    check_fields(&cmd, &doc)?;
     serde_json::from_value(doc).map_err(|e| ApiError::InvalidArgument(format!("bad {cmd} command: {e}")))
 }

@@ -1,7 +1,7 @@
 //! RestMQ's REST routes: add with POST, hard and soft get, purge, the queue list, `/j`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -22,11 +22,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /`: the web app, or with `queue` RestMQ's hard get.
-async fn root(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
+async fn root(State(state): State<AppState>, method: Method, args: Args) -> Result<Response, ApiError> {
     match args.get("queue") {
         Some(name) => {
-            let queue = QueueName::try_from(name).map_err(ApiError::InvalidQueueName)?;
-            pop_or_peek(&state, &queue, &args).await
+            let queue = QueueName::try_from(name)?;
+            pop_or_peek(&state, &method, &queue, &args).await
         }
         None => Ok(web::index(&state).await),
     }
@@ -34,7 +34,7 @@ async fn root(State(state): State<AppState>, args: Args) -> Result<Response, Api
 
 /// `POST /` with `queue` and `value`: RestMQ's add.
 async fn add_by_argument(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
-    let queue = QueueName::try_from(args.require("queue")?).map_err(ApiError::InvalidQueueName)?;
+    let queue = QueueName::try_from(args.require("queue")?)?;
     add(&state, &queue, &args).await
 }
 
@@ -66,14 +66,25 @@ pub fn check_size(state: &AppState, value: &str) -> Result<(), ApiError> {
 /// `GET /q/<queue>`: hard get, or a soft get with `soft=1`; `204` when empty.
 async fn get_message(
     State(state): State<AppState>,
+    method: Method,
     QueuePath(queue): QueuePath,
     args: Args,
 ) -> Result<Response, ApiError> {
-    pop_or_peek(&state, &queue, &args).await
+    pop_or_peek(&state, &method, &queue, &args).await
 }
 
-async fn pop_or_peek(state: &AppState, queue: &QueueName, args: &Args) -> Result<Response, ApiError> {
+/// A HEAD request changes nothing: it answers 200 when a message waits, else 204.
+async fn pop_or_peek(
+    state: &AppState,
+    method: &Method,
+    queue: &QueueName,
+    args: &Args,
+) -> Result<Response, ApiError> {
     let callback = args.callback()?;
+    if method == Method::HEAD {
+        let waiting = state.broker.info(queue).await?.is_some_and(|i| i.len > 0);
+        return Ok(if waiting { StatusCode::OK } else { StatusCode::NO_CONTENT }.into_response());
+    }
     let found = if args.flag("soft") {
         state.broker.peek(queue).await?.map(|m| GetReply { key: m.key, value: m.value, count: m.count })
     } else {

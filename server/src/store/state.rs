@@ -15,7 +15,7 @@ pub fn now_ms() -> u64 {
 
 /// The expiry instant of a message added now with `ttl`.
 pub fn expiry(ttl: Option<Duration>) -> Option<u64> {
-    ttl.map(|ttl| now_ms().saturating_add(ttl.as_millis() as u64))
+    ttl.map(|ttl| now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)))
 }
 
 /// One stored message.
