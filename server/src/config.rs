@@ -17,6 +17,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the queue server.
     Serve(ServeConfig),
+    /// Relay data sources into a running server over HTTP (`SPEC` as for `serve --feed`).
+    Feed(crate::feed::FeedConfig),
+    #[command(flatten)]
+    Client(crate::cli::ClientCommand),
 }
 
 /// Which store backend keeps the queues.
@@ -45,9 +49,14 @@ pub struct ServeConfig {
     #[arg(long, env = "RESTMQ_DATA_DIR", default_value = "./restmq-data")]
     pub data_dir: PathBuf,
 
-    /// Redis URL for `--store redis`.
+    /// Redis URL for `--store redis`; with `--redis-cluster`, a comma-separated list of
+    /// seed nodes.
     #[arg(long, env = "RESTMQ_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+
+    /// Talk to a Redis Cluster: each queue's keys share one hash slot (`{queue}` tags).
+    #[arg(long, env = "RESTMQ_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
 
     /// Largest message accepted, in bytes; larger ones get 413.
     #[arg(long, env = "RESTMQ_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
@@ -68,6 +77,11 @@ pub struct ServeConfig {
     /// Seconds streams get to close cleanly at shutdown.
     #[arg(long, env = "RESTMQ_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,
+
+    /// A data source to relay into a queue, e.g. `system` or `file:path=a.txt,queue=text,loop`;
+    /// repeatable (in the environment, separate specs with `;`). Syntax in the README.
+    #[arg(long = "feed", value_name = "SPEC", env = "RESTMQ_FEEDS", value_delimiter = ';')]
+    pub feeds: Vec<crate::feed::FeedSpec>,
 }
 
 impl ServeConfig {

@@ -11,18 +11,30 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::{Broker, BrokerConfig};
 use crate::config::{ServeConfig, StoreKind};
+use crate::feed::Sink;
 use crate::state::{AppState, Settings};
-use crate::store::{EmbeddedStore, MemoryStore, QueueStore, Store};
+use crate::store::{EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore, Store};
 
 /// Opens the configured store.
-pub async fn open_store(config: &ServeConfig) -> anyhow::Result<Store> {
+pub async fn open_store(config: &ServeConfig, addr: std::net::SocketAddr) -> anyhow::Result<Store> {
     Ok(match config.store {
         StoreKind::Memory => Store::Memory(MemoryStore::new()),
         StoreKind::Embedded => Store::Embedded(
             EmbeddedStore::open(&config.data_dir)
                 .with_context(|| format!("opening the embedded store in {}", config.data_dir.display()))?,
         ),
-        StoreKind::Redis => anyhow::bail!("the redis store is not available in this build yet"),
+        StoreKind::Redis => {
+            let options = RedisOptions {
+                urls: config.redis_url.split(',').map(|u| u.trim().to_owned()).collect(),
+                cluster: config.redis_cluster,
+                node_addr: addr.to_string(),
+            };
+            Store::Redis(
+                RedisStore::open(options)
+                    .await
+                    .with_context(|| format!("connecting to Redis at {}", config.redis_url))?,
+            )
+        }
     })
 }
 
@@ -33,18 +45,20 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+    let addr = listener.local_addr()?;
+    let store = open_store(&config, addr).await?;
     let tracker = TaskTracker::new();
     let broker_config = BrokerConfig {
         consumer_buffer: config.consumer_buffer,
         slow_consumer_timeout: Duration::from_secs(config.slow_consumer_secs),
+        node_addr: addr.to_string(),
         ..BrokerConfig::default()
     };
     let broker = Broker::new(store.clone(), broker_config, shutdown.clone(), tracker.clone());
     let settings = Settings { max_message_bytes: config.max_message_bytes, web_dir: config.web_dir.clone() };
-    let app = crate::http::router(AppState { broker: broker.clone(), settings: Arc::new(settings) });
+    let feeds = crate::feed::start(&config.feeds, Sink::Broker(broker.clone()), &shutdown, &tracker).await?;
+    let app = crate::http::router(AppState { broker: broker.clone(), settings: Arc::new(settings), feeds });
 
-    let addr = listener.local_addr()?;
     tracing::info!(store = store.kind(), "restmq ready at http://{addr}/");
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
 

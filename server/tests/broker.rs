@@ -15,6 +15,7 @@ fn broker(buffer: usize) -> (Broker, CancellationToken) {
         consumer_buffer: buffer,
         slow_consumer_timeout: Duration::from_millis(300),
         batch: 64,
+        ..BrokerConfig::default()
     };
     (Broker::new(Store::Memory(MemoryStore::new()), config, token.clone(), TaskTracker::new()), token)
 }

@@ -177,3 +177,22 @@ pub struct ProcessSample {
     /// Resident memory in bytes.
     pub memory: u64,
 }
+
+/// One server process in `GET /nodes` and `GET /nodes/pick`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReply {
+    /// Unique per process.
+    pub id: String,
+    /// The address it serves on.
+    pub addr: String,
+    /// Open streaming connections.
+    pub load: u64,
+    /// Streaming consumers per queue.
+    pub consumers: BTreeMap<String, u64>,
+}
+
+/// `GET /nodes`: every live process, least loaded first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodesReply {
+    pub nodes: Vec<NodeReply>,
+}

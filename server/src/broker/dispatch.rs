@@ -43,6 +43,21 @@ pub(super) async fn run(broker: Broker, hub: Arc<Hub>) {
             Step::Load => load_settings(&broker, &hub).await,
             Step::Wait => wait(&broker, &hub).await,
             Step::Full { id, tx } => wait_for_room(&broker, &hub, id, tx).await,
+            Step::Send { policy: Policy::Broadcast, n, .. } if broker.store().is_shared() => {
+                match broker.store().pop_broadcast(&hub.queue, n).await {
+                    // Deliveries come back over the bus, to every process in the same order.
+                    Ok((popped, published)) => {
+                        hub.lock().in_flight += published as i64;
+                        if popped == 0 {
+                            wait(&broker, &hub).await;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(queue = %hub.queue, %err, "broadcast pop failed");
+                        backoff(&broker).await;
+                    }
+                }
+            }
             Step::Send { policy, targets, n, epoch } => {
                 let messages = match broker.store().pop(&hub.queue, n).await {
                     Ok(messages) => messages,
@@ -59,7 +74,7 @@ pub(super) async fn run(broker: Broker, hub: Arc<Hub>) {
                 let requeue = broker.requeue_sender();
                 let deliveries = messages
                     .into_iter()
-                    .map(|m| Arc::new(Delivery::new(m, hub.clone(), epoch, requeue.clone())));
+                    .map(|m| Arc::new(Delivery::new(m, hub.clone(), Some((requeue.clone(), epoch)))));
                 match policy {
                     Policy::Broadcast => broadcast(deliveries, &targets),
                     Policy::Roundrobin => {
@@ -98,6 +113,11 @@ fn plan(hub: &Hub, batch: usize) -> Step {
         Policy::Broadcast => capacities.min().unwrap_or(0),
         Policy::Roundrobin => capacities.sum(),
     };
+    if room > 0 && policy == Policy::Broadcast && st.in_flight >= room as i64 {
+        return Step::Wait; // room is taken by broadcasts still on their way back
+    }
+    let room =
+        if policy == Policy::Broadcast { room - st.in_flight.clamp(0, room as i64) as usize } else { room };
     if room == 0 {
         let (id, tx) =
             targets.iter().find(|(_, tx)| tx.capacity() == 0).cloned().unwrap_or_else(|| targets[0].clone());

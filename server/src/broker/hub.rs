@@ -66,6 +66,9 @@ pub(super) struct HubState {
     pub dispatching: bool,
     /// Bumped by purge, so messages popped before it are not put back after it.
     pub epoch: u64,
+    /// Shared stores: messages this process popped for broadcast that have not come back
+    /// over the bus yet. May dip below zero when one arrives before it was counted.
+    pub in_flight: i64,
 }
 
 /// One queue's in-process hub. Shared by the broker, its dispatcher and subscriptions.
@@ -118,20 +121,21 @@ pub struct Delivery {
     pub json: Bytes,
     delivered: AtomicBool,
     hub: Arc<Hub>,
-    epoch: u64,
-    requeue: mpsc::UnboundedSender<Requeue>,
+    /// Where it goes back if no consumer writes it, with the hub epoch it was popped in.
+    requeue: Option<(mpsc::UnboundedSender<Requeue>, u64)>,
 }
 
 impl Delivery {
+    /// A message to hand out; `requeue` is where it goes back if nobody writes it
+    /// (`None` for broadcast copies that arrived over a shared store's bus).
     pub(super) fn new(
         message: StoredMessage,
         hub: Arc<Hub>,
-        epoch: u64,
-        requeue: mpsc::UnboundedSender<Requeue>,
+        requeue: Option<(mpsc::UnboundedSender<Requeue>, u64)>,
     ) -> Self {
         let wire = StreamMessage { key: message.key.clone(), value: message.value.clone() };
         let json = Bytes::from(serde_json::to_vec(&wire).unwrap_or_default());
-        Self { message, json, delivered: AtomicBool::new(false), hub, epoch, requeue }
+        Self { message, json, delivered: AtomicBool::new(false), hub, requeue }
     }
 
     /// Call once the message was written to a consumer's connection.
@@ -143,12 +147,13 @@ impl Delivery {
 
 impl Drop for Delivery {
     fn drop(&mut self) {
-        if !self.delivered.load(Ordering::Acquire) {
+        if let (false, Some((requeue, epoch))) = (self.delivered.load(Ordering::Acquire), self.requeue.take())
+        {
             let message = StoredMessage {
                 key: self.message.key.clone(),
                 value: std::mem::take(&mut self.message.value),
             };
-            let _ = self.requeue.send(Requeue { hub: self.hub.clone(), epoch: self.epoch, message });
+            let _ = requeue.send(Requeue { hub: self.hub.clone(), epoch, message });
         }
     }
 }

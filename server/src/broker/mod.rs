@@ -7,6 +7,7 @@
 
 mod dispatch;
 mod hub;
+mod shared;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -21,7 +22,7 @@ use tokio_util::task::TaskTracker;
 pub use hub::{CloseReason, Delivery, Hub, Subscription};
 use hub::{Consumer, Requeue};
 
-use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoreEvent, StoredMessage};
+use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
 
 /// Tuning of streaming delivery.
 #[derive(Debug, Clone)]
@@ -32,11 +33,18 @@ pub struct BrokerConfig {
     pub slow_consumer_timeout: Duration,
     /// The most messages popped from the store in one step.
     pub batch: usize,
+    /// The address this process serves on, as `/nodes` shows it.
+    pub node_addr: String,
 }
 
 impl Default for BrokerConfig {
     fn default() -> Self {
-        Self { consumer_buffer: 256, slow_consumer_timeout: Duration::from_secs(5), batch: 64 }
+        Self {
+            consumer_buffer: 256,
+            slow_consumer_timeout: Duration::from_secs(5),
+            batch: 64,
+            node_addr: String::new(),
+        }
     }
 }
 
@@ -91,50 +99,9 @@ impl Broker {
         let requeuer = broker.clone();
         broker.inner.tracker.spawn(async move { requeuer.run_requeuer().await });
         if let Some(events) = broker.inner.store.watch() {
-            let watcher = broker.clone();
-            broker.inner.tracker.spawn(async move { watcher.run_watcher(events).await });
+            broker.start_shared(events);
         }
         broker
-    }
-
-    /// Applies changes made by other processes: wakes dispatchers, drops cached settings,
-    /// closes consumers of purged queues.
-    async fn run_watcher(&self, mut events: tokio::sync::broadcast::Receiver<StoreEvent>) {
-        use tokio::sync::broadcast::error::RecvError;
-        loop {
-            let event = tokio::select! {
-                event = events.recv() => event,
-                () = self.inner.shutdown.cancelled() => return,
-            };
-            match event {
-                Ok(StoreEvent::Added(queue)) => {
-                    if let Some(hub) = self.existing_hub(&queue) {
-                        hub.wake();
-                    }
-                }
-                Ok(StoreEvent::Settings(queue)) => {
-                    if let Some(hub) = self.existing_hub(&queue) {
-                        let mut st = hub.lock();
-                        (st.policy, st.status) = (None, None);
-                        drop(st);
-                        hub.wake();
-                    }
-                }
-                Ok(StoreEvent::Purged(queue)) => self.forget(&queue),
-                // Missed events: re-read every queue's settings and wake every dispatcher.
-                Err(RecvError::Lagged(_)) => {
-                    let hubs: Vec<Arc<Hub>> =
-                        self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-                    for hub in hubs {
-                        let mut st = hub.lock();
-                        (st.policy, st.status) = (None, None);
-                        drop(st);
-                        hub.wake();
-                    }
-                }
-                Err(RecvError::Closed) => return,
-            }
-        }
     }
 
     pub fn store(&self) -> &Store {
@@ -165,6 +132,10 @@ impl Broker {
 
     fn existing_hub(&self, queue: &QueueName) -> Option<Arc<Hub>> {
         self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner()).get(queue).cloned()
+    }
+
+    fn all_hubs(&self) -> Vec<Arc<Hub>> {
+        self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
     /// Adds a message; streaming consumers of the queue get it at once.
@@ -257,7 +228,12 @@ impl Broker {
     pub async fn queue_stats(&self, queue: &QueueName) -> BrokerResult<Option<QueueStats>> {
         let info = self.inner.store.info(queue).await?;
         let waiting = self.existing_hub(queue).is_some_and(|h| h.consumer_count() > 0);
-        Ok(info.or(waiting.then(QueueInfo::default)).map(|info| self.figures(queue, info)))
+        let mut found = BTreeMap::new();
+        if let Some(info) = info.or(waiting.then(QueueInfo::default)) {
+            found.insert(queue.to_string(), self.figures(queue, info));
+        }
+        self.add_remote_consumers(&mut found).await?;
+        Ok(found.into_values().next())
     }
 
     /// Every queue's figures, including queues that have consumers but no message yet.
@@ -268,13 +244,12 @@ impl Broker {
                 queues.insert(queue.to_string(), self.figures(&queue, info));
             }
         }
-        let waiting: Vec<Arc<Hub>> =
-            self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        for hub in waiting {
+        for hub in self.all_hubs() {
             if hub.consumer_count() > 0 && !queues.contains_key(hub.queue.as_str()) {
                 queues.insert(hub.queue.to_string(), self.figures(&hub.queue, QueueInfo::default()));
             }
         }
+        self.add_remote_consumers(&mut queues).await?;
         Ok(StatsReply {
             count: queues.len() as u64,
             queues,

@@ -5,7 +5,8 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use restmq_shared::{
-    ControlReply, ControlStat, Policy, PolicyReply, QueueStatus, StatusListReply, StatusReply,
+    ControlReply, ControlStat, NodeReply, NodesReply, Policy, PolicyReply, QueueStatus, StatusListReply,
+    StatusReply,
 };
 
 use super::args::{Args, QueuePath};
@@ -22,6 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/stats", get(all_stats))
         .route("/stats/", get(all_stats))
         .route("/stats/{queue}", get(queue_stats))
+        .route("/nodes", get(list_nodes))
+        .route("/nodes/pick", get(pick_node))
 }
 
 /// `GET /p/<queue>`: `broadcast` unless set otherwise.
@@ -81,10 +84,12 @@ async fn set_status(
     reply::json(&ControlReply { stat: ControlStat { queue, status: status.as_number() } }, None)
 }
 
-/// `GET /stats/`: every queue's figures and the store kind.
+/// `GET /stats/`: every queue's figures, the store kind and the feeds' counters.
 async fn all_stats(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
     let callback = args.callback()?;
-    reply::json(&state.broker.stats().await?, callback)
+    let mut stats = state.broker.stats().await?;
+    stats.feeds = state.feeds.snapshot();
+    reply::json(&stats, callback)
 }
 
 /// `GET /stats/<queue>`: one queue's figures; 404 when it does not exist.
@@ -98,4 +103,29 @@ async fn queue_stats(
         Some(stats) => reply::json(&stats, callback),
         None => Err(ApiError::NotFound(format!("queue {queue}"))),
     }
+}
+
+/// The live processes as the wire shows them, least loaded first.
+async fn node_replies(state: &AppState) -> Result<Vec<NodeReply>, ApiError> {
+    Ok(state
+        .broker
+        .nodes()
+        .await?
+        .into_iter()
+        .map(|n| NodeReply { id: n.id, addr: n.addr, load: n.load, consumers: n.consumers })
+        .collect())
+}
+
+/// `GET /nodes`: every live server process on this store, least loaded first.
+async fn list_nodes(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
+    let callback = args.callback()?;
+    reply::json(&NodesReply { nodes: node_replies(&state).await? }, callback)
+}
+
+/// `GET /nodes/pick`: the least-loaded process, for spreading consumers.
+async fn pick_node(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
+    let callback = args.callback()?;
+    let nodes = node_replies(&state).await?;
+    let least = nodes.into_iter().next().ok_or_else(|| ApiError::NotFound("no live node".to_owned()))?;
+    reply::json(&least, callback)
 }

@@ -7,6 +7,7 @@
 
 mod embedded;
 mod memory;
+mod redis;
 mod state;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
+pub use self::redis::{RedisOptions, RedisStore};
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 
@@ -117,14 +119,56 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Makes everything acknowledged so far durable and releases the backend.
     fn close(&self) -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// Changes made by other processes sharing this store, for the broker to wake its
-    /// consumers. `None` for backends only this process uses (memory, embedded).
+    /// Changes made to the store, by this process or others sharing it, for the broker to
+    /// wake its consumers. `None` for backends only this process uses (memory, embedded).
     fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
         None
     }
+
+    /// Whether other processes may use the same store at once (Redis).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Shared stores (Redis) only: pops up to `max` messages and announces each as a
+    /// [`StoreEvent::Broadcast`] to every process, in key order, instead of returning them.
+    /// Returns `(entries popped, messages announced)`.
+    fn pop_broadcast(
+        &self,
+        _queue: &QueueName,
+        _max: usize,
+    ) -> impl Future<Output = StoreResult<(usize, usize)>> + Send {
+        async { Err(StoreError::Backend("pop_broadcast needs a shared store".to_owned())) }
+    }
+
+    /// Shared stores only: publishes this process's load and consumers per queue, so that
+    /// every process can count all consumers and pick the least-loaded node.
+    fn report_presence(&self, _presence: NodePresence) -> impl Future<Output = StoreResult<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Shared stores only: every live process's presence. Empty for local stores.
+    fn nodes(&self) -> impl Future<Output = StoreResult<Vec<NodePresence>>> + Send {
+        async { Ok(Vec::new()) }
+    }
 }
 
-/// A change made to a queue by another process on the same store.
+/// One server process as the others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodePresence {
+    /// Unique per process.
+    pub id: String,
+    /// The address it serves on.
+    pub addr: String,
+    /// Open streaming connections.
+    pub load: u64,
+    /// Streaming consumers per queue.
+    pub consumers: std::collections::BTreeMap<String, u64>,
+    /// Whether this entry is the process asking.
+    pub is_self: bool,
+}
+
+/// A change made to a shared store, announced to every process using it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreEvent {
     /// Messages were added (or put back).
@@ -133,6 +177,11 @@ pub enum StoreEvent {
     Settings(QueueName),
     /// The queue was purged.
     Purged(QueueName),
+    /// A message popped for broadcast: every process hands it to its own consumers.
+    /// `own` is true in the process that popped it.
+    Broadcast { message: StoredMessage, own: bool },
+    /// Events may have been missed (the connection dropped): re-read everything.
+    Resync,
 }
 
 /// The configured backend. Handlers hold this, not a generic.
@@ -140,6 +189,7 @@ pub enum StoreEvent {
 pub enum Store {
     Memory(MemoryStore),
     Embedded(EmbeddedStore),
+    Redis(RedisStore),
 }
 
 macro_rules! dispatch {
@@ -147,6 +197,7 @@ macro_rules! dispatch {
         match $self {
             Store::Memory($store) => $call,
             Store::Embedded($store) => $call,
+            Store::Redis($store) => $call,
         }
     };
 }
@@ -206,5 +257,21 @@ impl QueueStore for Store {
 
     fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
         dispatch!(self, s => s.watch())
+    }
+
+    fn is_shared(&self) -> bool {
+        dispatch!(self, s => s.is_shared())
+    }
+
+    async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {
+        dispatch!(self, s => s.pop_broadcast(queue, max).await)
+    }
+
+    async fn report_presence(&self, presence: NodePresence) -> StoreResult<()> {
+        dispatch!(self, s => s.report_presence(presence).await)
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<NodePresence>> {
+        dispatch!(self, s => s.nodes().await)
     }
 }

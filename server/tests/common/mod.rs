@@ -1,6 +1,8 @@
 //! Test helpers: a real restmq server on 127.0.0.1:0 for each store backend, stopped on drop.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,6 +18,8 @@ pub struct TestServer {
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
+    /// The Redis this server owns, if it started its own.
+    pub redis: Option<redis::RedisServer>,
 }
 
 impl TestServer {
@@ -24,8 +28,28 @@ impl TestServer {
         Self::start_with(store, |_| {}).await
     }
 
-    /// Starts a server on `store`, letting `tweak` change the configuration first.
+    /// Starts a server on `store`, letting `tweak` change the configuration first. On
+    /// `StoreKind::Redis` it starts its own `redis-server`.
     pub async fn start_with(store: StoreKind, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let redis = (store == StoreKind::Redis).then(redis::RedisServer::start);
+        let url = redis.as_ref().map(redis::RedisServer::url);
+        let mut server = Self::start_inner(store, |config| {
+            if let Some(url) = url {
+                config.redis_url = url;
+            }
+            tweak(config);
+        })
+        .await;
+        server.redis = redis;
+        server
+    }
+
+    /// Starts a server on a Redis that others share (several processes, one Redis).
+    pub async fn start_on_redis(url: &str) -> Self {
+        Self::start_inner(StoreKind::Redis, |config| config.redis_url = url.to_owned()).await
+    }
+
+    async fn start_inner(store: StoreKind, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = ServeConfig::defaults();
         config.store = store;
@@ -38,7 +62,7 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(restmq_server::run(config, listener, shutdown.clone()));
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-        Self { addr, http, shutdown, handle: Some(handle), _dir: dir }
+        Self { addr, http, shutdown, handle: Some(handle), _dir: dir, redis: None }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -109,6 +133,14 @@ macro_rules! on_every_store {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(restmq_server::config::StoreKind::Embedded).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(restmq_server::config::StoreKind::Redis).await
                 }
             )*
         }

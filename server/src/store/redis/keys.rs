@@ -1,0 +1,96 @@
+//! RestMQ's Redis key layout, exactly, plus hash-tagged names for Redis Cluster so that
+//! every key of one queue lives in one slot.
+//!
+//! | key | holds |
+//! |---|---|
+//! | `QUEUESET` | set of queue names |
+//! | `<q>:UUID` | the message counter |
+//! | `<q>:<n>` | a message value (optional TTL) |
+//! | `<q>:queue` | list of message keys, LPUSH in, RPOP out |
+//! | `<q>:queuepolicy` | `"1"` broadcast, `"2"` roundrobin |
+//! | `queuestat::<q>` | `"1"` started, `"0"` stopped |
+//! | `<q>:<n>:refcount` | soft-read count |
+//!
+//! In cluster mode `<q>` is written `{<q>}` in every key (so `{jobs}:7`), which Redis hashes
+//! by the braces' content; clients still see `jobs:7`.
+
+use restmq_shared::{MessageKey, QueueName};
+
+/// The set of every queue name.
+pub const QUEUESET: &str = "QUEUESET";
+
+/// The pub/sub channel all restmq processes on one Redis share.
+pub const BUS: &str = "restmq:bus";
+
+/// Names of one queue's keys.
+#[derive(Debug, Clone)]
+pub struct QueueKeys {
+    /// `<q>` or `{<q>}`: how the queue is written inside key names.
+    base: String,
+}
+
+impl QueueKeys {
+    pub fn new(queue: &QueueName, cluster: bool) -> Self {
+        let base = if cluster { format!("{{{queue}}}") } else { queue.to_string() };
+        Self { base }
+    }
+
+    pub fn counter(&self) -> String {
+        format!("{}:UUID", self.base)
+    }
+
+    pub fn list(&self) -> String {
+        format!("{}:queue", self.base)
+    }
+
+    pub fn policy(&self) -> String {
+        format!("{}:queuepolicy", self.base)
+    }
+
+    pub fn status(&self) -> String {
+        format!("queuestat::{}", self.base)
+    }
+
+    /// The prefix of message keys: `<q>:`.
+    pub fn message_prefix(&self) -> String {
+        format!("{}:", self.base)
+    }
+
+    /// The Redis key of one message.
+    pub fn message(&self, n: u64) -> String {
+        format!("{}:{n}", self.base)
+    }
+}
+
+/// The `n` of a stored message key (`q:7`, `{q}:7` → 7).
+pub fn number(stored: &str) -> Option<u64> {
+    stored.rsplit_once(':').and_then(|(_, n)| n.parse().ok())
+}
+
+/// The client-facing key of message `n` of `queue`.
+pub fn client_key(queue: &QueueName, n: u64) -> MessageKey {
+    MessageKey::new(queue.clone(), n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plain names are RestMQ's; cluster names share one hash tag per queue.
+    #[test]
+    fn layout() {
+        let q: QueueName = "jobs".parse().unwrap();
+        let plain = QueueKeys::new(&q, false);
+        assert_eq!(
+            [plain.counter(), plain.list(), plain.policy(), plain.status(), plain.message(7)],
+            ["jobs:UUID", "jobs:queue", "jobs:queuepolicy", "queuestat::jobs", "jobs:7"]
+        );
+        let tagged = QueueKeys::new(&q, true);
+        assert_eq!(
+            [tagged.list(), tagged.status(), tagged.message(7)],
+            ["{jobs}:queue", "queuestat::{jobs}", "{jobs}:7"]
+        );
+        assert_eq!(number("{jobs}:7"), Some(7));
+        assert_eq!(number("syslogd:host:12"), Some(12));
+    }
+}

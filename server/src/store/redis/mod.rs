@@ -1,0 +1,284 @@
+//! The `redis` backend: RestMQ's key layout on a Redis server or cluster, every operation
+//! one Lua script, and a pub/sub bus so that many restmq processes act as one server.
+
+mod bus;
+mod conn;
+mod keys;
+mod presence;
+mod scripts;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{AsyncCommands, ScriptInvocation};
+use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use self::conn::{error, Conn};
+use self::keys::{client_key, number, QueueKeys, BUS, QUEUESET};
+use super::{
+    NodePresence, PeekedMessage, QueueInfo, QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
+};
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// One URL, or the seed nodes of a cluster.
+    pub urls: Vec<String>,
+    /// Talk to a Redis Cluster, with per-queue hash tags.
+    pub cluster: bool,
+    /// This process's address, for `/nodes`.
+    pub node_addr: String,
+}
+
+/// A Redis-backed store; cloning is shallow.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Conn,
+    cluster: bool,
+    node: String,
+    events: broadcast::Sender<StoreEvent>,
+    stop: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl RedisStore {
+    /// Connects, subscribes to the bus, and returns once both are in place.
+    pub async fn open(options: RedisOptions) -> StoreResult<Self> {
+        let first = options.urls.first().ok_or_else(|| StoreError::Backend("no Redis URL".to_owned()))?;
+        let conn = Conn::open(&options.urls, options.cluster).await?;
+        let client = redis::Client::open(first.as_str()).map_err(error)?;
+        let pubsub = bus::subscribe(&client).await.map_err(error)?;
+        let (events, _) = broadcast::channel(65_536);
+        let stop = CancellationToken::new();
+        let node = format!("{}-{}-{:x}", options.node_addr, std::process::id(), super::state::now_ms());
+        tokio::spawn(bus::run(client, pubsub, node.clone(), events.clone(), stop.clone()));
+        Ok(Self { inner: Arc::new(Inner { conn, cluster: options.cluster, node, events, stop }) })
+    }
+
+    fn conn(&self) -> Conn {
+        self.inner.conn.clone()
+    }
+
+    fn keys(&self, queue: &QueueName) -> QueueKeys {
+        QueueKeys::new(queue, self.inner.cluster)
+    }
+
+    /// Adds `QUEUESET` as the script's last key outside cluster mode.
+    fn with_queueset<'a>(
+        &self,
+        invocation: &'a mut ScriptInvocation<'static>,
+    ) -> &'a mut ScriptInvocation<'static> {
+        if !self.inner.cluster {
+            invocation.key(QUEUESET);
+        }
+        invocation
+    }
+
+    /// In a cluster `QUEUESET` lives in another slot, so it is written on its own.
+    async fn register_in_cluster(&self, queue: &QueueName) -> StoreResult<()> {
+        if self.inner.cluster {
+            let () = self.conn().sadd(QUEUESET, queue.as_str()).await.map_err(error)?;
+        }
+        Ok(())
+    }
+
+    async fn set_setting(&self, queue: &QueueName, key: String, value: &str) -> StoreResult<()> {
+        self.register_in_cluster(queue).await?;
+        let mut inv = scripts::SETTING.key(key);
+        self.with_queueset(&mut inv).arg(value).arg(queue.as_str()).arg(BUS);
+        let _: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        Ok(())
+    }
+}
+
+fn parse_policy(v: Option<String>) -> Policy {
+    if v.as_deref() == Some("2") {
+        Policy::Roundrobin
+    } else {
+        Policy::Broadcast
+    }
+}
+
+fn parse_status(v: Option<String>) -> QueueStatus {
+    if v.as_deref() == Some("0") {
+        QueueStatus::Paused
+    } else {
+        QueueStatus::Started
+    }
+}
+
+impl QueueStore for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
+        self.register_in_cluster(queue).await?;
+        let keys = self.keys(queue);
+        let ttl = ttl.map_or(0, |t| t.as_secs().max(1));
+        let mut inv = scripts::ADD.key(keys.counter());
+        inv.key(keys.list());
+        self.with_queueset(&mut inv)
+            .arg(queue.as_str())
+            .arg(value)
+            .arg(ttl)
+            .arg(keys.message_prefix())
+            .arg(BUS);
+        let n: u64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        Ok(client_key(queue, n))
+    }
+
+    async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
+        let out: Vec<String> = scripts::POP
+            .key(self.keys(queue).list())
+            .arg(max)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(error)?;
+        Ok(out[1..]
+            .chunks_exact(2)
+            .filter_map(|kv| {
+                Some(StoredMessage { key: client_key(queue, number(&kv[0])?), value: kv[1].clone() })
+            })
+            .collect())
+    }
+
+    async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
+        let found: Option<(String, String, u64)> =
+            scripts::PEEK.key(self.keys(queue).list()).invoke_async(&mut self.conn()).await.map_err(error)?;
+        Ok(found.and_then(|(key, value, count)| {
+            Some(PeekedMessage { key: client_key(queue, number(&key)?), value, count })
+        }))
+    }
+
+    async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
+        let keys = self.keys(&key.queue);
+        let deleted: i64 = scripts::DELETE
+            .key(keys.list())
+            .arg(keys.message(key.n))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(error)?;
+        Ok(deleted == 1)
+    }
+
+    async fn requeue(&self, queue: &QueueName, mut messages: Vec<StoredMessage>) -> StoreResult<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        self.register_in_cluster(queue).await?;
+        let keys = self.keys(queue);
+        messages.sort_by(|a, b| b.key.n.cmp(&a.key.n));
+        let mut inv = scripts::REQUEUE.key(keys.list());
+        self.with_queueset(&mut inv).arg(queue.as_str()).arg(BUS);
+        for m in messages {
+            inv.arg(keys.message(m.key.n)).arg(m.value);
+        }
+        let _: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        Ok(())
+    }
+
+    async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
+        let keys = self.keys(queue);
+        let mut inv = scripts::PURGE.key(keys.list());
+        inv.key(keys.counter()).key(keys.policy()).key(keys.status());
+        self.with_queueset(&mut inv).arg(queue.as_str()).arg(BUS);
+        let mut existed: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        if self.inner.cluster {
+            let removed: i64 = self.conn().srem(QUEUESET, queue.as_str()).await.map_err(error)?;
+            existed += removed;
+        }
+        Ok(existed > 0)
+    }
+
+    async fn queues(&self) -> StoreResult<Vec<QueueName>> {
+        let names: Vec<String> = self.conn().smembers(QUEUESET).await.map_err(error)?;
+        let mut queues: Vec<QueueName> =
+            names.into_iter().filter_map(|n| QueueName::try_from(n).ok()).collect();
+        queues.sort();
+        Ok(queues)
+    }
+
+    async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
+        let keys = self.keys(queue);
+        let mut conn = self.conn();
+        let listed: bool = conn.sismember(QUEUESET, queue.as_str()).await.map_err(error)?;
+        let (len, policy, status): (u64, Option<String>, Option<String>) = redis::pipe()
+            .llen(keys.list())
+            .get(keys.policy())
+            .get(keys.status())
+            .query_async(&mut conn)
+            .await
+            .map_err(error)?;
+        let exists = listed || len > 0 || policy.is_some() || status.is_some();
+        Ok(exists.then(|| QueueInfo { len, policy: parse_policy(policy), status: parse_status(status) }))
+    }
+
+    async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
+        let value = if policy == Policy::Roundrobin { "2" } else { "1" };
+        self.set_setting(queue, self.keys(queue).policy(), value).await
+    }
+
+    async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
+        let value = if status == QueueStatus::Paused { "0" } else { "1" };
+        self.set_setting(queue, self.keys(queue).status(), value).await
+    }
+
+    async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
+        let stop = isize::try_from(max).unwrap_or(isize::MAX) - 1;
+        let listed: Vec<String> =
+            self.conn().lrange(self.keys(queue).list(), 0, stop).await.map_err(error)?;
+        Ok(listed.iter().filter_map(|k| Some(client_key(queue, number(k)?))).collect())
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        let _ = presence::withdraw(&mut self.conn(), &self.inner.node).await;
+        self.inner.stop.cancel();
+        Ok(())
+    }
+
+    fn watch(&self) -> Option<broadcast::Receiver<StoreEvent>> {
+        Some(self.inner.events.subscribe())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {
+        let (popped, published): (usize, usize) = scripts::POP_BROADCAST
+            .key(self.keys(queue).list())
+            .arg(max)
+            .arg(BUS)
+            .arg(&self.inner.node)
+            .arg(queue.as_str())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(error)?;
+        Ok((popped, published))
+    }
+
+    async fn report_presence(&self, mut presence: NodePresence) -> StoreResult<()> {
+        presence.id.clone_from(&self.inner.node);
+        presence::report(&mut self.conn(), &presence).await
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<NodePresence>> {
+        let mut nodes = presence::nodes(&mut self.conn()).await?;
+        for node in &mut nodes {
+            node.is_self = node.id == self.inner.node;
+        }
+        Ok(nodes)
+    }
+}

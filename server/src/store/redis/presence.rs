@@ -1,0 +1,61 @@
+//! Presence and node balancing (the scored-set pattern of the Redis Cookbook): each process
+//! keeps a hash `restmq:node:<id>` with its address, load and consumers per queue, expiring
+//! within seconds unless refreshed, and its load as its score in the sorted set
+//! `restmq:nodes`. Dead processes drop out when their hash expires.
+
+use std::collections::BTreeMap;
+
+use redis::AsyncCommands;
+
+use super::conn::{error, Conn};
+use crate::store::{NodePresence, StoreResult};
+
+/// The sorted set of processes, scored by load.
+pub const NODES: &str = "restmq:nodes";
+
+/// How long a process's presence outlives its last report, in seconds.
+pub const PRESENCE_TTL_SECS: i64 = 5;
+
+fn node_key(id: &str) -> String {
+    format!("restmq:node:{id}")
+}
+
+/// Publishes one process's presence.
+pub async fn report(conn: &mut Conn, p: &NodePresence) -> StoreResult<()> {
+    let key = node_key(&p.id);
+    let consumers = serde_json::to_string(&p.consumers).unwrap_or_default();
+    let fields = [("addr", p.addr.clone()), ("load", p.load.to_string()), ("consumers", consumers)];
+    let () = conn.hset_multiple(&key, &fields).await.map_err(error)?;
+    let () = conn.expire(&key, PRESENCE_TTL_SECS).await.map_err(error)?;
+    let () = conn.zadd(NODES, &p.id, p.load).await.map_err(error)?;
+    Ok(())
+}
+
+/// Removes a process's presence at shutdown.
+pub async fn withdraw(conn: &mut Conn, id: &str) -> StoreResult<()> {
+    let () = conn.del(node_key(id)).await.map_err(error)?;
+    let () = conn.zrem(NODES, id).await.map_err(error)?;
+    Ok(())
+}
+
+/// Every live process, least loaded first; expired ones are removed from the set.
+pub async fn nodes(conn: &mut Conn) -> StoreResult<Vec<NodePresence>> {
+    let ids: Vec<String> = conn.zrange(NODES, 0, -1).await.map_err(error)?;
+    let mut live = Vec::with_capacity(ids.len());
+    for id in ids {
+        let fields: BTreeMap<String, String> = conn.hgetall(node_key(&id)).await.map_err(error)?;
+        if fields.is_empty() {
+            let () = conn.zrem(NODES, &id).await.map_err(error)?;
+            continue;
+        }
+        live.push(NodePresence {
+            addr: fields.get("addr").cloned().unwrap_or_default(),
+            load: fields.get("load").and_then(|l| l.parse().ok()).unwrap_or(0),
+            consumers: fields.get("consumers").and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default(),
+            id,
+            is_self: false,
+        });
+    }
+    live.sort_by_key(|n| n.load);
+    Ok(live)
+}
