@@ -10,22 +10,37 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    extra: Vec<&'static str>,
 }
 
 impl RedisServer {
     /// Starts a throwaway Redis (no persistence) on a free port.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut server = Self { port, child: None, dir: tempfile::tempdir().unwrap() };
-        server.spawn(&[]);
-        server
+        Self::start_with(&["--appendonly", "no"])
+    }
+
+    /// Starts a Redis that fsyncs every write to its append-only file, so a restart keeps
+    /// everything it acknowledged.
+    pub fn start_durable() -> Self {
+        Self::start_with(&["--appendonly", "yes", "--appendfsync", "always"])
     }
 
     /// Starts a cluster-enabled node (for the cluster test).
     pub fn start_cluster_node() -> Self {
+        Self::start_with(&[
+            "--appendonly",
+            "no",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            "5000",
+        ])
+    }
+
+    fn start_with(extra: &[&'static str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut server = Self { port, child: None, dir: tempfile::tempdir().unwrap() };
-        server.spawn(&["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"]);
+        let mut server = Self { port, child: None, dir: tempfile::tempdir().unwrap(), extra: extra.to_vec() };
+        server.spawn();
         server
     }
 
@@ -33,11 +48,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn spawn(&mut self, extra: &[&str]) {
+    fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--loglevel", "warning"])
-            .args(extra)
+            .args(&self.extra)
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -70,7 +85,7 @@ impl RedisServer {
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn(&[]);
+        self.spawn();
     }
 }
 

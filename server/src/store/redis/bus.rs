@@ -2,6 +2,8 @@
 //! purges and broadcast messages, turned into [`StoreEvent`]s. Reconnects by itself and
 //! asks for a resync after a gap.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -22,15 +24,18 @@ pub async fn subscribe(client: &redis::Client) -> redis::RedisResult<PubSub> {
 }
 
 /// Relays bus messages to `events` until `stop`, resubscribing after connection loss.
+/// `up` says whether the subscription is in place.
 pub async fn run(
     client: redis::Client,
     mut pubsub: PubSub,
     node: String,
     events: broadcast::Sender<StoreEvent>,
+    up: Arc<AtomicBool>,
     stop: CancellationToken,
 ) {
     let mut delay = Duration::from_millis(100);
     loop {
+        up.store(true, Ordering::Release);
         {
             let mut messages = pubsub.on_message();
             loop {
@@ -47,6 +52,7 @@ pub async fn run(
                 }
             }
         }
+        up.store(false, Ordering::Release);
         tracing::warn!("redis bus connection lost; resubscribing");
         pubsub = loop {
             tokio::select! {

@@ -7,6 +7,7 @@ mod keys;
 mod presence;
 mod scripts;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ struct Inner {
     cluster: bool,
     node: String,
     events: broadcast::Sender<StoreEvent>,
+    /// Whether the bus subscription is in place: broadcasts wait while it is not.
+    bus_up: Arc<AtomicBool>,
     stop: CancellationToken,
 }
 
@@ -62,8 +65,9 @@ impl RedisStore {
         let (events, _) = broadcast::channel(65_536);
         let stop = CancellationToken::new();
         let node = format!("{}-{}-{:x}", options.node_addr, std::process::id(), super::state::now_ms());
-        tokio::spawn(bus::run(client, pubsub, node.clone(), events.clone(), stop.clone()));
-        Ok(Self { inner: Arc::new(Inner { conn, cluster: options.cluster, node, events, stop }) })
+        let bus_up = Arc::new(AtomicBool::new(true));
+        tokio::spawn(bus::run(client, pubsub, node.clone(), events.clone(), bus_up.clone(), stop.clone()));
+        Ok(Self { inner: Arc::new(Inner { conn, cluster: options.cluster, node, events, bus_up, stop }) })
     }
 
     fn conn(&self) -> Conn {
@@ -257,6 +261,9 @@ impl QueueStore for RedisStore {
     }
 
     async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {
+        if !self.inner.bus_up.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the Redis bus is reconnecting".to_owned()));
+        }
         let (popped, published): (usize, usize) = scripts::POP_BROADCAST
             .key(self.keys(queue).list())
             .arg(max)

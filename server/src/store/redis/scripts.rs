@@ -58,7 +58,8 @@ return out
 
 /// KEYS: list. ARGV: max, bus, origin, queue. Like [`POP`], but publishes each message on
 /// the bus instead of returning it, so every process delivers it to its consumers in the
-/// same order. Returns `[entries_popped, published]`.
+/// same order. A message nobody is subscribed to hear stays in the queue. Returns
+/// `[entries_popped, published]`.
 pub static POP_BROADCAST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -67,14 +68,18 @@ local max = tonumber(ARGV[1])
 while published < max do
   local key = redis.call('RPOP', KEYS[1])
   if not key then break end
-  popped = popped + 1
   local v = redis.call('GET', key)
-  redis.call('DEL', key, key .. ':refcount')
   if v then
     local n = string.match(key, ':(%d+)$')
-    redis.call('PUBLISH', ARGV[2], 'm ' .. ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. n .. ' ' .. v)
+    local heard = redis.call('PUBLISH', ARGV[2], 'm ' .. ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. n .. ' ' .. v)
+    if heard == 0 then
+      redis.call('RPUSH', KEYS[1], key)
+      break
+    end
     published = published + 1
   end
+  popped = popped + 1
+  redis.call('DEL', key, key .. ':refcount')
 end
 return {popped, published}
 ",
