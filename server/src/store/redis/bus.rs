@@ -104,7 +104,7 @@ mod tests {
     fn parses_bus_lines() {
         let q: QueueName = "jobs".parse().unwrap();
         assert_eq!(parse(b"a jobs", "me"), Some(StoreEvent::Added(q.clone())));
-        assert_eq!(parse(b"p jobs", "me"), Some(StoreEvent::Purged(q.clone())));
+        assert_eq!(parse(b"p jobs", "me"), Some(StoreEvent::Purged(q)));
         let Some(StoreEvent::Broadcast { message, own }) = parse(b"m me jobs 7 hello big world", "me") else {
             panic!("not a broadcast")
         };

@@ -183,7 +183,7 @@ impl QueueStore for RedisStore {
         }
         self.register_in_cluster(queue).await?;
         let keys = self.keys(queue);
-        messages.sort_by(|a, b| b.key.n.cmp(&a.key.n));
+        messages.sort_by_key(|m| std::cmp::Reverse(m.key.n));
         let mut inv = scripts::REQUEUE.key(keys.list());
         self.with_queueset(&mut inv).arg(queue.as_str()).arg(BUS);
         for m in messages {
