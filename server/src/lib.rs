@@ -11,10 +11,14 @@
 //! - [`broker`]: queue semantics, streaming fan-out, policies and pause.
 //! - [`http`]: RestMQ's routes, the JSON protocol and administration.
 //! - [`transport`]: COMET, WebSocket and SSE streaming.
+//! - [`feed`]: data sources relayed into queues (system, url, file, syslog, collectd).
+//! - [`cli`]: the client commands (`push`, `pop`, `tail`, `stats`, `policy`, `pause`, `resume`).
 
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod error;
+pub mod feed;
 pub mod http;
 pub mod server;
 pub mod shutdown;

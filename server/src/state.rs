@@ -4,12 +4,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::broker::Broker;
+use crate::feed::FeedRegistry;
 
 /// Shared by all handlers; cloning is shallow.
 #[derive(Clone)]
 pub struct AppState {
     pub broker: Broker,
     pub settings: Arc<Settings>,
+    /// The feeds running in this server, for `/stats/` and the collectd endpoint.
+    pub feeds: FeedRegistry,
 }
 
 /// What handlers need to know of the configuration.

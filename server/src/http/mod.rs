@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod collectd;
 pub mod command;
 pub mod reply;
 pub mod rest;
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rest::routes())
         .merge(command::routes())
         .merge(admin::routes())
+        .merge(collectd::routes())
         .merge(transport::routes())
         .method_not_allowed_fallback(web::method_not_allowed)
         .fallback_service(web::static_files(&web_dir))
