@@ -182,8 +182,14 @@ async fn survives_redis_restart() {
         }
     };
     wait_for(200).await;
+    assert_eq!(s.get("/readyz").await.0, 200);
     redis.kill();
     tokio::time::sleep(Duration::from_millis(800)).await;
+    let (status, body) = s.get("/readyz").await;
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body).unwrap()["error"]["code"].as_str()),
+        (503, Some("store_unavailable"))
+    );
     redis.restart();
     let before = acked.lock().unwrap().len();
     wait_for(before + 200).await;

@@ -9,6 +9,8 @@ use restmq_server::config::StoreKind;
 /// COMET: each step answers as SPEC §1 says.
 async fn smoke_sequence(store: StoreKind) {
     let s = TestServer::start(store).await;
+    assert_eq!(s.get("/healthz").await, (200, r#"{"status":"ok"}"#.into()));
+    assert_eq!(s.get_json("/readyz").await["status"], "ready");
     assert_eq!(s.post_form("/", &[("queue", "test"), ("value", "first")]).await, (200, "test:1\r\n".into()));
     let (status, body) =
         s.post_form("/queue", &[("body", r#"{"cmd":"add","queue":"test","value":"second"}"#)]).await;

@@ -13,6 +13,7 @@ use super::args::{Args, QueuePath};
 use super::reply;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::QueueStore;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -23,6 +24,8 @@ pub fn routes() -> Router<AppState> {
         .route("/stats", get(all_stats))
         .route("/stats/", get(all_stats))
         .route("/stats/{queue}", get(queue_stats))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/nodes", get(list_nodes))
         .route("/nodes/pick", get(pick_node))
 }
@@ -128,4 +131,15 @@ async fn pick_node(State(state): State<AppState>, args: Args) -> Result<Response
     let nodes = node_replies(&state).await?;
     let least = nodes.into_iter().next().ok_or_else(|| ApiError::NotFound("no live node".to_owned()))?;
     reply::json(&least, callback)
+}
+
+/// `GET /healthz`: the process is up.
+async fn healthz() -> Result<Response, ApiError> {
+    reply::json(&serde_json::json!({"status": "ok"}), None)
+}
+
+/// `GET /readyz`: the store answers; 503 `store_unavailable` when it does not.
+async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state.broker.store().ping().await?;
+    reply::json(&serde_json::json!({"status": "ready", "store": state.broker.store().kind()}), None)
 }

@@ -130,6 +130,11 @@ pub trait QueueStore: Send + Sync + 'static {
         false
     }
 
+    /// Checks that the store answers (for `/readyz`).
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Shared stores (Redis) only: pops up to `max` messages and announces each as a
     /// [`StoreEvent::Broadcast`] to every process, in key order, instead of returning them.
     /// Returns `(entries popped, messages announced)`.
@@ -261,6 +266,10 @@ impl QueueStore for Store {
 
     fn is_shared(&self) -> bool {
         dispatch!(self, s => s.is_shared())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        dispatch!(self, s => s.ping().await)
     }
 
     async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {

@@ -260,6 +260,11 @@ impl QueueStore for RedisStore {
         true
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await.map_err(error)?;
+        Ok(())
+    }
+
     async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {
         if !self.inner.bus_up.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable("the Redis bus is reconnecting".to_owned()));
