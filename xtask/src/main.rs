@@ -2,8 +2,9 @@
 //!
 //! - `test [ARGS]`: everything CI runs, stopping at the first failing step: fmt, clippy (native
 //!   and wasm), the Trunk build of the web client, then `cargo test` (ARGS go to it).
-//! - `demo [ARGS]`: builds the web client and runs the server on it with the embedded store
-//!   (ARGS go to `restmq serve`).
+//! - `demo [ARGS]`: builds the web client and runs the server on it with the embedded store,
+//!   the `system` feed into queue `system` and `demo/text.txt` into queue `text` (ARGS go to
+//!   `restmq serve`).
 //!
 //! Both first run `scripts/setup.sh`, which installs the tools once, and give their child
 //! processes a `PATH` that starts with `~/.cargo/bin` and `.tools/node_modules/.bin`.
@@ -23,8 +24,14 @@ usage: cargo xtask <task> [-- ARGS]
 tasks:
   test   fmt, clippy (native + wasm), trunk build --release, cargo test
          (ARGS are passed to `cargo test --workspace --exclude web`)
-  demo   trunk build --release, then `restmq serve --store embedded --web-dir dist`
+  demo   trunk build --release, then `restmq serve --store embedded --web-dir dist` with the
+         system feed (queue `system`) and demo/text.txt (queue `text`)
          (ARGS are passed to `restmq serve`, e.g. -- --listen 0.0.0.0:8888)";
+
+/// The demo's feeds: host metrics every second, and the bundled text five lines a second,
+/// looping; both expire so that an unwatched demo does not pile up messages.
+const DEMO_SYSTEM_FEED: &str = "system:queue=system,ttl=120";
+const DEMO_TEXT_FEED: &str = "file:path=demo/text.txt,queue=text,rate=5,loop,ttl=600";
 
 type Result<T = (), E = String> = std::result::Result<T, E>;
 
@@ -110,8 +117,13 @@ impl Repo {
         self.build_web()?;
         let mut server = self.cmd("cargo", &["run", "--release", "-p", "restmq-server", "--bin", "restmq"]);
         server.args(["--", "serve", "--store", "embedded", "--web-dir", "dist"]);
+        server.args(["--feed", DEMO_SYSTEM_FEED, "--feed", DEMO_TEXT_FEED]);
         server.args(serve_args);
         announce("server", &server);
+        eprintln!(
+            "xtask: the demo will be at http://{}/ once the server says it is ready",
+            listen_addr(serve_args)
+        );
         exec(server)
     }
 
@@ -156,6 +168,20 @@ impl Repo {
             Err(format!("step `{step}` failed ({status}): {}", command_line(&cmd)))
         }
     }
+}
+
+/// The address `restmq serve` will listen on: `--listen` among `args`, else its default.
+fn listen_addr(args: &[String]) -> String {
+    let mut args = args.iter();
+    let mut listen = "127.0.0.1:8888".to_owned();
+    while let Some(arg) = args.next() {
+        if let Some(value) = arg.strip_prefix("--listen=") {
+            listen = value.to_owned();
+        } else if arg == "--listen" {
+            listen = args.next().cloned().unwrap_or(listen);
+        }
+    }
+    listen
 }
 
 fn announce(step: &str, cmd: &Command) {
