@@ -1,14 +1,188 @@
-//! HTTP calls to the restmq server. All IO of the client goes through here, typed with the
-//! wire types of `restmq-shared`.
+//! HTTP calls to the restmq server, typed with the wire types of `restmq-shared`. Message
+//! operations go through the JSON protocol (`POST /queue`); settings through RestMQ's routes.
 
-use gloo_net::http::Request;
-use restmq_shared::StatsReply;
+use std::fmt;
+
+use gloo_net::http::{Request, RequestBuilder, Response};
+use restmq_shared::{
+    Command, CommandReply, ErrorCode, ErrorResponse, MessageKey, Policy, PurgeReply, QueueName, QueueStatus,
+    StatsReply,
+};
+use serde::de::DeserializeOwned;
+use web_sys::UrlSearchParams;
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// The server answered with an error body.
+    Server { status: u16, code: ErrorCode, message: String },
+    /// The server answered an error without a readable body.
+    Status(u16),
+    /// No answer (server down, network gone) or an answer that does not parse.
+    Network(String),
+}
+
+impl ApiError {
+    /// The machine-readable code, as the server names it.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Server { code, .. } => code.as_str(),
+            Self::Status(_) => "http_status",
+            Self::Network(_) => "network",
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Server { code, message, .. } => write!(f, "{}: {message}", describe(*code)),
+            Self::Status(status) => write!(f, "the server answered HTTP {status}"),
+            Self::Network(detail) => write!(f, "cannot reach the server ({detail})"),
+        }
+    }
+}
+
+/// What an error code means to the user. Matched by name, so a code the shared crate adds
+/// later still shows (as its name) before it gets a sentence here.
+pub fn describe(code: ErrorCode) -> &'static str {
+    match code.as_str() {
+        "missing_argument" => "Something required is missing",
+        "invalid_argument" => "A value is not accepted",
+        "invalid_queue_name" => "Invalid queue name",
+        "invalid_key" => "Invalid message key",
+        "malformed_json" => "The request is not valid JSON",
+        "unknown_command" => "Unknown command",
+        "invalid_callback" => "Invalid JSONP callback",
+        "too_large" => "The message is too large",
+        "unsupported_media_type" => "Unsupported content type",
+        "not_found" => "Not found",
+        "method_not_allowed" => "Method not allowed",
+        "upgrade_required" => "WebSocket upgrade required",
+        "unauthorized" => "Sign-in required",
+        "forbidden" => "Not allowed",
+        "too_many_requests" => "Limit reached, try again later",
+        "store_unavailable" => "The store is unavailable",
+        "internal" => "Server error (see its log)",
+        other => other,
+    }
+}
+
+/// A message read by a hard or soft get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Got {
+    pub key: MessageKey,
+    pub value: String,
+    /// Soft gets: how many times the message was read.
+    pub count: Option<u64>,
+}
 
 /// `GET /stats/`: every queue's figures.
-pub async fn fetch_stats() -> Result<StatsReply, String> {
-    let response = Request::get("/stats/").send().await.map_err(|e| e.to_string())?;
-    if !response.ok() {
-        return Err(format!("GET /stats/ answered {} {}", response.status(), response.status_text()));
+pub async fn fetch_stats() -> Result<StatsReply, ApiError> {
+    read_json(Request::get("/stats/")).await
+}
+
+/// Adds a message (`{"cmd":"add"}`); returns its key.
+pub async fn publish(queue: &QueueName, value: String) -> Result<MessageKey, ApiError> {
+    match command(&Command::Add { queue: queue.clone(), value }).await? {
+        CommandReply::Message { key, .. } => Ok(key),
+        other => Err(unexpected(&other)),
     }
-    response.json::<StatsReply>().await.map_err(|e| format!("bad /stats/ reply: {e}"))
+}
+
+/// Hard get (`take`, removes the message) or soft get (`get`, peeks); `None` when empty.
+pub async fn get_message(queue: &QueueName, soft: bool) -> Result<Option<Got>, ApiError> {
+    let cmd =
+        if soft { Command::Get { queue: queue.clone() } } else { Command::Take { queue: queue.clone() } };
+    match command(&cmd).await? {
+        CommandReply::Message { key, value, .. } => Ok(Some(Got { key, value, count: None })),
+        CommandReply::Peeked { key, value, count, .. } => Ok(Some(Got { key, value, count: Some(count) })),
+        CommandReply::Empty { .. } => Ok(None),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `POST /p/<queue>`: sets the delivery policy.
+pub async fn set_policy(queue: &QueueName, policy: Policy) -> Result<(), ApiError> {
+    let form = form(&[("policy", policy.as_str())])?;
+    send(Request::post(&format!("/p/{queue}")), Some(form)).await.map(drop)
+}
+
+/// `POST /control/<queue>`: starts or stops streaming delivery.
+pub async fn set_status(queue: &QueueName, status: QueueStatus) -> Result<(), ApiError> {
+    let command = match status {
+        QueueStatus::Started => "start",
+        QueueStatus::Paused => "stop",
+    };
+    let form = form(&[("status", command)])?;
+    send(Request::post(&format!("/control/{queue}")), Some(form)).await.map(drop)
+}
+
+/// `DELETE /q/<queue>`: removes every message; `true` when the queue existed.
+pub async fn purge(queue: &QueueName) -> Result<bool, ApiError> {
+    let reply: PurgeReply = read_json(Request::delete(&format!("/q/{queue}"))).await?;
+    Ok(reply.status == 1)
+}
+
+async fn command(cmd: &Command) -> Result<CommandReply, ApiError> {
+    let request = Request::post("/queue").json(cmd).map_err(|e| ApiError::Network(e.to_string()))?;
+    let response = request.send().await.map_err(|e| ApiError::Network(e.to_string()))?;
+    let response = check(response).await?;
+    response.json().await.map_err(|e| ApiError::Network(format!("bad reply: {e}")))
+}
+
+fn unexpected(reply: &CommandReply) -> ApiError {
+    ApiError::Network(format!("unexpected reply {reply:?}"))
+}
+
+fn form(fields: &[(&str, &str)]) -> Result<UrlSearchParams, ApiError> {
+    let params = UrlSearchParams::new().map_err(|_| ApiError::Network("no URLSearchParams".to_owned()))?;
+    for (name, value) in fields {
+        params.append(name, value);
+    }
+    Ok(params)
+}
+
+async fn read_json<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, ApiError> {
+    let response = send(request, None).await?;
+    response.json().await.map_err(|e| ApiError::Network(format!("bad reply: {e}")))
+}
+
+async fn send(request: RequestBuilder, form: Option<UrlSearchParams>) -> Result<Response, ApiError> {
+    let sent = match form {
+        Some(form) => request.body(form).map_err(|e| ApiError::Network(e.to_string()))?.send().await,
+        None => request.send().await,
+    };
+    check(sent.map_err(|e| ApiError::Network(e.to_string()))?).await
+}
+
+/// Turns an error answer into an [`ApiError`] carrying the server's code.
+async fn check(response: Response) -> Result<Response, ApiError> {
+    if response.ok() {
+        return Ok(response);
+    }
+    let status = response.status();
+    match response.json::<ErrorResponse>().await {
+        Ok(body) => Err(ApiError::Server { status, code: body.error.code, message: body.error.message }),
+        Err(_) => Err(ApiError::Status(status)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Server errors are shown from their code, with the server's message after it.
+    #[test]
+    fn errors_are_shown_by_code() {
+        let error = ApiError::Server {
+            status: 400,
+            code: ErrorCode::InvalidQueueName,
+            message: "queue name has ' '".to_owned(),
+        };
+        assert_eq!(error.code(), "invalid_queue_name");
+        assert_eq!(error.to_string(), "Invalid queue name: queue name has ' '");
+        assert_eq!(ApiError::Status(502).code(), "http_status");
+        assert!(ApiError::Network("refused".into()).to_string().contains("refused"));
+    }
 }

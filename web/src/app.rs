@@ -1,40 +1,50 @@
-//! The root component: header, connection line, queue table.
+//! The root component: the header with its navigation, and the view of the current hash route.
 
 use yew::prelude::*;
 
-use crate::{components::QueueTable, hooks::use_stats};
+use crate::{
+    hooks::use_route,
+    route::{Route, DEFAULT_JOBS, SYSTEM_QUEUE},
+    views::{ChartsView, Dashboard, StreamView, TotalsView, WorkerView},
+};
 
 #[function_component(App)]
 pub fn app() -> Html {
-    let stats = use_stats();
-
-    let status = match (&stats.reply, &stats.error) {
-        (_, Some(error)) => html! { <p class="status error">{ format!("Cannot load stats: {error}") }</p> },
-        (None, None) => html! { <p class="status">{ "Loading…" }</p> },
-        (Some(reply), None) => html! {
-            <p class="status">{ format!("{} · store: {}", plural(reply.count, "queue"), reply.store) }</p>
+    let route = use_route();
+    let section = route.section();
+    let link = |href: String, name: &'static str, label: &'static str| {
+        let current = (section == name).then_some("page");
+        html! { <a {href} class={classes!((section == name).then_some("active"))} aria-current={current}>{ label }</a> }
+    };
+    let stream_href = match &route {
+        Route::Stream(Some(queue)) | Route::Charts(queue) => Route::Stream(Some(queue.clone())).to_hash(),
+        _ => Route::Stream(None).to_hash(),
+    };
+    let view = match &route {
+        Route::Dashboard => html! { <Dashboard /> },
+        Route::Stream(queue) => html! { <StreamView key={route.to_hash()} queue={queue.clone()} /> },
+        Route::Charts(queue) => html! { <ChartsView key={route.to_hash()} queue={queue.clone()} /> },
+        Route::Worker(jobs) => html! { <WorkerView key={route.to_hash()} jobs={jobs.clone()} /> },
+        Route::Totals(results) => html! { <TotalsView key={route.to_hash()} results={results.clone()} /> },
+        Route::NotFound(hash) => html! {
+            <p class="notice error" role="alert">
+                { format!("Nothing at “{hash}”: queue names are letters, digits and . _ - : @. ") }
+                <a href="#/dashboard">{ "Back to the dashboard" }</a>
+            </p>
         },
     };
-
     html! {
         <>
             <header>
-                <h1>{ "restmq" }</h1>
-                { status }
+                <h1><a href="#/dashboard">{ "restmq" }</a></h1>
+                <nav aria-label="views">
+                    { link("#/dashboard".to_owned(), "dashboard", "Dashboard") }
+                    { link(stream_href, "stream", "Live stream") }
+                    { link(format!("#/charts/{SYSTEM_QUEUE}"), "charts", "Charts") }
+                    { link(format!("#/worker/{DEFAULT_JOBS}"), "worker", "Worker") }
+                </nav>
             </header>
-            <main>
-                if let Some(reply) = &stats.reply {
-                    <QueueTable queues={reply.queues.values().cloned().collect::<Vec<_>>()} />
-                }
-            </main>
+            <main>{ view }</main>
         </>
-    }
-}
-
-fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }

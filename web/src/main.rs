@@ -1,9 +1,20 @@
-//! The restmq browser client. `main` only mounts [`app::App`]; see `app.rs` for the layout.
+//! The restmq browser client. `main` only mounts [`app::App`]; `app.rs` routes to the views.
+//!
+//! # Layout
+//! - [`app`]: the root component, navigation and routing.
+//! - [`route`]: hash routes (`#/stream/<queue>`, `#/dashboard`, `#/charts/<queue>`, `#/worker/<queue>`, `#/totals/<queue>`).
+//! - [`state`]: the pure logic (reducers, rates, filter, caps, series, word counts), tested on the host.
+//! - [`api`]: HTTP calls; [`stream`]: WebSocket / SSE / COMET subscriptions.
+//! - [`hooks`]: the IO the views use; [`views`]: one per route; [`components`]: presentation.
 
 mod api;
 mod app;
 mod components;
 mod hooks;
+mod route;
+mod state;
+mod stream;
+mod views;
 
 fn main() {
     yew::Renderer::<app::App>::new().render();

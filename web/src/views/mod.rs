@@ -1,0 +1,11 @@
+//! The app's views, one per route: each owns its hooks and lays out components.
+
+mod charts;
+mod dashboard;
+mod stream;
+mod worker;
+
+pub use charts::ChartsView;
+pub use dashboard::Dashboard;
+pub use stream::StreamView;
+pub use worker::{TotalsView, WorkerView};

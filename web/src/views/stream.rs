@@ -1,0 +1,148 @@
+//! `#/stream/<queue>`: the live view. Messages arrive over WebSocket (or SSE, or COMET), are
+//! rendered once per animation frame, newest first, at most `ROW_CAP` rows; with the rate, a
+//! sparkline, pause/clear, a filter and the connection state.
+
+use std::rc::Rc;
+
+use restmq_shared::QueueName;
+use wasm_bindgen::JsCast;
+use yew::prelude::*;
+
+use crate::{
+    components::{input_value, LinkBadge, MessageList, Sparkline},
+    hooks::{navigate, stream::use_queue_stream, use_stats},
+    route::Route,
+    state::{rate::format_rate, Action, Row, HISTORY_CAP, ROW_CAP},
+};
+
+#[derive(Properties, PartialEq)]
+pub struct StreamViewProps {
+    pub queue: Option<QueueName>,
+}
+
+#[function_component(StreamView)]
+pub fn stream_view(props: &StreamViewProps) -> Html {
+    let (stats, _) = use_stats();
+    html! {
+        <section class="stream" aria-labelledby="stream-title">
+            <div class="view-head">
+                <h2 id="stream-title">{ "Live stream" }</h2>
+                <QueuePicker id="stream-queue" label="Queue" action="Watch" queue={props.queue.clone()}
+                    queues={stats.queue_names()} route={Callback::from(|q| Route::Stream(Some(q)))} />
+            </div>
+            if let Some(queue) = &props.queue {
+                <StreamPanel key={queue.as_str().to_owned()} queue={queue.clone()} />
+            } else {
+                <p class="empty">{ "Pick a queue to watch its messages as they arrive." }</p>
+                <ul class="queue-links">
+                    { for stats.queue_names().into_iter().map(|name| html! {
+                        <li><a href={format!("#/stream/{name}")}>{ name }</a></li>
+                    }) }
+                </ul>
+            }
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct QueuePickerProps {
+    pub id: AttrValue,
+    pub label: AttrValue,
+    pub action: AttrValue,
+    pub queue: Option<QueueName>,
+    pub queues: Vec<String>,
+    /// The route that shows a queue.
+    pub route: Callback<QueueName, Route>,
+}
+
+/// A queue name field that opens the route of the queue typed.
+#[function_component(QueuePicker)]
+pub fn queue_picker(props: &QueuePickerProps) -> Html {
+    let text = use_state(|| props.queue.as_ref().map(ToString::to_string).unwrap_or_default());
+    let problem = use_state(|| None::<String>);
+    let onsubmit = {
+        let (text, problem, route) = (text.clone(), problem.clone(), props.route.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            match QueueName::try_from(text.trim()) {
+                Ok(queue) => {
+                    problem.set(None);
+                    navigate(&route.emit(queue));
+                }
+                Err(error) => problem.set(Some(error.to_string())),
+            }
+        })
+    };
+    let oninput = {
+        let text = text.clone();
+        Callback::from(move |e: InputEvent| text.set(input_value(&e)))
+    };
+    let list = format!("{}-names", props.id);
+    html! {
+        <form class="picker" {onsubmit}>
+            <label>{ &props.label }
+                <input id={props.id.clone()} list={list.clone()} required=true autocomplete="off"
+                    value={(*text).clone()} {oninput} />
+            </label>
+            <datalist id={list}>{ for props.queues.iter().map(|q| html! { <option value={q.clone()} /> }) }</datalist>
+            <button type="submit">{ &props.action }</button>
+            if let Some(problem) = &*problem { <p class="notice error" role="alert">{ problem }</p> }
+        </form>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct StreamPanelProps {
+    queue: QueueName,
+}
+
+#[function_component(StreamPanel)]
+fn stream_panel(props: &StreamPanelProps) -> Html {
+    let state = use_queue_stream(Some(props.queue.clone()));
+    let rows: Vec<Rc<Row>> = state.visible().cloned().collect();
+    let dispatch = |action: fn(bool) -> Action, arg: bool| {
+        let state = state.clone();
+        Callback::from(move |_: MouseEvent| state.dispatch(action(arg)))
+    };
+    let pause = dispatch(Action::Pause, !state.paused);
+    let clear = dispatch(|_| Action::Clear, false);
+    let on_filter = {
+        let state = state.clone();
+        Callback::from(move |e: InputEvent| state.dispatch(Action::Filter(input_value(&e))))
+    };
+    let shown = rows.len();
+    let wasm_bytes = wasm_memory_bytes();
+    html! {
+        <div class="panel">
+            <div class="meters">
+                <LinkBadge link={state.link.clone()} />
+                <span class="meter"><output id="received" data-count={state.received.to_string()}>{ state.received }</output>{ " received" }</span>
+                <span class="meter"><output id="rate">{ format_rate(state.rate()) }</output>{ " msg/s" }</span>
+                <Sparkline counts={state.rate.spark()} />
+                <a class="more" href={Route::Charts(props.queue.clone()).to_hash()}>{ "Charts →" }</a>
+            </div>
+            <div class="controls">
+                <button id="pause" aria-pressed={state.paused.to_string()} onclick={pause}>
+                    { if state.paused { "Resume" } else { "Pause" } }
+                </button>
+                <button id="clear" onclick={clear}>{ "Clear" }</button>
+                <label class="filter">{ "Filter" }
+                    <input id="filter" type="search" placeholder="text in key or value" value={state.filter().to_owned()} oninput={on_filter} />
+                </label>
+                <span class="hint" id="shown" data-wasm-bytes={wasm_bytes.to_string()}>
+                    { format!("showing {shown} of {} kept (at most {ROW_CAP} shown, {HISTORY_CAP} kept)", state.kept()) }
+                    { format!(" · wasm memory {:.1} MiB", f64::from(wasm_bytes) / 1_048_576.0) }
+                    if state.paused { { format!(" · paused, {} new", state.held()) } }
+                </span>
+            </div>
+            <MessageList {rows} />
+            <p class="hint">{ "Watching takes messages off the queue, as a hard get does; with the broadcast policy every viewer sees every message." }</p>
+        </div>
+    }
+}
+
+/// The size of the app's wasm linear memory, in bytes.
+fn wasm_memory_bytes() -> u32 {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length()
+}
