@@ -74,6 +74,14 @@ pub struct ServeConfig {
     #[arg(long, env = "RESTMQ_SLOW_CONSUMER_SECS", default_value_t = 5)]
     pub slow_consumer_secs: u64,
 
+    /// Deliveries of a leased message (reserve, `ack=1`) before it moves to `<queue>.dead`.
+    #[arg(long, env = "RESTMQ_MAX_DELIVERIES", default_value_t = 5)]
+    pub max_deliveries: u32,
+
+    /// Lease of messages streamed to `ack=1` consumers, in seconds.
+    #[arg(long, env = "RESTMQ_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+
     /// Seconds streams get to close cleanly at shutdown.
     #[arg(long, env = "RESTMQ_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,
@@ -82,6 +90,10 @@ pub struct ServeConfig {
     /// repeatable (in the environment, separate specs with `;`). Syntax in the README.
     #[arg(long = "feed", value_name = "SPEC", env = "RESTMQ_FEEDS", value_delimiter = ';')]
     pub feeds: Vec<crate::feed::FeedSpec>,
+
+    /// Tokens, address lists, `acl.conf` and CORS (all off by default).
+    #[command(flatten)]
+    pub auth: Box<crate::auth::AuthConfig>,
 }
 
 impl ServeConfig {

@@ -36,6 +36,10 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("this route needs a WebSocket upgrade")]
     UpgradeRequired,
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Broker(#[from] BrokerError),
 }
@@ -63,6 +67,7 @@ impl ApiError {
             Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Self::InvalidQueueName(_) => ErrorCode::InvalidQueueName,
             Self::InvalidKey(_) | Self::Broker(BrokerError::ForeignKey { .. }) => ErrorCode::InvalidKey,
+            Self::Broker(BrokerError::NotDeadLetter(_)) => ErrorCode::InvalidQueueName,
             Self::MalformedJson(_) => ErrorCode::MalformedJson,
             Self::UnknownCommand(_) => ErrorCode::UnknownCommand,
             Self::InvalidCallback => ErrorCode::InvalidCallback,
@@ -71,6 +76,8 @@ impl ApiError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Self::UpgradeRequired => ErrorCode::UpgradeRequired,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Broker(BrokerError::Store(StoreError::Unavailable(_))) => ErrorCode::StoreUnavailable,
             Self::Broker(BrokerError::Store(StoreError::Backend(_))) => ErrorCode::Internal,
         }

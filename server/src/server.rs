@@ -52,12 +52,17 @@ pub async fn run(
         consumer_buffer: config.consumer_buffer,
         slow_consumer_timeout: Duration::from_secs(config.slow_consumer_secs),
         node_addr: addr.to_string(),
+        max_deliveries: config.max_deliveries.max(1),
+        lease: Duration::from_secs(config.lease_secs.max(1)),
         ..BrokerConfig::default()
     };
     let broker = Broker::new(store.clone(), broker_config, shutdown.clone(), tracker.clone());
     let settings = Settings { max_message_bytes: config.max_message_bytes, web_dir: config.web_dir.clone() };
     let feeds = crate::feed::start(&config.feeds, Sink::Broker(broker.clone()), &shutdown, &tracker).await?;
-    let app = crate::http::router(AppState { broker: broker.clone(), settings: Arc::new(settings), feeds });
+    let auth = Arc::new(crate::auth::Auth::from_config(&config.auth)?);
+    auth.spawn_reload(shutdown.clone(), &tracker);
+    let state = AppState { broker: broker.clone(), settings: Arc::new(settings), feeds, auth };
+    let app = crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
     tracing::info!(store = store.kind(), "restmq ready at http://{addr}/");
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;

@@ -21,10 +21,20 @@ pub enum Command {
     Take { queue: QueueName },
     /// Delete one message of `queue` by key.
     Del { queue: QueueName, key: MessageKey },
+    /// Hard get under a lease of `lease` seconds (default 30): ack it, or it comes back.
+    Reserve {
+        queue: QueueName,
+        #[serde(default)]
+        lease: Option<u64>,
+    },
+    /// Acknowledge a reserved message.
+    Ack { queue: QueueName, key: MessageKey },
+    /// Give a reserved message back to the head of its queue.
+    Nack { queue: QueueName, key: MessageKey },
 }
 
 /// The commands the protocol knows, for error messages.
-pub const COMMANDS: [&str; 4] = ["add", "get", "take", "del"];
+pub const COMMANDS: [&str; 7] = ["add", "get", "take", "del", "reserve", "ack", "nack"];
 
 /// Values are opaque text: a JSON string is taken as is, anything else as its compact JSON.
 fn value_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -47,6 +57,12 @@ pub enum CommandReply {
     Peeked { queue: QueueName, key: MessageKey, value: String, count: u64 },
     /// `del`: whether the key existed.
     Deleted { queue: QueueName, key: MessageKey, deleted: bool },
+    /// `reserve`: the message and how many times it has been handed out.
+    Leased { queue: QueueName, key: MessageKey, value: String, deliveries: u32 },
+    /// `ack`: whether the key was leased.
+    Acked { queue: QueueName, key: MessageKey, acked: bool },
+    /// `nack`: whether the key was leased.
+    Nacked { queue: QueueName, key: MessageKey, nacked: bool },
     /// `add` and `take`.
     Message { queue: QueueName, key: MessageKey, value: String },
     /// `get` / `take` on an empty queue: `{"error":"empty queue"}` (RestMQ's answer).

@@ -19,6 +19,33 @@ pub struct GetReply {
     pub key: MessageKey,
     pub value: String,
     pub count: u64,
+    /// With `reserve`: how many times the message has been handed out, this time included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<u32>,
+}
+
+/// A message streamed to an `ack=1` consumer: it must be acknowledged by key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeasedStreamMessage {
+    pub key: MessageKey,
+    pub value: String,
+    pub deliveries: u32,
+}
+
+/// `DELETE /q/<queue>/<key>` (ack) and `POST /q/<queue>/<key>` (nack).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseReply {
+    pub queue: QueueName,
+    pub key: MessageKey,
+    /// Whether the key was leased (and so is now acknowledged or given back).
+    pub done: bool,
+}
+
+/// `POST /q/<queue>.dead/redrive`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedriveReply {
+    pub queue: QueueName,
+    pub redriven: u64,
 }
 
 /// Sent to a streaming consumer just before the server closes its stream.

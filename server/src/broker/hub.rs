@@ -76,12 +76,23 @@ pub struct Hub {
     pub queue: QueueName,
     pub counters: Counters,
     pub(super) notify: Notify,
+    /// Wakes `ack=1` consumers, which reserve messages themselves.
+    pub(super) ack_waiters: Notify,
+    /// `ack=1` consumers connected now.
+    pub(super) ack_consumers: std::sync::atomic::AtomicUsize,
     state: Mutex<HubState>,
 }
 
 impl Hub {
     pub(super) fn new(queue: QueueName) -> Self {
-        Self { queue, counters: Counters::default(), notify: Notify::new(), state: Mutex::default() }
+        Self {
+            queue,
+            counters: Counters::default(),
+            notify: Notify::new(),
+            ack_waiters: Notify::new(),
+            ack_consumers: std::sync::atomic::AtomicUsize::new(0),
+            state: Mutex::default(),
+        }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -91,10 +102,12 @@ impl Hub {
     /// Wakes the dispatcher (a permit is kept if it is not waiting).
     pub(super) fn wake(&self) {
         self.notify.notify_one();
+        self.ack_waiters.notify_waiters();
     }
 
+    /// Streaming consumers connected now, `ack=1` ones included.
     pub fn consumer_count(&self) -> usize {
-        self.lock().consumers.len()
+        self.lock().consumers.len() + self.ack_consumers.load(Ordering::Relaxed)
     }
 
     /// Ends every consumer with `reason`.

@@ -5,8 +5,10 @@
 //! (see [`dispatch`]); an add wakes it at once. Messages popped for consumers but never
 //! written to any go back to the head of their queue through the requeuer task.
 
+mod acked;
 mod dispatch;
 mod hub;
+mod lease;
 mod shared;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use acked::{AckedSubscription, ACK_WINDOW};
 pub use hub::{CloseReason, Delivery, Hub, Subscription};
 use hub::{Consumer, Requeue};
 
@@ -35,6 +38,10 @@ pub struct BrokerConfig {
     pub batch: usize,
     /// The address this process serves on, as `/nodes` shows it.
     pub node_addr: String,
+    /// Deliveries of a leased message before it moves to `<queue>.dead`.
+    pub max_deliveries: u32,
+    /// The lease of messages streamed to `ack=1` consumers.
+    pub lease: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -44,6 +51,8 @@ impl Default for BrokerConfig {
             slow_consumer_timeout: Duration::from_secs(5),
             batch: 64,
             node_addr: String::new(),
+            max_deliveries: 5,
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -56,6 +65,9 @@ pub enum BrokerError {
     /// A key named in a request belongs to another queue.
     #[error("key {key} is not a key of queue {queue}")]
     ForeignKey { queue: QueueName, key: MessageKey },
+    /// Redrive was asked of a queue that is not a dead-letter queue.
+    #[error("{0} is not a dead-letter queue (<queue>.dead)")]
+    NotDeadLetter(QueueName),
 }
 
 pub type BrokerResult<T> = Result<T, BrokerError>;
@@ -98,6 +110,8 @@ impl Broker {
         };
         let requeuer = broker.clone();
         broker.inner.tracker.spawn(async move { requeuer.run_requeuer().await });
+        let expirer = broker.clone();
+        broker.inner.tracker.spawn(async move { expirer.run_lease_expiry().await });
         if let Some(events) = broker.inner.store.watch() {
             broker.start_shared(events);
         }

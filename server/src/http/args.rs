@@ -17,6 +17,20 @@ use crate::state::AppState;
 /// The longest `ttl` accepted: ten years, in seconds.
 pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 
+/// The lease of a reserved message when none is given, in seconds.
+pub const DEFAULT_LEASE_SECS: u64 = 30;
+
+/// The longest lease: twelve hours, in seconds.
+pub const MAX_LEASE_SECS: u64 = 12 * 3600;
+
+/// A lease of 1 to [`MAX_LEASE_SECS`] seconds.
+pub fn lease_duration(secs: u64) -> Result<std::time::Duration, ApiError> {
+    match secs {
+        1..=MAX_LEASE_SECS => Ok(std::time::Duration::from_secs(secs)),
+        _ => Err(ApiError::InvalidArgument(format!("a lease is 1 to {MAX_LEASE_SECS} seconds, not {secs}"))),
+    }
+}
+
 /// A body that is not a form, kept for routes that read it (raw JSON, NDJSON, …).
 #[derive(Debug)]
 pub struct RawBody {
@@ -60,6 +74,18 @@ impl Args {
                 _ => Err(ApiError::InvalidArgument(format!(
                     "ttl must be 1 to {MAX_TTL_SECS} seconds, not {t:?}"
                 ))),
+            })
+            .transpose()
+    }
+
+    /// The lease named by argument `name` (`reserve=SECONDS`), if present.
+    pub fn lease(&self, name: &str) -> Result<Option<std::time::Duration>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                let secs = v
+                    .parse()
+                    .map_err(|_| ApiError::InvalidArgument(format!("{name} must be seconds, not {v:?}")))?;
+                lease_duration(secs)
             })
             .transpose()
     }

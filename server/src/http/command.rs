@@ -8,7 +8,7 @@ use restmq_shared::protocol::COMMANDS;
 use restmq_shared::{Command, CommandReply, MessageKey, QueueName};
 use serde_json::Value;
 
-use super::args::Args;
+use super::args::{lease_duration, Args, DEFAULT_LEASE_SECS};
 use super::reply;
 use super::rest::check_size;
 use crate::error::ApiError;
@@ -40,6 +40,23 @@ async fn run_command(State(state): State<AppState>, args: Args) -> Result<Respon
             let deleted = broker.delete(&queue, &key).await?;
             CommandReply::Deleted { queue, key, deleted }
         }
+        Command::Reserve { queue, lease } => {
+            let lease = lease_duration(lease.unwrap_or(DEFAULT_LEASE_SECS))?;
+            match broker.reserve(&queue, lease).await? {
+                Some(m) => {
+                    CommandReply::Leased { queue, key: m.key, value: m.value, deliveries: m.deliveries }
+                }
+                None => CommandReply::empty(),
+            }
+        }
+        Command::Ack { queue, key } => {
+            let acked = broker.ack(&queue, &key).await?;
+            CommandReply::Acked { queue, key, acked }
+        }
+        Command::Nack { queue, key } => {
+            let nacked = broker.nack(&queue, &key).await?;
+            CommandReply::Nacked { queue, key, nacked }
+        }
     };
     reply::json(&answer, None)
 }
@@ -49,7 +66,7 @@ async fn run_command(State(state): State<AppState>, args: Args) -> Result<Respon
 fn check_fields(cmd: &str, doc: &Value) -> Result<(), ApiError> {
     let needed: &[&'static str] = match cmd {
         "add" => &["queue", "value"],
-        "del" => &["queue", "key"],
+        "del" | "ack" | "nack" => &["queue", "key"],
         _ => &["queue"],
     };
     for &field in needed {
@@ -63,7 +80,7 @@ fn check_fields(cmd: &str, doc: &Value) -> Result<(), ApiError> {
         .as_str()
         .ok_or_else(|| ApiError::InvalidQueueName("queue must be a string".to_owned()))?;
     QueueName::try_from(queue)?;
-    if cmd == "del" {
+    if matches!(cmd, "del" | "ack" | "nack") {
         let key =
             doc["key"].as_str().ok_or_else(|| ApiError::InvalidKey("key must be a string".to_owned()))?;
         MessageKey::try_from(key)?;

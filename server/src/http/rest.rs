@@ -1,11 +1,12 @@
 //! RestMQ's REST routes: add with POST, hard and soft get, purge, the queue list, `/j`.
 
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
-use restmq_shared::{GetReply, PurgeReply, QueueName, RecentReply};
+use restmq_shared::{GetReply, LeaseReply, MessageKey, PurgeReply, QueueName, RecentReply, RedriveReply};
 
 use super::args::{Args, QueuePath};
 use super::{reply, web};
@@ -18,6 +19,7 @@ pub fn routes() -> Router<AppState> {
         .route("/q", get(list_queues))
         .route("/q/", get(list_queues))
         .route("/q/{queue}", get(get_message).post(add_message).delete(purge_queue))
+        .route("/q/{queue}/{item}", post(nack_or_redrive).delete(ack_message))
         .route("/j/{queue}", get(recent_keys))
 }
 
@@ -85,10 +87,29 @@ async fn pop_or_peek(
         let waiting = state.broker.info(queue).await?.is_some_and(|i| i.len > 0);
         return Ok(if waiting { StatusCode::OK } else { StatusCode::NO_CONTENT }.into_response());
     }
+    if let Some(lease) = args.lease("reserve")? {
+        return match state.broker.reserve(queue, lease).await? {
+            Some(m) => reply::json_line(
+                &GetReply { key: m.key, value: m.value, count: 0, deliveries: Some(m.deliveries) },
+                callback,
+            ),
+            None => Ok(StatusCode::NO_CONTENT.into_response()),
+        };
+    }
     let found = if args.flag("soft") {
-        state.broker.peek(queue).await?.map(|m| GetReply { key: m.key, value: m.value, count: m.count })
+        state.broker.peek(queue).await?.map(|m| GetReply {
+            key: m.key,
+            value: m.value,
+            count: m.count,
+            deliveries: None,
+        })
     } else {
-        state.broker.take(queue).await?.map(|m| GetReply { key: m.key, value: m.value, count: 0 })
+        state.broker.take(queue).await?.map(|m| GetReply {
+            key: m.key,
+            value: m.value,
+            count: 0,
+            deliveries: None,
+        })
     };
     match found {
         Some(message) => reply::json_line(&message, callback),
@@ -121,4 +142,34 @@ async fn recent_keys(
     let len = state.broker.info(&queue).await?.map_or(0, |i| i.len);
     let keys = state.broker.recent_keys(&queue, 10).await?;
     reply::json(&RecentReply { queue, len, keys }, callback)
+}
+
+/// `DELETE /q/<queue>/<key>`: acknowledges a reserved message.
+async fn ack_message(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path((queue, key)) =
+        path.map_err(|_| ApiError::InvalidKey("the path is not valid UTF-8".to_owned()))?;
+    let (queue, key) = (QueueName::try_from(queue)?, MessageKey::try_from(key)?);
+    let done = state.broker.ack(&queue, &key).await?;
+    reply::json(&LeaseReply { queue, key, done }, None)
+}
+
+/// `POST /q/<queue>.dead/redrive` moves a dead-letter queue back; `POST /q/<queue>/<key>`
+/// gives a reserved message back (nack).
+async fn nack_or_redrive(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path((queue, item)) =
+        path.map_err(|_| ApiError::InvalidKey("the path is not valid UTF-8".to_owned()))?;
+    let queue = QueueName::try_from(queue)?;
+    if item == "redrive" {
+        let (live, redriven) = state.broker.redrive(&queue).await?;
+        return reply::json(&RedriveReply { queue: live, redriven }, None);
+    }
+    let key = MessageKey::try_from(item)?;
+    let done = state.broker.nack(&queue, &key).await?;
+    reply::json(&LeaseReply { queue, key, done }, None)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
 use super::state::{expiry, now_ms, State};
-use super::{PeekedMessage, QueueInfo, QueueStore, StoreResult, StoredMessage};
+use super::{LeasedMessage, PeekedMessage, QueueInfo, QueueStore, StoreResult, StoredMessage};
 
 /// An ephemeral store; cloning is shallow.
 #[derive(Clone, Default)]
@@ -81,5 +81,36 @@ impl QueueStore for MemoryStore {
 
     async fn close(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    async fn reserve(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<LeasedMessage>> {
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        Ok(self.state().reserve(queue, max, now_ms(), lease_ms, &mut Vec::new()))
+    }
+
+    async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
+        Ok(self.state().ack(key))
+    }
+
+    async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
+        Ok(self.state().nack(key))
+    }
+
+    async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
+        let mut state = self.state();
+        Ok(ns.iter().filter(|n| state.nack(&MessageKey::new(queue.clone(), **n))).count())
+    }
+
+    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<QueueName>> {
+        Ok(self.state().expire_leases(now_ms(), max_deliveries).into_iter().map(|e| e.queue).collect())
+    }
+
+    async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
+        Ok(self.state().redrive(from, to).len() as u64)
     }
 }

@@ -6,6 +6,7 @@
 //! still present.
 
 mod embedded;
+mod lease;
 mod memory;
 mod redis;
 mod state;
@@ -17,6 +18,7 @@ use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
 pub use self::redis::{RedisOptions, RedisStore};
 pub use embedded::EmbeddedStore;
+pub use lease::dead_letter_queue;
 pub use memory::MemoryStore;
 
 /// A message as kept by the store.
@@ -32,6 +34,14 @@ pub struct PeekedMessage {
     pub key: MessageKey,
     pub value: String,
     pub count: u64,
+}
+
+/// A message handed out under a lease, and how many times it has been (this time included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedMessage {
+    pub key: MessageKey,
+    pub value: String,
+    pub deliveries: u32,
 }
 
 /// A queue's length and settings.
@@ -118,6 +128,32 @@ pub trait QueueStore: Send + Sync + 'static {
 
     /// Makes everything acknowledged so far durable and releases the backend.
     fn close(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Hands out up to `max` of the oldest messages under a lease of `lease`: unless
+    /// acknowledged by then, they come back (see [`QueueStore::expire_leases`]).
+    fn reserve(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        lease: Duration,
+    ) -> impl Future<Output = StoreResult<Vec<LeasedMessage>>> + Send;
+
+    /// Acknowledges a leased message: it is gone. `false` when it was not leased.
+    fn ack(&self, key: &MessageKey) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Gives a leased message back to the head of its queue, its delivery count kept.
+    fn nack(&self, key: &MessageKey) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Gives several leased messages of one queue back in one step, so that they are the
+    /// next ones out in key order. Returns how many were leased.
+    fn release(&self, queue: &QueueName, ns: &[u64]) -> impl Future<Output = StoreResult<usize>> + Send;
+
+    /// Ends leases past their deadline: each message goes back to the head of its queue, or
+    /// after `max_deliveries` deliveries to `<queue>.dead`. Returns the queues that changed.
+    fn expire_leases(&self, max_deliveries: u32) -> impl Future<Output = StoreResult<Vec<QueueName>>> + Send;
+
+    /// Moves every message of `from` to the end of `to`, as new messages; returns how many.
+    fn redrive(&self, from: &QueueName, to: &QueueName) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Changes made to the store, by this process or others sharing it, for the broker to
     /// wake its consumers. `None` for backends only this process uses (memory, embedded).
@@ -258,6 +294,35 @@ impl QueueStore for Store {
 
     async fn close(&self) -> StoreResult<()> {
         dispatch!(self, s => s.close().await)
+    }
+
+    async fn reserve(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<LeasedMessage>> {
+        dispatch!(self, s => s.reserve(queue, max, lease).await)
+    }
+
+    async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
+        dispatch!(self, s => s.ack(key).await)
+    }
+
+    async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
+        dispatch!(self, s => s.nack(key).await)
+    }
+
+    async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
+        dispatch!(self, s => s.release(queue, ns).await)
+    }
+
+    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<QueueName>> {
+        dispatch!(self, s => s.expire_leases(max_deliveries).await)
+    }
+
+    async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
+        dispatch!(self, s => s.redrive(from, to).await)
     }
 
     fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {

@@ -26,12 +26,26 @@ pub struct Entry {
     pub expires_at: Option<u64>,
     /// How many times it was soft-read.
     pub reads: u64,
+    /// How many times it was handed out under a lease and came back unacknowledged.
+    pub deliveries: u32,
 }
 
 impl Entry {
-    fn expired(&self, now: u64) -> bool {
+    pub fn new(value: String, expires_at: Option<u64>) -> Self {
+        Self { value, expires_at, reads: 0, deliveries: 0 }
+    }
+
+    pub fn expired(&self, now: u64) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
+}
+
+/// A message out on a lease: it comes back at `deadline` unless acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub entry: Entry,
+    /// Unix milliseconds.
+    pub deadline: u64,
 }
 
 /// One queue: its counter, messages in key order, and settings.
@@ -40,6 +54,8 @@ pub struct QueueState {
     /// The last `n` handed out; the next message gets `counter + 1`.
     pub counter: u64,
     pub messages: BTreeMap<u64, Entry>,
+    /// Messages handed out under a lease, not yet acknowledged.
+    pub leased: BTreeMap<u64, Lease>,
     pub policy: Policy,
     pub status: QueueStatus,
 }
@@ -59,7 +75,7 @@ impl State {
     pub fn add(&mut self, queue: &QueueName, value: String, expires_at: Option<u64>) -> u64 {
         let q = self.queue(queue);
         q.counter += 1;
-        q.messages.insert(q.counter, Entry { value, expires_at, reads: 0 });
+        q.messages.insert(q.counter, Entry::new(value, expires_at));
         q.counter
     }
 
@@ -115,7 +131,7 @@ impl State {
         let q = self.queue(queue);
         for m in messages {
             q.counter = q.counter.max(m.key.n);
-            q.messages.insert(m.key.n, Entry { value: m.value, expires_at: None, reads: 0 });
+            q.messages.insert(m.key.n, Entry::new(m.value, None));
         }
     }
 

@@ -4,6 +4,7 @@
 mod comet;
 mod sse;
 mod ws;
+mod ws_ack;
 
 use std::sync::Arc;
 

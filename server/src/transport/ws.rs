@@ -10,7 +10,7 @@ use restmq_shared::QueueName;
 use super::{next, Next};
 use crate::broker::{Broker, CloseReason};
 use crate::error::ApiError;
-use crate::http::args::QueuePath;
+use crate::http::args::{Args, QueuePath};
 use crate::state::AppState;
 
 /// Close code for "going away" (server shutdown) and for policy ends (purge, slow).
@@ -22,13 +22,21 @@ pub async fn stream_websocket(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    args: Args,
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
     let broker = state.broker.clone();
     let max = state.settings.max_message_bytes;
+    let acked = args.flag("ack");
     Ok(upgrade.max_message_size(max + 1024).write_buffer_size(0).on_upgrade(move |socket| {
         let tracker = broker.tracker().clone();
-        tracker.track_future(serve(socket, broker, queue))
+        async move {
+            if acked {
+                tracker.track_future(super::ws_ack::serve_acked(socket, broker, queue)).await;
+            } else {
+                tracker.track_future(serve(socket, broker, queue)).await;
+            }
+        }
     }))
 }
 

@@ -21,7 +21,10 @@ use tokio::sync::oneshot;
 use self::schema::Meta;
 use self::writer::{Cmd, Op};
 use super::state::{expiry, now_ms, State};
-use super::{PeekedMessage, QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage};
+use super::{
+    dead_letter_queue, LeasedMessage, PeekedMessage, QueueInfo, QueueStore, StoreError, StoreResult,
+    StoredMessage,
+};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "restmq.redb";
@@ -96,6 +99,20 @@ async fn committed(done: Option<Committed>) -> StoreResult<()> {
             Err(_) => Err(backend("store writer", "stopped")),
         },
     }
+}
+
+/// The ops of messages moved from `from` (old `n`) to `to` (new `n`).
+fn moved(state: &State, from: &QueueName, to: &QueueName, moves: &[(u64, u64, String)]) -> Vec<Op> {
+    let mut ops = vec![Op::Remove { queue: from.clone(), ns: moves.iter().map(|m| m.0).collect() }];
+    let meta = meta(state, to);
+    ops.extend(moves.iter().map(|(_, n, value)| Op::Add {
+        queue: to.clone(),
+        n: *n,
+        value: value.clone(),
+        expires_at: None,
+        meta,
+    }));
+    ops
 }
 
 fn meta(state: &State, queue: &QueueName) -> Meta {
@@ -201,6 +218,75 @@ impl QueueStore for EmbeddedStore {
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
         Ok(self.lock().state.recent_keys(queue, max))
+    }
+
+    /// A lease is kept in memory only: the message's row stays on disk until it is
+    /// acknowledged, so after a restart an unacknowledged message is simply there again.
+    async fn reserve(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<LeasedMessage>> {
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let (leased, _) = self.change(false, |state| {
+            let mut expired = Vec::new();
+            let leased = state.reserve(queue, max, now_ms(), lease_ms, &mut expired);
+            let ops = if expired.is_empty() {
+                vec![]
+            } else {
+                vec![Op::Remove { queue: queue.clone(), ns: expired }]
+            };
+            (leased, ops)
+        })?;
+        Ok(leased)
+    }
+
+    async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
+        let (found, done) = self.change(true, |state| {
+            let found = state.ack(key);
+            (
+                found,
+                if found { vec![Op::Remove { queue: key.queue.clone(), ns: vec![key.n] }] } else { vec![] },
+            )
+        })?;
+        committed(done).await?;
+        Ok(found)
+    }
+
+    async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
+        Ok(self.change(false, |state| (state.nack(key), vec![]))?.0)
+    }
+
+    async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
+        let (count, _) = self.change(false, |state| {
+            (ns.iter().filter(|n| state.nack(&MessageKey::new(queue.clone(), **n))).count(), vec![])
+        })?;
+        Ok(count)
+    }
+
+    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<QueueName>> {
+        let (changed, done) = self.change(true, |state| {
+            let expired = state.expire_leases(now_ms(), max_deliveries);
+            let mut ops = Vec::new();
+            for e in &expired {
+                if !e.dead.is_empty() {
+                    ops.extend(moved(state, &e.queue, &dead_letter_queue(&e.queue), &e.dead));
+                }
+            }
+            (expired.into_iter().map(|e| e.queue).collect(), ops)
+        })?;
+        committed(done).await?;
+        Ok(changed)
+    }
+
+    async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
+        let (count, done) = self.change(true, |state| {
+            let moves = state.redrive(from, to);
+            (moves.len() as u64, if moves.is_empty() { vec![] } else { moved(state, from, to, &moves) })
+        })?;
+        committed(done).await?;
+        Ok(count)
     }
 
     /// Waits until everything sent so far is committed and the database file is released;

@@ -108,7 +108,7 @@ pub fn load(db: &Database, now: u64) -> Result<State, DbError> {
                 return false;
             };
             q.counter = q.counter.max(n);
-            q.messages.insert(n, Entry { value: value.to_owned(), expires_at, reads: 0 });
+            q.messages.insert(n, Entry::new(value.to_owned(), expires_at));
             true
         })?;
         reads.retain(|(name, n), count| {

@@ -19,6 +19,9 @@ use restmq_shared::{MessageKey, QueueName};
 /// The set of every queue name.
 pub const QUEUESET: &str = "QUEUESET";
 
+/// The set of queues that have had leases, for the expiry pass.
+pub const LEASED_QUEUES: &str = "restmq:leased";
+
 /// The pub/sub channel all restmq processes on one Redis share.
 pub const BUS: &str = "restmq:bus";
 
@@ -30,9 +33,20 @@ pub struct QueueKeys {
 }
 
 impl QueueKeys {
+    /// In a cluster, `<q>.dead` shares the slot of `<q>` (`{q}.dead`), so that moving a
+    /// message to its dead-letter queue stays one script.
     pub fn new(queue: &QueueName, cluster: bool) -> Self {
-        let base = if cluster { format!("{{{queue}}}") } else { queue.to_string() };
+        let base = match (cluster, queue.as_str().strip_suffix(".dead")) {
+            (false, _) => queue.to_string(),
+            (true, Some(live)) if !live.is_empty() => format!("{{{live}}}.dead"),
+            (true, _) => format!("{{{queue}}}"),
+        };
         Self { base }
+    }
+
+    /// The sorted set of leased message keys, scored by lease deadline (Unix ms).
+    pub fn leased(&self) -> String {
+        format!("{}:leased", self.base)
     }
 
     pub fn counter(&self) -> String {

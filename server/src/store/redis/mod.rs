@@ -17,9 +17,10 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use self::conn::{error, Conn};
-use self::keys::{client_key, number, QueueKeys, BUS, QUEUESET};
+use self::keys::{client_key, number, QueueKeys, BUS, LEASED_QUEUES, QUEUESET};
 use super::{
-    NodePresence, PeekedMessage, QueueInfo, QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
+    dead_letter_queue, LeasedMessage, NodePresence, PeekedMessage, QueueInfo, QueueStore, StoreError,
+    StoreEvent, StoreResult, StoredMessage,
 };
 
 /// How to reach Redis.
@@ -196,7 +197,7 @@ impl QueueStore for RedisStore {
     async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
         let keys = self.keys(queue);
         let mut inv = scripts::PURGE.key(keys.list());
-        inv.key(keys.counter()).key(keys.policy()).key(keys.status());
+        inv.key(keys.counter()).key(keys.policy()).key(keys.status()).key(keys.leased());
         self.with_queueset(&mut inv).arg(queue.as_str()).arg(BUS);
         let mut existed: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         if self.inner.cluster {
@@ -250,6 +251,114 @@ impl QueueStore for RedisStore {
         let _ = presence::withdraw(&mut self.conn(), &self.inner.node).await;
         self.inner.stop.cancel();
         Ok(())
+    }
+
+    async fn reserve(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<LeasedMessage>> {
+        let keys = self.keys(queue);
+        let deadline =
+            super::state::now_ms().saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
+        let () = self.conn().sadd(LEASED_QUEUES, queue.as_str()).await.map_err(error)?;
+        let out: Vec<String> = scripts::RESERVE
+            .key(keys.list())
+            .key(keys.leased())
+            .arg(max)
+            .arg(deadline)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(error)?;
+        Ok(out
+            .chunks_exact(3)
+            .filter_map(|m| {
+                Some(LeasedMessage {
+                    key: client_key(queue, number(&m[0])?),
+                    value: m[1].clone(),
+                    deliveries: m[2].parse().ok()?,
+                })
+            })
+            .collect())
+    }
+
+    async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
+        let keys = self.keys(&key.queue);
+        let acked: i64 = scripts::ACK
+            .key(keys.leased())
+            .arg(keys.message(key.n))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(error)?;
+        Ok(acked == 1)
+    }
+
+    async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
+        Ok(self.release(&key.queue, &[key.n]).await? == 1)
+    }
+
+    async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
+        let keys = self.keys(queue);
+        let mut newest_first = ns.to_vec();
+        newest_first.sort_unstable_by(|a, b| b.cmp(a));
+        let mut inv = scripts::NACK.key(keys.leased());
+        inv.key(keys.list()).arg(queue.as_str()).arg(BUS);
+        for n in newest_first {
+            inv.arg(keys.message(n));
+        }
+        let back: usize = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        Ok(back)
+    }
+
+    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<QueueName>> {
+        let names: Vec<String> = self.conn().smembers(LEASED_QUEUES).await.map_err(error)?;
+        let now = super::state::now_ms();
+        let mut changed = Vec::new();
+        for queue in names.into_iter().filter_map(|n| QueueName::try_from(n).ok()) {
+            let (keys, dlq) = (self.keys(&queue), dead_letter_queue(&queue));
+            let dead = self.keys(&dlq);
+            let (back, moved): (u64, u64) = scripts::EXPIRE
+                .key(keys.leased())
+                .key(keys.list())
+                .key(dead.counter())
+                .key(dead.list())
+                .arg(now)
+                .arg(max_deliveries)
+                .arg(queue.as_str())
+                .arg(BUS)
+                .arg(dead.message_prefix())
+                .arg(dlq.as_str())
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(error)?;
+            if moved > 0 {
+                let () = self.conn().sadd(QUEUESET, dlq.as_str()).await.map_err(error)?;
+            }
+            if back + moved > 0 {
+                changed.push(queue);
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
+        let (src, dst) = (self.keys(from), self.keys(to));
+        if self.inner.cluster && src.list().split('}').next() != dst.list().split('}').next() {
+            return Err(StoreError::Backend("redrive across hash slots is not supported".to_owned()));
+        }
+        let () = self.conn().sadd(QUEUESET, to.as_str()).await.map_err(error)?;
+        let moved: u64 = scripts::REDRIVE
+            .key(src.list())
+            .key(dst.counter())
+            .key(dst.list())
+            .arg(dst.message_prefix())
+            .arg(to.as_str())
+            .arg(BUS)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(error)?;
+        Ok(moved)
     }
 
     fn watch(&self) -> Option<broadcast::Receiver<StoreEvent>> {

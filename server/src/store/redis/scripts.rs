@@ -133,15 +133,16 @@ return 1
     )
 });
 
-/// KEYS: list, counter, policy, status, [QUEUESET]. ARGV: queue, bus. Removes every key of
-/// the queue. Returns 1 when anything existed.
+/// KEYS: list, counter, policy, status, leased, [QUEUESET]. ARGV: queue, bus. Removes
+/// every key of the queue, leased messages included. Returns 1 when anything existed.
 pub static PURGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local keys = redis.call('LRANGE', KEYS[1], 0, -1)
-for _, k in ipairs(keys) do redis.call('DEL', k, k .. ':refcount') end
-local existed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-if KEYS[5] then existed = existed + redis.call('SREM', KEYS[5], ARGV[1]) end
+for _, k in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do table.insert(keys, k) end
+for _, k in ipairs(keys) do redis.call('DEL', k, k .. ':refcount', k .. ':deliveries') end
+local existed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+if KEYS[6] then existed = existed + redis.call('SREM', KEYS[6], ARGV[1]) end
 redis.call('PUBLISH', ARGV[2], 'p ' .. ARGV[1])
 if existed > 0 then return 1 end
 return 0
@@ -157,6 +158,118 @@ redis.call('SET', KEYS[1], ARGV[1])
 if KEYS[2] then redis.call('SADD', KEYS[2], ARGV[2]) end
 redis.call('PUBLISH', ARGV[3], 's ' .. ARGV[2])
 return 1
+",
+    )
+});
+
+/// KEYS: list, leased (sorted set), [QUEUESET unused]. ARGV: max, deadline (ms), lease set
+/// name, queue. Moves up to `max` live messages from the head of the list to the leased
+/// set, counting deliveries. Returns `[key1, value1, deliveries1, …]`.
+pub static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local out = {}
+local found = 0
+local max = tonumber(ARGV[1])
+while found < max do
+  local key = redis.call('RPOP', KEYS[1])
+  if not key then break end
+  local v = redis.call('GET', key)
+  if v then
+    redis.call('ZADD', KEYS[2], ARGV[2], key)
+    local d = redis.call('INCR', key .. ':deliveries')
+    table.insert(out, key)
+    table.insert(out, v)
+    table.insert(out, tostring(d))
+    found = found + 1
+  else
+    redis.call('DEL', key .. ':refcount', key .. ':deliveries')
+  end
+end
+return out
+",
+    )
+});
+
+/// KEYS: leased. ARGV: message key. Acknowledges: the message is gone. Returns 1 if leased.
+pub static ACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('DEL', ARGV[1], ARGV[1] .. ':refcount', ARGV[1] .. ':deliveries')
+return 1
+",
+    )
+});
+
+/// KEYS: leased, list. ARGV: queue, bus, then message keys newest first. Gives the leased
+/// ones back to the head, the oldest outermost. Returns how many were leased.
+pub static NACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local back = 0
+for i = 3, #ARGV do
+  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    back = back + 1
+  end
+end
+if back > 0 then redis.call('PUBLISH', ARGV[2], 'a ' .. ARGV[1]) end
+return back
+",
+    )
+});
+
+/// KEYS: leased, list, dead counter, dead list. ARGV: now (ms), max deliveries, queue, bus,
+/// dead message-key prefix, dead queue. Ends due leases: back to the head, or to the
+/// dead-letter queue once delivered `max` times. Returns `[returned, dead]`.
+pub static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local back, dead = 0, 0
+for _, key in ipairs(due) do
+  redis.call('ZREM', KEYS[1], key)
+  local d = tonumber(redis.call('GET', key .. ':deliveries') or '0')
+  local v = redis.call('GET', key)
+  if v and d >= tonumber(ARGV[2]) then
+    local n = redis.call('INCR', KEYS[3])
+    redis.call('SET', ARGV[5] .. n, v)
+    redis.call('LPUSH', KEYS[4], ARGV[5] .. n)
+    redis.call('DEL', key, key .. ':refcount', key .. ':deliveries')
+    dead = dead + 1
+  elseif v then
+    redis.call('RPUSH', KEYS[2], key)
+    back = back + 1
+  end
+end
+if back > 0 then redis.call('PUBLISH', ARGV[4], 'a ' .. ARGV[3]) end
+if dead > 0 then redis.call('PUBLISH', ARGV[4], 'a ' .. ARGV[6]) end
+return {back, dead}
+",
+    )
+});
+
+/// KEYS: from list, to counter, to list. ARGV: to message-key prefix, to queue, bus. Moves
+/// every message of one queue to the end of another as new messages. Returns how many.
+pub static REDRIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local moved = 0
+while true do
+  local key = redis.call('RPOP', KEYS[1])
+  if not key then break end
+  local v = redis.call('GET', key)
+  redis.call('DEL', key, key .. ':refcount', key .. ':deliveries')
+  if v then
+    local n = redis.call('INCR', KEYS[2])
+    redis.call('SET', ARGV[1] .. n, v)
+    redis.call('LPUSH', KEYS[3], ARGV[1] .. n)
+    moved = moved + 1
+  end
+end
+if moved > 0 then redis.call('PUBLISH', ARGV[3], 'a ' .. ARGV[2]) end
+return moved
 ",
     )
 });

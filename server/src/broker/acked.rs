@@ -1,0 +1,113 @@
+//! `ack=1` streaming consumers: each reserves its own messages under a lease, a window at a
+//! time, and acknowledges them by key. Whatever it still holds when it leaves goes back to
+//! the head of the queue at once.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use restmq_shared::{MessageKey, QueueName, QueueStatus};
+
+use super::hub::Hub;
+use super::{Broker, BrokerResult};
+use crate::store::LeasedMessage;
+use crate::store::QueueStore;
+
+/// Messages one `ack=1` consumer holds unacknowledged at most.
+pub const ACK_WINDOW: usize = 32;
+
+/// How long a waiting consumer sleeps before looking again, should a wake-up be missed.
+const RECHECK: Duration = Duration::from_millis(500);
+
+/// One `ack=1` consumer's end.
+pub struct AckedSubscription {
+    broker: Broker,
+    hub: Arc<Hub>,
+    /// Message numbers held, with when their lease ends.
+    held: BTreeMap<u64, Instant>,
+}
+
+impl Broker {
+    /// Joins `queue` as an `ack=1` consumer.
+    pub fn subscribe_acked(&self, queue: &QueueName) -> AckedSubscription {
+        let hub = self.hub(queue);
+        hub.ack_consumers.fetch_add(1, Ordering::Relaxed);
+        AckedSubscription { broker: self.clone(), hub, held: BTreeMap::new() }
+    }
+}
+
+impl AckedSubscription {
+    pub fn queue(&self) -> &QueueName {
+        &self.hub.queue
+    }
+
+    /// The next messages, leased to this consumer; waits while the window is full, the
+    /// queue is empty or paused.
+    pub async fn next_batch(&mut self) -> BrokerResult<Vec<LeasedMessage>> {
+        loop {
+            let now = Instant::now();
+            self.held.retain(|_, until| *until > now);
+            let room = ACK_WINDOW.saturating_sub(self.held.len());
+            let notified = self.hub.ack_waiters.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if room > 0 && !self.paused().await? {
+                let lease = self.broker.config().lease;
+                let batch = self.broker.reserve_many(&self.hub.queue, room, lease).await?;
+                if !batch.is_empty() {
+                    let until = Instant::now() + lease;
+                    self.held.extend(batch.iter().map(|m| (m.key.n, until)));
+                    return Ok(batch);
+                }
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep(RECHECK) => {}
+            }
+        }
+    }
+
+    async fn paused(&self) -> BrokerResult<bool> {
+        let cached = self.hub.lock().status;
+        let status = match cached {
+            Some(status) => status,
+            None => self.broker.info(&self.hub.queue).await?.map(|i| i.status).unwrap_or_default(),
+        };
+        Ok(status == QueueStatus::Paused)
+    }
+
+    /// Acknowledges a message this consumer holds.
+    pub async fn ack(&mut self, key: &MessageKey) -> BrokerResult<bool> {
+        self.held.remove(&key.n);
+        let acked = self.broker.ack(&self.hub.queue, key).await?;
+        if acked {
+            self.hub.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(acked)
+    }
+
+    /// Gives a message back to the head of the queue.
+    pub async fn nack(&mut self, key: &MessageKey) -> BrokerResult<bool> {
+        self.held.remove(&key.n);
+        self.broker.nack(&self.hub.queue, key).await
+    }
+}
+
+impl Drop for AckedSubscription {
+    /// Gives back everything still held, in one step, so it is the next out in key order.
+    fn drop(&mut self) {
+        self.hub.ack_consumers.fetch_sub(1, Ordering::Relaxed);
+        let held: Vec<u64> = std::mem::take(&mut self.held).into_keys().collect();
+        if held.is_empty() {
+            return;
+        }
+        let (broker, hub) = (self.broker.clone(), self.hub.clone());
+        self.broker.tracker().spawn(async move {
+            match broker.store().release(&hub.queue, &held).await {
+                Ok(_) => hub.wake(),
+                Err(err) => tracing::warn!(queue = %hub.queue, %err, "could not give messages back"),
+            }
+        });
+    }
+}

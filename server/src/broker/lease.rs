@@ -1,0 +1,88 @@
+//! At-least-once delivery in the broker: reserve, ack and nack (HTTP, JSON protocol and
+//! `ack=1` streams), the lease-expiry task, and redriving a dead-letter queue.
+
+use std::time::Duration;
+
+use restmq_shared::{MessageKey, QueueName};
+
+use super::{Broker, BrokerError, BrokerResult};
+use crate::store::{LeasedMessage, QueueStore};
+
+/// How often expired leases are looked for.
+const EXPIRY_EVERY: Duration = Duration::from_millis(200);
+
+impl Broker {
+    /// Hard get under a lease: unless acknowledged within `lease`, the message comes back.
+    pub async fn reserve(&self, queue: &QueueName, lease: Duration) -> BrokerResult<Option<LeasedMessage>> {
+        Ok(self.reserve_many(queue, 1, lease).await?.pop())
+    }
+
+    /// Up to `max` messages under one lease each.
+    pub async fn reserve_many(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        lease: Duration,
+    ) -> BrokerResult<Vec<LeasedMessage>> {
+        Ok(self.store().reserve(queue, max, lease).await?)
+    }
+
+    /// Acknowledges a reserved message of `queue`; `false` when it was not leased.
+    pub async fn ack(&self, queue: &QueueName, key: &MessageKey) -> BrokerResult<bool> {
+        own_key(queue, key)?;
+        Ok(self.store().ack(key).await?)
+    }
+
+    /// Gives a reserved message back to the head of `queue`.
+    pub async fn nack(&self, queue: &QueueName, key: &MessageKey) -> BrokerResult<bool> {
+        own_key(queue, key)?;
+        let back = self.store().nack(key).await?;
+        if back {
+            self.hub(queue).wake();
+        }
+        Ok(back)
+    }
+
+    /// Moves every message of a dead-letter queue `<q>.dead` back to `<q>`.
+    pub async fn redrive(&self, dead: &QueueName) -> BrokerResult<(QueueName, u64)> {
+        let live = dead
+            .as_str()
+            .strip_suffix(".dead")
+            .and_then(|q| QueueName::try_from(q).ok())
+            .ok_or_else(|| BrokerError::NotDeadLetter(dead.clone()))?;
+        let moved = self.store().redrive(dead, &live).await?;
+        self.hub(&live).wake();
+        Ok((live, moved))
+    }
+
+    /// Ends expired leases every 200 ms until shutdown, waking consumers of the queues
+    /// that got messages back.
+    pub(super) async fn run_lease_expiry(&self) {
+        let mut tick = tokio::time::interval(EXPIRY_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.shutdown_token().cancelled() => return,
+            }
+            match self.store().expire_leases(self.config().max_deliveries).await {
+                Ok(queues) => {
+                    for queue in queues {
+                        if let Some(hub) = self.existing_hub(&queue) {
+                            hub.wake();
+                        }
+                    }
+                }
+                Err(err) => tracing::debug!(%err, "lease expiry pass failed"),
+            }
+        }
+    }
+}
+
+fn own_key(queue: &QueueName, key: &MessageKey) -> BrokerResult<()> {
+    if &key.queue == queue {
+        Ok(())
+    } else {
+        Err(BrokerError::ForeignKey { queue: queue.clone(), key: key.clone() })
+    }
+}

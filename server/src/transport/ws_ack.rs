@@ -1,0 +1,67 @@
+//! `GET /ws/<queue>?ack=1`: at-least-once WebSocket consumers. Each message frame carries
+//! its delivery count (`{"key","value","deliveries"}`) and is leased until the client sends
+//! `{"cmd":"ack","key":"q:7"}` (or `"nack"` to give it back). Unacknowledged messages come
+//! back after the lease; when the socket closes, they go back at once.
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use restmq_shared::{ErrorCode, ErrorResponse, LeasedStreamMessage, MessageKey, QueueName};
+use serde::Deserialize;
+
+use crate::broker::{AckedSubscription, Broker};
+
+/// A frame from an `ack=1` client.
+#[derive(Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+enum ClientFrame {
+    Ack { key: MessageKey },
+    Nack { key: MessageKey },
+}
+
+pub async fn serve_acked(mut socket: WebSocket, broker: Broker, queue: QueueName) {
+    let mut sub = broker.subscribe_acked(&queue);
+    let shutdown = broker.shutdown_token().clone();
+    loop {
+        tokio::select! {
+            batch = sub.next_batch() => match batch {
+                Ok(batch) => {
+                    for m in batch {
+                        let frame = LeasedStreamMessage { key: m.key, value: m.value, deliveries: m.deliveries };
+                        let text = serde_json::to_string(&frame).unwrap_or_default();
+                        if socket.send(Message::Text(text.into())).await.is_err() {
+                            return; // what this consumer holds goes back as `sub` drops
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%queue, %err, "ack consumer: store failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Text(text))) => {
+                    if let Err(message) = handle(&mut sub, &text).await {
+                        let error = ErrorResponse::new(ErrorCode::InvalidArgument, message);
+                        let _ = socket.send(Message::Text(serde_json::to_string(&error).unwrap_or_default().into())).await;
+                    }
+                }
+                Some(Ok(_)) => {}
+            },
+            () = shutdown.cancelled() => {
+                let frame = CloseFrame { code: 1001, reason: Utf8Bytes::from_static("shutdown") };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn handle(sub: &mut AckedSubscription, text: &str) -> Result<(), String> {
+    let frame: ClientFrame = serde_json::from_str(text)
+        .map_err(|e| format!("expected {{\"cmd\":\"ack\"|\"nack\",\"key\":…}}: {e}"))?;
+    let result = match &frame {
+        ClientFrame::Ack { key } => sub.ack(key).await,
+        ClientFrame::Nack { key } => sub.nack(key).await,
+    };
+    result.map(drop).map_err(|e| e.to_string())
+}
