@@ -22,6 +22,8 @@ pub struct UrlFeed {
 
 /// First delay before reconnecting, unless the stream says otherwise with `retry:`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// The shortest first delay a stream's `retry:` may ask for.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest line or event accepted from a stream.
 const MAX_LINE: usize = 1024 * 1024;
 
@@ -110,7 +112,7 @@ impl UrlFeed {
                         }
                     }
                     Event::Id(id) => session.last_id = Some(id),
-                    Event::Retry(delay) => session.first_backoff = delay,
+                    Event::Retry(delay) => session.first_backoff = delay.max(MIN_BACKOFF),
                 }
             }
         }
