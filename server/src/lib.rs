@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: command line and environment.
+//! - [`auth`]: tokens, address lists, RestMQ's `acl.conf` and CORS (all off by default).
 //! - [`telemetry`]: logging setup.
 //! - [`shutdown`]: signals to a cancellation token.
 //! - [`server`]: opening the store, serving, and stopping cleanly.
@@ -14,6 +15,7 @@
 //! - [`feed`]: data sources relayed into queues (system, url, file, syslog, collectd).
 //! - [`cli`]: the client commands (`push`, `pop`, `tail`, `stats`, `policy`, `pause`, `resume`).
 
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;

@@ -13,6 +13,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The feeds running in this server, for `/stats/` and the collectd endpoint.
     pub feeds: FeedRegistry,
+    /// Access rules (tokens, address lists, `acl.conf`, CORS).
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 /// What handlers need to know of the configuration.

@@ -30,6 +30,10 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// A WebSocket route was called without an upgrade.
     UpgradeRequired,
+    /// Credentials are missing or wrong (bearer token, or Basic auth from `acl.conf`).
+    Unauthorized,
+    /// The credentials or the client address do not allow this request.
+    Forbidden,
     /// A limit was reached.
     TooManyRequests,
     /// The store cannot be reached.
@@ -53,6 +57,8 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UpgradeRequired => "upgrade_required",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::TooManyRequests => "too_many_requests",
             Self::StoreUnavailable => "store_unavailable",
             Self::Internal => "internal",
@@ -69,6 +75,8 @@ impl ErrorCode {
             | Self::MalformedJson
             | Self::UnknownCommand
             | Self::InvalidCallback => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::TooLarge => 413,

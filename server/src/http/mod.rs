@@ -20,14 +20,15 @@ use crate::transport;
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.body_limit();
     let web_dir = state.settings.web_dir.clone();
-    Router::new()
+    let routes = Router::new()
         .merge(rest::routes())
         .merge(command::routes())
         .merge(admin::routes())
         .merge(collectd::routes())
         .merge(transport::routes())
         .method_not_allowed_fallback(web::method_not_allowed)
-        .fallback_service(web::static_files(&web_dir))
+        .fallback_service(web::static_files(&web_dir));
+    crate::auth::layer(routes, &state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

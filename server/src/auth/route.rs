@@ -1,0 +1,176 @@
+//! What each route needs: a right (on one queue or on all), the `acl.conf` section that
+//! guards it, or nothing. Routes are told apart by their matched path template; the queue
+//! comes from the `{queue}` segment, or, for `/` and `POST /queue`, from the request's
+//! arguments, read from a buffered copy of the body that the handler then reads again.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::Method;
+use serde_json::Value;
+
+use super::acl::Section;
+use super::tokens::{Right, Scope};
+use crate::error::ApiError;
+use crate::http::args::{read_body, Args};
+use crate::state::AppState;
+
+/// What a request must show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: health checks, the web app and unknown paths (which answer 404).
+    Open,
+    /// Any valid credentials; the handler will refuse the request as malformed anyway.
+    Authenticated,
+    /// A right on a scope.
+    Right(Right, Scope),
+}
+
+/// The classification of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub need: Need,
+    /// The `acl.conf` section that applies, as RestMQ chose it.
+    pub section: Option<Section>,
+}
+
+impl Access {
+    fn open() -> Self {
+        Self { need: Need::Open, section: None }
+    }
+
+    /// The queue the check is about, if it is about one.
+    pub fn queue(&self) -> Option<&str> {
+        match &self.need {
+            Need::Right(_, Scope::Queue(q)) => Some(q),
+            _ => None,
+        }
+    }
+}
+
+/// Classifies the request; for `/` and `/queue` the body is read and put back.
+pub async fn classify(state: &AppState, mut parts: Parts, body: Body) -> Result<(Request, Access), ApiError> {
+    let Some(template) = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned()) else {
+        // The router's fallback: the web app's files, or a JSON 404.
+        return Ok((Request::from_parts(parts, body), Access::open()));
+    };
+    let method = parts.method.clone();
+    let reading = method == Method::GET || method == Method::HEAD;
+    let section = |streaming: Option<Section>| {
+        streaming.or(Some(if reading { Section::RestConsumer } else { Section::RestProducer }))
+    };
+    if template == "/" || template == "/queue" {
+        let (req, args) = buffered_args(state, parts, body).await?;
+        let access = match (template.as_str(), args) {
+            ("/", Ok(args)) if reading => match args.get("queue") {
+                Some(queue) => Access { need: right(Right::Consume, queue), section: section(None) },
+                None => Access::open(),
+            },
+            ("/", Ok(args)) if method == Method::POST => match args.get("queue") {
+                Some(queue) => Access { need: right(Right::Produce, queue), section: section(None) },
+                None => Access { need: Need::Authenticated, section: section(None) },
+            },
+            ("/queue", Ok(args)) => {
+                Access { need: command_need(&args), section: Some(Section::RestProducer) }
+            }
+            _ => Access { need: Need::Authenticated, section: section(None) },
+        };
+        return Ok((req, access));
+    }
+    let params: Vec<(String, String)> = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .map(|params| params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        .unwrap_or_default();
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let queue = param("queue");
+    let redrive = param("item").as_deref() == Some("redrive");
+    let scope = queue.map_or(Scope::All, Scope::Queue);
+    let need = |right: Right| Need::Right(right, scope.clone());
+    let access = match (template.as_str(), &method) {
+        ("/healthz" | "/readyz", _) => Access::open(),
+        ("/q/{queue}", _) if reading => Access { need: need(Right::Consume), section: section(None) },
+        ("/q/{queue}", &Method::POST) => Access { need: need(Right::Produce), section: section(None) },
+        // Ack (DELETE) and nack (POST) of a leased message; `POST /q/<q>.dead/redrive` is admin.
+        ("/q/{queue}/{item}", &Method::DELETE | &Method::POST) if !redrive => {
+            Access { need: need(Right::Consume), section: Some(Section::RestConsumer) }
+        }
+        ("/c/{queue}" | "/sse/{queue}", _) if reading => {
+            Access { need: need(Right::Consume), section: section(Some(Section::CometConsumer)) }
+        }
+        ("/ws/{queue}", _) if reading => {
+            Access { need: need(Right::Consume), section: section(Some(Section::WebsocketConsumer)) }
+        }
+        ("/collectd/data" | "/collectd/event", &Method::POST) => {
+            let feed = state.feeds.collectd(&state.broker);
+            let queue = if template == "/collectd/data" { feed.data } else { feed.event };
+            Access { need: right(Right::Produce, queue.as_str()), section: section(None) }
+        }
+        // Purge, policy, pause, figures, listings, and any route not named here.
+        _ => Access { need: need(Right::Admin), section: section(None) },
+    };
+    Ok((Request::from_parts(parts, body), access))
+}
+
+fn right(right: Right, queue: &str) -> Need {
+    Need::Right(right, Scope::Queue(queue.to_owned()))
+}
+
+/// The request rebuilt from its buffered body, and its arguments as the handler will read
+/// them (or the handler's own error).
+async fn buffered_args(
+    state: &AppState,
+    parts: Parts,
+    body: Body,
+) -> Result<(Request, Result<Args, ApiError>), ApiError> {
+    let bytes = read_body(Request::from_parts(parts.clone(), body), state.settings.body_limit()).await?;
+    let copy = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
+    let args = Args::from_request(copy, state).await;
+    Ok((Request::from_parts(parts, Body::from(bytes)), args))
+}
+
+/// The right a JSON-protocol command needs: `add` produces; `get`, `take`, `del` and the
+/// lease commands consume; anything else needs admin. A document the handler will refuse
+/// needs only valid credentials.
+fn command_need(args: &Args) -> Need {
+    let text = match args.get("body").or_else(|| args.get("msg")) {
+        Some(field) => field,
+        None => match args.raw.as_ref().map(|raw| std::str::from_utf8(&raw.bytes)) {
+            Some(Ok(text)) => text,
+            _ => return Need::Authenticated,
+        },
+    };
+    let Ok(doc) = serde_json::from_str::<Value>(text) else { return Need::Authenticated };
+    let (Some(cmd), Some(queue)) =
+        (doc.get("cmd").and_then(Value::as_str), doc.get("queue").and_then(Value::as_str))
+    else {
+        return Need::Authenticated;
+    };
+    let needed = match cmd {
+        "add" => Right::Produce,
+        "get" | "take" | "del" | "reserve" | "ack" | "nack" => Right::Consume,
+        _ => Right::Admin,
+    };
+    right(needed, queue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_with_body(body: &str) -> Args {
+        let mut args = Args::default();
+        args.raw = Some(crate::http::args::RawBody { content_type: None, bytes: body.to_owned().into() });
+        args
+    }
+
+    #[test]
+    fn commands_need_their_rights() {
+        let need = |body: &str| command_need(&args_with_body(body));
+        assert_eq!(need(r#"{"cmd":"add","queue":"q","value":"v"}"#), right(Right::Produce, "q"));
+        assert_eq!(need(r#"{"cmd":"take","queue":"q"}"#), right(Right::Consume, "q"));
+        assert_eq!(need(r#"{"cmd":"del","queue":"q","key":"q:1"}"#), right(Right::Consume, "q"));
+        assert_eq!(need(r#"{"cmd":"purge","queue":"q"}"#), right(Right::Admin, "q"));
+        assert_eq!(need(r#"{"cmd":"add"}"#), Need::Authenticated);
+        assert_eq!(need("not json"), Need::Authenticated);
+    }
+}
