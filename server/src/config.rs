@@ -82,6 +82,14 @@ pub struct ServeConfig {
     #[arg(long, env = "RESTMQ_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
 
+    /// Broadcast messages kept per queue for `since` / `Last-Event-ID` replay (0 = none).
+    #[arg(long, env = "RESTMQ_HISTORY_LEN", default_value_t = 1000)]
+    pub history_len: usize,
+
+    /// Seconds a broadcast message is kept for replay.
+    #[arg(long, env = "RESTMQ_HISTORY_AGE_SECS", default_value_t = 300)]
+    pub history_age_secs: u64,
+
     /// Seconds streams get to close cleanly at shutdown.
     #[arg(long, env = "RESTMQ_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,

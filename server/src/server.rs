@@ -54,6 +54,8 @@ pub async fn run(
         node_addr: addr.to_string(),
         max_deliveries: config.max_deliveries.max(1),
         lease: Duration::from_secs(config.lease_secs.max(1)),
+        history_len: config.history_len,
+        history_age: Duration::from_secs(config.history_age_secs),
         ..BrokerConfig::default()
     };
     let broker = Broker::new(store.clone(), broker_config, shutdown.clone(), tracker.clone());

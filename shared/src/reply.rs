@@ -56,6 +56,19 @@ pub struct CloseNotice {
     pub closed: String,
 }
 
+/// Sent first to a consumer resuming with `since` when the history no longer reaches back:
+/// messages `from..=to` cannot be replayed. `{"gap":{"from":"q:5","to":"q:9"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapNotice {
+    pub gap: GapRange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapRange {
+    pub from: MessageKey,
+    pub to: MessageKey,
+}
+
 /// `GET /p/<queue>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyReply {

@@ -76,7 +76,13 @@ pub(super) async fn run(broker: Broker, hub: Arc<Hub>) {
                     .into_iter()
                     .map(|m| Arc::new(Delivery::new(m, hub.clone(), Some((requeue.clone(), epoch)))));
                 match policy {
-                    Policy::Broadcast => broadcast(deliveries, &targets),
+                    Policy::Broadcast => {
+                        let deliveries: Vec<_> = deliveries.collect();
+                        for d in &deliveries {
+                            broker.record(&hub, d);
+                        }
+                        broadcast(deliveries.into_iter(), &targets);
+                    }
                     Policy::Roundrobin => {
                         if let Some(last) = roundrobin(deliveries, &targets) {
                             hub.lock().cursor = last;

@@ -37,6 +37,12 @@ pub struct Counters {
     pub added: AtomicU64,
     pub taken: AtomicU64,
     pub delivered: AtomicU64,
+    /// Leased messages acknowledged.
+    pub acked: AtomicU64,
+    /// Leased messages back in the queue: lease expired, nacked, or their consumer left.
+    pub redelivered: AtomicU64,
+    /// Leased messages moved to the dead-letter queue.
+    pub dead: AtomicU64,
 }
 
 /// A consumer as the dispatcher sees it.
@@ -80,6 +86,8 @@ pub struct Hub {
     pub(super) ack_waiters: Notify,
     /// `ack=1` consumers connected now.
     pub(super) ack_consumers: std::sync::atomic::AtomicUsize,
+    /// Recent broadcast messages, for `since` replay.
+    pub(super) history: Mutex<super::history::History>,
     state: Mutex<HubState>,
 }
 
@@ -91,6 +99,7 @@ impl Hub {
             notify: Notify::new(),
             ack_waiters: Notify::new(),
             ack_consumers: std::sync::atomic::AtomicUsize::new(0),
+            history: Mutex::default(),
             state: Mutex::default(),
         }
     }
@@ -178,6 +187,8 @@ pub struct Subscription {
     pub(super) hub: Arc<Hub>,
     pub(super) rx: mpsc::Receiver<Arc<Delivery>>,
     pub(super) closed: Arc<OnceLock<CloseReason>>,
+    /// Messages up to this number were replayed from history: skip them live.
+    pub(super) replayed_upto: u64,
 }
 
 impl Subscription {
@@ -191,12 +202,22 @@ impl Subscription {
         if self.closed.get().is_some() {
             return None;
         }
-        let delivery = self.rx.recv().await?;
-        // Closed while this one was buffered: leave it for the queue.
-        if self.closed.get().is_some() {
-            return None;
+        loop {
+            let delivery = self.rx.recv().await?;
+            // Closed while this one was buffered: leave it for the queue.
+            if self.closed.get().is_some() {
+                return None;
+            }
+            if delivery.message.key.n > self.replayed_upto {
+                return Some(delivery);
+            }
+            delivery.mark_delivered(); // this consumer already got it from the history
         }
-        Some(delivery)
+    }
+
+    /// Notes that messages up to `n` were replayed, so live copies of them are skipped.
+    pub fn skip_upto(&mut self, n: u64) {
+        self.replayed_upto = self.replayed_upto.max(n);
     }
 
     /// Why the server ended the consumer, if it did.

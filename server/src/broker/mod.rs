@@ -7,6 +7,7 @@
 
 mod acked;
 mod dispatch;
+mod history;
 mod hub;
 mod lease;
 mod shared;
@@ -22,9 +23,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use acked::{AckedSubscription, ACK_WINDOW};
+pub use history::Replay;
 pub use hub::{CloseReason, Delivery, Hub, Subscription};
 use hub::{Consumer, Requeue};
 
+use crate::metrics::{Metrics, TimedStore};
 use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
 
 /// Tuning of streaming delivery.
@@ -42,6 +45,10 @@ pub struct BrokerConfig {
     pub max_deliveries: u32,
     /// The lease of messages streamed to `ack=1` consumers.
     pub lease: Duration,
+    /// Broadcast messages kept per queue for `since` replay (0 = none).
+    pub history_len: usize,
+    /// How long a broadcast message is kept for replay.
+    pub history_age: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -53,6 +60,8 @@ impl Default for BrokerConfig {
             node_addr: String::new(),
             max_deliveries: 5,
             lease: Duration::from_secs(30),
+            history_len: 1000,
+            history_age: Duration::from_secs(300),
         }
     }
 }
@@ -79,7 +88,7 @@ pub struct Broker {
 }
 
 struct Inner {
-    store: Store,
+    store: TimedStore,
     config: BrokerConfig,
     hubs: Mutex<HashMap<QueueName, Arc<Hub>>>,
     requeue_tx: mpsc::UnboundedSender<Requeue>,
@@ -99,7 +108,7 @@ impl Broker {
         let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
         let broker = Self {
             inner: Arc::new(Inner {
-                store,
+                store: TimedStore::new(store, Arc::default()),
                 config,
                 hubs: Mutex::default(),
                 requeue_tx,
@@ -118,8 +127,19 @@ impl Broker {
         broker
     }
 
-    pub fn store(&self) -> &Store {
+    /// The store; every call through it is timed for `/metrics`.
+    pub fn store(&self) -> &TimedStore {
         &self.inner.store
+    }
+
+    /// This server's process-wide figures.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.inner.store.metrics()
+    }
+
+    /// Every queue with a hub in this process, for its counters and consumers.
+    pub fn local_queues(&self) -> Vec<Arc<Hub>> {
+        self.all_hubs()
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -307,7 +327,7 @@ impl Broker {
         } else {
             hub.wake();
         }
-        Subscription { id, hub, rx, closed }
+        Subscription { id, hub, rx, closed, replayed_upto: 0 }
     }
 
     /// Puts undelivered messages back, batched per queue, until shutdown.

@@ -71,6 +71,7 @@ impl Broker {
             st.consumers.iter().map(|c| (c.id, c.tx.clone())).collect()
         };
         let delivery = Arc::new(Delivery::new(message, hub.clone(), None));
+        self.record(&hub, &delivery);
         for (id, tx) in targets {
             if let Err(TrySendError::Full(_)) = tx.try_send(delivery.clone()) {
                 tracing::info!(queue = %hub.queue, consumer = id, "disconnecting slow consumer");

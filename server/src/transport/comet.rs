@@ -5,9 +5,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 
-use super::{close_notice, next, Next};
+use super::{close_notice, next, resume, since_arg, Next};
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
 use crate::state::AppState;
@@ -19,7 +19,13 @@ pub async fn stream_comet(
     args: Args,
 ) -> Result<Response, ApiError> {
     let callback = args.callback()?.map(str::to_owned);
-    let sub = state.broker.subscribe(&queue);
+    let since = since_arg(&args, &queue)?;
+    let mut sub = state.broker.subscribe(&queue);
+    let replayed: Vec<Result<Bytes, std::convert::Infallible>> =
+        resume(&state.broker, &mut sub, since.as_ref())
+            .into_iter()
+            .map(|f| Ok(frame(&f.json, callback.as_deref())))
+            .collect();
     let shutdown = state.broker.shutdown_token().clone();
     let lines = stream::unfold(Some(sub), move |sub| {
         let (callback, shutdown) = (callback.clone(), shutdown.clone());
@@ -36,8 +42,8 @@ pub async fn stream_comet(
             Some((Ok::<_, std::convert::Infallible>(line), more.then_some(sub)))
         }
     });
-    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8"), (CACHE_CONTROL, "no-cache")], Body::from_stream(lines))
-        .into_response())
+    let body = Body::from_stream(stream::iter(replayed).chain(lines));
+    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8"), (CACHE_CONTROL, "no-cache")], body).into_response())
 }
 
 fn frame(json: &[u8], callback: Option<&str>) -> Bytes {

@@ -10,9 +10,12 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use restmq_shared::CloseNotice;
+use bytes::Bytes;
+use restmq_shared::{CloseNotice, GapNotice, GapRange, MessageKey, QueueName};
 
-use crate::broker::{CloseReason, Delivery, Subscription};
+use crate::broker::{Broker, CloseReason, Delivery, Replay, Subscription};
+use crate::error::ApiError;
+use crate::http::args::Args;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -37,6 +40,46 @@ pub(crate) async fn next(sub: &mut Subscription, shutdown: &tokio_util::sync::Ca
         },
         () = shutdown.cancelled() => Next::Closed(CloseReason::Shutdown),
     }
+}
+
+/// A frame replayed to a resuming consumer: a missed message, or a gap notice.
+pub(crate) struct ReplayFrame {
+    /// The message key (`None` for a gap notice).
+    pub key: Option<MessageKey>,
+    pub json: Bytes,
+}
+
+/// The `since` argument, which must be a key of `queue`.
+pub(crate) fn since_arg(args: &Args, queue: &QueueName) -> Result<Option<MessageKey>, ApiError> {
+    let Some(since) = args.get("since") else { return Ok(None) };
+    let key = MessageKey::try_from(since)?;
+    if &key.queue != queue {
+        return Err(ApiError::InvalidKey(format!("since={key} is not a key of queue {queue}")));
+    }
+    Ok(Some(key))
+}
+
+/// What a consumer resuming after `since` missed; live copies of it will be skipped.
+pub(crate) fn resume(
+    broker: &Broker,
+    sub: &mut Subscription,
+    since: Option<&MessageKey>,
+) -> Vec<ReplayFrame> {
+    let Some(since) = since else { return Vec::new() };
+    let frames: Vec<ReplayFrame> = broker
+        .replay(sub.queue(), since)
+        .into_iter()
+        .map(|item| match item {
+            Replay::Gap { from, to } => {
+                let notice = GapNotice { gap: GapRange { from, to } };
+                ReplayFrame { key: None, json: Bytes::from(serde_json::to_vec(&notice).unwrap_or_default()) }
+            }
+            Replay::Message { key, json } => ReplayFrame { key: Some(key), json },
+        })
+        .collect();
+    let last = frames.iter().filter_map(|f| f.key.as_ref()).map(|k| k.n).max().unwrap_or(since.n);
+    sub.skip_upto(last);
+    frames
 }
 
 /// The JSON told to a consumer whose stream the server ends.

@@ -5,21 +5,40 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
+use restmq_shared::{MessageKey, QueueName};
 
-use super::{close_notice, next, Next};
+use super::{close_notice, next, resume, since_arg, Next};
 use crate::error::ApiError;
-use crate::http::args::QueuePath;
+use crate::http::args::{Args, QueuePath};
 use crate::state::AppState;
 
 /// Streams the queue's messages as events until the client leaves or the server ends it.
 pub async fn stream_sse(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
+    headers: HeaderMap,
+    args: Args,
 ) -> Result<Response, ApiError> {
-    let sub = state.broker.subscribe(&queue);
+    // A reconnecting EventSource sends `Last-Event-ID`; `since` wins when both are given.
+    let since = match since_arg(&args, &queue)? {
+        Some(key) => Some(key),
+        None => last_event_id(&headers, &queue),
+    };
+    let mut sub = state.broker.subscribe(&queue);
+    let replayed: Vec<Result<Event, Infallible>> = resume(&state.broker, &mut sub, since.as_ref())
+        .into_iter()
+        .map(|f| {
+            let data = std::str::from_utf8(&f.json).unwrap_or_default();
+            Ok(match f.key {
+                Some(key) => Event::default().id(key.to_string()).data(data),
+                None => Event::default().event("gap").data(data),
+            })
+        })
+        .collect();
     let shutdown = state.broker.shutdown_token().clone();
     let events = stream::unfold(Some(sub), move |sub| {
         let shutdown = shutdown.clone();
@@ -39,5 +58,13 @@ pub async fn stream_sse(
             Some((Ok::<_, Infallible>(event), more.then_some(sub)))
         }
     });
+    let events = stream::iter(replayed).chain(events);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+/// `Last-Event-ID`, when it is a key of `queue` (anything else is ignored, as browsers
+/// send whatever id they last saw).
+fn last_event_id(headers: &HeaderMap, queue: &QueueName) -> Option<MessageKey> {
+    let id = headers.get("last-event-id")?.to_str().ok()?;
+    MessageKey::try_from(id).ok().filter(|key| &key.queue == queue)
 }

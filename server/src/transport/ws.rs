@@ -5,9 +5,9 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use restmq_shared::QueueName;
+use restmq_shared::{MessageKey, QueueName};
 
-use super::{next, Next};
+use super::{next, resume, since_arg, Next};
 use crate::broker::{Broker, CloseReason};
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
@@ -28,20 +28,28 @@ pub async fn stream_websocket(
     let broker = state.broker.clone();
     let max = state.settings.max_message_bytes;
     let acked = args.flag("ack");
+    let since = since_arg(&args, &queue)?;
     Ok(upgrade.max_message_size(max + 1024).write_buffer_size(0).on_upgrade(move |socket| {
         let tracker = broker.tracker().clone();
         async move {
+            let _connection = broker.metrics().open_connection();
             if acked {
                 tracker.track_future(super::ws_ack::serve_acked(socket, broker, queue)).await;
             } else {
-                tracker.track_future(serve(socket, broker, queue)).await;
+                tracker.track_future(serve(socket, broker, queue, since)).await;
             }
         }
     }))
 }
 
-async fn serve(mut socket: WebSocket, broker: Broker, queue: QueueName) {
+async fn serve(mut socket: WebSocket, broker: Broker, queue: QueueName, since: Option<MessageKey>) {
     let mut sub = broker.subscribe(&queue);
+    for replayed in resume(&broker, &mut sub, since.as_ref()) {
+        let Ok(text) = Utf8Bytes::try_from(replayed.json) else { continue };
+        if socket.send(Message::Text(text)).await.is_err() {
+            return;
+        }
+    }
     let shutdown = broker.shutdown_token().clone();
     loop {
         tokio::select! {
