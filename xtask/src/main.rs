@@ -2,12 +2,14 @@
 //!
 //! - `test [ARGS]`: everything CI runs, stopping at the first failing step: fmt, clippy (native
 //!   and wasm), the Trunk build of the web client, then `cargo test` (ARGS go to it).
+//! - `bench [ARGS]`: restmq side by side with nchan; writes BENCHMARKS.md (ARGS go to
+//!   `restmq-bench suite`).
 //! - `demo [ARGS]`: builds the web client and runs the server on it with the embedded store,
 //!   the `system` feed into queue `system` and `demo/text.txt` into queue `text` (ARGS go to
 //!   `restmq serve`).
 //!
-//! Both first run `scripts/setup.sh`, which installs the tools once, and give their child
-//! processes a `PATH` that starts with `~/.cargo/bin` and `.tools/node_modules/.bin`.
+//! `test` and `demo` first run `scripts/setup.sh`, which installs the tools once, and give their
+//! child processes a `PATH` that starts with `~/.cargo/bin` and `.tools/node_modules/.bin`.
 
 use std::{
     env,
@@ -26,7 +28,9 @@ tasks:
          (ARGS are passed to `cargo test --workspace --exclude web`)
   demo   trunk build --release, then `restmq serve --store embedded --web-dir dist` with the
          system feed (queue `system`) and demo/text.txt (queue `text`)
-         (ARGS are passed to `restmq serve`, e.g. -- --listen 0.0.0.0:8888)";
+         (ARGS are passed to `restmq serve`, e.g. -- --listen 0.0.0.0:8888)
+  bench  restmq vs nchan and the ceilings: rewrites BENCHMARKS.md and docs/bench/*.svg
+         (ARGS are passed to `restmq-bench suite`, e.g. -- --quick)";
 
 /// The demo's feeds: host metrics every second, and the bundled text five lines a second,
 /// looping; both expire so that an unwatched demo does not pile up messages.
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("test") => Repo::locate().and_then(|repo| repo.test(&rest)),
         Some("demo") => Repo::locate().and_then(|repo| repo.demo(&rest)),
+        Some("bench") => Repo::locate().and_then(|repo| repo.bench(&rest)),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -125,6 +130,21 @@ impl Repo {
             listen_addr(serve_args)
         );
         exec(server)
+    }
+
+    /// `cargo xtask bench`: the release builds, then `restmq-bench suite` on the second core
+    /// (it pins the servers to the first).
+    fn bench(&self, suite_args: &[String]) -> Result {
+        let build = ["build", "--release", "-p", "restmq-bench", "-p", "restmq-server", "--bin", "restmq"];
+        let mut cargo = self.cmd("cargo", &build);
+        cargo.args(["--bin", "restmq-bench", "--example", "ceiling"]);
+        self.run("build (release)", cargo)?;
+        let run = ["run", "--release", "--quiet", "-p", "restmq-bench", "--", "suite"];
+        let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+        let mut bench =
+            if two_cores { self.cmd("taskset", &["-c", "1", "cargo"]) } else { self.cmd("cargo", &[]) };
+        bench.args(run).args(if two_cores { &[][..] } else { &["--server-cpus", "none"][..] });
+        self.run("bench", bench.args(suite_args))
     }
 
     fn setup(&self) -> Result {

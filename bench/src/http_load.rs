@@ -1,0 +1,148 @@
+//! HTTP scenarios: `publish` (POSTs over K keep-alive connections for a while) and `pop`
+//! (hard gets from a pre-filled queue until it is empty).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use hyper::StatusCode;
+use tokio::task::JoinSet;
+
+use crate::client::HttpConn;
+use crate::measure::{histogram, latencies, record, CpuMeter, Sample};
+use crate::target::{payload, Target};
+
+/// How a `publish` run loads the server.
+#[derive(Debug, Clone)]
+pub struct PublishOpts {
+    /// Keep-alive connections, each with one request in flight.
+    pub conns: usize,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Measured time, after `warmup`.
+    pub duration: Duration,
+    pub warmup: Duration,
+}
+
+/// POSTs `size`-byte messages to `queue` as fast as `conns` connections go.
+pub async fn publish(target: &Target, queue: &str, opts: &PublishOpts) -> anyhow::Result<Sample> {
+    let path: Arc<str> = target.publish_path(queue).into();
+    let (body, ctype) = target.publish_body(&payload(opts.size, 0));
+    let from = Instant::now() + opts.warmup;
+    let until = from + opts.duration;
+    let meter = CpuMeter::start(target.pid);
+    let mut tasks = JoinSet::new();
+    for _ in 0..opts.conns {
+        let (addr, path, body) = (target.addr, path.clone(), body.clone());
+        tasks.spawn(async move {
+            let mut conn = HttpConn::connect(addr).await?;
+            let (mut hist, mut count) = (histogram(), 0u64);
+            loop {
+                let t0 = Instant::now();
+                if t0 >= until {
+                    break;
+                }
+                let (status, answer) = conn.post(&path, body.clone(), ctype).await?;
+                check(status, &answer)?;
+                if t0 >= from {
+                    record(&mut hist, t0.elapsed().as_nanos() as u64);
+                    count += 1;
+                }
+            }
+            anyhow::Ok((hist, count))
+        });
+    }
+    let (hist, count) = join(tasks).await?;
+    let (load_cpu, server_cpu) = meter.shares();
+    let rate = count as f64 / opts.duration.as_secs_f64();
+    Ok(Sample { count, rate, lat_us: latencies(&hist), load_cpu, server_cpu, extra: 0.0 })
+}
+
+/// Fills `queue` with `prefill` messages, then hard-gets them over `conns` connections until
+/// the queue answers empty. The sample counts the messages taken.
+pub async fn pop(
+    target: &Target,
+    queue: &str,
+    conns: usize,
+    size: usize,
+    prefill: u64,
+) -> anyhow::Result<Sample> {
+    ensure!(target.can_pop(), "{} has no consuming get", target.name);
+    fill(target, queue, conns, size, prefill).await?;
+    let path: Arc<str> = target.publish_path(queue).into();
+    let meter = CpuMeter::start(target.pid);
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..conns {
+        let (addr, path) = (target.addr, path.clone());
+        tasks.spawn(async move {
+            let mut conn = HttpConn::connect(addr).await?;
+            let (mut hist, mut count) = (histogram(), 0u64);
+            loop {
+                let t0 = Instant::now();
+                let (status, answer) = conn.get(&path).await?;
+                if status == StatusCode::NO_CONTENT {
+                    break;
+                }
+                check(status, &answer)?;
+                record(&mut hist, t0.elapsed().as_nanos() as u64);
+                count += 1;
+            }
+            anyhow::Ok((hist, count))
+        });
+    }
+    let (hist, count) = join(tasks).await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let (load_cpu, server_cpu) = meter.shares();
+    Ok(Sample {
+        count,
+        rate: count as f64 / elapsed,
+        lat_us: latencies(&hist),
+        load_cpu,
+        server_cpu,
+        extra: 0.0,
+    })
+}
+
+/// Publishes exactly `total` messages to `queue` over `conns` connections.
+pub async fn fill(target: &Target, queue: &str, conns: usize, size: usize, total: u64) -> anyhow::Result<()> {
+    let path: Arc<str> = target.publish_path(queue).into();
+    let (body, ctype) = target.publish_body(&payload(size, 0));
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..conns {
+        let (addr, path, body, next) = (target.addr, path.clone(), body.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut conn = HttpConn::connect(addr).await?;
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let (status, answer) = conn.post(&path, body.clone(), ctype).await?;
+                check(status, &answer)?;
+            }
+            anyhow::Ok((histogram(), 0))
+        });
+    }
+    join(tasks).await.map(drop)
+}
+
+fn check(status: StatusCode, body: &Bytes) -> anyhow::Result<()> {
+    if !status.is_success() {
+        bail!("server answered {status}: {}", String::from_utf8_lossy(body));
+    }
+    Ok(())
+}
+
+/// Waits for every connection's task and merges their histograms and counts.
+async fn join(
+    mut tasks: JoinSet<anyhow::Result<(Histogram<u64>, u64)>>,
+) -> anyhow::Result<(Histogram<u64>, u64)> {
+    let (mut all, mut total) = (histogram(), 0);
+    while let Some(done) = tasks.join_next().await {
+        let (hist, count) = done??;
+        all.add(&hist)?;
+        total += count;
+    }
+    Ok((all, total))
+}

@@ -1,0 +1,22 @@
+//! restmq-bench: restmq measured side by side with nchan and the axum/Redis ceilings.
+//!
+//! # Layout
+//! - [`target`]: the server under test, its routes, and the stamped payloads.
+//! - [`client`]: keep-alive HTTP connections and WebSocket consumers.
+//! - [`measure`]: latency histograms, samples, CPU time and RSS from `/proc`.
+//! - [`http_load`]: the `publish` and `pop` scenarios.
+//! - [`stream`]: the `e2e`, `fanout` and `idle` scenarios.
+//! - [`servers`]: starting restmq, nginx + nchan, the ceiling and Redis, pinned.
+//! - [`suite`]: every server, every scenario, several runs.
+//! - [`report`]: the text of BENCHMARKS.md.
+//! - [`plot`]: the SVG plots.
+
+pub mod client;
+pub mod http_load;
+pub mod measure;
+pub mod plot;
+pub mod report;
+pub mod servers;
+pub mod stream;
+pub mod suite;
+pub mod target;
