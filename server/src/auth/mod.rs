@@ -114,10 +114,18 @@ pub struct Granted {
     pub rights: Vec<Right>,
 }
 
+impl Granted {
+    /// Whether the token holds `right` on the request's queue.
+    pub fn allows(&self, right: Right) -> bool {
+        self.rights.contains(&right)
+    }
+}
+
 /// Whether the request that carried `extensions` may add messages to its queue: always
-/// when tokens are off.
+/// when tokens are off. (In a handler: `granted: Option<Extension<Granted>>`, then
+/// `granted.is_none_or(|g| g.allows(Right::Produce))`.)
 pub fn may_produce(extensions: &Extensions) -> bool {
-    extensions.get::<Granted>().is_none_or(|g| g.rights.contains(&Right::Produce))
+    extensions.get::<Granted>().is_none_or(|g| g.allows(Right::Produce))
 }
 
 /// Adds the checks (when any is configured) and CORS (when origins are) to `router`.
@@ -273,4 +281,27 @@ fn presented_token(req: &Request) -> Option<String> {
         .filter(|(name, value)| name == "token" && !value.is_empty())
         .last()
         .map(|(_, value)| value.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producing_needs_the_right_only_once_tokens_are_on() {
+        let mut extensions = Extensions::new();
+        assert!(may_produce(&extensions), "tokens off");
+        extensions.insert(Granted { name: "c".to_owned(), rights: vec![Right::Consume] });
+        assert!(!may_produce(&extensions));
+        extensions.insert(Granted { name: "p".to_owned(), rights: vec![Right::Consume, Right::Produce] });
+        assert!(may_produce(&extensions));
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        assert!(cors_layer(&[]).unwrap().is_none());
+        assert!(cors_layer(&["*".to_owned()]).unwrap().is_some());
+        assert!(cors_layer(&["https://app.example/".to_owned()]).unwrap().is_some());
+        assert!(cors_layer(&["app.example".to_owned()]).is_err());
+    }
 }
