@@ -34,6 +34,15 @@ pub enum StoreKind {
     Redis,
 }
 
+/// What a queue at `--max-queue-len` does with a new message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Overflow {
+    /// Refuse it with 429.
+    Reject,
+    /// Drop the oldest messages to make room.
+    DropOldest,
+}
+
 /// Settings of `restmq serve`.
 #[derive(Debug, Clone, Parser)]
 pub struct ServeConfig {
@@ -89,6 +98,18 @@ pub struct ServeConfig {
     /// Seconds a broadcast message is kept for replay.
     #[arg(long, env = "RESTMQ_HISTORY_AGE_SECS", default_value_t = 300)]
     pub history_age_secs: u64,
+
+    /// Most messages a queue holds (0 = no limit); see `--overflow`.
+    #[arg(long, env = "RESTMQ_MAX_QUEUE_LEN", default_value_t = 0)]
+    pub max_queue_len: u64,
+
+    /// What a full queue does with a new message: refuse it (429) or drop its oldest.
+    #[arg(long, env = "RESTMQ_OVERFLOW", value_enum, default_value_t = Overflow::Reject)]
+    pub overflow: Overflow,
+
+    /// Seconds a publish's `Idempotency-Key` is remembered.
+    #[arg(long, env = "RESTMQ_IDEMPOTENCY_SECS", default_value_t = 300)]
+    pub idempotency_secs: u64,
 
     /// Seconds streams get to close cleanly at shutdown.
     #[arg(long, env = "RESTMQ_SHUTDOWN_GRACE_SECS", default_value_t = 5)]

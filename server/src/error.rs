@@ -80,6 +80,7 @@ impl ApiError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Broker(BrokerError::Store(StoreError::Unavailable(_))) => ErrorCode::StoreUnavailable,
             Self::Broker(BrokerError::Store(StoreError::Backend(_))) => ErrorCode::Internal,
+            Self::Broker(BrokerError::Store(StoreError::QueueFull(_))) => ErrorCode::TooManyRequests,
         }
     }
 }

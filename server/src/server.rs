@@ -56,6 +56,11 @@ pub async fn run(
         lease: Duration::from_secs(config.lease_secs.max(1)),
         history_len: config.history_len,
         history_age: Duration::from_secs(config.history_age_secs),
+        length_limit: (config.max_queue_len > 0).then_some(crate::store::LengthLimit {
+            max: config.max_queue_len,
+            drop_oldest: config.overflow == crate::config::Overflow::DropOldest,
+        }),
+        idempotency_window: Duration::from_secs(config.idempotency_secs),
         ..BrokerConfig::default()
     };
     let broker = Broker::new(store.clone(), broker_config, shutdown.clone(), tracker.clone());

@@ -105,7 +105,10 @@ impl Drop for AckedSubscription {
         let (broker, hub) = (self.broker.clone(), self.hub.clone());
         self.broker.tracker().spawn(async move {
             match broker.store().release(&hub.queue, &held).await {
-                Ok(_) => hub.wake(),
+                Ok(back) => {
+                    hub.counters.redelivered.fetch_add(back as u64, Ordering::Relaxed);
+                    hub.wake();
+                }
                 Err(err) => tracing::warn!(queue = %hub.queue, %err, "could not give messages back"),
             }
         });

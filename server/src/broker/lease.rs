@@ -1,6 +1,7 @@
 //! At-least-once delivery in the broker: reserve, ack and nack (HTTP, JSON protocol and
 //! `ack=1` streams), the lease-expiry task, and redriving a dead-letter queue.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use restmq_shared::{MessageKey, QueueName};
@@ -30,7 +31,11 @@ impl Broker {
     /// Acknowledges a reserved message of `queue`; `false` when it was not leased.
     pub async fn ack(&self, queue: &QueueName, key: &MessageKey) -> BrokerResult<bool> {
         own_key(queue, key)?;
-        Ok(self.store().ack(key).await?)
+        let acked = self.store().ack(key).await?;
+        if acked {
+            self.hub(queue).counters.acked.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(acked)
     }
 
     /// Gives a reserved message back to the head of `queue`.
@@ -38,7 +43,9 @@ impl Broker {
         own_key(queue, key)?;
         let back = self.store().nack(key).await?;
         if back {
-            self.hub(queue).wake();
+            let hub = self.hub(queue);
+            hub.counters.redelivered.fetch_add(1, Ordering::Relaxed);
+            hub.wake();
         }
         Ok(back)
     }
@@ -66,11 +73,12 @@ impl Broker {
                 () = self.shutdown_token().cancelled() => return,
             }
             match self.store().expire_leases(self.config().max_deliveries).await {
-                Ok(queues) => {
-                    for queue in queues {
-                        if let Some(hub) = self.existing_hub(&queue) {
-                            hub.wake();
-                        }
+                Ok(expired) => {
+                    for e in expired {
+                        let hub = self.hub(&e.queue);
+                        hub.counters.redelivered.fetch_add(e.returned, Ordering::Relaxed);
+                        hub.counters.dead.fetch_add(e.dead, Ordering::Relaxed);
+                        hub.wake();
                     }
                 }
                 Err(err) => tracing::debug!(%err, "lease expiry pass failed"),

@@ -10,6 +10,7 @@ mod dispatch;
 mod history;
 mod hub;
 mod lease;
+mod publish;
 mod shared;
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +50,10 @@ pub struct BrokerConfig {
     pub history_len: usize,
     /// How long a broadcast message is kept for replay.
     pub history_age: Duration,
+    /// Per-queue length limit, if any.
+    pub length_limit: Option<crate::store::LengthLimit>,
+    /// How long a publish's `Idempotency-Key` is remembered.
+    pub idempotency_window: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -62,6 +67,8 @@ impl Default for BrokerConfig {
             lease: Duration::from_secs(30),
             history_len: 1000,
             history_age: Duration::from_secs(300),
+            length_limit: None,
+            idempotency_window: Duration::from_secs(300),
         }
     }
 }
@@ -95,6 +102,7 @@ struct Inner {
     requeue_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Requeue>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    remembered: publish::Remembered,
 }
 
 impl Broker {
@@ -115,6 +123,7 @@ impl Broker {
                 requeue_rx: tokio::sync::Mutex::new(requeue_rx),
                 shutdown,
                 tracker,
+                remembered: publish::Remembered::default(),
             }),
         };
         let requeuer = broker.clone();
@@ -179,6 +188,13 @@ impl Broker {
         value: String,
         ttl: Option<Duration>,
     ) -> BrokerResult<MessageKey> {
+        if self.inner.config.length_limit.is_some() {
+            let keys = self.add_batch(queue, vec![value], ttl).await?;
+            return keys
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::Backend("no key for an add".to_owned()).into());
+        }
         let key = self.inner.store.add(queue, value, ttl).await?;
         let hub = self.hub(queue);
         hub.counters.added.fetch_add(1, Ordering::Relaxed);

@@ -2,13 +2,14 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use restmq_shared::{GetReply, LeaseReply, MessageKey, PurgeReply, QueueName, RecentReply, RedriveReply};
 
 use super::args::{Args, QueuePath};
+use super::batch::batch_values;
 use super::{reply, web};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -35,25 +36,65 @@ async fn root(State(state): State<AppState>, method: Method, args: Args) -> Resu
 }
 
 /// `POST /` with `queue` and `value`: RestMQ's add.
-async fn add_by_argument(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
+async fn add_by_argument(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    args: Args,
+) -> Result<Response, ApiError> {
     let queue = QueueName::try_from(args.require("queue")?)?;
-    add(&state, &queue, &args).await
+    add(&state, &queue, &headers, &args).await
 }
 
 /// `POST /q/<queue>`: adds `value`; answers `<queue>:<n>\r\n`.
 async fn add_message(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
+    headers: HeaderMap,
     args: Args,
 ) -> Result<Response, ApiError> {
-    add(&state, &queue, &args).await
+    add(&state, &queue, &headers, &args).await
 }
 
-async fn add(state: &AppState, queue: &QueueName, args: &Args) -> Result<Response, ApiError> {
-    let value = args.value()?;
-    check_size(state, value)?;
-    let key = state.broker.add(queue, value.to_owned(), args.ttl()?).await?;
-    Ok(reply::text(format!("{key}\r\n")))
+/// One message (`value`) or a batch (NDJSON, or a JSON array with `batch=1`). With an
+/// `Idempotency-Key` header, a retry within the window gets the first answer and adds
+/// nothing.
+async fn add(
+    state: &AppState,
+    queue: &QueueName,
+    headers: &HeaderMap,
+    args: &Args,
+) -> Result<Response, ApiError> {
+    let idempotency = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty());
+    let batch = batch_values(args)?;
+    if let Some(keys) = idempotency.and_then(|k| state.broker.idempotent_answer(queue, k)) {
+        return answer(&keys, batch.is_some());
+    }
+    let ttl = args.ttl()?;
+    let keys = match &batch {
+        Some(values) => {
+            for value in values {
+                check_size(state, value)?;
+            }
+            state.broker.add_batch(queue, values.clone(), ttl).await?
+        }
+        None => {
+            let value = args.value()?;
+            check_size(state, value)?;
+            vec![state.broker.add(queue, value.to_owned(), ttl).await?]
+        }
+    };
+    if let Some(k) = idempotency {
+        state.broker.remember_answer(queue, k, &keys);
+    }
+    answer(&keys, batch.is_some())
+}
+
+/// `<queue>:<n>\r\n` for one message; a JSON array of keys for a batch.
+fn answer(keys: &[MessageKey], batch: bool) -> Result<Response, ApiError> {
+    match (batch, keys) {
+        (false, [key]) => Ok(reply::text(format!("{key}\r\n"))),
+        _ => reply::json(&keys, None),
+    }
 }
 
 /// Refuses a value over `--max-message-bytes` with 413.

@@ -13,6 +13,12 @@ pub fn dead_letter_queue(queue: &QueueName) -> QueueName {
     QueueName::try_from(format!("{}.dead", &base[..keep])).unwrap_or_else(|_| queue.clone())
 }
 
+impl From<Expired> for super::ExpiredLeases {
+    fn from(e: Expired) -> Self {
+        Self { queue: e.queue, returned: e.returned.len() as u64, dead: e.dead.len() as u64 }
+    }
+}
+
 /// What one expiry pass did to one queue, for persistence and wake-ups.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Expired {

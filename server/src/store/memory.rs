@@ -6,7 +6,10 @@ use std::time::Duration;
 use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
 use super::state::{expiry, now_ms, State};
-use super::{LeasedMessage, PeekedMessage, QueueInfo, QueueStore, StoreResult, StoredMessage};
+use super::{
+    ExpiredLeases, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo, QueueStore, StoreResult,
+    StoredMessage,
+};
 
 /// An ephemeral store; cloning is shallow.
 #[derive(Clone, Default)]
@@ -34,6 +37,17 @@ impl QueueStore for MemoryStore {
     async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
         let n = self.state().add(queue, value, expiry(ttl));
         Ok(MessageKey::new(queue.clone(), n))
+    }
+
+    async fn add_batch(
+        &self,
+        queue: &QueueName,
+        values: Vec<String>,
+        ttl: Option<Duration>,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<Vec<MessageKey>> {
+        let (added, _) = self.state().add_batch(queue, values, expiry(ttl), limit)?;
+        Ok(added.into_iter().map(|n| MessageKey::new(queue.clone(), n)).collect())
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
@@ -106,8 +120,8 @@ impl QueueStore for MemoryStore {
         Ok(ns.iter().filter(|n| state.nack(&MessageKey::new(queue.clone(), **n))).count())
     }
 
-    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<QueueName>> {
-        Ok(self.state().expire_leases(now_ms(), max_deliveries).into_iter().map(|e| e.queue).collect())
+    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
+        Ok(self.state().expire_leases(now_ms(), max_deliveries).into_iter().map(Into::into).collect())
     }
 
     async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {

@@ -44,6 +44,16 @@ pub struct LeasedMessage {
     pub deliveries: u32,
 }
 
+/// What one lease-expiry pass did to one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredLeases {
+    pub queue: QueueName,
+    /// Messages back at the head of the queue.
+    pub returned: u64,
+    /// Messages moved to the dead-letter queue.
+    pub dead: u64,
+}
+
 /// A queue's length and settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueInfo {
@@ -61,6 +71,17 @@ pub enum StoreError {
     /// The backend failed; the operation did not happen.
     #[error("store failure: {0}")]
     Backend(String),
+    /// The queue is at its length limit and refuses new messages; nothing was added.
+    #[error("queue is full ({0} messages)")]
+    QueueFull(u64),
+}
+
+/// A per-queue length limit and what to do at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LengthLimit {
+    pub max: u64,
+    /// Drop the oldest messages to make room, instead of refusing the add.
+    pub drop_oldest: bool,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -78,6 +99,16 @@ pub trait QueueStore: Send + Sync + 'static {
         value: String,
         ttl: Option<Duration>,
     ) -> impl Future<Output = StoreResult<MessageKey>> + Send;
+
+    /// Appends several messages in one step: all are added, or none. With `limit`, a queue
+    /// at its maximum length refuses them ([`StoreError::QueueFull`]) or drops its oldest.
+    fn add_batch(
+        &self,
+        queue: &QueueName,
+        values: Vec<String>,
+        ttl: Option<Duration>,
+        limit: Option<LengthLimit>,
+    ) -> impl Future<Output = StoreResult<Vec<MessageKey>>> + Send;
 
     /// Removes and returns up to `max` of the oldest messages, oldest first.
     fn pop(
@@ -149,8 +180,11 @@ pub trait QueueStore: Send + Sync + 'static {
     fn release(&self, queue: &QueueName, ns: &[u64]) -> impl Future<Output = StoreResult<usize>> + Send;
 
     /// Ends leases past their deadline: each message goes back to the head of its queue, or
-    /// after `max_deliveries` deliveries to `<queue>.dead`. Returns the queues that changed.
-    fn expire_leases(&self, max_deliveries: u32) -> impl Future<Output = StoreResult<Vec<QueueName>>> + Send;
+    /// after `max_deliveries` deliveries to `<queue>.dead`. Returns what changed, per queue.
+    fn expire_leases(
+        &self,
+        max_deliveries: u32,
+    ) -> impl Future<Output = StoreResult<Vec<ExpiredLeases>>> + Send;
 
     /// Moves every message of `from` to the end of `to`, as new messages; returns how many.
     fn redrive(&self, from: &QueueName, to: &QueueName) -> impl Future<Output = StoreResult<u64>> + Send;
@@ -252,6 +286,16 @@ impl QueueStore for Store {
         dispatch!(self, s => s.add(queue, value, ttl).await)
     }
 
+    async fn add_batch(
+        &self,
+        queue: &QueueName,
+        values: Vec<String>,
+        ttl: Option<Duration>,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<Vec<MessageKey>> {
+        dispatch!(self, s => s.add_batch(queue, values, ttl, limit).await)
+    }
+
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
         dispatch!(self, s => s.pop(queue, max).await)
     }
@@ -317,7 +361,7 @@ impl QueueStore for Store {
         dispatch!(self, s => s.release(queue, ns).await)
     }
 
-    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<QueueName>> {
+    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
         dispatch!(self, s => s.expire_leases(max_deliveries).await)
     }
 

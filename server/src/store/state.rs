@@ -79,6 +79,33 @@ impl State {
         q.counter
     }
 
+    /// Adds all of `values`, or none when `limit` refuses them. Returns the new numbers and
+    /// the numbers dropped to make room.
+    pub fn add_batch(
+        &mut self,
+        queue: &QueueName,
+        values: Vec<String>,
+        expires_at: Option<u64>,
+        limit: Option<super::LengthLimit>,
+    ) -> Result<(Vec<u64>, Vec<u64>), super::StoreError> {
+        let mut dropped = Vec::new();
+        if let Some(limit) = limit {
+            let len = self.queues.get(queue).map_or(0, |q| q.messages.len() as u64);
+            let wanted = len + values.len() as u64;
+            if wanted > limit.max {
+                if !limit.drop_oldest || values.len() as u64 > limit.max {
+                    return Err(super::StoreError::QueueFull(limit.max));
+                }
+                let q = self.queue(queue);
+                for _ in 0..wanted - limit.max {
+                    dropped.extend(q.messages.pop_first().map(|(n, _)| n));
+                }
+            }
+        }
+        let added = values.into_iter().map(|v| self.add(queue, v, expires_at)).collect();
+        Ok((added, dropped))
+    }
+
     /// Removes up to `max` of the oldest live messages. Expired ones met on the way are
     /// removed too and their `n` returned in `expired`.
     pub fn pop(

@@ -76,8 +76,39 @@ async fn serve(mut socket: WebSocket, broker: Broker, queue: QueueName, since: O
             },
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {} // pings are answered by the socket; other frames are ignored
+                Some(Ok(Message::Text(text))) => {
+                    let answer = produce(&broker, &queue, &text).await;
+                    if socket.send(Message::Text(answer.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {} // pings are answered by the socket
             },
+        }
+    }
+}
+
+/// A producer frame `{"cmd":"add","value":…}`: adds to this socket's queue and answers
+/// `{"added":"q:7"}`, or a JSON error.
+async fn produce(broker: &Broker, queue: &QueueName, text: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct AddFrame {
+        cmd: String,
+        value: serde_json::Value,
+    }
+    let result = match serde_json::from_str::<AddFrame>(text) {
+        Ok(frame) if frame.cmd == "add" => {
+            let value = restmq_shared::protocol::value_to_text(frame.value);
+            broker.add(queue, value, None).await.map_err(ApiError::from)
+        }
+        Ok(frame) => Err(ApiError::UnknownCommand(frame.cmd)),
+        Err(e) => Err(ApiError::MalformedJson(format!("expected {{\"cmd\":\"add\",\"value\":…}}: {e}"))),
+    };
+    match result {
+        Ok(key) => serde_json::json!({ "added": key }).to_string(),
+        Err(err) => {
+            let body = restmq_shared::ErrorResponse::new(err.code(), err.to_string());
+            serde_json::to_string(&body).unwrap_or_default()
         }
     }
 }

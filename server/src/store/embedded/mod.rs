@@ -22,8 +22,8 @@ use self::schema::Meta;
 use self::writer::{Cmd, Op};
 use super::state::{expiry, now_ms, State};
 use super::{
-    dead_letter_queue, LeasedMessage, PeekedMessage, QueueInfo, QueueStore, StoreError, StoreResult,
-    StoredMessage,
+    dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo, QueueStore,
+    StoreError, StoreResult, StoredMessage,
 };
 
 /// The database file inside the data directory.
@@ -133,6 +133,39 @@ impl QueueStore for EmbeddedStore {
         })?;
         committed(done).await?;
         Ok(MessageKey::new(queue.clone(), n))
+    }
+
+    async fn add_batch(
+        &self,
+        queue: &QueueName,
+        values: Vec<String>,
+        ttl: Option<Duration>,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<Vec<MessageKey>> {
+        let (result, done) = self.change(true, |state| {
+            let expires_at = expiry(ttl);
+            match state.add_batch(queue, values.clone(), expires_at, limit) {
+                Err(full) => (Err(full), vec![]),
+                Ok((added, dropped)) => {
+                    let meta = meta(state, queue);
+                    let mut ops = Vec::new();
+                    if !dropped.is_empty() {
+                        ops.push(Op::Remove { queue: queue.clone(), ns: dropped });
+                    }
+                    ops.extend(added.iter().zip(values).map(|(n, value)| Op::Add {
+                        queue: queue.clone(),
+                        n: *n,
+                        value,
+                        expires_at,
+                        meta,
+                    }));
+                    (Ok(added), ops)
+                }
+            }
+        })?;
+        let added = result?;
+        committed(done).await?;
+        Ok(added.into_iter().map(|n| MessageKey::new(queue.clone(), n)).collect())
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
@@ -265,7 +298,7 @@ impl QueueStore for EmbeddedStore {
         Ok(count)
     }
 
-    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<QueueName>> {
+    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
         let (changed, done) = self.change(true, |state| {
             let expired = state.expire_leases(now_ms(), max_deliveries);
             let mut ops = Vec::new();
@@ -274,7 +307,7 @@ impl QueueStore for EmbeddedStore {
                     ops.extend(moved(state, &e.queue, &dead_letter_queue(&e.queue), &e.dead));
                 }
             }
-            (expired.into_iter().map(|e| e.queue).collect(), ops)
+            (expired.into_iter().map(Into::into).collect(), ops)
         })?;
         committed(done).await?;
         Ok(changed)

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use self::conn::{error, Conn};
 use self::keys::{client_key, number, QueueKeys, BUS, LEASED_QUEUES, QUEUESET};
 use super::{
-    dead_letter_queue, LeasedMessage, NodePresence, PeekedMessage, QueueInfo, QueueStore, StoreError,
-    StoreEvent, StoreResult, StoredMessage,
+    dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit, NodePresence, PeekedMessage, QueueInfo,
+    QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
 };
 
 /// How to reach Redis.
@@ -142,6 +142,38 @@ impl QueueStore for RedisStore {
             .arg(BUS);
         let n: u64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         Ok(client_key(queue, n))
+    }
+
+    async fn add_batch(
+        &self,
+        queue: &QueueName,
+        values: Vec<String>,
+        ttl: Option<Duration>,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<Vec<MessageKey>> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.register_in_cluster(queue).await?;
+        let keys = self.keys(queue);
+        let count = values.len() as u64;
+        let mut inv = scripts::ADD_BATCH.key(keys.counter());
+        inv.key(keys.list());
+        self.with_queueset(&mut inv)
+            .arg(queue.as_str())
+            .arg(ttl.map_or(0, |t| t.as_secs().max(1)))
+            .arg(keys.message_prefix())
+            .arg(BUS)
+            .arg(limit.map_or(0, |l| l.max))
+            .arg(if limit.is_some_and(|l| l.drop_oldest) { "1" } else { "0" });
+        for value in values {
+            inv.arg(value);
+        }
+        let first: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        let Ok(first) = u64::try_from(first) else {
+            return Err(StoreError::QueueFull(limit.map_or(0, |l| l.max)));
+        };
+        Ok((first..first + count).map(|n| client_key(queue, n)).collect())
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
@@ -311,7 +343,7 @@ impl QueueStore for RedisStore {
         Ok(back)
     }
 
-    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<QueueName>> {
+    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
         let names: Vec<String> = self.conn().smembers(LEASED_QUEUES).await.map_err(error)?;
         let now = super::state::now_ms();
         let mut changed = Vec::new();
@@ -336,7 +368,7 @@ impl QueueStore for RedisStore {
                 let () = self.conn().sadd(QUEUESET, dlq.as_str()).await.map_err(error)?;
             }
             if back + moved > 0 {
-                changed.push(queue);
+                changed.push(ExpiredLeases { queue, returned: back, dead: moved });
             }
         }
         Ok(changed)

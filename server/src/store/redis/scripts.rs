@@ -273,3 +273,38 @@ return moved
 ",
     )
 });
+
+/// KEYS: counter, list, [QUEUESET]. ARGV: queue, ttl seconds (0 = none), message-key
+/// prefix, bus, max length (0 = none), drop oldest (`1`/`0`), then the values. Adds all
+/// values or none; returns the first new `n`, or -1 when the queue is full.
+pub static ADD_BATCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local count = #ARGV - 6
+local max = tonumber(ARGV[5])
+if max > 0 then
+  local over = redis.call('LLEN', KEYS[2]) + count - max
+  if over > 0 then
+    if ARGV[6] ~= '1' or count > max then return -1 end
+    for _ = 1, over do
+      local k = redis.call('RPOP', KEYS[2])
+      if k then redis.call('DEL', k, k .. ':refcount', k .. ':deliveries') end
+    end
+  end
+end
+local first = redis.call('INCRBY', KEYS[1], count) - count + 1
+for i = 0, count - 1 do
+  local key = ARGV[3] .. (first + i)
+  if ARGV[2] ~= '0' then
+    redis.call('SET', key, ARGV[7 + i], 'EX', ARGV[2])
+  else
+    redis.call('SET', key, ARGV[7 + i])
+  end
+  redis.call('LPUSH', KEYS[2], key)
+end
+if KEYS[3] then redis.call('SADD', KEYS[3], ARGV[1]) end
+redis.call('PUBLISH', ARGV[4], 'a ' .. ARGV[1])
+return first
+",
+    )
+});

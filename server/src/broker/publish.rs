@@ -1,0 +1,57 @@
+//! Publishing beyond one message: batches (all or nothing), per-queue length limits, and
+//! idempotent retries (an `Idempotency-Key` seen within the window returns the first keys).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use restmq_shared::{MessageKey, QueueName};
+
+use super::{Broker, BrokerResult};
+use crate::store::QueueStore;
+
+/// Idempotency keys remembered at most, per process.
+const MAX_REMEMBERED: usize = 100_000;
+
+/// What an idempotent publish answered the first time.
+#[derive(Default)]
+pub struct Remembered {
+    answers: Mutex<HashMap<(QueueName, String), (Vec<MessageKey>, Instant)>>,
+}
+
+impl Broker {
+    /// Adds every value, or none: a refused batch (queue full) changes nothing.
+    pub async fn add_batch(
+        &self,
+        queue: &QueueName,
+        values: Vec<String>,
+        ttl: Option<Duration>,
+    ) -> BrokerResult<Vec<MessageKey>> {
+        let keys = self.store().add_batch(queue, values, ttl, self.config().length_limit).await?;
+        let hub = self.hub(queue);
+        hub.counters.added.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        hub.wake();
+        Ok(keys)
+    }
+
+    /// The keys a publish with `idempotency_key` got within the window, if any.
+    pub fn idempotent_answer(&self, queue: &QueueName, idempotency_key: &str) -> Option<Vec<MessageKey>> {
+        let window = self.config().idempotency_window;
+        let answers = self.inner.remembered.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let (keys, at) = answers.get(&(queue.clone(), idempotency_key.to_owned()))?;
+        (at.elapsed() < window).then(|| keys.clone())
+    }
+
+    /// Remembers what a publish with `idempotency_key` answered.
+    pub fn remember_answer(&self, queue: &QueueName, idempotency_key: &str, keys: &[MessageKey]) {
+        let window = self.config().idempotency_window;
+        let mut answers = self.inner.remembered.answers.lock().unwrap_or_else(|p| p.into_inner());
+        if answers.len() >= MAX_REMEMBERED {
+            answers.retain(|_, (_, at)| at.elapsed() < window);
+        }
+        if answers.len() < MAX_REMEMBERED {
+            answers.insert((queue.clone(), idempotency_key.to_owned()), (keys.to_vec(), Instant::now()));
+        }
+    }
+}

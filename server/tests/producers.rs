@@ -1,0 +1,133 @@
+//! Producers on every store: NDJSON and JSON-array batches (all or nothing),
+//! `Idempotency-Key` retries, per-queue length limits, and WebSocket add frames.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use futures_util::{SinkExt, StreamExt};
+use restmq_server::config::{Overflow, StoreKind};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn post_raw(s: &TestServer, path: &str, content_type: &str, body: &str) -> (u16, String) {
+    let res = s
+        .http
+        .post(s.url(path))
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+async fn len(s: &TestServer, queue: &str) -> u64 {
+    let (status, body) = s.get(&format!("/stats/{queue}")).await;
+    if status == 404 {
+        return 0;
+    }
+    serde_json::from_str::<Value>(&body).unwrap()["len"].as_u64().unwrap()
+}
+
+/// NDJSON and JSON-array batches answer their keys; strings stay strings, the rest is
+/// compact JSON text.
+async fn batches_add_in_order(store: StoreKind) {
+    let s = TestServer::start(store).await;
+    let (status, body) = post_raw(&s, "/q/b", "application/x-ndjson", "\"one\"\n{\"n\": 2}\n\n3\n").await;
+    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()), (200, json!(["b:1", "b:2", "b:3"])));
+    let (status, body) = post_raw(&s, "/q/b?batch=1", "application/json", r#"["four", [5]]"#).await;
+    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()), (200, json!(["b:4", "b:5"])));
+    let mut values = Vec::new();
+    for _ in 0..5 {
+        values.push(s.get_json("/q/b").await["value"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(values, ["one", r#"{"n":2}"#, "3", "four", "[5]"]);
+}
+
+/// One bad line refuses the whole batch and adds nothing.
+async fn bad_batch_adds_nothing(store: StoreKind) {
+    let s = TestServer::start(store).await;
+    let (status, body) = post_raw(&s, "/q/bad", "application/x-ndjson", "\"ok\"\nnot json\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], "malformed_json");
+    let (status, _) = post_raw(&s, "/q/bad?batch=1", "application/json", r#"{"not":"an array"}"#).await;
+    assert_eq!(status, 400);
+    assert_eq!(len(&s, "bad").await, 0);
+}
+
+/// A retried POST with the same `Idempotency-Key` gets the first key and stores once.
+async fn idempotent_retries(store: StoreKind) {
+    let s = TestServer::start(store).await;
+    let post = |key: &'static str| {
+        let s = &s;
+        async move {
+            let res = s.http.post(s.url("/q/idem")).header("Idempotency-Key", key).form(&[("value", "x")]);
+            res.send().await.unwrap().text().await.unwrap()
+        }
+    };
+    assert_eq!(post("k1").await, "idem:1\r\n");
+    assert_eq!(post("k1").await, "idem:1\r\n", "the retry gets the first answer");
+    assert_eq!(post("k2").await, "idem:2\r\n");
+    assert_eq!(len(&s, "idem").await, 2, "stored once per key");
+}
+
+/// `--max-queue-len` refuses adds with 429 when full, batches included (all or nothing).
+async fn full_queue_refuses(store: StoreKind) {
+    let s = TestServer::start_with(store, |c| c.max_queue_len = 3).await;
+    for i in 0..3 {
+        s.add("cap", &format!("m{i}")).await;
+    }
+    let (status, body) = s.post_form("/q/cap", &[("value", "over")]).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], "too_many_requests");
+    s.get("/q/cap").await;
+    let (status, _) = post_raw(&s, "/q/cap?batch=1", "application/json", r#"["a","b"]"#).await;
+    assert_eq!(status, 429, "a batch that does not fit adds nothing");
+    assert_eq!(len(&s, "cap").await, 2);
+}
+
+/// `--overflow drop-oldest` keeps the newest messages instead.
+async fn full_queue_drops_oldest(store: StoreKind) {
+    let s = TestServer::start_with(store, |c| {
+        c.max_queue_len = 3;
+        c.overflow = Overflow::DropOldest;
+    })
+    .await;
+    for i in 1..=5 {
+        s.add("roll", &format!("m{i}")).await;
+    }
+    assert_eq!(len(&s, "roll").await, 3);
+    assert_eq!(s.get_json("/q/roll").await["value"], "m3");
+}
+
+/// A WebSocket client adds with `{"cmd":"add","value":…}` frames and is told the key.
+async fn websocket_add_frames(store: StoreKind) {
+    let s = TestServer::start(store).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url("/ws/prod")).await.unwrap();
+    ws.send(Message::Text(json!({"cmd": "add", "value": {"t": 1}}).to_string().into())).await.unwrap();
+    ws.send(Message::Text(r#"{"cmd":"drop"}"#.into())).await.unwrap();
+    let mut frames = Vec::new();
+    while frames.len() < 3 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+        if let Message::Text(t) = msg {
+            frames.push(serde_json::from_str::<Value>(&t).unwrap());
+        }
+    }
+    assert!(frames.contains(&json!({"added": "prod:1"})), "{frames:?}");
+    assert!(
+        frames.contains(&json!({"key": "prod:1", "value": "{\"t\":1}"})),
+        "the message was streamed: {frames:?}"
+    );
+    assert!(frames.iter().any(|f| f["error"]["code"] == "malformed_json"), "{frames:?}");
+}
+
+on_every_store!(
+    batches_add_in_order,
+    bad_batch_adds_nothing,
+    idempotent_retries,
+    full_queue_refuses,
+    full_queue_drops_oldest,
+    websocket_add_frames,
+);
