@@ -11,6 +11,7 @@
 //! - [`store`]: the store interface and its backends.
 //! - [`broker`]: queue semantics, streaming fan-out, policies and pause.
 //! - [`http`]: RestMQ's routes, the JSON protocol and administration.
+//! - [`metrics`]: store latency, connections and request counts, and the `/metrics` page.
 //! - [`transport`]: COMET, WebSocket and SSE streaming.
 //! - [`feed`]: data sources relayed into queues (system, url, file, syslog, collectd).
 //! - [`cli`]: the client commands (`push`, `pop`, `tail`, `stats`, `policy`, `pause`, `resume`).
@@ -22,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod feed;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod shutdown;
 pub mod state;

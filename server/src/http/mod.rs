@@ -3,15 +3,16 @@
 
 pub mod admin;
 pub mod args;
+pub mod batch;
 pub mod collectd;
 pub mod command;
+pub mod metrics;
 pub mod reply;
 pub mod rest;
 pub mod web;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 use crate::transport;
@@ -26,10 +27,9 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(collectd::routes())
         .merge(transport::routes())
+        .merge(metrics::routes())
         .method_not_allowed_fallback(web::method_not_allowed)
         .fallback_service(web::static_files(&web_dir));
-    crate::auth::layer(routes, &state)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    let routes = crate::auth::layer(routes, &state).layer(DefaultBodyLimit::max(body_limit));
+    metrics::observe(routes, &state).with_state(state)
 }

@@ -8,8 +8,8 @@ use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
 use super::{Metrics, StoreOp};
 use crate::store::{
-    ExpiredLeases, LeasedMessage, LengthLimit, NodePresence, PeekedMessage, QueueInfo, QueueStore, Store, StoreEvent,
-    StoreResult, StoredMessage,
+    ExpiredLeases, LeasedMessage, LengthLimit, NodePresence, PeekedMessage, QueueInfo, QueueStore, Store,
+    StoreEvent, StoreResult, StoredMessage,
 };
 
 /// A [`Store`] whose every call is timed. Cloning is shallow.

@@ -1,0 +1,269 @@
+//! Process-wide figures for `/metrics`: store latency histograms, open streaming
+//! connections and HTTP requests per route and status. Per-queue counters live in the
+//! broker's hubs; [`text`] renders both in Prometheus text format.
+//!
+//! Everything is plain atomics (and one short-held mutex for the request counters), owned
+//! by the broker: no global registry, so several servers in one test process do not mix.
+
+mod store;
+pub mod text;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use store::TimedStore;
+
+/// Upper bounds of the store latency buckets, in seconds (`+Inf` follows).
+pub const BUCKETS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+/// One store operation, the `op` label of `restmq_store_op_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    Add,
+    Pop,
+    Peek,
+    Delete,
+    Requeue,
+    Purge,
+    Queues,
+    Info,
+    SetPolicy,
+    SetStatus,
+    RecentKeys,
+    Close,
+    Reserve,
+    Ack,
+    Nack,
+    Release,
+    ExpireLeases,
+    Redrive,
+    Ping,
+    PopBroadcast,
+    ReportPresence,
+    Nodes,
+}
+
+impl StoreOp {
+    pub const ALL: [StoreOp; 22] = [
+        Self::Add,
+        Self::Pop,
+        Self::Peek,
+        Self::Delete,
+        Self::Requeue,
+        Self::Purge,
+        Self::Queues,
+        Self::Info,
+        Self::SetPolicy,
+        Self::SetStatus,
+        Self::RecentKeys,
+        Self::Close,
+        Self::Reserve,
+        Self::Ack,
+        Self::Nack,
+        Self::Release,
+        Self::ExpireLeases,
+        Self::Redrive,
+        Self::Ping,
+        Self::PopBroadcast,
+        Self::ReportPresence,
+        Self::Nodes,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Add => "add",
+            Self::Pop => "pop",
+            Self::Peek => "peek",
+            Self::Delete => "delete",
+            Self::Requeue => "requeue",
+            Self::Purge => "purge",
+            Self::Queues => "queues",
+            Self::Info => "info",
+            Self::SetPolicy => "set_policy",
+            Self::SetStatus => "set_status",
+            Self::RecentKeys => "recent_keys",
+            Self::Close => "close",
+            Self::Reserve => "reserve",
+            Self::Ack => "ack",
+            Self::Nack => "nack",
+            Self::Release => "release",
+            Self::ExpireLeases => "expire_leases",
+            Self::Redrive => "redrive",
+            Self::Ping => "ping",
+            Self::PopBroadcast => "pop_broadcast",
+            Self::ReportPresence => "report_presence",
+            Self::Nodes => "nodes",
+        }
+    }
+}
+
+/// A latency histogram of fixed buckets: one atomic per bucket, plus sum and count.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); the last one is `+Inf`.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+/// A histogram as read at one moment, buckets cumulative as Prometheus shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    /// `(upper bound, observations at or below it)`, ending with `(f64::INFINITY, count)`.
+    pub buckets: Vec<(f64, u64)>,
+    pub sum_secs: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let slot = BUCKETS.iter().position(|le| secs <= *le).unwrap_or(BUCKETS.len());
+        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut total = 0;
+        let bounds = BUCKETS.iter().copied().chain(std::iter::once(f64::INFINITY));
+        let buckets = bounds
+            .zip(&self.buckets)
+            .map(|(le, n)| {
+                total += n.load(Ordering::Relaxed);
+                (le, total)
+            })
+            .collect();
+        HistogramSnapshot {
+            buckets,
+            sum_secs: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            count: total,
+        }
+    }
+}
+
+/// The process-wide figures of one server.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    store_ops: [Histogram; StoreOp::ALL.len()],
+    connections: AtomicI64,
+    /// Requests answered, by matched route and status.
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+impl Metrics {
+    /// Records how long one store call took.
+    pub fn observe_store(&self, op: StoreOp, elapsed: Duration) {
+        self.store_ops[op as usize].observe(elapsed);
+    }
+
+    /// The latency histogram of `op`.
+    pub fn store_op(&self, op: StoreOp) -> HistogramSnapshot {
+        self.store_ops[op as usize].snapshot()
+    }
+
+    /// Counts one streaming connection until the guard drops.
+    pub fn open_connection(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+
+    /// Streaming connections open now.
+    pub fn connections(&self) -> i64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Counts one answered request; `route` is the matched route pattern, never a raw path.
+    pub fn count_request(&self, route: &str, status: u16) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        match requests.get_mut(&(route.to_owned(), status)) {
+            Some(n) => *n += 1,
+            None => {
+                requests.insert((route.to_owned(), status), 1);
+            }
+        }
+    }
+
+    /// Requests answered so far: `((route, status), count)`, sorted.
+    pub fn requests(&self) -> Vec<((String, u16), u64)> {
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        requests.iter().map(|(k, n)| (k.clone(), *n)).collect()
+    }
+}
+
+/// One open streaming connection, counted in `restmq_connections` while it lives.
+#[derive(Debug)]
+pub struct ConnectionGuard(Arc<Metrics>);
+
+impl ConnectionGuard {
+    /// Keeps this connection counted for as long as `stream` (a streaming response body) lives.
+    pub fn hold<S>(self, stream: S) -> impl futures_util::Stream<Item = S::Item> + Send + 'static
+    where
+        S: futures_util::Stream + Send + 'static,
+    {
+        use futures_util::StreamExt;
+        stream.map(move |item| {
+            let _counted = &self;
+            item
+        })
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Observations land in the first bucket whose bound holds them; snapshots are cumulative.
+    #[test]
+    fn histogram_buckets() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_micros(100));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(10));
+        let s = h.snapshot();
+        assert_eq!(s.count, 4);
+        assert_eq!(s.buckets[0], (0.0001, 2), "50 µs and exactly 100 µs");
+        assert_eq!(s.buckets[5], (0.005, 3));
+        assert_eq!(s.buckets[BUCKETS.len() - 1], (2.5, 3));
+        assert_eq!(s.buckets[BUCKETS.len()], (f64::INFINITY, 4));
+        assert!((s.sum_secs - 10.00315).abs() < 1e-9, "{}", s.sum_secs);
+    }
+
+    /// The gauge follows the guards; request counts group by route and status.
+    #[test]
+    fn connections_and_requests() {
+        let m = Arc::new(Metrics::default());
+        let (a, b) = (m.open_connection(), m.open_connection());
+        assert_eq!(m.connections(), 2);
+        drop(a);
+        assert_eq!(m.connections(), 1);
+        drop(b);
+        assert_eq!(m.connections(), 0);
+        m.count_request("/q/{queue}", 200);
+        m.count_request("/q/{queue}", 200);
+        m.count_request("/q/{queue}", 204);
+        let expected = vec![(("/q/{queue}".to_owned(), 200), 2), (("/q/{queue}".to_owned(), 204), 1)];
+        assert_eq!(m.requests(), expected);
+    }
+
+    /// Every operation has its own slot and a distinct label.
+    #[test]
+    fn op_labels() {
+        let labels: std::collections::HashSet<_> = StoreOp::ALL.iter().map(|op| op.as_str()).collect();
+        assert_eq!(labels.len(), StoreOp::ALL.len());
+        for (i, op) in StoreOp::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, i);
+        }
+    }
+}

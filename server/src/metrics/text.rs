@@ -1,0 +1,142 @@
+//! The `/metrics` page: every figure in Prometheus text format (version 0.0.4).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use super::{HistogramSnapshot, Metrics, StoreOp};
+use crate::broker::{Broker, BrokerResult};
+use crate::store::QueueStore;
+
+/// The `Content-Type` of the page.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One queue's figures in this process.
+#[derive(Debug, Default, Clone, Copy)]
+struct QueueFigures {
+    added: u64,
+    taken: u64,
+    delivered: u64,
+    acked: u64,
+    redelivered: u64,
+    dead: u64,
+    len: u64,
+    consumers: u64,
+}
+
+/// A per-queue counter: its name, help text, and where its value is.
+type Counter = (&'static str, &'static str, fn(&QueueFigures) -> u64);
+
+/// The per-queue counters.
+const COUNTERS: [Counter; 6] = [
+    ("restmq_messages_added_total", "Messages added to the queue.", |f| f.added),
+    ("restmq_messages_taken_total", "Messages removed by a hard get.", |f| f.taken),
+    ("restmq_messages_delivered_total", "Messages written to streaming consumers.", |f| f.delivered),
+    ("restmq_messages_acked_total", "Leased messages acknowledged.", |f| f.acked),
+    (
+        "restmq_messages_redelivered_total",
+        "Leased messages back in the queue: lease expired, nacked, or consumer left.",
+        |f| f.redelivered,
+    ),
+    ("restmq_messages_dead_total", "Leased messages moved to the dead-letter queue.", |f| f.dead),
+];
+
+/// Renders every figure of `broker` and its process.
+pub async fn render(broker: &Broker) -> BrokerResult<String> {
+    let mut queues: BTreeMap<String, QueueFigures> = BTreeMap::new();
+    for queue in broker.store().queues().await? {
+        let len = broker.store().info(&queue).await?.map_or(0, |i| i.len);
+        queues.entry(queue.to_string()).or_default().len = len;
+    }
+    for hub in broker.local_queues() {
+        let c = &hub.counters;
+        let f = queues.entry(hub.queue.to_string()).or_default();
+        f.added = c.added.load(Ordering::Relaxed);
+        f.taken = c.taken.load(Ordering::Relaxed);
+        f.delivered = c.delivered.load(Ordering::Relaxed);
+        f.acked = c.acked.load(Ordering::Relaxed);
+        f.redelivered = c.redelivered.load(Ordering::Relaxed);
+        f.dead = c.dead.load(Ordering::Relaxed);
+        f.consumers = hub.consumer_count() as u64;
+    }
+    let mut out = String::with_capacity(4096 + queues.len() * 512);
+    for (name, help, field) in COUNTERS {
+        header(&mut out, name, help, "counter");
+        for (queue, f) in &queues {
+            let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", escape(queue), field(f));
+        }
+    }
+    header(&mut out, "restmq_queue_length", "Messages waiting in the queue.", "gauge");
+    for (queue, f) in &queues {
+        let _ = writeln!(out, "restmq_queue_length{{queue=\"{}\"}} {}", escape(queue), f.len);
+    }
+    header(&mut out, "restmq_consumers", "Streaming consumers of the queue in this process.", "gauge");
+    for (queue, f) in &queues {
+        let _ = writeln!(out, "restmq_consumers{{queue=\"{}\"}} {}", escape(queue), f.consumers);
+    }
+    process(&mut out, broker.metrics());
+    Ok(out)
+}
+
+/// The figures that are not per queue.
+fn process(out: &mut String, metrics: &Metrics) {
+    header(out, "restmq_connections", "Open streaming connections (COMET, WebSocket, SSE).", "gauge");
+    let _ = writeln!(out, "restmq_connections {}", metrics.connections());
+    header(out, "restmq_http_requests_total", "HTTP requests answered, by route and status.", "counter");
+    for ((route, status), n) in metrics.requests() {
+        let _ = writeln!(
+            out,
+            "restmq_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+            escape(&route)
+        );
+    }
+    header(out, "restmq_store_op_seconds", "Store call latency, by operation.", "histogram");
+    for op in StoreOp::ALL {
+        let snapshot = metrics.store_op(op);
+        if snapshot.count > 0 {
+            histogram(out, "restmq_store_op_seconds", &format!("op=\"{}\"", op.as_str()), &snapshot);
+        }
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
+    for (le, n) in &h.buckets {
+        let le = if le.is_infinite() { "+Inf".to_owned() } else { le.to_string() };
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_secs);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
+/// A label value as the text format needs it: `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Buckets print cumulative with `+Inf` last, then sum and count.
+    #[test]
+    fn histogram_lines() {
+        let h = HistogramSnapshot { buckets: vec![(0.001, 1), (f64::INFINITY, 3)], sum_secs: 0.5, count: 3 };
+        let mut out = String::new();
+        histogram(&mut out, "x", "op=\"add\"", &h);
+        assert_eq!(
+            out,
+            "x_bucket{op=\"add\",le=\"0.001\"} 1\nx_bucket{op=\"add\",le=\"+Inf\"} 3\n\
+             x_sum{op=\"add\"} 0.5\nx_count{op=\"add\"} 3\n"
+        );
+    }
+
+    /// Label values cannot break out of their quotes.
+    #[test]
+    fn escaping() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
