@@ -17,10 +17,17 @@ pub fn batch_values(args: &Args) -> Result<Option<Vec<String>>, ApiError> {
         return if args.flag("batch") { Err(ApiError::MissingArgument("body")) } else { Ok(None) };
     };
     let essence = raw.content_type.as_ref().map(|m| m.essence_str().to_owned());
+    let ndjson = matches!(
+        essence.as_deref(),
+        Some("application/x-ndjson" | "application/jsonl" | "application/json-seq")
+    );
+    if !ndjson && !args.flag("batch") {
+        return Ok(None);
+    }
     let text = std::str::from_utf8(&raw.bytes)
         .map_err(|_| ApiError::MalformedJson("body is not UTF-8".to_owned()))?;
     let values = match essence.as_deref() {
-        Some("application/x-ndjson" | "application/jsonl" | "application/json-seq") => text
+        _ if ndjson => text
             .lines()
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty())

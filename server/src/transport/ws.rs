@@ -4,6 +4,9 @@
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::Extension;
+
+use crate::auth::{Granted, Right};
 use axum::response::Response;
 use restmq_shared::{MessageKey, QueueName};
 
@@ -27,8 +30,11 @@ pub async fn stream_websocket(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    granted: Option<Extension<Granted>>,
     args: Args,
 ) -> Result<Response, ApiError> {
+    // With tokens on, add frames need the produce right on this queue.
+    let may_produce = granted.is_none_or(|Extension(g)| g.allows(Right::Produce));
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
     let broker = state.broker.clone();
     let max = state.settings.max_message_bytes;
@@ -42,13 +48,19 @@ pub async fn stream_websocket(
             if acked {
                 tracker.track_future(super::ws_ack::serve_acked(socket, broker, queue)).await;
             } else {
-                tracker.track_future(serve(socket, broker, queue, since)).await;
+                tracker.track_future(serve(socket, broker, queue, since, may_produce)).await;
             }
         }
     }))
 }
 
-async fn serve(mut socket: WebSocket, broker: Broker, queue: QueueName, since: Option<MessageKey>) {
+async fn serve(
+    mut socket: WebSocket,
+    broker: Broker,
+    queue: QueueName,
+    since: Option<MessageKey>,
+    may_produce: bool,
+) {
     let mut sub = broker.subscribe(&queue);
     for replayed in resume(&broker, &mut sub, since.as_ref()) {
         let Ok(text) = Utf8Bytes::try_from(replayed.json) else { continue };
@@ -77,7 +89,13 @@ async fn serve(mut socket: WebSocket, broker: Broker, queue: QueueName, since: O
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(Message::Text(text))) => {
-                    let answer = produce(&broker, &queue, &text).await;
+                    let answer = if may_produce {
+                        produce(&broker, &queue, &text).await
+                    } else {
+                        let err = ApiError::Forbidden("this token may not add to this queue".to_owned());
+                        serde_json::to_string(&restmq_shared::ErrorResponse::new(err.code(), err.to_string()))
+                            .unwrap_or_default()
+                    };
                     if socket.send(Message::Text(answer.into())).await.is_err() {
                         return;
                     }
