@@ -175,11 +175,15 @@ pub async fn run(env: &Env, plan: &Plan, only: &[String]) -> anyhow::Result<Resu
         }?;
         for scenario in plan.scenarios(flavor) {
             for run in 0..plan.runs {
-                bar.set_message(format!("{name}: {scenario} (run {})", run + 1));
+                let step = format!("{name}: {scenario} (run {})", run + 1);
+                if bar.is_hidden() {
+                    eprintln!("restmq-bench: {step}"); // no terminal, no bar: plain progress lines
+                }
+                bar.set_message(step);
                 match one(&server.target, plan, &scenario, run).await {
                     Ok(sample) => results.push(&scenario, name, sample),
                     Err(err) => {
-                        bar.println(format!("{name} {scenario}: {err:#}"));
+                        bar.suspend(|| eprintln!("restmq-bench: {name} {scenario}: {err:#}"));
                         results.failures.push(format!("{name} {scenario}: {err:#}"));
                     }
                 }
