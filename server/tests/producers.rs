@@ -123,7 +123,46 @@ async fn websocket_add_frames(store: StoreKind) {
     assert!(frames.iter().any(|f| f["error"]["code"] == "malformed_json"), "{frames:?}");
 }
 
+/// A message added with `delay` is invisible until then, and a streaming consumer gets it
+/// when it becomes visible.
+async fn delayed_messages_wait(store: StoreKind) {
+    let s = TestServer::start(store).await;
+    let (status, key) = s.post_form("/q/later", &[("value", "soon"), ("delay", "1")]).await;
+    assert_eq!((status, key.as_str()), (200, "later:1\r\n"));
+    assert_eq!(s.get("/q/later").await.0, 204, "not visible yet");
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url("/ws/later")).await.unwrap();
+    let started = std::time::Instant::now();
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(500), "delivered only once due");
+    assert_eq!(msg.into_text().unwrap().as_str(), r#"{"key":"later:1","value":"soon"}"#);
+    let (status, _) = s.post_form("/q/later", &[("value", "x"), ("delay", "0")]).await;
+    assert_eq!(status, 400);
+}
+
+/// A delayed message survives a restart of the server (embedded and Redis stores).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_message_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let redis = common::redis::RedisServer::start();
+    for store in [StoreKind::Embedded, StoreKind::Redis] {
+        let tweak = |c: &mut restmq_server::config::ServeConfig| {
+            c.data_dir = data.clone();
+            c.redis_url = redis.url();
+        };
+        let s = TestServer::start_with(store, tweak).await;
+        assert_eq!(s.post_form("/q/restart", &[("value", "kept"), ("delay", "1")]).await.0, 200);
+        s.stop().await;
+        let s = TestServer::start_with(store, tweak).await;
+        assert_eq!(s.get("/q/restart").await.0, 204, "{store:?}: still hidden");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(s.get_json("/q/restart").await["value"], "kept", "{store:?}");
+        s.stop().await;
+    }
+}
+
 on_every_store!(
+    delayed_messages_wait,
     batches_add_in_order,
     bad_batch_adds_nothing,
     idempotent_retries,

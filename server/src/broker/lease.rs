@@ -83,6 +83,14 @@ impl Broker {
                 }
                 Err(err) => tracing::debug!(%err, "lease expiry pass failed"),
             }
+            match self.store().promote_delayed().await {
+                Ok(queues) => {
+                    for queue in queues {
+                        self.hub(&queue).wake();
+                    }
+                }
+                Err(err) => tracing::debug!(%err, "delayed-message pass failed"),
+            }
         }
     }
 }

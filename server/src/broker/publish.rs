@@ -14,10 +14,13 @@ use crate::store::QueueStore;
 /// Idempotency keys remembered at most, per process.
 const MAX_REMEMBERED: usize = 100_000;
 
-/// What an idempotent publish answered the first time.
+/// A queue and an idempotency key.
+type Retry = (QueueName, String);
+
+/// What an idempotent publish answered the first time, and when.
 #[derive(Default)]
 pub struct Remembered {
-    answers: Mutex<HashMap<(QueueName, String), (Vec<MessageKey>, Instant)>>,
+    answers: Mutex<HashMap<Retry, (Vec<MessageKey>, Instant)>>,
 }
 
 impl Broker {
@@ -33,6 +36,19 @@ impl Broker {
         hub.counters.added.fetch_add(keys.len() as u64, Ordering::Relaxed);
         hub.wake();
         Ok(keys)
+    }
+
+    /// Adds a message that becomes visible after `delay` (it survives restarts).
+    pub async fn add_delayed(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+        delay: Duration,
+    ) -> BrokerResult<MessageKey> {
+        let key = self.store().add_delayed(queue, value, ttl, delay).await?;
+        self.hub(queue).counters.added.fetch_add(1, Ordering::Relaxed);
+        Ok(key)
     }
 
     /// The keys a publish with `idempotency_key` got within the window, if any.

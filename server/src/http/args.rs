@@ -90,6 +90,16 @@ impl Args {
             .transpose()
     }
 
+    /// An optional whole number of seconds, 1 to `max`.
+    pub fn seconds(&self, name: &str, max: u64) -> Result<Option<std::time::Duration>, ApiError> {
+        self.get(name)
+            .map(|v| match v.parse::<u64>() {
+                Ok(secs) if (1..=max).contains(&secs) => Ok(std::time::Duration::from_secs(secs)),
+                _ => Err(ApiError::InvalidArgument(format!("{name} must be 1 to {max} seconds, not {v:?}"))),
+            })
+            .transpose()
+    }
+
     /// The validated JSONP `callback`, if any.
     pub fn callback(&self) -> Result<Option<&str>, ApiError> {
         match self.get("callback") {

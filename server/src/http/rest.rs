@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use restmq_shared::{GetReply, LeaseReply, MessageKey, PurgeReply, QueueName, RecentReply, RedriveReply};
 
-use super::args::{Args, QueuePath};
+use super::args::{Args, QueuePath, MAX_TTL_SECS};
 use super::batch::batch_values;
 use super::{reply, web};
 use crate::error::ApiError;
@@ -80,7 +80,10 @@ async fn add(
         None => {
             let value = args.value()?;
             check_size(state, value)?;
-            vec![state.broker.add(queue, value.to_owned(), ttl).await?]
+            match args.seconds("delay", MAX_TTL_SECS)? {
+                Some(delay) => vec![state.broker.add_delayed(queue, value.to_owned(), ttl, delay).await?],
+                None => vec![state.broker.add(queue, value.to_owned(), ttl).await?],
+            }
         }
     };
     if let Some(k) = idempotency {

@@ -61,6 +61,20 @@ impl QueueStore for TimedStore {
         self.timed(StoreOp::Add, self.store.add_batch(queue, values, ttl, limit)).await
     }
 
+    async fn add_delayed(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+        delay: Duration,
+    ) -> StoreResult<MessageKey> {
+        self.timed(StoreOp::Add, self.store.add_delayed(queue, value, ttl, delay)).await
+    }
+
+    async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
+        self.store.promote_delayed().await
+    }
+
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
         self.timed(StoreOp::Pop, self.store.pop(queue, max)).await
     }

@@ -50,6 +50,25 @@ impl QueueStore for MemoryStore {
         Ok(added.into_iter().map(|n| MessageKey::new(queue.clone(), n)).collect())
     }
 
+    async fn add_delayed(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+        delay: Duration,
+    ) -> StoreResult<MessageKey> {
+        let visible_at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        let n = self.state().add_delayed(queue, value, expiry(ttl), visible_at);
+        Ok(MessageKey::new(queue.clone(), n))
+    }
+
+    async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
+        let mut queues: Vec<QueueName> =
+            self.state().promote_delayed(now_ms()).into_iter().map(|(q, _)| q).collect();
+        queues.dedup();
+        Ok(queues)
+    }
+
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
         Ok(self.state().pop(queue, max, now_ms(), &mut Vec::new()))
     }

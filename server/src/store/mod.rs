@@ -110,6 +110,19 @@ pub trait QueueStore: Send + Sync + 'static {
         limit: Option<LengthLimit>,
     ) -> impl Future<Output = StoreResult<Vec<MessageKey>>> + Send;
 
+    /// Adds a message that becomes visible only after `delay`. Durable where the backend
+    /// is: a delayed message survives a restart.
+    fn add_delayed(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+        delay: Duration,
+    ) -> impl Future<Output = StoreResult<MessageKey>> + Send;
+
+    /// Makes delayed messages that are due visible; returns the queues that got some.
+    fn promote_delayed(&self) -> impl Future<Output = StoreResult<Vec<QueueName>>> + Send;
+
     /// Removes and returns up to `max` of the oldest messages, oldest first.
     fn pop(
         &self,
@@ -294,6 +307,20 @@ impl QueueStore for Store {
         limit: Option<LengthLimit>,
     ) -> StoreResult<Vec<MessageKey>> {
         dispatch!(self, s => s.add_batch(queue, values, ttl, limit).await)
+    }
+
+    async fn add_delayed(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+        delay: Duration,
+    ) -> StoreResult<MessageKey> {
+        dispatch!(self, s => s.add_delayed(queue, value, ttl, delay).await)
+    }
+
+    async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
+        dispatch!(self, s => s.promote_delayed().await)
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {

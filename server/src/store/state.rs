@@ -56,6 +56,8 @@ pub struct QueueState {
     pub messages: BTreeMap<u64, Entry>,
     /// Messages handed out under a lease, not yet acknowledged.
     pub leased: BTreeMap<u64, Lease>,
+    /// Delayed messages by `(visible_at, n)`: they join `messages` at `visible_at`.
+    pub delayed: BTreeMap<(u64, u64), Entry>,
     pub policy: Policy,
     pub status: QueueStatus,
 }
@@ -77,6 +79,36 @@ impl State {
         q.counter += 1;
         q.messages.insert(q.counter, Entry::new(value, expires_at));
         q.counter
+    }
+
+    /// Adds a message that stays invisible until `visible_at` (Unix ms); returns its `n`.
+    pub fn add_delayed(
+        &mut self,
+        queue: &QueueName,
+        value: String,
+        expires_at: Option<u64>,
+        visible_at: u64,
+    ) -> u64 {
+        let q = self.queue(queue);
+        q.counter += 1;
+        q.delayed.insert((visible_at, q.counter), Entry::new(value, expires_at));
+        q.counter
+    }
+
+    /// Makes delayed messages due by `now` visible; returns `(queue, n)` of each.
+    pub fn promote_delayed(&mut self, now: u64) -> Vec<(QueueName, u64)> {
+        let mut out = Vec::new();
+        for (name, q) in &mut self.queues {
+            while let Some(entry) = q.delayed.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                let ((_, n), e) = entry.remove_entry();
+                q.messages.insert(n, e);
+                out.push((name.clone(), n));
+            }
+        }
+        out
     }
 
     /// Adds all of `values`, or none when `limit` refuses them. Returns the new numbers and

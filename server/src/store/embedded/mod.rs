@@ -168,6 +168,41 @@ impl QueueStore for EmbeddedStore {
         Ok(added.into_iter().map(|n| MessageKey::new(queue.clone(), n)).collect())
     }
 
+    async fn add_delayed(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+        delay: Duration,
+    ) -> StoreResult<MessageKey> {
+        let visible_at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        let (n, done) = self.change(true, |state| {
+            let expires_at = expiry(ttl);
+            let n = state.add_delayed(queue, value.clone(), expires_at, visible_at);
+            let meta = meta(state, queue);
+            let add = Op::Add { queue: queue.clone(), n, value, expires_at, meta };
+            (n, vec![add, Op::Delay { queue: queue.clone(), n, visible_at }])
+        })?;
+        committed(done).await?;
+        Ok(MessageKey::new(queue.clone(), n))
+    }
+
+    async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
+        let (queues, _) = self.change(false, |state| {
+            let promoted = state.promote_delayed(now_ms());
+            let mut by_queue: std::collections::BTreeMap<QueueName, Vec<u64>> = Default::default();
+            for (queue, n) in promoted {
+                by_queue.entry(queue).or_default().push(n);
+            }
+            let ops = by_queue
+                .iter()
+                .map(|(queue, ns)| Op::Undelay { queue: queue.clone(), ns: ns.clone() })
+                .collect();
+            (by_queue.into_keys().collect(), ops)
+        })?;
+        Ok(queues)
+    }
+
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
         let (popped, _) = self.change(false, |state| {
             let mut ns = Vec::new();

@@ -15,6 +15,10 @@ pub const MESSAGES: TableDefinition<'_, (&str, u64), (Option<u64>, &str)> = Tabl
 /// Soft-read counts, only for messages read at least once: `(queue, n)` → count.
 pub const READS: TableDefinition<'_, (&str, u64), u64> = TableDefinition::new("reads");
 
+/// Delayed messages, until they become visible: `(queue, n)` → visible-at (Unix ms). The
+/// message itself is in [`MESSAGES`].
+pub const DELAYED: TableDefinition<'_, (&str, u64), u64> = TableDefinition::new("delayed");
+
 /// Every registered queue: name → `(counter, policy, status)`. The counter is the last `n`
 /// handed out, kept after its message is gone so that `n` is never reused (purge excepted).
 pub const QUEUES: TableDefinition<'_, &str, (u64, u8, u8)> = TableDefinition::new("queues");
@@ -109,6 +113,16 @@ pub fn load(db: &Database, now: u64) -> Result<State, DbError> {
             };
             q.counter = q.counter.max(n);
             q.messages.insert(n, Entry::new(value.to_owned(), expires_at));
+            true
+        })?;
+        let mut delayed = txn.open_table(DELAYED)?;
+        delayed.retain(|(name, n), visible_at| {
+            let q = QueueName::try_from(name).ok().and_then(|queue| state.queues.get_mut(&queue));
+            let Some(entry) = q.as_ref().and_then(|q| q.messages.get(&n)).cloned() else { return false };
+            if let Some(q) = q {
+                q.messages.remove(&n);
+                q.delayed.insert((visible_at, n), entry);
+            }
             true
         })?;
         reads.retain(|(name, n), count| {

@@ -8,7 +8,7 @@ use redb::{Database, Durability, Table};
 use restmq_shared::QueueName;
 use tokio::sync::oneshot;
 
-use super::schema::{rows, DbError, Meta, MESSAGES, QUEUES, READS};
+use super::schema::{rows, DbError, Meta, DELAYED, MESSAGES, QUEUES, READS};
 
 /// The most ops committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -28,6 +28,10 @@ pub enum Op {
     Purge { queue: QueueName },
     /// A queue's counter and settings.
     SetMeta { queue: QueueName, meta: Meta },
+    /// Message `n` (added in the same batch or before) stays hidden until `visible_at`.
+    Delay { queue: QueueName, n: u64, visible_at: u64 },
+    /// Delayed messages became visible.
+    Undelay { queue: QueueName, ns: Vec<u64> },
 }
 
 /// Answered once the op it came with is committed; `Err` carries the failure's text.
@@ -90,8 +94,23 @@ fn commit(db: &Database, ops: &[Op]) -> Result<(), String> {
             let mut messages = txn.open_table(MESSAGES)?;
             let mut reads = txn.open_table(READS)?;
             let mut queues = txn.open_table(QUEUES)?;
+            let mut delayed = txn.open_table(DELAYED)?;
             for op in ops {
-                apply(op, &mut messages, &mut reads, &mut queues)?;
+                match op {
+                    Op::Delay { queue, n, visible_at } => {
+                        delayed.insert((queue.as_str(), *n), *visible_at)?;
+                    }
+                    Op::Undelay { queue, ns } => {
+                        for n in ns {
+                            delayed.remove((queue.as_str(), *n))?;
+                        }
+                    }
+                    Op::Purge { queue } => {
+                        delayed.retain_in(rows(queue.as_str()), |_, _| false)?;
+                        apply(op, &mut messages, &mut reads, &mut queues)?;
+                    }
+                    _ => apply(op, &mut messages, &mut reads, &mut queues)?,
+                }
             }
         }
         txn.commit()?;
@@ -140,6 +159,7 @@ fn apply(
         Op::SetMeta { queue, meta } => {
             queues.insert(queue.as_str(), meta.to_row())?;
         }
+        Op::Delay { .. } | Op::Undelay { .. } => {} // the DELAYED table, in `commit`
     }
     Ok(())
 }

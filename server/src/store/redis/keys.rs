@@ -19,6 +19,9 @@ use restmq_shared::{MessageKey, QueueName};
 /// The set of every queue name.
 pub const QUEUESET: &str = "QUEUESET";
 
+/// The set of queues that have had delayed messages, for the promotion pass.
+pub const DELAYED_QUEUES: &str = "restmq:delayed";
+
 /// The set of queues that have had leases, for the expiry pass.
 pub const LEASED_QUEUES: &str = "restmq:leased";
 
@@ -42,6 +45,11 @@ impl QueueKeys {
             (true, _) => format!("{{{queue}}}"),
         };
         Self { base }
+    }
+
+    /// The sorted set of delayed message keys, scored by when they become visible (Unix ms).
+    pub fn delayed(&self) -> String {
+        format!("{}:delayed", self.base)
     }
 
     /// The sorted set of leased message keys, scored by lease deadline (Unix ms).

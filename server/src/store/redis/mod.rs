@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use self::conn::{error, Conn};
-use self::keys::{client_key, number, QueueKeys, BUS, LEASED_QUEUES, QUEUESET};
+use self::keys::{client_key, number, QueueKeys, BUS, DELAYED_QUEUES, LEASED_QUEUES, QUEUESET};
 use super::{
     dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit, NodePresence, PeekedMessage, QueueInfo,
     QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
@@ -176,6 +176,52 @@ impl QueueStore for RedisStore {
         Ok((first..first + count).map(|n| client_key(queue, n)).collect())
     }
 
+    async fn add_delayed(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+        delay: Duration,
+    ) -> StoreResult<MessageKey> {
+        self.register_in_cluster(queue).await?;
+        let () = self.conn().sadd(DELAYED_QUEUES, queue.as_str()).await.map_err(error)?;
+        let keys = self.keys(queue);
+        let visible_at =
+            super::state::now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        let mut inv = scripts::ADD_DELAYED.key(keys.counter());
+        inv.key(keys.delayed());
+        self.with_queueset(&mut inv)
+            .arg(queue.as_str())
+            .arg(value)
+            .arg(ttl.map_or(0, |t| t.as_secs().max(1)))
+            .arg(keys.message_prefix())
+            .arg(visible_at);
+        let n: u64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        Ok(client_key(queue, n))
+    }
+
+    async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
+        let names: Vec<String> = self.conn().smembers(DELAYED_QUEUES).await.map_err(error)?;
+        let now = super::state::now_ms();
+        let mut changed = Vec::new();
+        for queue in names.into_iter().filter_map(|n| QueueName::try_from(n).ok()) {
+            let keys = self.keys(&queue);
+            let moved: u64 = scripts::PROMOTE
+                .key(keys.delayed())
+                .key(keys.list())
+                .arg(now)
+                .arg(queue.as_str())
+                .arg(BUS)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(error)?;
+            if moved > 0 {
+                changed.push(queue);
+            }
+        }
+        Ok(changed)
+    }
+
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
         let out: Vec<String> = scripts::POP
             .key(self.keys(queue).list())
@@ -229,7 +275,7 @@ impl QueueStore for RedisStore {
     async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
         let keys = self.keys(queue);
         let mut inv = scripts::PURGE.key(keys.list());
-        inv.key(keys.counter()).key(keys.policy()).key(keys.status()).key(keys.leased());
+        inv.key(keys.counter()).key(keys.policy()).key(keys.status()).key(keys.leased()).key(keys.delayed());
         self.with_queueset(&mut inv).arg(queue.as_str()).arg(BUS);
         let mut existed: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         if self.inner.cluster {

@@ -133,16 +133,18 @@ return 1
     )
 });
 
-/// KEYS: list, counter, policy, status, leased, [QUEUESET]. ARGV: queue, bus. Removes
-/// every key of the queue, leased messages included. Returns 1 when anything existed.
+/// KEYS: list, counter, policy, status, leased, delayed, [QUEUESET]. ARGV: queue, bus.
+/// Removes every key of the queue, leased and delayed messages included. Returns 1 when
+/// anything existed.
 pub static PURGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local keys = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, k in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do table.insert(keys, k) end
+for _, k in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do table.insert(keys, k) end
 for _, k in ipairs(keys) do redis.call('DEL', k, k .. ':refcount', k .. ':deliveries') end
-local existed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-if KEYS[6] then existed = existed + redis.call('SREM', KEYS[6], ARGV[1]) end
+local existed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+if KEYS[7] then existed = existed + redis.call('SREM', KEYS[7], ARGV[1]) end
 redis.call('PUBLISH', ARGV[2], 'p ' .. ARGV[1])
 if existed > 0 then return 1 end
 return 0
@@ -305,6 +307,45 @@ end
 if KEYS[3] then redis.call('SADD', KEYS[3], ARGV[1]) end
 redis.call('PUBLISH', ARGV[4], 'a ' .. ARGV[1])
 return first
+",
+    )
+});
+
+/// KEYS: counter, delayed, [QUEUESET]. ARGV: queue, value, ttl seconds (0 = none),
+/// message-key prefix, visible-at (Unix ms). Adds a message hidden until visible-at.
+pub static ADD_DELAYED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('INCR', KEYS[1])
+local key = ARGV[4] .. n
+if ARGV[3] ~= '0' then
+  redis.call('SET', key, ARGV[2], 'EX', ARGV[3])
+else
+  redis.call('SET', key, ARGV[2])
+end
+redis.call('ZADD', KEYS[2], ARGV[5], key)
+if KEYS[3] then redis.call('SADD', KEYS[3], ARGV[1]) end
+return n
+",
+    )
+});
+
+/// KEYS: delayed, list. ARGV: now (Unix ms), queue, bus. Moves due delayed messages to the
+/// newest end of the list. Returns how many.
+pub static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local moved = 0
+for _, key in ipairs(due) do
+  redis.call('ZREM', KEYS[1], key)
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('LPUSH', KEYS[2], key)
+    moved = moved + 1
+  end
+end
+if moved > 0 then redis.call('PUBLISH', ARGV[3], 'a ' .. ARGV[2]) end
+return moved
 ",
     )
 });
