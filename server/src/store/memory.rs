@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
-use super::state::{expiry, now_ms, State};
+use super::state::{after, expiry, millis, now_ms, State};
 use super::{
     ExpiredLeases, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo, QueueStore, StoreResult,
     StoredMessage,
@@ -57,7 +57,7 @@ impl QueueStore for MemoryStore {
         ttl: Option<Duration>,
         delay: Duration,
     ) -> StoreResult<MessageKey> {
-        let visible_at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        let visible_at = after(delay);
         let n = self.state().add_delayed(queue, value, expiry(ttl), visible_at);
         Ok(MessageKey::new(queue.clone(), n))
     }
@@ -122,7 +122,7 @@ impl QueueStore for MemoryStore {
         max: usize,
         lease: Duration,
     ) -> StoreResult<Vec<LeasedMessage>> {
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let lease_ms = millis(lease);
         Ok(self.state().reserve(queue, max, now_ms(), lease_ms, &mut Vec::new()))
     }
 

@@ -13,9 +13,19 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A duration in whole milliseconds, saturating.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The instant (Unix ms) `d` from now.
+pub fn after(d: Duration) -> u64 {
+    now_ms().saturating_add(millis(d))
+}
+
 /// The expiry instant of a message added now with `ttl`.
 pub fn expiry(ttl: Option<Duration>) -> Option<u64> {
-    ttl.map(|ttl| now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)))
+    ttl.map(after)
 }
 
 /// One stored message.

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 use self::schema::Meta;
 use self::writer::{Cmd, Op};
-use super::state::{expiry, now_ms, State};
+use super::state::{after, expiry, millis, now_ms, State};
 use super::{
     dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo, QueueStore,
     StoreError, StoreResult, StoredMessage,
@@ -175,7 +175,7 @@ impl QueueStore for EmbeddedStore {
         ttl: Option<Duration>,
         delay: Duration,
     ) -> StoreResult<MessageKey> {
-        let visible_at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        let visible_at = after(delay);
         let (n, done) = self.change(true, |state| {
             let expires_at = expiry(ttl);
             let n = state.add_delayed(queue, value.clone(), expires_at, visible_at);
@@ -296,7 +296,7 @@ impl QueueStore for EmbeddedStore {
         max: usize,
         lease: Duration,
     ) -> StoreResult<Vec<LeasedMessage>> {
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let lease_ms = millis(lease);
         let (leased, _) = self.change(false, |state| {
             let mut expired = Vec::new();
             let leased = state.reserve(queue, max, now_ms(), lease_ms, &mut expired);

@@ -186,8 +186,7 @@ impl QueueStore for RedisStore {
         self.register_in_cluster(queue).await?;
         let () = self.conn().sadd(DELAYED_QUEUES, queue.as_str()).await.map_err(error)?;
         let keys = self.keys(queue);
-        let visible_at =
-            super::state::now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        let visible_at = super::state::after(delay);
         let mut inv = scripts::ADD_DELAYED.key(keys.counter());
         inv.key(keys.delayed());
         self.with_queueset(&mut inv)
@@ -338,8 +337,7 @@ impl QueueStore for RedisStore {
         lease: Duration,
     ) -> StoreResult<Vec<LeasedMessage>> {
         let keys = self.keys(queue);
-        let deadline =
-            super::state::now_ms().saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
+        let deadline = super::state::after(lease);
         let () = self.conn().sadd(LEASED_QUEUES, queue.as_str()).await.map_err(error)?;
         let out: Vec<String> = scripts::RESERVE
             .key(keys.list())
