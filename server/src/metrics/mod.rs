@@ -16,8 +16,10 @@ use std::time::Duration;
 pub use store::TimedStore;
 
 /// Upper bounds of the store latency buckets, in seconds (`+Inf` follows).
-pub const BUCKETS: [f64; 14] =
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+pub const BUCKETS: [f64; 17] = [
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5,
+];
 
 /// One store operation, the `op` label of `restmq_store_op_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,8 +235,10 @@ mod tests {
         h.observe(Duration::from_secs(10));
         let s = h.snapshot();
         assert_eq!(s.count, 4);
-        assert_eq!(s.buckets[0], (0.0001, 2), "50 µs and exactly 100 µs");
-        assert_eq!(s.buckets[5], (0.005, 3));
+        assert_eq!(s.buckets[1], (0.000025, 0));
+        assert_eq!(s.buckets[2], (0.00005, 1), "exactly 50 µs");
+        assert_eq!(s.buckets[3], (0.0001, 2), "and exactly 100 µs");
+        assert_eq!(s.buckets[8], (0.005, 3));
         assert_eq!(s.buckets[BUCKETS.len() - 1], (2.5, 3));
         assert_eq!(s.buckets[BUCKETS.len()], (f64::INFINITY, 4));
         assert!((s.sum_secs - 10.00315).abs() < 1e-9, "{}", s.sum_secs);

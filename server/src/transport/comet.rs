@@ -42,7 +42,8 @@ pub async fn stream_comet(
             Some((Ok::<_, std::convert::Infallible>(line), more.then_some(sub)))
         }
     });
-    let body = Body::from_stream(stream::iter(replayed).chain(lines));
+    let connection = state.broker.metrics().open_connection();
+    let body = Body::from_stream(connection.hold(stream::iter(replayed).chain(lines)));
     Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8"), (CACHE_CONTROL, "no-cache")], body).into_response())
 }
 

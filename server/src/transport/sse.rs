@@ -58,7 +58,8 @@ pub async fn stream_sse(
             Some((Ok::<_, Infallible>(event), more.then_some(sub)))
         }
     });
-    let events = stream::iter(replayed).chain(events);
+    let connection = state.broker.metrics().open_connection();
+    let events = connection.hold(stream::iter(replayed).chain(events));
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
