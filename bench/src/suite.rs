@@ -154,8 +154,9 @@ pub async fn run(env: &Env, plan: &Plan, only: &[String]) -> anyhow::Result<Resu
     let started = Instant::now();
     let chosen: Vec<&str> =
         TARGETS.iter().copied().filter(|t| only.is_empty() || only.iter().any(|o| o == t)).collect();
-    let steps: usize = chosen.iter().map(|t| plan.scenarios(flavor_of(t)).len()).sum::<usize>() + 1;
-    let bar = ProgressBar::new((steps * plan.runs) as u64);
+    let scenarios = chosen.iter().flat_map(|t| plan.scenarios(flavor_of(t)));
+    let steps: usize = scenarios.map(|s| if s == "idle" { 1 } else { plan.runs }).sum::<usize>() + plan.runs;
+    let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")?.progress_chars("=> "),
     );
@@ -174,7 +175,9 @@ pub async fn run(env: &Env, plan: &Plan, only: &[String]) -> anyhow::Result<Resu
             _ => env.ceiling(flavor, redis.target.addr),
         }?;
         for scenario in plan.scenarios(flavor) {
-            for run in 0..plan.runs {
+            // Memory freed by one idle run is reused by the next: only a fresh server's counts.
+            let runs = if scenario == "idle" { 1 } else { plan.runs };
+            for run in 0..runs {
                 let step = format!("{name}: {scenario} (run {})", run + 1);
                 if bar.is_hidden() {
                     eprintln!("restmq-bench: {step}"); // no terminal, no bar: plain progress lines
