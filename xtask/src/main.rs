@@ -144,7 +144,8 @@ impl Repo {
         let mut bench =
             if two_cores { self.cmd("taskset", &["-c", "1", "cargo"]) } else { self.cmd("cargo", &[]) };
         bench.args(run).args(if two_cores { &[][..] } else { &["--server-cpus", "none"][..] });
-        self.run("bench", bench.args(suite_args))
+        bench.args(suite_args);
+        self.run("bench", bench)
     }
 
     fn setup(&self) -> Result {
