@@ -125,15 +125,17 @@ async fn errors_and_exit_codes() {
     assert_eq!(restmq(&s.url(""), &["push", "bad/name", "x"], "").await.code, 2);
 }
 
-/// `tail --since` is accepted, and `--timeout` stops a tail that got fewer than `--count` (exit 4).
+/// `tail --since` resumes after that key (what it already saw is not shown again), and
+/// `--timeout` stops a tail that got fewer than `--count` (exit 4).
 #[tokio::test]
 async fn tail_since_and_timeout() {
     let s = TestServer::start(StoreKind::Memory).await;
     s.add("t", "one").await;
+    s.add("t", "two").await;
     let run =
         restmq(&s.url(""), &["tail", "t", "--since", "t:1", "--count", "2", "--timeout", "1"], "").await;
     assert_eq!(run.code, 4);
-    assert_eq!(run.stdout, "{\"key\":\"t:1\",\"value\":\"one\"}\n");
+    assert_eq!(run.stdout, "{\"key\":\"t:2\",\"value\":\"two\"}\n");
     assert!(run.stderr.contains("timed out after 1 of 2 messages"), "{}", run.stderr);
 }
 
