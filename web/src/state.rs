@@ -155,6 +155,8 @@ pub enum Action {
     Clear,
     /// Show only rows whose key or value contains this text (any case).
     Filter(String),
+    /// Resuming after a reconnect, the server could not replay messages `from..=to` (numbers).
+    Gap(u64, u64),
 }
 
 /// The live view of one queue.
@@ -172,6 +174,8 @@ pub struct StreamState {
     pub link: Link,
     /// Key of the newest message, to resume from after a reconnect.
     pub last_key: Option<String>,
+    /// Messages the server could no longer replay after reconnects.
+    pub missed: u64,
     /// Time of the latest action, in ms.
     pub now_ms: f64,
 }
@@ -188,6 +192,7 @@ impl StreamState {
             rate: RateMeter::new(now_ms),
             link: Link::Idle,
             last_key: None,
+            missed: 0,
             now_ms,
         }
     }
@@ -211,6 +216,7 @@ impl StreamState {
                 self.held = 0;
             }
             Action::Filter(text) => self.filter = Filter::new(text),
+            Action::Gap(from, to) => self.missed += to.saturating_sub(from) + 1,
         }
     }
 
@@ -347,6 +353,15 @@ mod tests {
         state.apply(Action::Clear);
         assert!(keys(&state).is_empty());
         assert_eq!(state.received, 5, "clear empties the view, not the count");
+    }
+
+    /// Gaps the server reports on resuming add up to the messages missed.
+    #[test]
+    fn counts_missed_messages() {
+        let mut state = StreamState::new(0.0);
+        state.apply(Action::Gap(5, 9));
+        state.apply(Action::Gap(12, 12));
+        assert_eq!(state.missed, 6);
     }
 
     /// JSON objects and arrays are pretty-printed; JSON scalars and text stay as sent; long values are cut on a character boundary.

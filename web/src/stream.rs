@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{future, Sink, StreamExt};
 use gloo_net::http::Request;
 use gloo_net::websocket::{futures::WebSocket, Message, State, WebSocketError};
-use restmq_shared::{CloseNotice, QueueName, StreamMessage};
+use restmq_shared::{CloseNotice, GapNotice, GapRange, QueueName, StreamMessage};
 use wasm_bindgen::{closure::Closure, JsCast};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -32,6 +32,8 @@ const MAX_LINE_BYTES: usize = 4 << 20;
 pub enum StreamEvent {
     Link(Link),
     Message(StreamMessage),
+    /// On resuming, the server could not replay these messages any more.
+    Gap(GapRange),
 }
 
 /// A running subscription; dropping it closes the connection and stops reconnecting.
@@ -69,6 +71,11 @@ async fn run(queue: QueueName, resume: bool, on_event: Callback<StreamEvent>) {
         }
         let delay_ms = dialer.ended(sink.opened.get());
         let reason = sink.reason.take();
+        // After a purge or a server restart, keys may start again from 1: resuming after the
+        // old last key would skip the new messages.
+        if matches!(reason.as_deref(), Some("purged" | "shutdown")) {
+            since = None;
+        }
         on_event.emit(StreamEvent::Link(Link::Waiting { delay_ms, failures: dialer.failures(), reason }));
         if delay_ms > 0 {
             sleep(Duration::from_millis(delay_ms.into())).await;
@@ -98,13 +105,16 @@ impl Session {
         self.reason.borrow_mut().get_or_insert_with(|| reason.into());
     }
 
-    /// One frame, line or event: a message, or the server's notice that it closes the stream.
+    /// One frame, line or event: a message, the server's notice that it closes the stream, or
+    /// its notice that some messages could not be replayed.
     fn text(&self, text: &str) {
         if let Ok(message) = serde_json::from_str::<StreamMessage>(text) {
             *self.last_key.borrow_mut() = Some(message.key.to_string());
             self.on_event.emit(StreamEvent::Message(message));
         } else if let Ok(notice) = serde_json::from_str::<CloseNotice>(text) {
             self.end(notice.closed);
+        } else if let Ok(notice) = serde_json::from_str::<GapNotice>(text) {
+            self.on_event.emit(StreamEvent::Gap(notice.gap));
         }
     }
 }

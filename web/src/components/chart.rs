@@ -80,6 +80,8 @@ fn format_value(v: f64) -> String {
         format!("{:.1}k", v / 1e3)
     } else if a >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
     } else {
         format!("{v:.2}")
     }

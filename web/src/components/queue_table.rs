@@ -35,8 +35,18 @@ pub struct QueueTableProps {
 
 #[function_component(QueueTable)]
 pub fn queue_table(props: &QueueTableProps) -> Html {
-    // The queue whose purge waits for a confirmation.
+    // The queue whose purge waits for a confirmation, and its button, focused when it shows
+    // (the Purge… button a keyboard user pressed is gone).
     let confirming = use_state(|| None::<QueueName>);
+    let confirm_button = use_node_ref();
+    {
+        let confirm_button = confirm_button.clone();
+        use_effect_with((*confirming).clone(), move |_| {
+            if let Some(button) = confirm_button.cast::<web_sys::HtmlElement>() {
+                let _ = button.focus();
+            }
+        });
+    }
     if props.queues.is_empty() {
         return html! {
             <p class="empty">{ "No queues yet: a queue appears with its first message (publish one above, or " }<code>{ "POST /q/<name>" }</code>{ ")." }</p>
@@ -45,7 +55,7 @@ pub fn queue_table(props: &QueueTableProps) -> Html {
     let rows = props.queues.iter().map(|queue| {
         let rates = props.rates.get(queue.name.as_str()).copied();
         let awaiting = confirming.as_ref() == Some(&queue.name);
-        row(queue, rates, awaiting, &props.on_action, &confirming)
+        row(queue, rates, awaiting.then_some(&confirm_button), &props.on_action, &confirming)
     });
     html! {
         <div class="table-wrap">
@@ -71,7 +81,7 @@ pub fn queue_table(props: &QueueTableProps) -> Html {
 fn row(
     queue: &QueueStats,
     rates: Option<QueueRates>,
-    awaiting_confirmation: bool,
+    awaiting_confirmation: Option<&NodeRef>,
     on_action: &Callback<QueueAction>,
     confirming: &UseStateHandle<Option<QueueName>>,
 ) -> Html {
@@ -130,10 +140,10 @@ fn row(
                 <button class="toggle" onclick={emit(QueueAction::SetStatus(name.clone(), toggle_to))}>{ toggle_label }</button>
                 <button class="get" title="take the oldest message" onclick={emit(QueueAction::Get { queue: name.clone(), soft: false })}>{ "Get" }</button>
                 <button class="peek" title="read the oldest message without taking it" onclick={emit(QueueAction::Get { queue: name.clone(), soft: true })}>{ "Peek" }</button>
-                if awaiting_confirmation {
+                if let Some(confirm_button) = awaiting_confirmation {
                     <span class="confirm" role="alert">
                         { format!("Purge every message of {name}? ") }
-                        <button class="danger confirm-purge" onclick={purge}>{ "Purge" }</button>
+                        <button class="danger confirm-purge" ref={confirm_button.clone()} onclick={purge}>{ "Purge" }</button>
                         <button class="cancel" onclick={cancel}>{ "Cancel" }</button>
                     </span>
                 } else {

@@ -3,7 +3,7 @@
 
 use std::{cell::Cell, cell::RefCell, rc::Rc, time::Duration};
 
-use restmq_shared::QueueName;
+use restmq_shared::{GapRange, QueueName};
 use wasm_bindgen::{closure::Closure, JsCast};
 use yew::{
     platform::{spawn_local, time::sleep},
@@ -36,12 +36,12 @@ pub fn use_queue_stream(queue: Option<QueueName>) -> UseReducerHandle<StreamStat
     let state = use_reducer(|| StreamState::new(now_ms()));
     let dispatcher = state.dispatcher();
     use_effect_with(queue, move |queue| {
-        let link = dispatcher.clone();
-        let batches = dispatcher.clone();
+        let (link, gaps, batches) = (dispatcher.clone(), dispatcher.clone(), dispatcher.clone());
         let detach = queue.clone().map(|queue| {
             attach(
                 queue,
                 Callback::from(move |l| link.dispatch(Action::Link(l))),
+                Callback::from(move |gap: GapRange| gaps.dispatch(Action::Gap(gap.from.n, gap.to.n))),
                 Callback::from(move |batch| batches.dispatch(Action::Receive(batch, now_ms()))),
             )
         });
@@ -100,6 +100,7 @@ pub fn use_charts(queue: QueueName) -> UseReducerHandle<ChartsState> {
         let detach = attach(
             queue.clone(),
             Callback::from(move |l| link.dispatch(ChartsAction::Link(l))),
+            Callback::noop(),
             Callback::from(move |batch| batches.dispatch(ChartsAction::Receive(batch, now_ms()))),
         );
         let stop_ticks = ticker(Callback::from(move |now| dispatcher.dispatch(ChartsAction::Tick(now))));
@@ -113,7 +114,12 @@ pub fn use_charts(queue: QueueName) -> UseReducerHandle<ChartsState> {
 
 /// Subscribes to `queue` (resuming after reconnects) and hands its messages to `on_batch` at
 /// most once per animation frame. Returns what stops it.
-fn attach(queue: QueueName, on_link: Callback<Link>, on_batch: Callback<Batch>) -> impl FnOnce() {
+fn attach(
+    queue: QueueName,
+    on_link: Callback<Link>,
+    on_gap: Callback<GapRange>,
+    on_batch: Callback<Batch>,
+) -> impl FnOnce() {
     let inbox = Rc::new(RefCell::new(Inbox::default()));
     let scheduled = Rc::new(Cell::new(false));
     let alive = Rc::new(Cell::new(true));
@@ -121,6 +127,7 @@ fn attach(queue: QueueName, on_link: Callback<Link>, on_batch: Callback<Batch>) 
         let alive = alive.clone();
         Callback::from(move |event| match event {
             StreamEvent::Link(link) => on_link.emit(link),
+            StreamEvent::Gap(gap) => on_gap.emit(gap),
             StreamEvent::Message(message) => {
                 inbox.borrow_mut().push(message);
                 if !scheduled.replace(true) {

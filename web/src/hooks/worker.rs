@@ -120,6 +120,7 @@ impl Ctx {
                 drop(worker);
                 self.update.force_update();
             }
+            StreamEvent::Gap(_) => {}
             StreamEvent::Message(message) => {
                 let words = worker.tally.process(&message.value);
                 worker.recent.push_front((message.key.to_string(), words));
@@ -193,6 +194,7 @@ pub fn use_totals(results: QueueName) -> Rc<RefCell<TotalsState>> {
                 match event {
                     StreamEvent::Link(link) => state.borrow_mut().link = link,
                     StreamEvent::Message(message) => state.borrow_mut().totals.reduce_text(&message.value),
+                    StreamEvent::Gap(_) => {}
                 }
                 update.force_update();
             });

@@ -13,8 +13,12 @@ pub const HISTORY_SECS: f64 = 300.0;
 pub const MAX_POINTS: usize = 600;
 /// Series kept at most: fields beyond are ignored, so an odd payload cannot grow memory.
 pub const MAX_SERIES: usize = 64;
-/// Leaf names taken for timestamps and identifiers, not charted.
-const SKIPPED_FIELDS: [&str; 8] = ["t", "ts", "time", "timestamp", "at", "epoch", "id", "pid"];
+/// Field names taken for timestamps: not charted; a top-level one dates its sample.
+const TIME_FIELDS: [&str; 6] = ["ts", "timestamp", "time", "t", "at", "epoch"];
+/// Field names taken for identifiers: not charted.
+const ID_FIELDS: [&str; 2] = ["id", "pid"];
+/// The least time the charts span, so the first samples do not fill the width.
+const MIN_SPAN_MS: f64 = 60_000.0;
 
 /// The numeric leaves of `value` with their dotted paths, in key order. A bare number is
 /// `value`; timestamps and ids are left out.
@@ -39,7 +43,7 @@ fn walk(value: &Value, path: &mut String, out: &mut Vec<(String, f64)>) {
             let name = if path.is_empty() { "value" } else { path.as_str() };
             let leaf = name.rsplit('.').next().unwrap_or(name);
             if let Some(x) = n.as_f64().filter(|x| x.is_finite()) {
-                if !SKIPPED_FIELDS.contains(&leaf) {
+                if !TIME_FIELDS.contains(&leaf) && !ID_FIELDS.contains(&leaf) {
                     out.push((name.to_owned(), x));
                 }
             }
@@ -47,6 +51,19 @@ fn walk(value: &Value, path: &mut String, out: &mut Vec<(String, f64)>) {
         Value::Object(map) => map.iter().for_each(|(k, v)| child(k, v, path)),
         Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| child(&i.to_string(), v, path)),
         _ => {}
+    }
+}
+
+/// When a sample was taken: its own top-level timestamp (`ts`, `timestamp` …, in ms or s since
+/// the epoch) when it has one within a day of `now_ms`, else `now_ms`; never after `now_ms`.
+/// A backlog received at once is then drawn over the time it was produced.
+pub fn sample_time(value: &Value, now_ms: f64) -> f64 {
+    let Value::Object(map) = value else { return now_ms };
+    let stamp = TIME_FIELDS.iter().find_map(|name| map.get(*name).and_then(Value::as_f64));
+    let ms = stamp.map(|x| if x > 1e11 { x } else { x * 1000.0 });
+    match ms {
+        Some(ms) if (ms - now_ms).abs() < 86_400_000.0 => ms.min(now_ms),
+        _ => now_ms,
     }
 }
 
@@ -75,18 +92,25 @@ pub struct Charts {
 impl Charts {
     /// Adds the numbers of one message received at `now_ms`.
     pub fn record(&mut self, text: &str, now_ms: f64) {
-        let leaves = serde_json::from_str::<Value>(text).map(|v| numeric_leaves(&v)).unwrap_or_default();
+        let Ok(value) = serde_json::from_str::<Value>(text) else {
+            self.skipped += 1;
+            return;
+        };
+        let leaves = numeric_leaves(&value);
         if leaves.is_empty() {
             self.skipped += 1;
             return;
         }
         self.samples += 1;
+        let t = sample_time(&value, now_ms);
         for (name, x) in leaves {
             if self.series.len() >= MAX_SERIES && !self.series.contains_key(&name) {
                 continue;
             }
             let series = self.series.entry(name).or_default();
-            series.points.push_back((now_ms, x));
+            // Time never goes back within a series, so the line reads left to right.
+            let t = series.points.back().map_or(t, |&(last, _)| t.max(last));
+            series.points.push_back((t, x));
             if series.points.len() > MAX_POINTS {
                 series.points.pop_front();
             }
@@ -107,6 +131,15 @@ impl Charts {
 
     pub fn series_count(&self) -> usize {
         self.series.len()
+    }
+
+    /// The time span to draw at `now_ms`: from the oldest point (at least [`MIN_SPAN_MS`] and
+    /// at most [`HISTORY_SECS`] back) to now.
+    pub fn span(&self, now_ms: f64) -> (f64, f64) {
+        let oldest =
+            self.series.values().filter_map(|s| s.points.front()).map(|&(t, _)| t).fold(now_ms, f64::min);
+        let start = oldest.min(now_ms - MIN_SPAN_MS).max(now_ms - HISTORY_SECS * 1000.0);
+        (start, now_ms)
     }
 
     /// Series grouped into charts by [`group_of`], each member with its label, in natural
@@ -294,6 +327,32 @@ mod tests {
         let wide: serde_json::Map<String, Value> = (0..100).map(|i| (format!("f{i}"), json!(i))).collect();
         charts.record(&Value::Object(wide).to_string(), 10_001.0 + HISTORY_SECS * 1000.0);
         assert_eq!(charts.series_count(), MAX_SERIES);
+    }
+
+    /// A sample is dated by its own timestamp (ms or s) when plausible, else by its arrival.
+    #[test]
+    fn dates_samples() {
+        let now = 1_700_000_000_000.0;
+        assert_eq!(sample_time(&json!({"ts": now - 5000.0}), now), now - 5000.0);
+        assert_eq!(sample_time(&json!({"time": 1_699_999_990}), now), now - 10_000.0);
+        assert_eq!(sample_time(&json!({"ts": 12}), now), now, "not an epoch time");
+        assert_eq!(sample_time(&json!({"ts": now + 3000.0}), now), now, "never in the future");
+        assert_eq!(sample_time(&json!([1, 2]), now), now);
+        let mut charts = Charts::default();
+        charts.record(&json!({"ts": now - 20_000.0, "x": 1}).to_string(), now);
+        charts.record(&json!({"ts": now - 30_000.0, "x": 2}).to_string(), now);
+        let points: Vec<f64> = charts.groups()[0].1[0].series.points.iter().map(|p| p.0).collect();
+        assert_eq!(points, [now - 20_000.0, now - 20_000.0], "time does not go back");
+    }
+
+    /// The span starts at the oldest point, at least a minute and at most the history back.
+    #[test]
+    fn spans() {
+        let mut charts = Charts::default();
+        assert_eq!(charts.span(100_000.0), (40_000.0, 100_000.0));
+        charts.record(r#"{"x":1}"#, 1_000.0);
+        assert_eq!(charts.span(200_000.0), (1_000.0, 200_000.0));
+        assert_eq!(charts.span(400_000.0).0, 100_000.0);
     }
 
     /// Natural order compares digit runs by value.

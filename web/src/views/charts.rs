@@ -41,8 +41,7 @@ struct ChartsPanelProps {
 #[function_component(ChartsPanel)]
 fn charts_panel(props: &ChartsPanelProps) -> Html {
     let state = use_charts(props.queue.clone());
-    let now = now_ms();
-    let span = (now - HISTORY_SECS * 1000.0, now);
+    let span = state.charts.span(now_ms());
     let groups = state.charts.groups();
     html! {
         <div class="panel">

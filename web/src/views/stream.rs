@@ -133,6 +133,7 @@ fn stream_panel(props: &StreamPanelProps) -> Html {
                     { format!("showing {shown} of {} kept (at most {ROW_CAP} shown, {HISTORY_CAP} kept)", state.kept()) }
                     { format!(" · wasm memory {:.1} MiB", f64::from(wasm_bytes) / 1_048_576.0) }
                     if state.paused { { format!(" · paused, {} new", state.held()) } }
+                    if state.missed > 0 { { format!(" · {} missed while disconnected", state.missed) } }
                 </span>
             </div>
             <MessageList {rows} />
