@@ -1,7 +1,8 @@
 //! Project tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
 //!
 //! - `test [ARGS]`: everything CI runs, stopping at the first failing step: fmt, clippy (native
-//!   and wasm), the Trunk build of the web client, then `cargo test` (ARGS go to it).
+//!   and wasm), the web client's unit tests on the host, the Trunk build of the web client,
+//!   then `cargo test` (ARGS go to it), browser tests in headless Chromium included.
 //! - `bench [ARGS]`: restmq side by side with nchan; writes BENCHMARKS.md (ARGS go to
 //!   `restmq-bench suite`).
 //! - `demo [ARGS]`: builds the web client and runs the server on it with the embedded store,
@@ -24,8 +25,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [-- ARGS]
 
 tasks:
-  test   fmt, clippy (native + wasm), trunk build --release, cargo test
-         (ARGS are passed to `cargo test --workspace --exclude web`)
+  test   fmt, clippy (native + wasm), cargo test -p web, trunk build --release, cargo test
+         with the browser tests (ARGS are passed to `cargo test --workspace --exclude web`)
   demo   trunk build --release, then `restmq serve --store embedded --web-dir dist` with the
          system feed (queue `system`) and demo/text.txt (queue `text`)
          (ARGS are passed to `restmq serve`, e.g. -- --listen 0.0.0.0:8888)
@@ -108,7 +109,9 @@ impl Repo {
                 &["clippy", "-p", "web", "--target", "wasm32-unknown-unknown", "--", "-D", "warnings"],
             ),
         )?;
+        self.run("web unit tests (host)", self.cmd("cargo", &["test", "-p", "web"]))?;
         self.build_web()?;
+        // Includes the browser tests (restmq-e2e), which serve the dist/ just built.
         let mut cargo_test = self.cmd("cargo", &["test", "--workspace", "--exclude", "web"]);
         cargo_test.args(cargo_test_args);
         self.run("tests", cargo_test)?;
