@@ -64,6 +64,6 @@ fn request_span(req: &Request<Body>) -> Span {
 
 fn record_response(res: &Response<Body>, latency: Duration, span: &Span) {
     span.record("status", res.status().as_u16());
-    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+    span.record("latency_ms", latency.as_micros() as f64 / 1000.0);
     tracing::debug!("answered");
 }
