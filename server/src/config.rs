@@ -111,6 +111,10 @@ pub struct ServeConfig {
     #[arg(long, env = "RESTMQ_IDEMPOTENCY_SECS", default_value_t = 300)]
     pub idempotency_secs: u64,
 
+    /// Streaming connections (COMET, WebSocket, SSE) open at once; more get 429 (0 = no limit).
+    #[arg(long, env = "RESTMQ_MAX_STREAMS", default_value_t = 0)]
+    pub max_streams: usize,
+
     /// Seconds streams get to close cleanly at shutdown.
     #[arg(long, env = "RESTMQ_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,

@@ -36,6 +36,8 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("this route needs a WebSocket upgrade")]
     UpgradeRequired,
+    #[error("the server holds its limit of {0} streaming connections; retry later")]
+    TooManyStreams(usize),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -76,6 +78,7 @@ impl ApiError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Self::UpgradeRequired => ErrorCode::UpgradeRequired,
+            Self::TooManyStreams(_) => ErrorCode::TooManyRequests,
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Broker(BrokerError::Store(StoreError::Unavailable(_))) => ErrorCode::StoreUnavailable,

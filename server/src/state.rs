@@ -24,6 +24,20 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// The built web app served at `/`.
     pub web_dir: PathBuf,
+    /// Streaming connections (COMET, WebSocket, SSE) accepted at once; 0 = no limit.
+    pub max_streams: usize,
+}
+
+impl AppState {
+    /// Refuses a new streaming connection with 429 when `--max-streams` are open.
+    pub fn check_stream_capacity(&self) -> Result<(), crate::error::ApiError> {
+        let max = self.settings.max_streams;
+        let open = usize::try_from(self.broker.metrics().connections()).unwrap_or(0);
+        if max > 0 && open >= max {
+            return Err(crate::error::ApiError::TooManyStreams(max));
+        }
+        Ok(())
+    }
 }
 
 impl Settings {

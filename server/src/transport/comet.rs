@@ -19,6 +19,7 @@ pub async fn stream_comet(
     args: Args,
 ) -> Result<Response, ApiError> {
     let callback = args.callback()?.map(str::to_owned);
+    state.check_stream_capacity()?;
     let since = since_arg(&args, &queue)?;
     let mut sub = state.broker.subscribe(&queue);
     let replayed: Vec<Result<Bytes, std::convert::Infallible>> =

@@ -29,6 +29,7 @@ pub async fn stream_sse(
         None => last_event_id(&headers, &queue),
     };
     let mut sub = state.broker.subscribe(&queue);
+    state.check_stream_capacity()?;
     let replayed: Vec<Result<Event, Infallible>> = resume(&state.broker, &mut sub, since.as_ref())
         .into_iter()
         .map(|f| {

@@ -36,6 +36,7 @@ pub async fn stream_websocket(
     // With tokens on, add frames need the produce right on this queue.
     let may_produce = granted.is_none_or(|Extension(g)| g.allows(Right::Produce));
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
+    state.check_stream_capacity()?;
     let broker = state.broker.clone();
     let max = state.settings.max_message_bytes;
     let acked = args.flag("ack");
