@@ -31,7 +31,7 @@ async fn kill_9_under_publish_load_on_redis() {
     let server = Proc::serve(&args);
     let found = drain(&server.url, "durable").await;
     let missing: Vec<_> = acked.difference(&found).collect();
-    println!(
+    report!(
         "kill -9 (redis): sent {sent}, acknowledged {}, found after restarts {}, missing {}",
         acked.len(),
         found.len(),
@@ -147,7 +147,7 @@ async fn sigterm_under_load(store: &str, args: &[&str]) {
         acked_work.iter().filter(|k| !work.contains(*k) && !consumer_acked.contains(*k)).collect();
     let twice: Vec<_> = grace.intersection(&received).collect();
     let not_back: Vec<_> = held.difference(&work).collect();
-    println!(
+    report!(
         "SIGTERM ({store}): sent {sent}, acknowledged {} (grace {}, work {}); grace: streamed {}, \
          found after restart {}, lost {}, delivered and found {}; work: acked by consumers {}, \
          held unacked {}, found after restart {}, lost {}, held but not back {}",
@@ -210,7 +210,7 @@ async fn five_thousand_websocket_consumers() {
         .await
         .expect("every consumer got both messages in 60 s");
     let complete = got.iter().filter(|k| k[0].contains("\"many:1\"") && k[1].contains("\"many:2\"")).count();
-    println!(
+    report!(
         "5,000 consumers: connected {} in {:.1} s, messages 2, consumers with both in order {complete}, \
          total {:.1} s (RLIMIT_NOFILE {limit})",
         sockets.len(),
@@ -277,7 +277,7 @@ async fn slow_consumer_does_not_stall_others() {
         }
     };
     tokio::time::timeout(Duration::from_secs(20), read_slow).await.expect("the slow socket ends");
-    println!(
+    report!(
         "slow consumer: {N} messages of 16 KiB; 3 fast consumers got all {N} in order in {:.1} s; \
          the slow one got {slow_got}, then close {close:?}",
         elapsed.as_secs_f64()

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use common::TestServer;
@@ -136,7 +137,9 @@ fn run<S: Strategy>(
     });
     let statuses = std::mem::take(&mut *t.statuses.lock().unwrap());
     let health = rt.block_on(send(&t, "GET", "/healthz", None, b""));
-    println!(
+    // Straight to stderr, so the counts show even when the test passes.
+    let _ = writeln!(
+        std::io::stderr(),
         "{cases} cases, {} requests in {:.1} s, answers by status {statuses:?}; then /healthz {}",
         statuses.values().sum::<u64>(),
         started.elapsed().as_secs_f64(),

@@ -10,6 +10,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Like `println!`, but shown in the test output even when the test passes: libtest
+/// captures `println!`, not direct writes to stderr.
+#[macro_export]
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// A `restmq serve` process, killed and reaped on drop (also when a test fails).
 pub struct Proc {
     child: Child,
