@@ -105,6 +105,13 @@ async fn sigterm_under_load_loses_nothing_embedded() {
         .await;
 }
 
+/// SIGTERM under load on Redis, where a lease not given back would outlive the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_nothing_redis() {
+    let redis = RedisServer::start();
+    sigterm_under_load("redis", &["--store", "redis", "--redis-url", &redis.url()]).await;
+}
+
 /// SIGTERM under load: streams end with a close frame, every add answered 200 was delivered
 /// or is still there after a restart, and messages leased to `ack=1` consumers come back.
 async fn sigterm_under_load(store: &str, args: &[&str]) {

@@ -42,30 +42,35 @@ impl AckedSubscription {
         &self.hub.queue
     }
 
-    /// The next messages, leased to this consumer; waits while the window is full, the
-    /// queue is empty or paused.
-    pub async fn next_batch(&mut self) -> BrokerResult<Vec<LeasedMessage>> {
-        loop {
-            let now = Instant::now();
-            self.held.retain(|_, until| *until > now);
-            let room = ACK_WINDOW.saturating_sub(self.held.len());
-            let notified = self.hub.ack_waiters.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if room > 0 && !self.paused().await? {
-                let lease = self.broker.config().lease;
-                let batch = self.broker.reserve_many(&self.hub.queue, room, lease).await?;
-                if !batch.is_empty() {
-                    let until = Instant::now() + lease;
-                    self.held.extend(batch.iter().map(|m| (m.key.n, until)));
-                    return Ok(batch);
-                }
-            }
+    /// A wake-up for when messages may be there to reserve. Take it *before*
+    /// [`AckedSubscription::try_reserve`], so that nothing added in between is missed; it
+    /// also fires after a short recheck delay. Cancel-safe.
+    pub fn waiter(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut notified = Box::pin(self.hub.ack_waiters.clone().notified_owned());
+        notified.as_mut().enable();
+        async move {
             tokio::select! {
                 () = notified => {}
                 () = tokio::time::sleep(RECHECK) => {}
             }
         }
+    }
+
+    /// Leases as many messages as the window has room for, now; empty when there are none,
+    /// the window is full, or the queue is paused. Let it finish: what it leases is
+    /// recorded as held only at its end (do not race it in a `select!`).
+    pub async fn try_reserve(&mut self) -> BrokerResult<Vec<LeasedMessage>> {
+        let now = Instant::now();
+        self.held.retain(|_, until| *until > now);
+        let room = ACK_WINDOW.saturating_sub(self.held.len());
+        if room == 0 || self.paused().await? {
+            return Ok(Vec::new());
+        }
+        let lease = self.broker.config().lease;
+        let batch = self.broker.reserve_many(&self.hub.queue, room, lease).await?;
+        let until = Instant::now() + lease;
+        self.held.extend(batch.iter().map(|m| (m.key.n, until)));
+        Ok(batch)
     }
 
     async fn paused(&self) -> BrokerResult<bool> {

@@ -83,7 +83,7 @@ pub struct Hub {
     pub counters: Counters,
     pub(super) notify: Notify,
     /// Wakes `ack=1` consumers, which reserve messages themselves.
-    pub(super) ack_waiters: Notify,
+    pub(super) ack_waiters: Arc<Notify>,
     /// `ack=1` consumers connected now.
     pub(super) ack_consumers: std::sync::atomic::AtomicUsize,
     /// Recent broadcast messages, for `since` replay.
@@ -97,7 +97,7 @@ impl Hub {
             queue,
             counters: Counters::default(),
             notify: Notify::new(),
-            ack_waiters: Notify::new(),
+            ack_waiters: Arc::new(Notify::new()),
             ack_consumers: std::sync::atomic::AtomicUsize::new(0),
             history: Mutex::default(),
             state: Mutex::default(),

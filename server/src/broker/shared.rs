@@ -27,12 +27,17 @@ impl Broker {
         self.tracker().spawn(async move { reporter.run_presence().await });
     }
 
-    /// Applies bus events until shutdown.
+    /// Applies bus events until shutdown; then keeps taking this process's own broadcasts
+    /// still on their way back (for at most a second), so that they go back to the queue
+    /// instead of being lost with the bus.
     async fn run_watcher(&self, mut events: Receiver<StoreEvent>) {
         loop {
             let event = tokio::select! {
                 event = events.recv() => event,
-                () = self.shutdown_token().cancelled() => return,
+                () = self.shutdown_token().cancelled() => {
+                    self.drain_own_broadcasts(&mut events).await;
+                    return;
+                }
             };
             match event {
                 Ok(StoreEvent::Added(queue)) => {
@@ -59,18 +64,41 @@ impl Broker {
         }
     }
 
+    /// Until a second has passed, or the bus has been quiet for 100 ms with nothing of
+    /// ours in flight (a pop may still be publishing when shutdown begins).
+    async fn drain_own_broadcasts(&self, events: &mut Receiver<StoreEvent>) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let quiet = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            match tokio::time::timeout_at(quiet, events.recv()).await {
+                Ok(Ok(StoreEvent::Broadcast { message, own: true })) => self.deliver_broadcast(message, true),
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    let waiting = self.all_hubs().iter().any(|h| h.lock().in_flight > 0);
+                    if !waiting || tokio::time::Instant::now() >= deadline {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// Hands a broadcast message, popped by any process, to every local consumer. A
-    /// consumer whose buffer is full is cut off: the bus does not wait.
+    /// consumer whose buffer is full is cut off: the bus does not wait. The process that
+    /// popped it puts it back if no consumer of its own writes it (so a message is not lost
+    /// when its consumers leave, at the price of a possible repeat on other processes).
     fn deliver_broadcast(&self, message: StoredMessage, own: bool) {
         let Some(hub) = self.existing_hub(&message.key.queue) else { return };
-        let targets: Vec<_> = {
+        let (targets, epoch): (Vec<_>, u64) = {
             let mut st = hub.lock();
             if own {
                 st.in_flight -= 1;
             }
-            st.consumers.iter().map(|c| (c.id, c.tx.clone())).collect()
+            (st.consumers.iter().map(|c| (c.id, c.tx.clone())).collect(), st.epoch)
         };
-        let delivery = Arc::new(Delivery::new(message, hub.clone(), None));
+        let requeue = own.then(|| (self.requeue_sender(), epoch));
+        let delivery = Arc::new(Delivery::new(message, hub.clone(), requeue));
         self.record(&hub, &delivery);
         for (id, tx) in targets {
             if let Err(TrySendError::Full(_)) = tx.try_send(delivery.clone()) {

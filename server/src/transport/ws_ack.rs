@@ -21,22 +21,24 @@ pub async fn serve_acked(mut socket: WebSocket, broker: Broker, queue: QueueName
     let mut sub = broker.subscribe_acked(&queue);
     let shutdown = broker.shutdown_token().clone();
     loop {
-        tokio::select! {
-            batch = sub.next_batch() => match batch {
-                Ok(batch) => {
-                    for m in batch {
-                        let frame = LeasedStreamMessage { key: m.key, value: m.value, deliveries: m.deliveries };
-                        let text = serde_json::to_string(&frame).unwrap_or_default();
-                        if socket.send(Message::Text(text.into())).await.is_err() {
-                            return; // what this consumer holds goes back as `sub` drops
-                        }
+        let waiter = sub.waiter();
+        // Not raced against anything: what it leases must be recorded as held.
+        match sub.try_reserve().await {
+            Ok(batch) if !batch.is_empty() => {
+                for m in batch {
+                    let frame = LeasedStreamMessage { key: m.key, value: m.value, deliveries: m.deliveries };
+                    let text = serde_json::to_string(&frame).unwrap_or_default();
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return; // what this consumer holds goes back as `sub` drops
                     }
                 }
-                Err(err) => {
-                    tracing::warn!(%queue, %err, "ack consumer: store failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-            },
+                continue;
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%queue, %err, "ack consumer: store failed"),
+        }
+        tokio::select! {
+            () = waiter => {}
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(Message::Text(text))) => {
