@@ -4,12 +4,14 @@ mod chart;
 mod link_badge;
 mod message_list;
 mod publish_form;
+mod queue_picker;
 mod queue_table;
 
 pub use chart::{LineChart, Sparkline};
 pub use link_badge::LinkBadge;
 pub use message_list::MessageList;
 pub use publish_form::PublishForm;
+pub use queue_picker::QueuePicker;
 pub use queue_table::{QueueAction, QueueTable};
 
 use yew::prelude::*;

@@ -5,10 +5,9 @@
 use restmq_shared::QueueName;
 use yew::prelude::*;
 
-use super::stream::QueuePicker;
 use crate::{
-    components::{LineChart, LinkBadge},
-    hooks::{now_ms, stream::use_charts, use_stats},
+    components::{LineChart, LinkBadge, QueuePicker},
+    hooks::{navigate, now_ms, stream::use_charts, use_stats},
     route::Route,
     state::series::HISTORY_SECS,
 };
@@ -26,7 +25,7 @@ pub fn charts_view(props: &ChartsViewProps) -> Html {
             <div class="view-head">
                 <h2 id="charts-title">{ "Charts" }</h2>
                 <QueuePicker id="charts-queue" label="Queue" action="Chart" queue={Some(props.queue.clone())}
-                    queues={stats.queue_names()} route={Callback::from(Route::Charts)} />
+                    queues={stats.queue_names()} on_pick={Callback::from(|q| navigate(&Route::Charts(q)))} />
             </div>
             <ChartsPanel key={props.queue.as_str().to_owned()} queue={props.queue.clone()} />
         </section>

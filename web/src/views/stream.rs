@@ -9,7 +9,7 @@ use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use crate::{
-    components::{input_value, LinkBadge, MessageList, Sparkline},
+    components::{input_value, LinkBadge, MessageList, QueuePicker, Sparkline},
     hooks::{navigate, stream::use_queue_stream, use_stats},
     route::Route,
     state::{rate::format_rate, Action, Row, HISTORY_CAP, ROW_CAP},
@@ -28,7 +28,7 @@ pub fn stream_view(props: &StreamViewProps) -> Html {
             <div class="view-head">
                 <h2 id="stream-title">{ "Live stream" }</h2>
                 <QueuePicker id="stream-queue" label="Queue" action="Watch" queue={props.queue.clone()}
-                    queues={stats.queue_names()} route={Callback::from(|q| Route::Stream(Some(q)))} />
+                    queues={stats.queue_names()} on_pick={Callback::from(|q| navigate(&Route::Stream(Some(q))))} />
             </div>
             if let Some(queue) = &props.queue {
                 <StreamPanel key={queue.as_str().to_owned()} queue={queue.clone()} />
@@ -41,53 +41,6 @@ pub fn stream_view(props: &StreamViewProps) -> Html {
                 </ul>
             }
         </section>
-    }
-}
-
-#[derive(Properties, PartialEq)]
-pub struct QueuePickerProps {
-    pub id: AttrValue,
-    pub label: AttrValue,
-    pub action: AttrValue,
-    pub queue: Option<QueueName>,
-    pub queues: Vec<String>,
-    /// The route that shows a queue.
-    pub route: Callback<QueueName, Route>,
-}
-
-/// A queue name field that opens the route of the queue typed.
-#[function_component(QueuePicker)]
-pub fn queue_picker(props: &QueuePickerProps) -> Html {
-    let text = use_state(|| props.queue.as_ref().map(ToString::to_string).unwrap_or_default());
-    let problem = use_state(|| None::<String>);
-    let onsubmit = {
-        let (text, problem, route) = (text.clone(), problem.clone(), props.route.clone());
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            match QueueName::try_from(text.trim()) {
-                Ok(queue) => {
-                    problem.set(None);
-                    navigate(&route.emit(queue));
-                }
-                Err(error) => problem.set(Some(error.to_string())),
-            }
-        })
-    };
-    let oninput = {
-        let text = text.clone();
-        Callback::from(move |e: InputEvent| text.set(input_value(&e)))
-    };
-    let list = format!("{}-names", props.id);
-    html! {
-        <form class="picker" {onsubmit}>
-            <label>{ &props.label }
-                <input id={props.id.clone()} list={list.clone()} required=true autocomplete="off"
-                    value={(*text).clone()} {oninput} />
-            </label>
-            <datalist id={list}>{ for props.queues.iter().map(|q| html! { <option value={q.clone()} /> }) }</datalist>
-            <button type="submit">{ &props.action }</button>
-            if let Some(problem) = &*problem { <p class="notice error" role="alert">{ problem }</p> }
-        </form>
     }
 }
 

@@ -5,11 +5,10 @@
 use restmq_shared::QueueName;
 use yew::prelude::*;
 
-use super::stream::QueuePicker;
 use crate::{
-    components::{plural, LinkBadge},
+    components::{plural, LinkBadge, QueuePicker},
     hooks::{
-        use_stats,
+        navigate, use_stats,
         worker::{use_totals, use_worker},
     },
     route::{results_queue, Route},
@@ -33,7 +32,7 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
             <div class="view-head">
                 <h2 id="worker-title">{ "Browser worker" }</h2>
                 <QueuePicker id="worker-jobs" label="Job queue" action="Use" queue={Some(props.jobs.clone())}
-                    queues={stats.queue_names()} route={Callback::from(Route::Worker)} />
+                    queues={stats.queue_names()} on_pick={Callback::from(|q| navigate(&Route::Worker(q)))} />
             </div>
             if let Some(results) = results_queue(&props.jobs) {
                 <WorkerPanel key={props.jobs.as_str().to_owned()} jobs={props.jobs.clone()} {results} {consumers} />
