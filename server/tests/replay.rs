@@ -88,7 +88,21 @@ async fn since_must_match_queue(store: StoreKind) {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], "invalid_key");
 }
 
+/// After a purge keys start again at 1: a `since` from before the purge is beyond the
+/// queue's last key, so it is ignored and the new messages are not skipped.
+async fn since_from_before_a_purge_is_ignored(store: StoreKind) {
+    let s = TestServer::start(store).await;
+    s.add("p", "old1").await;
+    s.add("p", "old2").await;
+    assert_eq!(s.http.delete(s.url("/q/p")).send().await.unwrap().status(), 200);
+    let fresh = s.add("p", "new1").await;
+    assert_eq!(fresh, "p:1");
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url("/ws/p?since=p:2")).await.unwrap();
+    assert_eq!(next_json(&mut ws).await, json!({"key": "p:1", "value": "new1"}));
+}
+
 on_every_store!(
+    since_from_before_a_purge_is_ignored,
     websocket_since,
     gap_when_history_is_short,
     sse_last_event_id_and_comet_since,

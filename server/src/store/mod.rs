@@ -60,6 +60,8 @@ pub struct QueueInfo {
     pub len: u64,
     pub policy: Policy,
     pub status: QueueStatus,
+    /// The last message number handed out (0 when none since the queue was created).
+    pub last: u64,
 }
 
 /// Why a store operation failed. Never caused by user input: that is checked before.

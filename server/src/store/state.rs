@@ -217,6 +217,7 @@ impl State {
             len: q.messages.len() as u64,
             policy: q.policy,
             status: q.status,
+            last: q.counter,
         })
     }
 

@@ -24,6 +24,7 @@ pub async fn stream_comet(
     let mut sub = state.broker.subscribe(&queue);
     let replayed: Vec<Result<Bytes, std::convert::Infallible>> =
         resume(&state.broker, &mut sub, since.as_ref())
+            .await
             .into_iter()
             .map(|f| Ok(frame(&f.json, callback.as_deref())))
             .collect();

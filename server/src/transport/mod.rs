@@ -59,13 +59,19 @@ pub(crate) fn since_arg(args: &Args, queue: &QueueName) -> Result<Option<Message
     Ok(Some(key))
 }
 
-/// What a consumer resuming after `since` missed; live copies of it will be skipped.
-pub(crate) fn resume(
+/// What a consumer resuming after `since` missed; live copies of it will be skipped. A
+/// `since` beyond the queue's last key names a message of the queue before a purge (keys
+/// start again at 1): it is ignored, and the consumer starts afresh.
+pub(crate) async fn resume(
     broker: &Broker,
     sub: &mut Subscription,
     since: Option<&MessageKey>,
 ) -> Vec<ReplayFrame> {
     let Some(since) = since else { return Vec::new() };
+    let last = broker.info(sub.queue()).await.ok().flatten().map_or(0, |info| info.last);
+    if since.n > last {
+        return Vec::new();
+    }
     let frames: Vec<ReplayFrame> = broker
         .replay(sub.queue(), since)
         .into_iter()

@@ -63,7 +63,7 @@ async fn serve(
     may_produce: bool,
 ) {
     let mut sub = broker.subscribe(&queue);
-    for replayed in resume(&broker, &mut sub, since.as_ref()) {
+    for replayed in resume(&broker, &mut sub, since.as_ref()).await {
         let Ok(text) = Utf8Bytes::try_from(replayed.json) else { continue };
         if socket.send(Message::Text(text)).await.is_err() {
             return;

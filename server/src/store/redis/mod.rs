@@ -296,15 +296,21 @@ impl QueueStore for RedisStore {
         let keys = self.keys(queue);
         let mut conn = self.conn();
         let listed: bool = conn.sismember(QUEUESET, queue.as_str()).await.map_err(error)?;
-        let (len, policy, status): (u64, Option<String>, Option<String>) = redis::pipe()
+        let (len, policy, status, last): (u64, Option<String>, Option<String>, Option<u64>) = redis::pipe()
             .llen(keys.list())
             .get(keys.policy())
             .get(keys.status())
+            .get(keys.counter())
             .query_async(&mut conn)
             .await
             .map_err(error)?;
         let exists = listed || len > 0 || policy.is_some() || status.is_some();
-        Ok(exists.then(|| QueueInfo { len, policy: parse_policy(policy), status: parse_status(status) }))
+        Ok(exists.then(|| QueueInfo {
+            len,
+            policy: parse_policy(policy),
+            status: parse_status(status),
+            last: last.unwrap_or(0),
+        }))
     }
 
     async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
