@@ -3,7 +3,9 @@
 
 mod bus;
 mod conn;
+mod delayed;
 mod keys;
+mod lease;
 mod presence;
 mod scripts;
 
@@ -17,10 +19,10 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use self::conn::{error, Conn};
-use self::keys::{client_key, number, QueueKeys, BUS, DELAYED_QUEUES, LEASED_QUEUES, QUEUESET};
+use self::keys::{client_key, number, QueueKeys, BUS, QUEUESET};
 use super::{
-    dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit, NodePresence, PeekedMessage, QueueInfo,
-    QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
+    ExpiredLeases, LeasedMessage, LengthLimit, NodePresence, PeekedMessage, QueueInfo, QueueStore,
+    StoreError, StoreEvent, StoreResult, StoredMessage,
 };
 
 /// How to reach Redis.
@@ -176,51 +178,6 @@ impl QueueStore for RedisStore {
         Ok((first..first + count).map(|n| client_key(queue, n)).collect())
     }
 
-    async fn add_delayed(
-        &self,
-        queue: &QueueName,
-        value: String,
-        ttl: Option<Duration>,
-        delay: Duration,
-    ) -> StoreResult<MessageKey> {
-        self.register_in_cluster(queue).await?;
-        let () = self.conn().sadd(DELAYED_QUEUES, queue.as_str()).await.map_err(error)?;
-        let keys = self.keys(queue);
-        let visible_at = super::state::after(delay);
-        let mut inv = scripts::ADD_DELAYED.key(keys.counter());
-        inv.key(keys.delayed());
-        self.with_queueset(&mut inv)
-            .arg(queue.as_str())
-            .arg(value)
-            .arg(ttl.map_or(0, |t| t.as_secs().max(1)))
-            .arg(keys.message_prefix())
-            .arg(visible_at);
-        let n: u64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
-        Ok(client_key(queue, n))
-    }
-
-    async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
-        let names: Vec<String> = self.conn().smembers(DELAYED_QUEUES).await.map_err(error)?;
-        let now = super::state::now_ms();
-        let mut changed = Vec::new();
-        for queue in names.into_iter().filter_map(|n| QueueName::try_from(n).ok()) {
-            let keys = self.keys(&queue);
-            let moved: u64 = scripts::PROMOTE
-                .key(keys.delayed())
-                .key(keys.list())
-                .arg(now)
-                .arg(queue.as_str())
-                .arg(BUS)
-                .invoke_async(&mut self.conn())
-                .await
-                .map_err(error)?;
-            if moved > 0 {
-                changed.push(queue);
-            }
-        }
-        Ok(changed)
-    }
-
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
         let out: Vec<String> = scripts::POP
             .key(self.keys(queue).list())
@@ -336,111 +293,47 @@ impl QueueStore for RedisStore {
         Ok(())
     }
 
+    async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
+        Ok(self.release(&key.queue, &[key.n]).await? == 1)
+    }
+
+    async fn add_delayed(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+        delay: Duration,
+    ) -> StoreResult<MessageKey> {
+        self.add_delayed_message(queue, value, ttl, delay).await
+    }
+
+    async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
+        self.promote_due().await
+    }
+
     async fn reserve(
         &self,
         queue: &QueueName,
         max: usize,
         lease: Duration,
     ) -> StoreResult<Vec<LeasedMessage>> {
-        let keys = self.keys(queue);
-        let deadline = super::state::after(lease);
-        let () = self.conn().sadd(LEASED_QUEUES, queue.as_str()).await.map_err(error)?;
-        let out: Vec<String> = scripts::RESERVE
-            .key(keys.list())
-            .key(keys.leased())
-            .arg(max)
-            .arg(deadline)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(error)?;
-        Ok(out
-            .chunks_exact(3)
-            .filter_map(|m| {
-                Some(LeasedMessage {
-                    key: client_key(queue, number(&m[0])?),
-                    value: m[1].clone(),
-                    deliveries: m[2].parse().ok()?,
-                })
-            })
-            .collect())
+        self.reserve_leased(queue, max, lease).await
     }
 
     async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
-        let keys = self.keys(&key.queue);
-        let acked: i64 = scripts::ACK
-            .key(keys.leased())
-            .arg(keys.message(key.n))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(error)?;
-        Ok(acked == 1)
-    }
-
-    async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
-        Ok(self.release(&key.queue, &[key.n]).await? == 1)
+        self.ack_leased(key).await
     }
 
     async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
-        let keys = self.keys(queue);
-        let mut newest_first = ns.to_vec();
-        newest_first.sort_unstable_by(|a, b| b.cmp(a));
-        let mut inv = scripts::NACK.key(keys.leased());
-        inv.key(keys.list()).arg(queue.as_str()).arg(BUS);
-        for n in newest_first {
-            inv.arg(keys.message(n));
-        }
-        let back: usize = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
-        Ok(back)
+        self.release_leased(queue, ns).await
     }
 
     async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
-        let names: Vec<String> = self.conn().smembers(LEASED_QUEUES).await.map_err(error)?;
-        let now = super::state::now_ms();
-        let mut changed = Vec::new();
-        for queue in names.into_iter().filter_map(|n| QueueName::try_from(n).ok()) {
-            let (keys, dlq) = (self.keys(&queue), dead_letter_queue(&queue));
-            let dead = self.keys(&dlq);
-            let (back, moved): (u64, u64) = scripts::EXPIRE
-                .key(keys.leased())
-                .key(keys.list())
-                .key(dead.counter())
-                .key(dead.list())
-                .arg(now)
-                .arg(max_deliveries)
-                .arg(queue.as_str())
-                .arg(BUS)
-                .arg(dead.message_prefix())
-                .arg(dlq.as_str())
-                .invoke_async(&mut self.conn())
-                .await
-                .map_err(error)?;
-            if moved > 0 {
-                let () = self.conn().sadd(QUEUESET, dlq.as_str()).await.map_err(error)?;
-            }
-            if back + moved > 0 {
-                changed.push(ExpiredLeases { queue, returned: back, dead: moved });
-            }
-        }
-        Ok(changed)
+        self.expire_due_leases(max_deliveries).await
     }
 
     async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
-        let (src, dst) = (self.keys(from), self.keys(to));
-        if self.inner.cluster && src.list().split('}').next() != dst.list().split('}').next() {
-            return Err(StoreError::Backend("redrive across hash slots is not supported".to_owned()));
-        }
-        let () = self.conn().sadd(QUEUESET, to.as_str()).await.map_err(error)?;
-        let moved: u64 = scripts::REDRIVE
-            .key(src.list())
-            .key(dst.counter())
-            .key(dst.list())
-            .arg(dst.message_prefix())
-            .arg(to.as_str())
-            .arg(BUS)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(error)?;
-        Ok(moved)
+        self.redrive_dead(from, to).await
     }
 
     fn watch(&self) -> Option<broadcast::Receiver<StoreEvent>> {

@@ -1,0 +1,59 @@
+//! Delayed messages on Redis: each waits in the sorted set `<q>:delayed` (scored by when it
+//! becomes visible) and joins the queue's list when due.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use restmq_shared::{MessageKey, QueueName};
+
+use super::conn::error;
+use super::keys::{client_key, BUS, DELAYED_QUEUES};
+use super::{scripts, RedisStore};
+use crate::store::StoreResult;
+
+impl RedisStore {
+    pub(super) async fn add_delayed_message(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+        delay: Duration,
+    ) -> StoreResult<MessageKey> {
+        self.register_in_cluster(queue).await?;
+        let () = self.conn().sadd(DELAYED_QUEUES, queue.as_str()).await.map_err(error)?;
+        let keys = self.keys(queue);
+        let visible_at = crate::store::state::after(delay);
+        let mut inv = scripts::ADD_DELAYED.key(keys.counter());
+        inv.key(keys.delayed());
+        self.with_queueset(&mut inv)
+            .arg(queue.as_str())
+            .arg(value)
+            .arg(ttl.map_or(0, |t| t.as_secs().max(1)))
+            .arg(keys.message_prefix())
+            .arg(visible_at);
+        let n: u64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        Ok(client_key(queue, n))
+    }
+
+    pub(super) async fn promote_due(&self) -> StoreResult<Vec<QueueName>> {
+        let names: Vec<String> = self.conn().smembers(DELAYED_QUEUES).await.map_err(error)?;
+        let now = crate::store::state::now_ms();
+        let mut changed = Vec::new();
+        for queue in names.into_iter().filter_map(|n| QueueName::try_from(n).ok()) {
+            let keys = self.keys(&queue);
+            let moved: u64 = scripts::PROMOTE
+                .key(keys.delayed())
+                .key(keys.list())
+                .arg(now)
+                .arg(queue.as_str())
+                .arg(BUS)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(error)?;
+            if moved > 0 {
+                changed.push(queue);
+            }
+        }
+        Ok(changed)
+    }
+}
