@@ -161,7 +161,34 @@ async fn delayed_message_survives_restart() {
     }
 }
 
+/// A message whose ttl ran out is swept from its queue: it stops counting in `len` and
+/// `/j` without any get meeting it.
+async fn expired_messages_do_not_linger(store: StoreKind) {
+    let s = TestServer::start(store).await;
+    s.add("ttl", "stays").await;
+    assert_eq!(s.post_form("/q/ttl", &[("value", "goes"), ("ttl", "1")]).await.0, 200);
+    assert_eq!(len(&s, "ttl").await, 2);
+    let mut gone = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if len(&s, "ttl").await == 1 {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the expired message was swept");
+    assert_eq!(s.get_json("/j/ttl").await["keys"], json!(["ttl:1"]));
+    if let Some(redis) = &s.redis {
+        assert_eq!(
+            redis.cli(&["LRANGE", "ttl:queue", "0", "-1"]).unwrap(),
+            "ttl:1",
+            "no dangling list entry"
+        );
+    }
+}
+
 on_every_store!(
+    expired_messages_do_not_linger,
     delayed_messages_wait,
     batches_add_in_order,
     bad_batch_adds_nothing,

@@ -91,6 +91,9 @@ impl Broker {
                 }
                 Err(err) => tracing::debug!(%err, "delayed-message pass failed"),
             }
+            if let Err(err) = self.store().sweep_expired().await {
+                tracing::debug!(%err, "expired-message sweep failed");
+            }
         }
     }
 }

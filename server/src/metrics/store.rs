@@ -75,6 +75,10 @@ impl QueueStore for TimedStore {
         self.store.promote_delayed().await
     }
 
+    async fn sweep_expired(&self) -> StoreResult<u64> {
+        self.store.sweep_expired().await
+    }
+
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
         self.timed(StoreOp::Pop, self.store.pop(queue, max)).await
     }

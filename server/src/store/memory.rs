@@ -69,6 +69,10 @@ impl QueueStore for MemoryStore {
         Ok(queues)
     }
 
+    async fn sweep_expired(&self) -> StoreResult<u64> {
+        Ok(self.state().sweep_expired(now_ms()).len() as u64)
+    }
+
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
         Ok(self.state().pop(queue, max, now_ms(), &mut Vec::new()))
     }

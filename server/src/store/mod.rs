@@ -125,6 +125,10 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Makes delayed messages that are due visible; returns the queues that got some.
     fn promote_delayed(&self) -> impl Future<Output = StoreResult<Vec<QueueName>>> + Send;
 
+    /// Removes messages whose ttl ran out, so no expired entry stays counted in a queue.
+    /// Returns how many were removed.
+    fn sweep_expired(&self) -> impl Future<Output = StoreResult<u64>> + Send;
+
     /// Removes and returns up to `max` of the oldest messages, oldest first.
     fn pop(
         &self,
@@ -323,6 +327,10 @@ impl QueueStore for Store {
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
         dispatch!(self, s => s.promote_delayed().await)
+    }
+
+    async fn sweep_expired(&self) -> StoreResult<u64> {
+        dispatch!(self, s => s.sweep_expired().await)
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {

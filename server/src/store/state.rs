@@ -68,6 +68,8 @@ pub struct QueueState {
     pub leased: BTreeMap<u64, Lease>,
     /// Delayed messages by `(visible_at, n)`: they join `messages` at `visible_at`.
     pub delayed: BTreeMap<(u64, u64), Entry>,
+    /// `(expires_at, n)` of messages added with a ttl, so expired ones are swept, not left.
+    pub expiring: std::collections::BTreeSet<(u64, u64)>,
     pub policy: Policy,
     pub status: QueueStatus,
 }
@@ -88,7 +90,28 @@ impl State {
         let q = self.queue(queue);
         q.counter += 1;
         q.messages.insert(q.counter, Entry::new(value, expires_at));
+        if let Some(at) = expires_at {
+            q.expiring.insert((at, q.counter));
+        }
         q.counter
+    }
+
+    /// Removes every message whose ttl ran out by `now`; returns `(queue, n)` of each.
+    pub fn sweep_expired(&mut self, now: u64) -> Vec<(QueueName, u64)> {
+        let mut out = Vec::new();
+        for (name, q) in &mut self.queues {
+            while let Some(&(at, n)) = q.expiring.first() {
+                if at > now {
+                    break;
+                }
+                q.expiring.pop_first();
+                if q.messages.get(&n).is_some_and(|e| e.expires_at == Some(at)) {
+                    q.messages.remove(&n);
+                    out.push((name.clone(), n));
+                }
+            }
+        }
+        out
     }
 
     /// Adds a message that stays invisible until `visible_at` (Unix ms); returns its `n`.
@@ -102,6 +125,9 @@ impl State {
         let q = self.queue(queue);
         q.counter += 1;
         q.delayed.insert((visible_at, q.counter), Entry::new(value, expires_at));
+        if let Some(at) = expires_at {
+            q.expiring.insert((at, q.counter));
+        }
         q.counter
     }
 

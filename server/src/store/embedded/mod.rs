@@ -203,6 +203,16 @@ impl QueueStore for EmbeddedStore {
         Ok(queues)
     }
 
+    async fn sweep_expired(&self) -> StoreResult<u64> {
+        let (count, _) = self.change(false, |state| {
+            let swept = state.sweep_expired(now_ms());
+            let count = swept.len() as u64;
+            let ops = swept.into_iter().map(|(queue, n)| Op::Remove { queue, ns: vec![n] }).collect();
+            (count, ops)
+        })?;
+        Ok(count)
+    }
+
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
         let (popped, _) = self.change(false, |state| {
             let mut ns = Vec::new();

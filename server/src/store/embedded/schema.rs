@@ -113,6 +113,9 @@ pub fn load(db: &Database, now: u64) -> Result<State, DbError> {
             };
             q.counter = q.counter.max(n);
             q.messages.insert(n, Entry::new(value.to_owned(), expires_at));
+            if let Some(at) = expires_at {
+                q.expiring.insert((at, n));
+            }
             true
         })?;
         let mut delayed = txn.open_table(DELAYED)?;

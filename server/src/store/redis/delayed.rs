@@ -1,5 +1,6 @@
-//! Delayed messages on Redis: each waits in the sorted set `<q>:delayed` (scored by when it
-//! becomes visible) and joins the queue's list when due.
+//! Time-driven work on Redis: delayed messages wait in the sorted set `<q>:delayed` (scored
+//! by when they become visible) and join the queue's list when due; messages added with a
+//! ttl are indexed in `<q>:ttl`, so their list entries are swept once the value expires.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use redis::AsyncCommands;
 use restmq_shared::{MessageKey, QueueName};
 
 use super::conn::error;
-use super::keys::{client_key, BUS, DELAYED_QUEUES};
+use super::keys::{client_key, BUS, DELAYED_QUEUES, TTL_QUEUES};
 use super::{scripts, RedisStore};
 use crate::store::StoreResult;
 
@@ -32,6 +33,7 @@ impl RedisStore {
             .arg(keys.message_prefix())
             .arg(visible_at);
         let n: u64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        self.index_expiring(queue, &[n], ttl).await?;
         Ok(client_key(queue, n))
     }
 
@@ -55,5 +57,41 @@ impl RedisStore {
             }
         }
         Ok(changed)
+    }
+
+    /// Indexes messages just added with `ttl`, for [`RedisStore::sweep_due`]. Not part of
+    /// the add's script: if it fails, the entry is only dropped later, when a get meets it.
+    pub(super) async fn index_expiring(
+        &self,
+        queue: &QueueName,
+        ns: &[u64],
+        ttl: Option<Duration>,
+    ) -> StoreResult<()> {
+        let Some(ttl) = ttl else { return Ok(()) };
+        let keys = self.keys(queue);
+        let at = crate::store::state::after(Duration::from_secs(ttl.as_secs().max(1)));
+        let members: Vec<(u64, String)> = ns.iter().map(|n| (at, keys.message(*n))).collect();
+        let () = self.conn().zadd_multiple(keys.expiring(), &members).await.map_err(error)?;
+        let () = self.conn().sadd(TTL_QUEUES, queue.as_str()).await.map_err(error)?;
+        Ok(())
+    }
+
+    /// Removes the list entries of messages whose ttl ran out, in every queue that had some.
+    pub(super) async fn sweep_due(&self) -> StoreResult<u64> {
+        let names: Vec<String> = self.conn().smembers(TTL_QUEUES).await.map_err(error)?;
+        let now = crate::store::state::now_ms();
+        let mut swept = 0;
+        for queue in names.into_iter().filter_map(|n| QueueName::try_from(n).ok()) {
+            let keys = self.keys(&queue);
+            let n: u64 = scripts::SWEEP
+                .key(keys.expiring())
+                .key(keys.list())
+                .arg(now)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(error)?;
+            swept += n;
+        }
+        Ok(swept)
     }
 }

@@ -22,6 +22,9 @@ pub const QUEUESET: &str = "QUEUESET";
 /// The set of queues that have had delayed messages, for the promotion pass.
 pub const DELAYED_QUEUES: &str = "restmq:delayed";
 
+/// The set of queues that have had messages with a ttl, for the sweep.
+pub const TTL_QUEUES: &str = "restmq:ttl";
+
 /// The set of queues that have had leases, for the expiry pass.
 pub const LEASED_QUEUES: &str = "restmq:leased";
 
@@ -50,6 +53,11 @@ impl QueueKeys {
     /// The sorted set of delayed message keys, scored by when they become visible (Unix ms).
     pub fn delayed(&self) -> String {
         format!("{}:delayed", self.base)
+    }
+
+    /// The sorted set of keys of messages added with a ttl, scored by expiry (Unix ms).
+    pub fn expiring(&self) -> String {
+        format!("{}:ttl", self.base)
     }
 
     /// The sorted set of leased message keys, scored by lease deadline (Unix ms).

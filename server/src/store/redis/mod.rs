@@ -133,16 +133,17 @@ impl QueueStore for RedisStore {
     async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
         self.register_in_cluster(queue).await?;
         let keys = self.keys(queue);
-        let ttl = ttl.map_or(0, |t| t.as_secs().max(1));
+        let ttl_secs = ttl.map_or(0, |t| t.as_secs().max(1));
         let mut inv = scripts::ADD.key(keys.counter());
         inv.key(keys.list());
         self.with_queueset(&mut inv)
             .arg(queue.as_str())
             .arg(value)
-            .arg(ttl)
+            .arg(ttl_secs)
             .arg(keys.message_prefix())
             .arg(BUS);
         let n: u64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        self.index_expiring(queue, &[n], ttl).await?;
         Ok(client_key(queue, n))
     }
 
@@ -175,7 +176,9 @@ impl QueueStore for RedisStore {
         let Ok(first) = u64::try_from(first) else {
             return Err(StoreError::QueueFull(limit.map_or(0, |l| l.max)));
         };
-        Ok((first..first + count).map(|n| client_key(queue, n)).collect())
+        let ns: Vec<u64> = (first..first + count).collect();
+        self.index_expiring(queue, &ns, ttl).await?;
+        Ok(ns.into_iter().map(|n| client_key(queue, n)).collect())
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
@@ -234,6 +237,7 @@ impl QueueStore for RedisStore {
         inv.key(keys.counter()).key(keys.policy()).key(keys.status()).key(keys.leased()).key(keys.delayed());
         self.with_queueset(&mut inv).arg(queue.as_str()).arg(BUS);
         let mut existed: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        let () = self.conn().del(keys.expiring()).await.map_err(error)?;
         if self.inner.cluster {
             let removed: i64 = self.conn().srem(QUEUESET, queue.as_str()).await.map_err(error)?;
             existed += removed;
@@ -309,6 +313,10 @@ impl QueueStore for RedisStore {
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
         self.promote_due().await
+    }
+
+    async fn sweep_expired(&self) -> StoreResult<u64> {
+        self.sweep_due().await
     }
 
     async fn reserve(

@@ -349,3 +349,22 @@ return moved
 ",
     )
 });
+
+/// KEYS: expiring (sorted set), list. ARGV: now (Unix ms). Removes the list entries of
+/// messages whose value expired, so none stays counted. Returns how many.
+pub static SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local swept = 0
+for _, key in ipairs(due) do
+  redis.call('ZREM', KEYS[1], key)
+  if redis.call('EXISTS', key) == 0 then
+    swept = swept + redis.call('LREM', KEYS[2], 1, key)
+    redis.call('DEL', key .. ':refcount', key .. ':deliveries')
+  end
+end
+return swept
+",
+    )
+});
