@@ -163,3 +163,19 @@ async fn consumers_resume_after_redis_restart() {
     let got = drain(&mut ws, Duration::from_secs(4)).await;
     assert_eq!(got, [key], "the consumer resumed");
 }
+
+/// An `Idempotency-Key` retry that lands on the other process gets the first answer and
+/// adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_across_processes() {
+    let redis = RedisServer::start();
+    let (a, b) = two_servers(&redis).await;
+    let post = |s: &TestServer| {
+        let req =
+            s.http.post(s.url("/q/orders")).header("Idempotency-Key", "order-42").form(&[("value", "once")]);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(post(&a).await, "orders:1\r\n");
+    assert_eq!(post(&b).await, "orders:1\r\n", "the retry on B gets A's answer");
+    assert_eq!(b.get_json("/stats/orders").await["len"], 1, "stored once");
+}

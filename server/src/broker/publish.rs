@@ -51,16 +51,42 @@ impl Broker {
         Ok(key)
     }
 
-    /// The keys a publish with `idempotency_key` got within the window, if any.
-    pub fn idempotent_answer(&self, queue: &QueueName, idempotency_key: &str) -> Option<Vec<MessageKey>> {
+    /// The keys a publish with `idempotency_key` got within the window, if any: from the
+    /// store when it is shared (so a retry may land on any process), else from this process.
+    pub async fn idempotent_answer(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+    ) -> BrokerResult<Option<Vec<MessageKey>>> {
+        if self.store().is_shared() {
+            return Ok(self.store().idempotent_keys(queue, idempotency_key).await?);
+        }
+        Ok(self.local_answer(queue, idempotency_key))
+    }
+
+    /// Remembers what a publish with `idempotency_key` answered.
+    pub async fn remember_answer(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+        keys: &[MessageKey],
+    ) -> BrokerResult<()> {
+        if self.store().is_shared() {
+            let window = self.config().idempotency_window;
+            return Ok(self.store().remember_idempotent(queue, idempotency_key, keys, window).await?);
+        }
+        self.remember_locally(queue, idempotency_key, keys);
+        Ok(())
+    }
+
+    fn local_answer(&self, queue: &QueueName, idempotency_key: &str) -> Option<Vec<MessageKey>> {
         let window = self.config().idempotency_window;
         let answers = self.inner.remembered.answers.lock().unwrap_or_else(|p| p.into_inner());
         let (keys, at) = answers.get(&(queue.clone(), idempotency_key.to_owned()))?;
         (at.elapsed() < window).then(|| keys.clone())
     }
 
-    /// Remembers what a publish with `idempotency_key` answered.
-    pub fn remember_answer(&self, queue: &QueueName, idempotency_key: &str, keys: &[MessageKey]) {
+    fn remember_locally(&self, queue: &QueueName, idempotency_key: &str, keys: &[MessageKey]) {
         let window = self.config().idempotency_window;
         let mut answers = self.inner.remembered.answers.lock().unwrap_or_else(|p| p.into_inner());
         if answers.len() >= MAX_REMEMBERED {

@@ -66,8 +66,10 @@ async fn add(
 ) -> Result<Response, ApiError> {
     let idempotency = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty());
     let batch = batch_values(args)?;
-    if let Some(keys) = idempotency.and_then(|k| state.broker.idempotent_answer(queue, k)) {
-        return answer(&keys, batch.is_some());
+    if let Some(k) = idempotency {
+        if let Some(keys) = state.broker.idempotent_answer(queue, k).await? {
+            return answer(&keys, batch.is_some());
+        }
     }
     let ttl = args.ttl()?;
     let keys = match &batch {
@@ -87,7 +89,7 @@ async fn add(
         }
     };
     if let Some(k) = idempotency {
-        state.broker.remember_answer(queue, k, &keys);
+        state.broker.remember_answer(queue, k, &keys).await?;
     }
     answer(&keys, batch.is_some())
 }

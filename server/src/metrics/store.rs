@@ -160,6 +160,24 @@ impl QueueStore for TimedStore {
         self.store.is_shared()
     }
 
+    async fn idempotent_keys(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<Vec<MessageKey>>> {
+        self.store.idempotent_keys(queue, idempotency_key).await
+    }
+
+    async fn remember_idempotent(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+        keys: &[MessageKey],
+        window: Duration,
+    ) -> StoreResult<()> {
+        self.store.remember_idempotent(queue, idempotency_key, keys, window).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.timed(StoreOp::Ping, self.store.ping()).await
     }

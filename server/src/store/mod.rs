@@ -219,6 +219,28 @@ pub trait QueueStore: Send + Sync + 'static {
         false
     }
 
+    /// Shared stores only: the keys a publish with this idempotency key got, if it was
+    /// remembered (by any process) within its window. Local stores answer `None`; the
+    /// broker remembers for them.
+    fn idempotent_keys(
+        &self,
+        _queue: &QueueName,
+        _idempotency_key: &str,
+    ) -> impl Future<Output = StoreResult<Option<Vec<MessageKey>>>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Shared stores only: remembers what a publish with this idempotency key got.
+    fn remember_idempotent(
+        &self,
+        _queue: &QueueName,
+        _idempotency_key: &str,
+        _keys: &[MessageKey],
+        _window: Duration,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Checks that the store answers (for `/readyz`).
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send {
         async { Ok(()) }
@@ -416,6 +438,24 @@ impl QueueStore for Store {
 
     async fn ping(&self) -> StoreResult<()> {
         dispatch!(self, s => s.ping().await)
+    }
+
+    async fn idempotent_keys(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<Vec<MessageKey>>> {
+        dispatch!(self, s => s.idempotent_keys(queue, idempotency_key).await)
+    }
+
+    async fn remember_idempotent(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+        keys: &[MessageKey],
+        window: Duration,
+    ) -> StoreResult<()> {
+        dispatch!(self, s => s.remember_idempotent(queue, idempotency_key, keys, window).await)
     }
 
     async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {

@@ -55,6 +55,11 @@ impl QueueKeys {
         format!("{}:delayed", self.base)
     }
 
+    /// What a publish with this `Idempotency-Key` answered (expires with the window).
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}:idem:{key}", self.base)
+    }
+
     /// The sorted set of keys of messages added with a ttl, scored by expiry (Unix ms).
     pub fn expiring(&self) -> String {
         format!("{}:ttl", self.base)

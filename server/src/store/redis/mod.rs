@@ -352,6 +352,29 @@ impl QueueStore for RedisStore {
         true
     }
 
+    async fn idempotent_keys(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<Vec<MessageKey>>> {
+        let found: Option<String> =
+            self.conn().get(self.keys(queue).idempotency(idempotency_key)).await.map_err(error)?;
+        Ok(found.map(|list| list.split(',').filter_map(|k| MessageKey::try_from(k).ok()).collect()))
+    }
+
+    async fn remember_idempotent(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+        keys: &[MessageKey],
+        window: Duration,
+    ) -> StoreResult<()> {
+        let list = keys.iter().map(MessageKey::to_string).collect::<Vec<_>>().join(",");
+        let key = self.keys(queue).idempotency(idempotency_key);
+        let () = self.conn().set_ex(key, list, window.as_secs().max(1)).await.map_err(error)?;
+        Ok(())
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await.map_err(error)?;
         Ok(())
