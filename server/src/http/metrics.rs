@@ -46,9 +46,10 @@ fn route_of(req: &Request) -> &str {
 }
 
 async fn count_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = route_of(&req).to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned(); // an `Arc<str>` clone
     let res = next.run(req).await;
-    state.broker.metrics().count_request(&route, res.status().as_u16());
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    state.broker.metrics().count_request(route, res.status().as_u16());
     res
 }
 

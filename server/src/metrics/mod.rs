@@ -154,7 +154,9 @@ pub struct Metrics {
     store_ops: [Histogram; StoreOp::ALL.len()],
     connections: AtomicI64,
     /// Requests answered, by matched route and status.
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Answered requests by route, then status; looked up by `&str`, so counting a request
+    /// allocates only the first time a route is seen.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
 }
 
 impl Metrics {
@@ -182,18 +184,22 @@ impl Metrics {
     /// Counts one answered request; `route` is the matched route pattern, never a raw path.
     pub fn count_request(&self, route: &str, status: u16) {
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        match requests.get_mut(&(route.to_owned(), status)) {
-            Some(n) => *n += 1,
-            None => {
-                requests.insert((route.to_owned(), status), 1);
-            }
-        }
+        let by_status = match requests.get_mut(route) {
+            Some(by_status) => by_status,
+            None => requests.entry(route.to_owned()).or_default(),
+        };
+        *by_status.entry(status).or_default() += 1;
     }
 
     /// Requests answered so far: `((route, status), count)`, sorted.
     pub fn requests(&self) -> Vec<((String, u16), u64)> {
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        requests.iter().map(|(k, n)| (k.clone(), *n)).collect()
+        requests
+            .iter()
+            .flat_map(|(route, by_status)| {
+                by_status.iter().map(move |(status, n)| ((route.clone(), *status), *n))
+            })
+            .collect()
     }
 }
 
