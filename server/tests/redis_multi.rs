@@ -82,9 +82,12 @@ async fn roundrobin_across_processes() {
     let mut wa = connect(&a, "jobs").await;
     let mut wb = connect(&b, "jobs").await;
     wait_for_consumers(&a, "jobs", 2).await;
+    // Producers on both processes: each process's dispatcher competes for every message
+    // (the one whose own add woke it usually wins the pop).
     let mut sent = HashSet::new();
     for i in 0..20 {
-        sent.insert(a.add("jobs", &format!("j{i}")).await);
+        let producer = if i % 2 == 0 { &a } else { &b };
+        sent.insert(producer.add("jobs", &format!("j{i}")).await);
     }
     let (ka, kb) =
         tokio::join!(drain(&mut wa, Duration::from_millis(700)), drain(&mut wb, Duration::from_millis(700)));
