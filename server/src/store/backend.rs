@@ -1,0 +1,183 @@
+//! [`Store`]: the configured backend behind one type, so handlers and the broker are not
+//! generic; each operation is dispatched to the backend in use.
+
+use std::time::Duration;
+
+use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+
+use super::{EmbeddedStore, MemoryStore, RedisStore};
+use super::{
+    ExpiredLeases, LeasedMessage, LengthLimit, NodePresence, PeekedMessage, QueueInfo, QueueStore,
+    StoreEvent, StoreResult, StoredMessage,
+};
+
+/// The configured backend. Handlers hold this, not a generic.
+#[derive(Clone)]
+pub enum Store {
+    Memory(MemoryStore),
+    Embedded(EmbeddedStore),
+    Redis(RedisStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Memory($store) => $call,
+            Store::Embedded($store) => $call,
+            Store::Redis($store) => $call,
+        }
+    };
+}
+
+impl QueueStore for Store {
+    fn kind(&self) -> &'static str {
+        dispatch!(self, s => s.kind())
+    }
+
+    async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
+        dispatch!(self, s => s.add(queue, value, ttl).await)
+    }
+
+    async fn add_batch(
+        &self,
+        queue: &QueueName,
+        values: Vec<String>,
+        ttl: Option<Duration>,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<Vec<MessageKey>> {
+        dispatch!(self, s => s.add_batch(queue, values, ttl, limit).await)
+    }
+
+    async fn add_delayed(
+        &self,
+        queue: &QueueName,
+        value: String,
+        ttl: Option<Duration>,
+        delay: Duration,
+    ) -> StoreResult<MessageKey> {
+        dispatch!(self, s => s.add_delayed(queue, value, ttl, delay).await)
+    }
+
+    async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
+        dispatch!(self, s => s.promote_delayed().await)
+    }
+
+    async fn sweep_expired(&self) -> StoreResult<u64> {
+        dispatch!(self, s => s.sweep_expired().await)
+    }
+
+    async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
+        dispatch!(self, s => s.pop(queue, max).await)
+    }
+
+    async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
+        dispatch!(self, s => s.peek(queue).await)
+    }
+
+    async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
+        dispatch!(self, s => s.delete(key).await)
+    }
+
+    async fn requeue(&self, queue: &QueueName, messages: Vec<StoredMessage>) -> StoreResult<()> {
+        dispatch!(self, s => s.requeue(queue, messages).await)
+    }
+
+    async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
+        dispatch!(self, s => s.purge(queue).await)
+    }
+
+    async fn queues(&self) -> StoreResult<Vec<QueueName>> {
+        dispatch!(self, s => s.queues().await)
+    }
+
+    async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
+        dispatch!(self, s => s.info(queue).await)
+    }
+
+    async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
+        dispatch!(self, s => s.set_policy(queue, policy).await)
+    }
+
+    async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
+        dispatch!(self, s => s.set_status(queue, status).await)
+    }
+
+    async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
+        dispatch!(self, s => s.recent_keys(queue, max).await)
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        dispatch!(self, s => s.close().await)
+    }
+
+    async fn reserve(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<LeasedMessage>> {
+        dispatch!(self, s => s.reserve(queue, max, lease).await)
+    }
+
+    async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
+        dispatch!(self, s => s.ack(key).await)
+    }
+
+    async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
+        dispatch!(self, s => s.nack(key).await)
+    }
+
+    async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
+        dispatch!(self, s => s.release(queue, ns).await)
+    }
+
+    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
+        dispatch!(self, s => s.expire_leases(max_deliveries).await)
+    }
+
+    async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
+        dispatch!(self, s => s.redrive(from, to).await)
+    }
+
+    fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        dispatch!(self, s => s.watch())
+    }
+
+    fn is_shared(&self) -> bool {
+        dispatch!(self, s => s.is_shared())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    async fn idempotent_keys(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<Vec<MessageKey>>> {
+        dispatch!(self, s => s.idempotent_keys(queue, idempotency_key).await)
+    }
+
+    async fn remember_idempotent(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+        keys: &[MessageKey],
+        window: Duration,
+    ) -> StoreResult<()> {
+        dispatch!(self, s => s.remember_idempotent(queue, idempotency_key, keys, window).await)
+    }
+
+    async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {
+        dispatch!(self, s => s.pop_broadcast(queue, max).await)
+    }
+
+    async fn report_presence(&self, presence: NodePresence) -> StoreResult<()> {
+        dispatch!(self, s => s.report_presence(presence).await)
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<NodePresence>> {
+        dispatch!(self, s => s.nodes().await)
+    }
+}
