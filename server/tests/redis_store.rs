@@ -53,6 +53,49 @@ async fn key_layout_is_restmqs() {
     assert_eq!(r.cli(&["SISMEMBER", "QUEUESET", "q"]).unwrap(), "0");
 }
 
+/// Concurrent single adds go to Redis together (fewer scripts than adds), yet each gets its
+/// own number, its own value and its own ttl, queue by queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_adds_share_scripts_but_not_keys() {
+    let s = TestServer::start(StoreKind::Redis).await;
+    let r = s.redis.as_ref().unwrap();
+    let _ = r.cli(&["CONFIG", "RESETSTAT"]);
+    let sends = (0..300).map(|i| {
+        let (queue, value) = (format!("c{}", i % 3), format!("v{i}"));
+        let ttl = if i % 2 == 0 { "100" } else { "" };
+        let s = &s;
+        async move {
+            let (status, key) = s.post_form(&format!("/q/{queue}"), &[("value", &value), ("ttl", ttl)]).await;
+            assert_eq!(status, 200, "{key}");
+            (queue, value, key.trim_end().to_owned(), !ttl.is_empty())
+        }
+    });
+    let added = futures_util::future::join_all(sends).await;
+    for q in ["c0", "c1", "c2"] {
+        let mut ns: Vec<u64> = added
+            .iter()
+            .filter(|(queue, ..)| queue == q)
+            .map(|(_, _, key, _)| key.strip_prefix(&format!("{q}:")).unwrap().parse().unwrap())
+            .collect();
+        ns.sort_unstable();
+        assert_eq!(ns, (1..=100).collect::<Vec<u64>>(), "{q}: every add its own number");
+        assert_eq!(r.cli(&["LLEN", &format!("{q}:queue")]).unwrap(), "100");
+    }
+    for (_, value, key, expires) in &added {
+        assert_eq!(r.cli(&["GET", key]).unwrap(), *value, "{key}");
+        let ttl: i64 = r.cli(&["TTL", key]).unwrap().parse().unwrap();
+        assert_eq!(ttl > 0, *expires, "{key} has ttl {ttl}");
+    }
+    let stats = r.cli(&["INFO", "commandstats"]).unwrap();
+    let scripts: u64 = stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum();
+    println!("300 concurrent adds: {scripts} script calls");
+    assert!(scripts < 300, "adds were not coalesced: {scripts} script calls for 300 adds");
+}
+
 /// A Redis filled the way the original RestMQ did is served as is: same length, same
 /// order, settings kept, and the counter continues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

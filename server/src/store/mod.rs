@@ -67,7 +67,7 @@ pub struct QueueInfo {
 }
 
 /// Why a store operation failed. Never caused by user input: that is checked before.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached now (Redis down); the operation did not happen.
     #[error("store unavailable: {0}")]

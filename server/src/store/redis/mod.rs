@@ -2,6 +2,7 @@
 //! one Lua script, and a pub/sub bus so that many restmq processes act as one server.
 
 mod bus;
+mod coalesce;
 mod conn;
 mod delayed;
 mod keys;
@@ -44,6 +45,8 @@ pub struct RedisStore {
 
 struct Inner {
     conn: Conn,
+    /// Single adds, batched while earlier ones are on their way.
+    adds: coalesce::Coalescer,
     cluster: bool,
     node: String,
     events: broadcast::Sender<StoreEvent>,
@@ -70,7 +73,9 @@ impl RedisStore {
         let node = format!("{}-{}-{:x}", options.node_addr, std::process::id(), super::state::now_ms());
         let bus_up = Arc::new(AtomicBool::new(true));
         tokio::spawn(bus::run(client, pubsub, node.clone(), events.clone(), bus_up.clone(), stop.clone()));
-        Ok(Self { inner: Arc::new(Inner { conn, cluster: options.cluster, node, events, bus_up, stop }) })
+        let adds = coalesce::Coalescer::start(conn.clone(), options.cluster);
+        let cluster = options.cluster;
+        Ok(Self { inner: Arc::new(Inner { conn, adds, cluster, node, events, bus_up, stop }) })
     }
 
     fn conn(&self) -> Conn {
@@ -109,6 +114,11 @@ impl RedisStore {
     }
 }
 
+/// A ttl in whole seconds as the scripts take it: at least 1, or 0 for none.
+fn ttl_secs(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |t| t.as_secs().max(1))
+}
+
 fn parse_policy(v: Option<String>) -> Policy {
     if v.as_deref() == Some("2") {
         Policy::Roundrobin
@@ -132,17 +142,7 @@ impl QueueStore for RedisStore {
 
     async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
         self.register_in_cluster(queue).await?;
-        let keys = self.keys(queue);
-        let ttl_secs = ttl.map_or(0, |t| t.as_secs().max(1));
-        let mut inv = scripts::ADD.key(keys.counter());
-        inv.key(keys.list());
-        self.with_queueset(&mut inv)
-            .arg(queue.as_str())
-            .arg(value)
-            .arg(ttl_secs)
-            .arg(keys.message_prefix())
-            .arg(BUS);
-        let n: u64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        let n = self.inner.adds.add(queue, value, ttl_secs(ttl)).await?;
         self.index_expiring(queue, &[n], ttl).await?;
         Ok(client_key(queue, n))
     }
@@ -158,20 +158,8 @@ impl QueueStore for RedisStore {
             return Ok(Vec::new());
         }
         self.register_in_cluster(queue).await?;
-        let keys = self.keys(queue);
         let count = values.len() as u64;
-        let mut inv = scripts::ADD_BATCH.key(keys.counter());
-        inv.key(keys.list());
-        self.with_queueset(&mut inv)
-            .arg(queue.as_str())
-            .arg(ttl.map_or(0, |t| t.as_secs().max(1)))
-            .arg(keys.message_prefix())
-            .arg(BUS)
-            .arg(limit.map_or(0, |l| l.max))
-            .arg(if limit.is_some_and(|l| l.drop_oldest) { "1" } else { "0" });
-        for value in values {
-            inv.arg(value);
-        }
+        let inv = coalesce::add_batch_invocation(queue, self.inner.cluster, ttl_secs(ttl), limit, values);
         let first: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         let Ok(first) = u64::try_from(first) else {
             return Err(StoreError::QueueFull(limit.map_or(0, |l| l.max)));

@@ -10,26 +10,6 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// KEYS: counter, list, [QUEUESET]. ARGV: queue, value, ttl seconds (0 = none),
-/// message-key prefix, bus. Returns the new `n`.
-pub static ADD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local n = redis.call('INCR', KEYS[1])
-local key = ARGV[4] .. n
-if ARGV[3] ~= '0' then
-  redis.call('SET', key, ARGV[2], 'EX', ARGV[3])
-else
-  redis.call('SET', key, ARGV[2])
-end
-redis.call('LPUSH', KEYS[2], key)
-if KEYS[3] then redis.call('SADD', KEYS[3], ARGV[1]) end
-redis.call('PUBLISH', ARGV[5], 'a ' .. ARGV[1])
-return n
-",
-    )
-});
-
 /// KEYS: list. ARGV: max. Pops up to `max` live messages, oldest first, removing value and
 /// soft-read count; expired entries are dropped on the way. Returns
 /// `[entries_popped, key1, value1, key2, value2, …]`.
@@ -295,14 +275,22 @@ if max > 0 then
   end
 end
 local first = redis.call('INCRBY', KEYS[1], count) - count + 1
-for i = 0, count - 1 do
-  local key = ARGV[3] .. (first + i)
-  if ARGV[2] ~= '0' then
-    redis.call('SET', key, ARGV[7 + i], 'EX', ARGV[2])
-  else
-    redis.call('SET', key, ARGV[7 + i])
+-- In chunks, so that each MSET/LPUSH stays well within Lua's stack.
+for from = 0, count - 1, 500 do
+  local to = math.min(from + 500, count) - 1
+  local listed, pairs = {}, {}
+  for i = from, to do
+    local key = ARGV[3] .. (first + i)
+    listed[#listed + 1] = key
+    if ARGV[2] ~= '0' then
+      redis.call('SET', key, ARGV[7 + i], 'EX', ARGV[2])
+    else
+      pairs[#pairs + 1] = key
+      pairs[#pairs + 1] = ARGV[7 + i]
+    end
   end
-  redis.call('LPUSH', KEYS[2], key)
+  if #pairs > 0 then redis.call('MSET', unpack(pairs)) end
+  redis.call('LPUSH', KEYS[2], unpack(listed))
 end
 if KEYS[3] then redis.call('SADD', KEYS[3], ARGV[1]) end
 redis.call('PUBLISH', ARGV[4], 'a ' .. ARGV[1])

@@ -1,0 +1,135 @@
+//! Coalesces concurrent single adds: the adds that arrive while earlier ones are on their way
+//! to Redis go together as one `ADD_BATCH` per queue, so Redis runs one script and sends one
+//! bus notice for many messages. Each add stays atomic; a failed batch fails each of its adds.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use redis::ScriptInvocation;
+use restmq_shared::QueueName;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::conn::{error, Conn};
+use super::keys::{QueueKeys, BUS, QUEUESET};
+use super::scripts;
+use crate::store::{LengthLimit, StoreError, StoreResult};
+
+/// Adds taken into one batch at most.
+const MAX_BATCH: usize = 512;
+
+/// Batches on their way to Redis at once; more adds wait and join the next batch.
+const IN_FLIGHT: usize = 1;
+
+/// One add waiting for its number.
+struct Pending {
+    queue: QueueName,
+    value: String,
+    ttl_secs: u64,
+    reply: oneshot::Sender<StoreResult<u64>>,
+}
+
+/// The sending side; the batching task ends when it is dropped.
+pub(super) struct Coalescer {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl Coalescer {
+    pub(super) fn start(conn: Conn, cluster: bool) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(rx, conn, cluster));
+        Self { tx }
+    }
+
+    /// Adds `value` to `queue` in the next batch; returns its number.
+    pub(super) async fn add(&self, queue: &QueueName, value: String, ttl_secs: u64) -> StoreResult<u64> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending { queue: queue.clone(), value, ttl_secs, reply };
+        self.tx
+            .send(pending)
+            .map_err(|_| StoreError::Unavailable("the Redis store is closing".to_owned()))?;
+        answer.await.map_err(|_| StoreError::Backend("an add was dropped unanswered".to_owned()))?
+    }
+}
+
+/// Takes what has queued up whenever a batch may go, and sends it grouped by queue and ttl.
+async fn run(mut rx: mpsc::UnboundedReceiver<Pending>, conn: Conn, cluster: bool) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut taken = vec![first];
+        while taken.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(pending) => taken.push(pending),
+                Err(_) => break,
+            }
+        }
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            join_all(by_queue_and_ttl(taken).into_iter().map(|group| send(group, conn.clone(), cluster)))
+                .await;
+            drop(slot);
+        });
+    }
+}
+
+/// Groups adds by queue and ttl, each group in arrival order.
+fn by_queue_and_ttl(taken: Vec<Pending>) -> Vec<Vec<Pending>> {
+    let mut groups: Vec<Vec<Pending>> = Vec::new();
+    for pending in taken {
+        let group =
+            groups.iter_mut().find(|g| g[0].queue == pending.queue && g[0].ttl_secs == pending.ttl_secs);
+        match group {
+            Some(group) => group.push(pending),
+            None => groups.push(vec![pending]),
+        }
+    }
+    groups
+}
+
+/// One `ADD_BATCH` for a group; each add learns its number (or the error).
+async fn send(group: Vec<Pending>, mut conn: Conn, cluster: bool) {
+    let (queue, ttl_secs) = (group[0].queue.clone(), group[0].ttl_secs);
+    let mut replies = Vec::with_capacity(group.len());
+    let mut values = Vec::with_capacity(group.len());
+    for pending in group {
+        replies.push(pending.reply);
+        values.push(pending.value);
+    }
+    let count = values.len() as u64;
+    let answer: StoreResult<i64> = add_batch_invocation(&queue, cluster, ttl_secs, None, values)
+        .invoke_async(&mut conn)
+        .await
+        .map_err(error);
+    for (i, reply) in (0..count).zip(replies) {
+        let _ = reply.send(match &answer {
+            Ok(first) => u64::try_from(*first).map(|first| first + i).map_err(|_| StoreError::QueueFull(0)),
+            Err(err) => Err(err.clone()),
+        });
+    }
+}
+
+/// The `ADD_BATCH` call for `values`: all added, or none when `limit` refuses them.
+pub(super) fn add_batch_invocation(
+    queue: &QueueName,
+    cluster: bool,
+    ttl_secs: u64,
+    limit: Option<LengthLimit>,
+    values: Vec<String>,
+) -> ScriptInvocation<'static> {
+    let keys = QueueKeys::new(queue, cluster);
+    let mut inv = scripts::ADD_BATCH.key(keys.counter());
+    inv.key(keys.list());
+    if !cluster {
+        inv.key(QUEUESET);
+    }
+    inv.arg(queue.as_str())
+        .arg(ttl_secs)
+        .arg(keys.message_prefix())
+        .arg(BUS)
+        .arg(limit.map_or(0, |l| l.max))
+        .arg(if limit.is_some_and(|l| l.drop_oldest) { "1" } else { "0" });
+    for value in values {
+        inv.arg(value);
+    }
+    inv
+}
