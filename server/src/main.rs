@@ -1,14 +1,29 @@
 //! The `restmq` binary: parses the command line, sets up logging, binds, and runs the server,
 //! a standalone feed, or a client command.
 
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use clap::Parser;
 use restmq_server::config::{Cli, Command};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+fn main() -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(run(Cli::parse()))
+}
+
+/// On one core, a current-thread runtime: no hand-offs between threads that cannot run at
+/// the same time anyway. On more, one worker thread per core.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let mut builder = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(config) => {
             restmq_server::telemetry::init();

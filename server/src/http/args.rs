@@ -2,8 +2,6 @@
 //! multipart) on top; the last repeat wins and empty values count as missing. Also the
 //! queue-name path extractor and JSONP callback validation.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -41,14 +39,15 @@ pub struct RawBody {
 /// The merged arguments of a request.
 #[derive(Debug, Default)]
 pub struct Args {
-    fields: HashMap<String, String>,
+    /// In arrival order; a request has a handful, so a list beats a map.
+    fields: Vec<(String, String)>,
     pub raw: Option<RawBody>,
 }
 
 impl Args {
-    /// An argument, if present and non-empty.
+    /// An argument, if present and non-empty (the last repeat wins).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
+        self.fields.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// A required argument.
@@ -114,15 +113,13 @@ impl Args {
         pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
     ) {
         for (k, v) in pairs {
-            if !v.is_empty() {
-                self.fields.insert(k.into_owned(), v.into_owned());
-            }
+            self.insert(k.into_owned(), v.into_owned());
         }
     }
 
     fn insert(&mut self, name: String, value: String) {
         if !value.is_empty() {
-            self.fields.insert(name, value);
+            self.fields.push((name, value));
         }
     }
 }
@@ -143,15 +140,14 @@ impl FromRequest<AppState> for Args {
         if let Some(query) = req.uri().query() {
             args.merge(form_urlencoded::parse(query.as_bytes()));
         }
-        let content_type: Option<mime::Mime> =
-            req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let limit = state.settings.body_limit();
-        match content_type.as_ref().map(|m| m.essence_str()) {
-            Some("application/x-www-form-urlencoded") => {
+        match content_type.map(essence).unwrap_or_default() {
+            form if form.eq_ignore_ascii_case("application/x-www-form-urlencoded") => {
                 let bytes = read_body(req, limit).await?;
                 args.merge(form_urlencoded::parse(&bytes));
             }
-            Some("multipart/form-data") => {
+            multipart if multipart.eq_ignore_ascii_case("multipart/form-data") => {
                 let mut multipart = Multipart::from_request(req, state).await.map_err(|e| {
                     ApiError::InvalidArgument(format!("bad multipart body: {}", e.body_text()))
                 })?;
@@ -162,6 +158,7 @@ impl FromRequest<AppState> for Args {
                 }
             }
             _ => {
+                let content_type = content_type.and_then(|v| v.parse().ok());
                 let bytes = read_body(req, limit).await?;
                 if !bytes.is_empty() {
                     args.raw = Some(RawBody { content_type, bytes });
@@ -170,6 +167,11 @@ impl FromRequest<AppState> for Args {
         }
         Ok(args)
     }
+}
+
+/// A media type without its parameters: `text/plain` of `text/plain; charset=utf-8`.
+fn essence(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or_default().trim()
 }
 
 fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
@@ -188,6 +190,18 @@ pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
             Err(ApiError::TooLarge(format!("request body is larger than {limit} bytes")))
         }
         Err(err) => Err(ApiError::InvalidArgument(format!("could not read the request body: {err}"))),
+    }
+}
+
+/// The `Idempotency-Key` header, if given and not empty (without copying every header).
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let key = parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+        Ok(Self(key.filter(|k| !k.is_empty()).map(str::to_owned)))
     }
 }
 

@@ -1,21 +1,24 @@
 //! `GET /metrics`, and the layers that observe every request: a span per request (method,
 //! matched route, status, latency) and the `restmq_http_requests_total` counter.
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower_http::trace::TraceLayer;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 use tracing::field::Empty;
 use tracing::Span;
 
 use crate::error::ApiError;
-use crate::metrics::text;
+use crate::metrics::{text, Metrics};
 use crate::state::AppState;
 
 /// The `route` label of requests no route matched (static files, unknown paths).
@@ -34,37 +37,85 @@ async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
 /// Wraps every route of `router` in the request span and the request counter. Applied per
 /// route (axum's `Router::layer`), so the matched route is known.
 pub fn observe(router: Router<AppState>, state: &AppState) -> Router<AppState> {
-    router.layer(middleware::from_fn_with_state(state.clone(), count_request)).layer(
-        TraceLayer::new_for_http()
-            .make_span_with(request_span as fn(&Request<Body>) -> Span)
-            .on_response(record_response as fn(&Response<Body>, Duration, &Span)),
-    )
+    router.layer(Observe { metrics: state.broker.metrics().clone() })
 }
 
-fn route_of(req: &Request) -> &str {
-    req.extensions().get::<MatchedPath>().map_or(UNMATCHED, MatchedPath::as_str)
+/// The layer of [`observe`]: one plain service around each route (no boxing, no clone of
+/// the route per request).
+#[derive(Clone)]
+struct Observe {
+    metrics: Arc<Metrics>,
 }
 
-async fn count_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned(); // an `Arc<str>` clone
-    let res = next.run(req).await;
-    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    state.broker.metrics().count_request(route, res.status().as_u16());
-    res
+impl<S> Layer<S> for Observe {
+    type Service = Observed<S>;
+
+    fn layer(&self, inner: S) -> Observed<S> {
+        Observed { inner, metrics: self.metrics.clone() }
+    }
 }
 
-fn request_span(req: &Request<Body>) -> Span {
-    tracing::info_span!(
-        "request",
-        method = %req.method(),
-        route = route_of(req),
-        status = Empty,
-        latency_ms = Empty,
-    )
+#[derive(Clone)]
+struct Observed<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
 }
 
-fn record_response(res: &Response<Body>, latency: Duration, span: &Span) {
-    span.record("status", res.status().as_u16());
-    span.record("latency_ms", latency.as_micros() as f64 / 1000.0);
-    tracing::debug!("answered");
+impl<S> Service<Request> for Observed<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Answer<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let route = req.extensions().get::<MatchedPath>().cloned(); // an `Arc<str>` clone
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
+            status = Empty,
+            latency_ms = Empty,
+        );
+        let inner = span.in_scope(|| self.inner.call(req));
+        Answer { inner, span, route, start: Instant::now(), metrics: self.metrics.clone() }
+    }
+}
+
+pin_project! {
+    /// A route's answer on its way: counted and recorded in the span when ready.
+    struct Answer<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        route: Option<MatchedPath>,
+        start: Instant,
+        metrics: Arc<Metrics>,
+    }
+}
+
+impl<F, E> Future for Answer<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let answer = ready!(this.inner.poll(cx));
+        if let Ok(res) = &answer {
+            let status = res.status().as_u16();
+            this.metrics.count_request(this.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str), status);
+            this.span.record("status", status);
+            this.span.record("latency_ms", this.start.elapsed().as_micros() as f64 / 1000.0);
+            tracing::debug!("answered");
+        }
+        Poll::Ready(answer)
+    }
 }

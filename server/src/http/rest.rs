@@ -2,13 +2,13 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use restmq_shared::{GetReply, LeaseReply, MessageKey, PurgeReply, QueueName, RecentReply, RedriveReply};
 
-use super::args::{Args, QueuePath, MAX_TTL_SECS};
+use super::args::{Args, IdempotencyKey, QueuePath, MAX_TTL_SECS};
 use super::batch::batch_values;
 use super::{reply, web};
 use crate::error::ApiError;
@@ -38,21 +38,21 @@ async fn root(State(state): State<AppState>, method: Method, args: Args) -> Resu
 /// `POST /` with `queue` and `value`: RestMQ's add.
 async fn add_by_argument(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    IdempotencyKey(idempotency): IdempotencyKey,
     args: Args,
 ) -> Result<Response, ApiError> {
     let queue = QueueName::try_from(args.require("queue")?)?;
-    add(&state, &queue, &headers, &args).await
+    add(&state, &queue, idempotency.as_deref(), &args).await
 }
 
 /// `POST /q/<queue>`: adds `value`; answers `<queue>:<n>\r\n`.
 async fn add_message(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
-    headers: HeaderMap,
+    IdempotencyKey(idempotency): IdempotencyKey,
     args: Args,
 ) -> Result<Response, ApiError> {
-    add(&state, &queue, &headers, &args).await
+    add(&state, &queue, idempotency.as_deref(), &args).await
 }
 
 /// One message (`value`) or a batch (NDJSON, or a JSON array with `batch=1`). With an
@@ -61,10 +61,9 @@ async fn add_message(
 async fn add(
     state: &AppState,
     queue: &QueueName,
-    headers: &HeaderMap,
+    idempotency: Option<&str>,
     args: &Args,
 ) -> Result<Response, ApiError> {
-    let idempotency = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty());
     let batch = batch_values(args)?;
     if let Some(k) = idempotency {
         if let Some(keys) = state.broker.idempotent_answer(queue, k).await? {
