@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -76,6 +77,12 @@ pub async fn run(
     let app = crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
     tracing::info!(store = store.kind(), "restmq ready at http://{addr}/");
+    // No Nagle: a message frame goes out at once, not after the ACK of the one before.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "TCP_NODELAY refused");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
 
     tracker.close();
