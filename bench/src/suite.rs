@@ -48,7 +48,7 @@ impl Plan {
             e2e_rates: vec![1_000, 5_000, 20_000],
             e2e_duration: Duration::from_secs(3),
             fanout: vec![100, 1_000, 5_000],
-            fanout_deliveries: 200_000,
+            fanout_deliveries: 100_000,
             idle_conns: 2_000,
             redis_benchmark_requests: 300_000,
         }

@@ -77,10 +77,11 @@ struct Repo {
 
 impl Repo {
     fn locate() -> Result<Self> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .ok_or("xtask is not inside the repository")?
-            .to_path_buf();
+        // `cargo run` sets it at run time too: that one is right even when the binary was
+        // built from another clone sharing the target directory.
+        let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+        let root = manifest_dir.parent().ok_or("xtask is not inside the repository")?.to_path_buf();
         let mut dirs = Vec::new();
         if let Some(home) = env::var_os("HOME") {
             dirs.push(Path::new(&home).join(".cargo/bin"));
