@@ -19,8 +19,8 @@ use crate::store::{EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisSt
 /// Opens the configured store.
 pub async fn open_store(config: &ServeConfig, addr: std::net::SocketAddr) -> anyhow::Result<Store> {
     Ok(match config.store {
-        StoreKind::Memory => Store::Memory(MemoryStore::new()),
-        StoreKind::Embedded => Store::Embedded(
+        StoreKind::Memory => Store::from(MemoryStore::new()),
+        StoreKind::Embedded => Store::from(
             EmbeddedStore::open(&config.data_dir)
                 .with_context(|| format!("opening the embedded store in {}", config.data_dir.display()))?,
         ),
@@ -30,7 +30,7 @@ pub async fn open_store(config: &ServeConfig, addr: std::net::SocketAddr) -> any
                 cluster: config.redis_cluster,
                 node_addr: addr.to_string(),
             };
-            Store::Redis(
+            Store::from(
                 RedisStore::open(options)
                     .await
                     .with_context(|| format!("connecting to Redis at {}", config.redis_url))?,

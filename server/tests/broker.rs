@@ -17,7 +17,7 @@ fn broker(buffer: usize) -> (Broker, CancellationToken) {
         batch: 64,
         ..BrokerConfig::default()
     };
-    (Broker::new(Store::Memory(MemoryStore::new()), config, token.clone(), TaskTracker::new()), token)
+    (Broker::new(Store::from(MemoryStore::new()), config, token.clone(), TaskTracker::new()), token)
 }
 
 fn q(name: &str) -> QueueName {

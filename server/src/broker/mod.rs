@@ -28,7 +28,7 @@ pub use history::Replay;
 pub use hub::{CloseReason, Delivery, Hub, Subscription};
 use hub::{Consumer, Requeue};
 
-use crate::metrics::{Metrics, TimedStore};
+use crate::metrics::Metrics;
 use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
 
 /// Tuning of streaming delivery.
@@ -95,7 +95,7 @@ pub struct Broker {
 }
 
 struct Inner {
-    store: TimedStore,
+    store: Store,
     config: BrokerConfig,
     hubs: Mutex<HashMap<QueueName, Arc<Hub>>>,
     requeue_tx: mpsc::UnboundedSender<Requeue>,
@@ -116,7 +116,7 @@ impl Broker {
         let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
         let broker = Self {
             inner: Arc::new(Inner {
-                store: TimedStore::new(store, Arc::default()),
+                store,
                 config,
                 hubs: Mutex::default(),
                 requeue_tx,
@@ -137,7 +137,7 @@ impl Broker {
     }
 
     /// The store; every call through it is timed for `/metrics`.
-    pub fn store(&self) -> &TimedStore {
+    pub fn store(&self) -> &Store {
         &self.inner.store
     }
 

@@ -5,15 +5,12 @@
 //! Everything is plain atomics (and one short-held mutex for the request counters), owned
 //! by the broker: no global registry, so several servers in one test process do not mix.
 
-mod store;
 pub mod text;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-pub use store::TimedStore;
 
 /// Upper bounds of the store latency buckets, in seconds (`+Inf` follows).
 pub const BUCKETS: [f64; 17] = [

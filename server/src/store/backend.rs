@@ -1,7 +1,9 @@
 //! [`Store`]: the configured backend behind one type, so handlers and the broker are not
-//! generic; each operation is dispatched to the backend in use.
+//! generic; each operation is dispatched to the backend in use and timed into
+//! `restmq_store_op_seconds`.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
@@ -10,23 +12,67 @@ use super::{
     ExpiredLeases, LeasedMessage, LengthLimit, NodePresence, PeekedMessage, QueueInfo, QueueStore,
     StoreEvent, StoreResult, StoredMessage,
 };
+use crate::metrics::{Metrics, StoreOp};
 
-/// The configured backend. Handlers hold this, not a generic.
+/// The configured backend, with the figures its calls are timed into. Handlers hold this,
+/// not a generic; cloning is shallow.
 #[derive(Clone)]
-pub enum Store {
+pub struct Store {
+    backend: Backend,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Clone)]
+enum Backend {
     Memory(MemoryStore),
     Embedded(EmbeddedStore),
     Redis(RedisStore),
 }
 
+impl Store {
+    fn new(backend: Backend) -> Self {
+        Self { backend, metrics: Arc::default() }
+    }
+
+    /// Where this store's timings (and the server's other figures) go.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+}
+
+impl From<MemoryStore> for Store {
+    fn from(store: MemoryStore) -> Self {
+        Self::new(Backend::Memory(store))
+    }
+}
+
+impl From<EmbeddedStore> for Store {
+    fn from(store: EmbeddedStore) -> Self {
+        Self::new(Backend::Embedded(store))
+    }
+}
+
+impl From<RedisStore> for Store {
+    fn from(store: RedisStore) -> Self {
+        Self::new(Backend::Redis(store))
+    }
+}
+
+/// Calls the backend in use; with a [`StoreOp`], times the call.
 macro_rules! dispatch {
     ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Memory($store) => $call,
-            Store::Embedded($store) => $call,
-            Store::Redis($store) => $call,
+        match &$self.backend {
+            Backend::Memory($store) => $call,
+            Backend::Embedded($store) => $call,
+            Backend::Redis($store) => $call,
         }
     };
+    ($self:ident, $op:expr, $store:ident => $call:expr) => {{
+        let start = Instant::now();
+        let out = dispatch!($self, $store => $call);
+        $self.metrics.observe_store($op, start.elapsed());
+        out
+    }};
 }
 
 impl QueueStore for Store {
@@ -35,7 +81,7 @@ impl QueueStore for Store {
     }
 
     async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
-        dispatch!(self, s => s.add(queue, value, ttl).await)
+        dispatch!(self, StoreOp::Add, s => s.add(queue, value, ttl).await)
     }
 
     async fn add_batch(
@@ -45,7 +91,7 @@ impl QueueStore for Store {
         ttl: Option<Duration>,
         limit: Option<LengthLimit>,
     ) -> StoreResult<Vec<MessageKey>> {
-        dispatch!(self, s => s.add_batch(queue, values, ttl, limit).await)
+        dispatch!(self, StoreOp::Add, s => s.add_batch(queue, values, ttl, limit).await)
     }
 
     async fn add_delayed(
@@ -55,7 +101,7 @@ impl QueueStore for Store {
         ttl: Option<Duration>,
         delay: Duration,
     ) -> StoreResult<MessageKey> {
-        dispatch!(self, s => s.add_delayed(queue, value, ttl, delay).await)
+        dispatch!(self, StoreOp::Add, s => s.add_delayed(queue, value, ttl, delay).await)
     }
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
@@ -67,47 +113,47 @@ impl QueueStore for Store {
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
-        dispatch!(self, s => s.pop(queue, max).await)
+        dispatch!(self, StoreOp::Pop, s => s.pop(queue, max).await)
     }
 
     async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
-        dispatch!(self, s => s.peek(queue).await)
+        dispatch!(self, StoreOp::Peek, s => s.peek(queue).await)
     }
 
     async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
-        dispatch!(self, s => s.delete(key).await)
+        dispatch!(self, StoreOp::Delete, s => s.delete(key).await)
     }
 
     async fn requeue(&self, queue: &QueueName, messages: Vec<StoredMessage>) -> StoreResult<()> {
-        dispatch!(self, s => s.requeue(queue, messages).await)
+        dispatch!(self, StoreOp::Requeue, s => s.requeue(queue, messages).await)
     }
 
     async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
-        dispatch!(self, s => s.purge(queue).await)
+        dispatch!(self, StoreOp::Purge, s => s.purge(queue).await)
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueName>> {
-        dispatch!(self, s => s.queues().await)
+        dispatch!(self, StoreOp::Queues, s => s.queues().await)
     }
 
     async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
-        dispatch!(self, s => s.info(queue).await)
+        dispatch!(self, StoreOp::Info, s => s.info(queue).await)
     }
 
     async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
-        dispatch!(self, s => s.set_policy(queue, policy).await)
+        dispatch!(self, StoreOp::SetPolicy, s => s.set_policy(queue, policy).await)
     }
 
     async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
-        dispatch!(self, s => s.set_status(queue, status).await)
+        dispatch!(self, StoreOp::SetStatus, s => s.set_status(queue, status).await)
     }
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
-        dispatch!(self, s => s.recent_keys(queue, max).await)
+        dispatch!(self, StoreOp::RecentKeys, s => s.recent_keys(queue, max).await)
     }
 
     async fn close(&self) -> StoreResult<()> {
-        dispatch!(self, s => s.close().await)
+        dispatch!(self, StoreOp::Close, s => s.close().await)
     }
 
     async fn reserve(
@@ -116,27 +162,27 @@ impl QueueStore for Store {
         max: usize,
         lease: Duration,
     ) -> StoreResult<Vec<LeasedMessage>> {
-        dispatch!(self, s => s.reserve(queue, max, lease).await)
+        dispatch!(self, StoreOp::Reserve, s => s.reserve(queue, max, lease).await)
     }
 
     async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
-        dispatch!(self, s => s.ack(key).await)
+        dispatch!(self, StoreOp::Ack, s => s.ack(key).await)
     }
 
     async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
-        dispatch!(self, s => s.nack(key).await)
+        dispatch!(self, StoreOp::Nack, s => s.nack(key).await)
     }
 
     async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
-        dispatch!(self, s => s.release(queue, ns).await)
+        dispatch!(self, StoreOp::Release, s => s.release(queue, ns).await)
     }
 
     async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
-        dispatch!(self, s => s.expire_leases(max_deliveries).await)
+        dispatch!(self, StoreOp::ExpireLeases, s => s.expire_leases(max_deliveries).await)
     }
 
     async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
-        dispatch!(self, s => s.redrive(from, to).await)
+        dispatch!(self, StoreOp::Redrive, s => s.redrive(from, to).await)
     }
 
     fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
@@ -148,7 +194,7 @@ impl QueueStore for Store {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        dispatch!(self, s => s.ping().await)
+        dispatch!(self, StoreOp::Ping, s => s.ping().await)
     }
 
     async fn idempotent_keys(
@@ -170,14 +216,14 @@ impl QueueStore for Store {
     }
 
     async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {
-        dispatch!(self, s => s.pop_broadcast(queue, max).await)
+        dispatch!(self, StoreOp::PopBroadcast, s => s.pop_broadcast(queue, max).await)
     }
 
     async fn report_presence(&self, presence: NodePresence) -> StoreResult<()> {
-        dispatch!(self, s => s.report_presence(presence).await)
+        dispatch!(self, StoreOp::ReportPresence, s => s.report_presence(presence).await)
     }
 
     async fn nodes(&self) -> StoreResult<Vec<NodePresence>> {
-        dispatch!(self, s => s.nodes().await)
+        dispatch!(self, StoreOp::Nodes, s => s.nodes().await)
     }
 }
