@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use restmq_shared::{MessageKey, Policy, QueueName, QueueStats, QueueStatus, StatsReply};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -289,8 +290,8 @@ impl Broker {
     /// Every queue's figures, including queues that have consumers but no message yet.
     pub async fn stats(&self) -> BrokerResult<StatsReply> {
         let mut queues = BTreeMap::new();
-        for queue in self.inner.store.queues().await? {
-            if let Some(info) = self.inner.store.info(&queue).await? {
+        for (queue, info) in self.all_infos().await? {
+            if let Some(info) = info {
                 queues.insert(queue.to_string(), self.figures(&queue, info));
             }
         }
@@ -306,6 +307,15 @@ impl Broker {
             store: self.inner.store.kind().to_owned(),
             feeds: BTreeMap::new(),
         })
+    }
+
+    /// Every stored queue with its settings and length, many asked at once (on Redis they
+    /// share round trips instead of taking one each).
+    pub async fn all_infos(&self) -> BrokerResult<Vec<(QueueName, Option<QueueInfo>)>> {
+        let store = &self.inner.store;
+        let asks = futures_util::stream::iter(store.queues().await?)
+            .map(|queue| async move { store.info(&queue).await.map(|info| (queue, info)) });
+        Ok(asks.buffered(64).try_collect().await?)
     }
 
     fn figures(&self, queue: &QueueName, info: QueueInfo) -> QueueStats {

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 
 use super::{HistogramSnapshot, Metrics, StoreOp};
 use crate::broker::{Broker, BrokerResult};
-use crate::store::QueueStore;
 
 /// The `Content-Type` of the page.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -44,9 +43,8 @@ const COUNTERS: [Counter; 6] = [
 /// Renders every figure of `broker` and its process.
 pub async fn render(broker: &Broker) -> BrokerResult<String> {
     let mut queues: BTreeMap<String, QueueFigures> = BTreeMap::new();
-    for queue in broker.store().queues().await? {
-        let len = broker.store().info(&queue).await?.map_or(0, |i| i.len);
-        queues.entry(queue.to_string()).or_default().len = len;
+    for (queue, info) in broker.all_infos().await? {
+        queues.entry(queue.to_string()).or_default().len = info.map_or(0, |i| i.len);
     }
     for hub in broker.local_queues() {
         let c = &hub.counters;
