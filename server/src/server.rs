@@ -62,6 +62,7 @@ pub async fn run(
             drop_oldest: config.overflow == crate::config::Overflow::DropOldest,
         }),
         idempotency_window: Duration::from_secs(config.idempotency_secs),
+        max_message_bytes: config.max_message_bytes,
         ..BrokerConfig::default()
     };
     let broker = Broker::new(store.clone(), broker_config, shutdown.clone(), tracker.clone());

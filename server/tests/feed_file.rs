@@ -95,3 +95,25 @@ async fn missing_file_counts_an_error() {
     assert_eq!(stats["published"], 0);
     assert_eq!(s.add("other", "x").await, "other:1");
 }
+
+/// A line over `--max-message-bytes` is skipped and counted as an error, as a POST of it
+/// would get 413; the lines around it arrive.
+#[tokio::test]
+async fn oversize_lines_are_skipped() {
+    let long = "x".repeat(100);
+    let file = temp_file(&format!("short one\n{long}\nshort two\n"));
+    let spec: Vec<_> = [format!("file:path={},queue=sized,rate=0", file.path().display())]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let s = TestServer::start_with(StoreKind::Memory, |c| {
+        c.feeds = spec;
+        c.max_message_bytes = 64;
+    })
+    .await;
+    assert_eq!(take(&s, "sized", 2, 10).await, ["short one", "short two"]);
+    let stats = wait_stats(&s, "file:sized", 5, |f| f["published"] == 2 && f["errors"] == 1).await;
+    assert_eq!(stats["errors"], 1, "{stats}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(drain(&s, "sized").await.is_empty(), "the long line never arrives");
+}

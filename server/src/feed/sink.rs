@@ -22,6 +22,9 @@ pub enum SinkError {
     Broker(#[from] BrokerError),
     #[error("{0}")]
     Http(String),
+    /// Over the server's `--max-message-bytes`: skipped, as a POST of it would get 413.
+    #[error("message is {0} bytes; the limit is {1}")]
+    TooLarge(usize, usize),
 }
 
 impl Sink {
@@ -42,7 +45,13 @@ impl Sink {
         ttl: Option<Duration>,
     ) -> Result<MessageKey, SinkError> {
         match self {
-            Self::Broker(broker) => Ok(broker.add(queue, value, ttl).await?),
+            Self::Broker(broker) => {
+                let max = broker.config().max_message_bytes;
+                if value.len() > max {
+                    return Err(SinkError::TooLarge(value.len(), max));
+                }
+                Ok(broker.add(queue, value, ttl).await?)
+            }
             Self::Http { client, server } => {
                 let mut form = vec![("value", value)];
                 if let Some(ttl) = ttl {
