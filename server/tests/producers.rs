@@ -123,6 +123,28 @@ async fn websocket_add_frames(store: StoreKind) {
     assert!(frames.iter().any(|f| f["error"]["code"] == "malformed_json"), "{frames:?}");
 }
 
+/// An add frame whose value is over `--max-message-bytes` is answered `too_large` and adds
+/// nothing; one at the limit is added.
+async fn websocket_add_frame_over_the_limit(store: StoreKind) {
+    let s = TestServer::start_with(store, |c| c.max_message_bytes = 64).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url("/ws/big")).await.unwrap();
+    for value in ["x".repeat(65), "y".repeat(64)] {
+        ws.send(Message::Text(json!({"cmd": "add", "value": value}).to_string().into())).await.unwrap();
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+        if let Message::Text(t) = msg {
+            let frame: Value = serde_json::from_str(&t).unwrap();
+            if frame.get("key").is_none() {
+                answers.push(frame); // not the streamed copy of the accepted one
+            }
+        }
+    }
+    assert_eq!(answers[0]["error"]["code"], "too_large", "{answers:?}");
+    assert_eq!(answers[1], json!({"added": "big:1"}), "{answers:?}");
+}
+
 /// A message added with `delay` is invisible until then, and a streaming consumer gets it
 /// when it becomes visible.
 async fn delayed_messages_wait(store: StoreKind) {
@@ -196,4 +218,5 @@ on_every_store!(
     full_queue_refuses,
     full_queue_drops_oldest,
     websocket_add_frames,
+    websocket_add_frame_over_the_limit,
 );

@@ -118,7 +118,12 @@ async fn produce(broker: &Broker, queue: &QueueName, text: &str) -> String {
     let result = match serde_json::from_str::<AddFrame>(text) {
         Ok(frame) if frame.cmd == "add" => {
             let value = restmq_shared::protocol::value_to_text(frame.value);
-            broker.add(queue, value, None).await.map_err(ApiError::from)
+            let max = broker.config().max_message_bytes;
+            if value.len() > max {
+                Err(ApiError::TooLarge(format!("message is {} bytes; the limit is {max}", value.len())))
+            } else {
+                broker.add(queue, value, None).await.map_err(ApiError::from)
+            }
         }
         Ok(frame) => Err(ApiError::UnknownCommand(frame.cmd)),
         Err(e) => Err(ApiError::MalformedJson(format!("expected {{\"cmd\":\"add\",\"value\":…}}: {e}"))),
