@@ -73,7 +73,7 @@ impl ApiError {
             Self::MalformedJson(_) => ErrorCode::MalformedJson,
             Self::UnknownCommand(_) => ErrorCode::UnknownCommand,
             Self::InvalidCallback => ErrorCode::InvalidCallback,
-            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::TooLarge(_) | Self::Broker(BrokerError::TooLarge { .. }) => ErrorCode::TooLarge,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,

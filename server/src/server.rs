@@ -66,11 +66,7 @@ pub async fn run(
         ..BrokerConfig::default()
     };
     let broker = Broker::new(store.clone(), broker_config, shutdown.clone(), tracker.clone());
-    let settings = Settings {
-        max_message_bytes: config.max_message_bytes,
-        web_dir: config.web_dir.clone(),
-        max_streams: config.max_streams,
-    };
+    let settings = Settings { web_dir: config.web_dir.clone(), max_streams: config.max_streams };
     let feeds = crate::feed::start(&config.feeds, Sink::Broker(broker.clone()), &shutdown, &tracker).await?;
     let auth = Arc::new(crate::auth::Auth::from_config(&config.auth)?);
     auth.spawn_reload(shutdown.clone(), &tracker);

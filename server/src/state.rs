@@ -20,8 +20,6 @@ pub struct AppState {
 /// What handlers need to know of the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Largest message value accepted, in bytes.
-    pub max_message_bytes: usize,
     /// The built web app served at `/`.
     pub web_dir: PathBuf,
     /// Streaming connections (COMET, WebSocket, SSE) accepted at once; 0 = no limit.
@@ -38,12 +36,10 @@ impl AppState {
         }
         Ok(())
     }
-}
 
-impl Settings {
     /// The most body bytes read for one request: room for a maximal value encoded as a
     /// form (percent-encoding can triple it) plus the other fields.
     pub fn body_limit(&self) -> usize {
-        self.max_message_bytes.saturating_mul(3).saturating_add(64 * 1024)
+        self.broker.config().max_message_bytes.saturating_mul(3).saturating_add(64 * 1024)
     }
 }

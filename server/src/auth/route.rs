@@ -122,7 +122,7 @@ async fn buffered_args(
     parts: Parts,
     body: Body,
 ) -> Result<(Request, Result<Args, ApiError>), ApiError> {
-    let bytes = read_body(Request::from_parts(parts.clone(), body), state.settings.body_limit()).await?;
+    let bytes = read_body(Request::from_parts(parts.clone(), body), state.body_limit()).await?;
     let copy = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
     let args = Args::from_request(copy, state).await;
     Ok((Request::from_parts(parts, Body::from(bytes)), args))

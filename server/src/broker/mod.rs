@@ -45,6 +45,9 @@ pub enum BrokerError {
     /// Redrive was asked of a queue that is not a dead-letter queue.
     #[error("{0} is not a dead-letter queue (<queue>.dead)")]
     NotDeadLetter(QueueName),
+    /// A value over `--max-message-bytes`.
+    #[error("message is {bytes} bytes; the limit is {max}")]
+    TooLarge { bytes: usize, max: usize },
 }
 
 pub type BrokerResult<T> = Result<T, BrokerError>;

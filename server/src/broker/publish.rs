@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use restmq_shared::{MessageKey, QueueName};
 
-use super::{Broker, BrokerResult};
+use super::{Broker, BrokerError, BrokerResult};
 use crate::store::QueueStore;
 
 /// Idempotency keys remembered at most, per process.
@@ -24,6 +24,15 @@ pub struct Remembered {
 }
 
 impl Broker {
+    /// Refuses a value over `--max-message-bytes`: every way to add checks it here.
+    pub fn check_size(&self, value: &str) -> BrokerResult<()> {
+        let max = self.config().max_message_bytes;
+        if value.len() > max {
+            return Err(BrokerError::TooLarge { bytes: value.len(), max });
+        }
+        Ok(())
+    }
+
     /// Adds every value, or none: a refused batch (queue full) changes nothing.
     pub async fn add_batch(
         &self,

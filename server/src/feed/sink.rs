@@ -22,9 +22,6 @@ pub enum SinkError {
     Broker(#[from] BrokerError),
     #[error("{0}")]
     Http(String),
-    /// Over the server's `--max-message-bytes`: skipped, as a POST of it would get 413.
-    #[error("message is {0} bytes; the limit is {1}")]
-    TooLarge(usize, usize),
 }
 
 impl Sink {
@@ -46,10 +43,7 @@ impl Sink {
     ) -> Result<MessageKey, SinkError> {
         match self {
             Self::Broker(broker) => {
-                let max = broker.config().max_message_bytes;
-                if value.len() > max {
-                    return Err(SinkError::TooLarge(value.len(), max));
-                }
+                broker.check_size(&value)?;
                 Ok(broker.add(queue, value, ttl).await?)
             }
             Self::Http { client, server } => {

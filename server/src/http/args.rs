@@ -141,7 +141,7 @@ impl FromRequest<AppState> for Args {
             args.merge(form_urlencoded::parse(query.as_bytes()));
         }
         let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        let limit = state.settings.body_limit();
+        let limit = state.body_limit();
         match content_type.map(essence).unwrap_or_default() {
             form if form.eq_ignore_ascii_case("application/x-www-form-urlencoded") => {
                 let bytes = read_body(req, limit).await?;

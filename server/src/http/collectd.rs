@@ -46,7 +46,6 @@ async fn relay(state: &AppState, body: &[u8], event: bool) -> Result<Response, A
             Ok(None) => {}
             Err(SinkError::Broker(err)) => return Err(err.into()),
             Err(SinkError::Http(err)) => return Err(ApiError::InvalidArgument(err)),
-            Err(err @ SinkError::TooLarge(..)) => return Err(ApiError::TooLarge(err.to_string())),
         }
     }
     Ok(reply::text(keys))

@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::args::{lease_duration, Args, DEFAULT_LEASE_SECS};
 use super::reply;
-use super::rest::check_size;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -24,7 +23,7 @@ async fn run_command(State(state): State<AppState>, args: Args) -> Result<Respon
     let broker = &state.broker;
     let answer = match command {
         Command::Add { queue, value } => {
-            check_size(&state, &value)?;
+            broker.check_size(&value)?;
             let key = broker.add(&queue, value.clone(), None).await?;
             CommandReply::Message { queue, key, value }
         }

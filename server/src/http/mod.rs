@@ -19,7 +19,7 @@ use crate::transport;
 
 /// Every route of the server, ready to serve. Tests can call it without a socket.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.settings.body_limit();
+    let body_limit = state.body_limit();
     let web_dir = state.settings.web_dir.clone();
     let routes = Router::new()
         .merge(rest::routes())

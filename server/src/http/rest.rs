@@ -74,13 +74,13 @@ async fn add(
     let keys = match &batch {
         Some(values) => {
             for value in values {
-                check_size(state, value)?;
+                state.broker.check_size(value)?;
             }
             state.broker.add_batch(queue, values.clone(), ttl).await?
         }
         None => {
             let value = args.value()?;
-            check_size(state, value)?;
+            state.broker.check_size(value)?;
             match args.seconds("delay", MAX_TTL_SECS)? {
                 Some(delay) => vec![state.broker.add_delayed(queue, value.to_owned(), ttl, delay).await?],
                 None => vec![state.broker.add(queue, value.to_owned(), ttl).await?],
@@ -99,15 +99,6 @@ fn answer(keys: &[MessageKey], batch: bool) -> Result<Response, ApiError> {
         (false, [key]) => Ok(reply::text(format!("{key}\r\n"))),
         _ => reply::json(&keys, None),
     }
-}
-
-/// Refuses a value over `--max-message-bytes` with 413.
-pub fn check_size(state: &AppState, value: &str) -> Result<(), ApiError> {
-    let max = state.settings.max_message_bytes;
-    if value.len() > max {
-        return Err(ApiError::TooLarge(format!("message is {} bytes; the limit is {max}", value.len())));
-    }
-    Ok(())
 }
 
 /// `GET /q/<queue>`: hard get, or a soft get with `soft=1`; `204` when empty.

@@ -38,7 +38,7 @@ pub async fn stream_websocket(
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
     state.check_stream_capacity()?;
     let broker = state.broker.clone();
-    let max = state.settings.max_message_bytes;
+    let max = state.broker.config().max_message_bytes;
     let acked = args.flag("ack");
     let since = since_arg(&args, &queue)?;
     let upgrade = upgrade.max_message_size(max + 1024).write_buffer_size(0).read_buffer_size(READ_BUFFER);
@@ -118,11 +118,9 @@ async fn produce(broker: &Broker, queue: &QueueName, text: &str) -> String {
     let result = match serde_json::from_str::<AddFrame>(text) {
         Ok(frame) if frame.cmd == "add" => {
             let value = restmq_shared::protocol::value_to_text(frame.value);
-            let max = broker.config().max_message_bytes;
-            if value.len() > max {
-                Err(ApiError::TooLarge(format!("message is {} bytes; the limit is {max}", value.len())))
-            } else {
-                broker.add(queue, value, None).await.map_err(ApiError::from)
+            match broker.check_size(&value) {
+                Ok(()) => broker.add(queue, value, None).await.map_err(ApiError::from),
+                Err(err) => Err(err.into()),
             }
         }
         Ok(frame) => Err(ApiError::UnknownCommand(frame.cmd)),

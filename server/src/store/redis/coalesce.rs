@@ -2,23 +2,18 @@
 //! to Redis go together as one `ADD_BATCH` per queue, so Redis runs one script and sends one
 //! bus notice for many messages. Each add stays atomic; a failed batch fails each of its adds.
 
-use std::sync::Arc;
-
 use futures_util::future::join_all;
 use redis::ScriptInvocation;
 use restmq_shared::QueueName;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::conn::{error, Conn};
-use super::keys::{QueueKeys, BUS, QUEUESET};
-use super::scripts;
+use super::keys::{QueueKeys, BUS};
+use super::{scripts, with_queueset};
 use crate::store::{LengthLimit, StoreError, StoreResult};
 
 /// Adds taken into one batch at most.
 const MAX_BATCH: usize = 512;
-
-/// Batches on their way to Redis at once; more adds wait and join the next batch.
-const IN_FLIGHT: usize = 1;
 
 /// One add waiting for its number.
 struct Pending {
@@ -51,11 +46,10 @@ impl Coalescer {
     }
 }
 
-/// Takes what has queued up whenever a batch may go, and sends it grouped by queue and ttl.
+/// Takes what has queued up, sends it grouped by queue and ttl, and waits for the answers:
+/// one batch on its way at a time, while the next adds queue up behind it.
 async fn run(mut rx: mpsc::UnboundedReceiver<Pending>, conn: Conn, cluster: bool) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = rx.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let mut taken = vec![first];
         while taken.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -63,12 +57,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Pending>, conn: Conn, cluster: bool
                 Err(_) => break,
             }
         }
-        let conn = conn.clone();
-        tokio::spawn(async move {
-            join_all(by_queue_and_ttl(taken).into_iter().map(|group| send(group, conn.clone(), cluster)))
-                .await;
-            drop(slot);
-        });
+        join_all(by_queue_and_ttl(taken).into_iter().map(|group| send(group, conn.clone(), cluster))).await;
     }
 }
 
@@ -119,10 +108,8 @@ pub(super) fn add_batch_invocation(
     let keys = QueueKeys::new(queue, cluster);
     let mut inv = scripts::ADD_BATCH.key(keys.counter());
     inv.key(keys.list());
-    if !cluster {
-        inv.key(QUEUESET);
-    }
-    inv.arg(queue.as_str())
+    with_queueset(&mut inv, cluster)
+        .arg(queue.as_str())
         .arg(ttl_secs)
         .arg(keys.message_prefix())
         .arg(BUS)

@@ -29,7 +29,7 @@ impl RedisStore {
         self.with_queueset(&mut inv)
             .arg(queue.as_str())
             .arg(value)
-            .arg(ttl.map_or(0, |t| t.as_secs().max(1)))
+            .arg(super::ttl_secs(ttl))
             .arg(keys.message_prefix())
             .arg(visible_at);
         let n: u64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;

@@ -91,10 +91,7 @@ impl RedisStore {
         &self,
         invocation: &'a mut ScriptInvocation<'static>,
     ) -> &'a mut ScriptInvocation<'static> {
-        if !self.inner.cluster {
-            invocation.key(QUEUESET);
-        }
-        invocation
+        with_queueset(invocation, self.inner.cluster)
     }
 
     /// In a cluster `QUEUESET` lives in another slot, so it is written on its own.
@@ -112,6 +109,17 @@ impl RedisStore {
         let _: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         Ok(())
     }
+}
+
+/// Adds `QUEUESET` as the script's last key unless `cluster` (where it lives in another slot).
+fn with_queueset<'a>(
+    invocation: &'a mut ScriptInvocation<'static>,
+    cluster: bool,
+) -> &'a mut ScriptInvocation<'static> {
+    if !cluster {
+        invocation.key(QUEUESET);
+    }
+    invocation
 }
 
 /// A ttl in whole seconds as the scripts take it: at least 1, or 0 for none.
