@@ -9,18 +9,6 @@ use feed_util::{feed_stats, take_json};
 use restmq_server::config::StoreKind;
 use serde_json::json;
 
-async fn post(s: &TestServer, path: &str, content_type: &str, body: &str) -> (u16, String) {
-    let res = s
-        .http
-        .post(s.url(path))
-        .header("content-type", content_type)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
 /// PUTVAL lines (as write_http's Command format sends them) become one message per value list
 /// in `collectd_data`; the answer lists their keys; `/stats/` shows the collectd feed.
 #[tokio::test]
@@ -30,7 +18,7 @@ async fn putval_text() {
     let body = "PUTVAL \"web-1/cpu-0/cpu-idle\" interval=10 1700000000:98.5\n\
                 PUTVAL web-1/load/load interval=10 1700000000:0.5:0.25:0.1\n";
     assert_eq!(
-        post(&s, "/collectd/data", "text/plain", body).await,
+        s.post_raw("/collectd/data", "text/plain", body).await,
         (200, "collectd_data:1\r\ncollectd_data:2\r\n".into())
     );
     let got = take_json(&s, "collectd_data", 2, 5).await;
@@ -59,7 +47,7 @@ async fn write_http_json() {
          "type": "cpu", "type_instance": "idle"},
         {"values": [2], "host": "b", "plugin": "load"}
     ]);
-    let (status, keys) = post(&s, "/collectd/data", "application/json", &body.to_string()).await;
+    let (status, keys) = s.post_raw("/collectd/data", "application/json", &body.to_string()).await;
     assert_eq!((status, keys.lines().count()), (200, 2));
     assert_eq!(take_json(&s, "collectd_data", 2, 5).await, body.as_array().unwrap().clone());
 }
@@ -70,7 +58,7 @@ async fn write_http_json() {
 async fn event_notification() {
     let s = TestServer::start(StoreKind::Memory).await;
     let body = "Severity: WARNING\nTime: 1288548727\nHost: box\nPlugin: df\n\nDisk is above 90%.\n";
-    let (status, keys) = post(&s, "/collectd/event", "application/x-www-form-urlencoded", body).await;
+    let (status, keys) = s.post_raw("/collectd/event", "application/x-www-form-urlencoded", body).await;
     assert_eq!((status, keys.as_str()), (200, "collectd_event:1\r\n"));
     assert_eq!(
         take_json(&s, "collectd_event", 1, 5).await[0],
@@ -86,7 +74,7 @@ async fn bad_bodies_are_refused() {
     let s = TestServer::start(StoreKind::Memory).await;
     for (path, body) in [("/collectd/data", "hello"), ("/collectd/data", "[1,"), ("/collectd/event", "\n\n")]
     {
-        let (status, answer) = post(&s, path, "text/plain", body).await;
+        let (status, answer) = s.post_raw(path, "text/plain", body).await;
         assert_eq!(status, 400, "{path} {body:?}: {answer}");
         let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
         assert_eq!(answer["error"]["code"], "invalid_argument");
@@ -102,7 +90,7 @@ async fn spec_filters_and_renames() {
     let s = TestServer::start_with(StoreKind::Memory, |c| c.feeds = vec![spec]).await;
     let body = "PUTVAL h/cpu-0/cpu-user 1:5\nPUTVAL h/memory/memory-used 1:7\nPUTVAL h/cpu-1/cpu-user 1:6\n";
     assert_eq!(
-        post(&s, "/collectd/data", "text/plain", body).await,
+        s.post_raw("/collectd/data", "text/plain", body).await,
         (200, "metrics:1\r\nmetrics:2\r\n".into())
     );
     let got = take_json(&s, "metrics", 2, 5).await;

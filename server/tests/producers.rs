@@ -11,18 +11,6 @@ use restmq_server::config::{Overflow, StoreKind};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-async fn post_raw(s: &TestServer, path: &str, content_type: &str, body: &str) -> (u16, String) {
-    let res = s
-        .http
-        .post(s.url(path))
-        .header("content-type", content_type)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
 async fn len(s: &TestServer, queue: &str) -> u64 {
     let (status, body) = s.get(&format!("/stats/{queue}")).await;
     if status == 404 {
@@ -35,9 +23,9 @@ async fn len(s: &TestServer, queue: &str) -> u64 {
 /// compact JSON text.
 async fn batches_add_in_order(store: StoreKind) {
     let s = TestServer::start(store).await;
-    let (status, body) = post_raw(&s, "/q/b", "application/x-ndjson", "\"one\"\n{\"n\": 2}\n\n3\n").await;
+    let (status, body) = s.post_raw("/q/b", "application/x-ndjson", "\"one\"\n{\"n\": 2}\n\n3\n").await;
     assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()), (200, json!(["b:1", "b:2", "b:3"])));
-    let (status, body) = post_raw(&s, "/q/b?batch=1", "application/json", r#"["four", [5]]"#).await;
+    let (status, body) = s.post_raw("/q/b?batch=1", "application/json", r#"["four", [5]]"#).await;
     assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()), (200, json!(["b:4", "b:5"])));
     let mut values = Vec::new();
     for _ in 0..5 {
@@ -49,10 +37,10 @@ async fn batches_add_in_order(store: StoreKind) {
 /// One bad line refuses the whole batch and adds nothing.
 async fn bad_batch_adds_nothing(store: StoreKind) {
     let s = TestServer::start(store).await;
-    let (status, body) = post_raw(&s, "/q/bad", "application/x-ndjson", "\"ok\"\nnot json\n").await;
+    let (status, body) = s.post_raw("/q/bad", "application/x-ndjson", "\"ok\"\nnot json\n").await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], "malformed_json");
-    let (status, _) = post_raw(&s, "/q/bad?batch=1", "application/json", r#"{"not":"an array"}"#).await;
+    let (status, _) = s.post_raw("/q/bad?batch=1", "application/json", r#"{"not":"an array"}"#).await;
     assert_eq!(status, 400);
     assert_eq!(len(&s, "bad").await, 0);
 }
@@ -83,7 +71,7 @@ async fn full_queue_refuses(store: StoreKind) {
     assert_eq!(status, 429, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], "too_many_requests");
     s.get("/q/cap").await;
-    let (status, _) = post_raw(&s, "/q/cap?batch=1", "application/json", r#"["a","b"]"#).await;
+    let (status, _) = s.post_raw("/q/cap?batch=1", "application/json", r#"["a","b"]"#).await;
     assert_eq!(status, 429, "a batch that does not fit adds nothing");
     assert_eq!(len(&s, "cap").await, 2);
 }

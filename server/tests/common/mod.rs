@@ -93,6 +93,13 @@ impl TestServer {
         (res.status().as_u16(), res.text().await.unwrap())
     }
 
+    /// `POST path` with `body` as `content_type`: (status, body).
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, String) {
+        let req = self.http.post(self.url(path)).header("content-type", content_type);
+        let res = req.body(body.to_owned()).send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
     /// `GET path` parsed as JSON, asserting 200.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let (status, body) = self.get(path).await;
