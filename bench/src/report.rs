@@ -110,11 +110,8 @@ pub fn render(results: &Results, plan: &Plan, machine: &Machine, quick: bool, no
             let ratio = ratio(results, "publish", t, |s| s.rate);
             let _ = writeln!(
                 w,
-                "| {t} | {} | {} | {} | {} | {ratio} | {} | {} |",
-                rate(s.rate),
-                us(s.p50()),
-                us(s.p99()),
-                us(s.p999()),
+                "| {t} | {} | {ratio} | {} | {} |",
+                throughput(&s),
                 cpu(&s, true),
                 cpu(&s, false)
             );
@@ -124,16 +121,7 @@ pub fn render(results: &Results, plan: &Plan, machine: &Machine, quick: bool, no
     let _ = writeln!(w, "| server | msgs/s | p50 µs | p99 µs | p99.9 µs | server CPU | load CPU |\n|---|--:|--:|--:|--:|--:|--:|");
     for t in RESTMQ {
         if let Some(s) = results.median("pop", t) {
-            let _ = writeln!(
-                w,
-                "| {t} | {} | {} | {} | {} | {} | {} |",
-                rate(s.rate),
-                us(s.p50()),
-                us(s.p99()),
-                us(s.p999()),
-                cpu(&s, true),
-                cpu(&s, false)
-            );
+            let _ = writeln!(w, "| {t} | {} | {} | {} |", throughput(&s), cpu(&s, true), cpu(&s, false));
         }
     }
     let _ = writeln!(w, "\n## End-to-end latency (e2e)\n");
@@ -299,6 +287,11 @@ fn rate(v: f64) -> String {
         out.push(c);
     }
     out
+}
+
+/// The msgs/s, p50, p99 and p99.9 cells of a throughput row.
+fn throughput(s: &Sample) -> String {
+    format!("{} | {} | {} | {}", rate(s.rate), us(s.p50()), us(s.p99()), us(s.p999()))
 }
 
 /// Microseconds, `—` when not measured.
