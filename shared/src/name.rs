@@ -7,12 +7,17 @@ use serde::{Deserialize, Serialize};
 /// The longest queue name accepted, in bytes.
 pub const MAX_QUEUE_NAME_LEN: usize = 128;
 
+/// No queue name starts with this: RestMQ's status key of queue `q` is `queuestat::q`, which a
+/// queue named `queuestat:` would own as its message `q`.
+pub const RESERVED_PREFIX: &str = "queuestat:";
+
 /// Why a queue name or message key was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameError {
     Empty,
     TooLong,
     BadChar(char),
+    Reserved,
     BadKey,
 }
 
@@ -22,6 +27,10 @@ impl fmt::Display for NameError {
             Self::Empty => f.write_str("queue name is empty"),
             Self::TooLong => write!(f, "queue name is longer than {MAX_QUEUE_NAME_LEN} bytes"),
             Self::BadChar(c) => write!(f, "queue name has {c:?}; allowed are letters, digits and . _ - : @"),
+            Self::Reserved => write!(
+                f,
+                "queue names starting {RESERVED_PREFIX:?} are reserved: RestMQ keeps queue status in keys of that form"
+            ),
             Self::BadKey => f.write_str("message key must be <queue>:<n> with n a positive integer"),
         }
     }
@@ -29,7 +38,8 @@ impl fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
-/// A validated queue name: 1 to 128 bytes of ASCII letters, digits and `.` `_` `-` `:` `@`.
+/// A validated queue name: 1 to 128 bytes of ASCII letters, digits and `.` `_` `-` `:` `@`,
+/// not starting `queuestat:` ([`RESERVED_PREFIX`]).
 ///
 /// The colon is allowed so that RestMQ's `syslogd:<host>` queues keep their names; keys are
 /// parsed from the right, so `a:b:7` is message 7 of queue `a:b`.
@@ -49,10 +59,13 @@ impl QueueName {
         if name.len() > MAX_QUEUE_NAME_LEN {
             return Err(NameError::TooLong);
         }
-        match name.chars().find(|c| !is_name_char(*c)) {
-            Some(c) => Err(NameError::BadChar(c)),
-            None => Ok(()),
+        if let Some(c) = name.chars().find(|c| !is_name_char(*c)) {
+            return Err(NameError::BadChar(c));
         }
+        if name.starts_with(RESERVED_PREFIX) {
+            return Err(NameError::Reserved);
+        }
+        Ok(())
     }
 }
 
@@ -166,6 +179,18 @@ mod tests {
         assert_eq!(QueueName::try_from("a/b"), Err(NameError::BadChar('/')));
         assert_eq!(QueueName::try_from("a b"), Err(NameError::BadChar(' ')));
         assert_eq!(QueueName::try_from("x".repeat(129)), Err(NameError::TooLong));
+    }
+
+    /// Names that RestMQ's `queuestat::<q>` status keys would own are refused; near misses are not.
+    #[test]
+    fn reserved_names() {
+        for name in ["queuestat:", "queuestat::7", "queuestat:jobs"] {
+            assert_eq!(QueueName::try_from(name), Err(NameError::Reserved), "{name}");
+        }
+        for name in ["queuestat", "queuestat.x", "xqueuestat:", "QUEUESTAT:", "restmq"] {
+            assert!(QueueName::try_from(name).is_ok(), "{name}");
+        }
+        assert!(MessageKey::try_from("queuestat::7").is_err());
     }
 
     /// Keys parse from the right, so queue names with colons keep working.

@@ -1,5 +1,8 @@
-//! RestMQ's Redis key layout, exactly, plus hash-tagged names for Redis Cluster so that
-//! every key of one queue lives in one slot.
+//! The Redis key namespace: RestMQ's layout, exactly, and the keys restmq adds, laid out so
+//! that no two (queue, purpose) pairs, and no queue and the server, can ever share a key,
+//! whatever the names.
+//!
+//! RestMQ's own keys (kept as they are, so a server can serve an existing RestMQ Redis):
 //!
 //! | key | holds |
 //! |---|---|
@@ -11,6 +14,25 @@
 //! | `queuestat::<q>` | `"1"` started, `"0"` stopped |
 //! | `<q>:<n>:refcount` | soft-read count |
 //!
+//! These can only collide through `queuestat::<q>`, which is message `<q>` of a queue named
+//! `queuestat:`: names starting `queuestat:` are refused ([`QueueName`]).
+//!
+//! Every key restmq adds holds `|`, which no queue name may contain, and what stands before
+//! the first `|` names its owner: `restmq` the server, `<q>:` a queue, `<q>:<n>` a message.
+//! Two owners never write the same text there (a queue's ends with `:`, a message's holds a
+//! `:` but does not end with one, the server's holds none), and each owner's purposes are
+//! fixed words, the idempotency key last and verbatim, so the mapping is one-to-one.
+//!
+//! | key | holds |
+//! |---|---|
+//! | `restmq\|delayed`, `restmq\|ttl`, `restmq\|leased` | sets of queues to visit in the passes |
+//! | `restmq\|nodes`, `restmq\|node\|<id>` | processes and their presence |
+//! | `<q>:\|delayed` | delayed message keys, scored by when they become visible |
+//! | `<q>:\|ttl` | keys of messages with a ttl, scored by expiry |
+//! | `<q>:\|leased` | leased message keys, scored by lease deadline |
+//! | `<q>:\|idem\|<key>` | what a publish with that `Idempotency-Key` answered |
+//! | `<q>:<n>\|deliveries` | how often a message was leased (written by the scripts) |
+//!
 //! In cluster mode `<q>` is written `{<q>}` in every key (so `{jobs}:7`), which Redis hashes
 //! by the braces' content; clients still see `jobs:7`.
 
@@ -20,15 +42,24 @@ use restmq_shared::{MessageKey, QueueName};
 pub const QUEUESET: &str = "QUEUESET";
 
 /// The set of queues that have had delayed messages, for the promotion pass.
-pub const DELAYED_QUEUES: &str = "restmq:delayed";
+pub const DELAYED_QUEUES: &str = "restmq|delayed";
 
 /// The set of queues that have had messages with a ttl, for the sweep.
-pub const TTL_QUEUES: &str = "restmq:ttl";
+pub const TTL_QUEUES: &str = "restmq|ttl";
 
 /// The set of queues that have had leases, for the expiry pass.
-pub const LEASED_QUEUES: &str = "restmq:leased";
+pub const LEASED_QUEUES: &str = "restmq|leased";
 
-/// The pub/sub channel all restmq processes on one Redis share.
+/// The sorted set of processes, scored by load.
+pub const NODES: &str = "restmq|nodes";
+
+/// What a process reports of itself (a hash that expires unless refreshed).
+pub fn node(id: &str) -> String {
+    format!("restmq|node|{id}")
+}
+
+/// The pub/sub channel all restmq processes on one Redis share (a channel, not a key: the
+/// two never meet).
 pub const BUS: &str = "restmq:bus";
 
 /// Names of one queue's keys.
@@ -52,22 +83,22 @@ impl QueueKeys {
 
     /// The sorted set of delayed message keys, scored by when they become visible (Unix ms).
     pub fn delayed(&self) -> String {
-        format!("{}:delayed", self.base)
+        format!("{}:|delayed", self.base)
     }
 
     /// What a publish with this `Idempotency-Key` answered (expires with the window).
     pub fn idempotency(&self, key: &str) -> String {
-        format!("{}:idem:{key}", self.base)
+        format!("{}:|idem|{key}", self.base)
     }
 
     /// The sorted set of keys of messages added with a ttl, scored by expiry (Unix ms).
     pub fn expiring(&self) -> String {
-        format!("{}:ttl", self.base)
+        format!("{}:|ttl", self.base)
     }
 
     /// The sorted set of leased message keys, scored by lease deadline (Unix ms).
     pub fn leased(&self) -> String {
-        format!("{}:leased", self.base)
+        format!("{}:|leased", self.base)
     }
 
     pub fn counter(&self) -> String {
@@ -124,6 +155,10 @@ mod tests {
         assert_eq!(
             [tagged.list(), tagged.status(), tagged.message(7)],
             ["{jobs}:queue", "queuestat::{jobs}", "{jobs}:7"]
+        );
+        assert_eq!(
+            [plain.delayed(), plain.expiring(), plain.leased(), plain.idempotency("x:queue")],
+            ["jobs:|delayed", "jobs:|ttl", "jobs:|leased", "jobs:|idem|x:queue"]
         );
         assert_eq!(number("{jobs}:7"), Some(7));
         assert_eq!(number("syslogd:host:12"), Some(12));

@@ -1,5 +1,5 @@
-//! Leases on Redis: leased message keys wait in the sorted set `<q>:leased` (scored by the
-//! lease deadline), their delivery counts in `<q>:<n>:deliveries`; expired leases go back to
+//! Leases on Redis: leased message keys wait in the sorted set `<q>:|leased` (scored by the
+//! lease deadline), their delivery counts in `<q>:<n>|deliveries`; expired leases go back to
 //! the list or, delivered too often, to `<q>.dead`.
 
 use std::time::Duration;

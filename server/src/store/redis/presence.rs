@@ -1,24 +1,18 @@
 //! Presence and node balancing (the scored-set pattern of the Redis Cookbook): each process
-//! keeps a hash `restmq:node:<id>` with its address, load and consumers per queue, expiring
+//! keeps a hash `restmq|node|<id>` with its address, load and consumers per queue, expiring
 //! within seconds unless refreshed, and its load as its score in the sorted set
-//! `restmq:nodes`. Dead processes drop out when their hash expires.
+//! `restmq|nodes`. Dead processes drop out when their hash expires.
 
 use std::collections::BTreeMap;
 
 use redis::AsyncCommands;
 
 use super::conn::{error, Conn};
+use super::keys::{node as node_key, NODES};
 use crate::store::{NodePresence, StoreResult};
-
-/// The sorted set of processes, scored by load.
-pub const NODES: &str = "restmq:nodes";
 
 /// How long a process's presence outlives its last report, in seconds.
 pub const PRESENCE_TTL_SECS: i64 = 5;
-
-fn node_key(id: &str) -> String {
-    format!("restmq:node:{id}")
-}
 
 /// Publishes one process's presence.
 pub async fn report(conn: &mut Conn, p: &NodePresence) -> StoreResult<()> {

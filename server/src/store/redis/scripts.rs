@@ -122,7 +122,7 @@ pub static PURGE: LazyLock<Script> = LazyLock::new(|| {
 local keys = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, k in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do table.insert(keys, k) end
 for _, k in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do table.insert(keys, k) end
-for _, k in ipairs(keys) do redis.call('DEL', k, k .. ':refcount', k .. ':deliveries') end
+for _, k in ipairs(keys) do redis.call('DEL', k, k .. ':refcount', k .. '|deliveries') end
 local existed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 if KEYS[7] then existed = existed + redis.call('SREM', KEYS[7], ARGV[1]) end
 redis.call('PUBLISH', ARGV[2], 'p ' .. ARGV[1])
@@ -159,13 +159,13 @@ while found < max do
   local v = redis.call('GET', key)
   if v then
     redis.call('ZADD', KEYS[2], ARGV[2], key)
-    local d = redis.call('INCR', key .. ':deliveries')
+    local d = redis.call('INCR', key .. '|deliveries')
     table.insert(out, key)
     table.insert(out, v)
     table.insert(out, tostring(d))
     found = found + 1
   else
-    redis.call('DEL', key .. ':refcount', key .. ':deliveries')
+    redis.call('DEL', key .. ':refcount', key .. '|deliveries')
   end
 end
 return out
@@ -178,7 +178,7 @@ pub static ACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('DEL', ARGV[1], ARGV[1] .. ':refcount', ARGV[1] .. ':deliveries')
+redis.call('DEL', ARGV[1], ARGV[1] .. ':refcount', ARGV[1] .. '|deliveries')
 return 1
 ",
     )
@@ -212,13 +212,13 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local back, dead = 0, 0
 for _, key in ipairs(due) do
   redis.call('ZREM', KEYS[1], key)
-  local d = tonumber(redis.call('GET', key .. ':deliveries') or '0')
+  local d = tonumber(redis.call('GET', key .. '|deliveries') or '0')
   local v = redis.call('GET', key)
   if v and d >= tonumber(ARGV[2]) then
     local n = redis.call('INCR', KEYS[3])
     redis.call('SET', ARGV[5] .. n, v)
     redis.call('LPUSH', KEYS[4], ARGV[5] .. n)
-    redis.call('DEL', key, key .. ':refcount', key .. ':deliveries')
+    redis.call('DEL', key, key .. ':refcount', key .. '|deliveries')
     dead = dead + 1
   elseif v then
     redis.call('RPUSH', KEYS[2], key)
@@ -242,7 +242,7 @@ while true do
   local key = redis.call('RPOP', KEYS[1])
   if not key then break end
   local v = redis.call('GET', key)
-  redis.call('DEL', key, key .. ':refcount', key .. ':deliveries')
+  redis.call('DEL', key, key .. ':refcount', key .. '|deliveries')
   if v then
     local n = redis.call('INCR', KEYS[2])
     redis.call('SET', ARGV[1] .. n, v)
@@ -270,7 +270,7 @@ if max > 0 then
     if ARGV[6] ~= '1' or count > max then return -1 end
     for _ = 1, over do
       local k = redis.call('RPOP', KEYS[2])
-      if k then redis.call('DEL', k, k .. ':refcount', k .. ':deliveries') end
+      if k then redis.call('DEL', k, k .. ':refcount', k .. '|deliveries') end
     end
   end
 end
@@ -349,7 +349,7 @@ for _, key in ipairs(due) do
   redis.call('ZREM', KEYS[1], key)
   if redis.call('EXISTS', key) == 0 then
     swept = swept + redis.call('LREM', KEYS[2], 1, key)
-    redis.call('DEL', key .. ':refcount', key .. ':deliveries')
+    redis.call('DEL', key .. ':refcount', key .. '|deliveries')
   end
 end
 return swept
