@@ -82,6 +82,7 @@ impl ApiError {
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Broker(BrokerError::Store(StoreError::Unavailable(_))) => ErrorCode::StoreUnavailable,
+            Self::Broker(BrokerError::Store(StoreError::Unknown(_))) => ErrorCode::OutcomeUnknown,
             Self::Broker(BrokerError::Store(StoreError::Backend(_))) => ErrorCode::Internal,
             Self::Broker(BrokerError::Store(StoreError::QueueFull(_))) => ErrorCode::TooManyRequests,
         }
@@ -98,7 +99,13 @@ impl IntoResponse for ApiError {
             }
             ErrorCode::StoreUnavailable => {
                 tracing::warn!(error = %self, "store unavailable");
-                "the store is unavailable; retry later".to_owned()
+                "the store is unavailable; nothing was done; retry later".to_owned()
+            }
+            ErrorCode::OutcomeUnknown => {
+                tracing::warn!(error = %self, "store outcome unknown");
+                "the store did not confirm in time: this may or may not have taken effect; \
+                 retry an add with the same Idempotency-Key"
+                    .to_owned()
             }
             _ => self.to_string(),
         };

@@ -1,6 +1,6 @@
 //! The Redis store against a real `redis-server`: RestMQ's key layout checked with
 //! `redis-cli`, data the original RestMQ left behind, two processes adding and popping at
-//! once, and Redis restarting under load.
+//! once, Redis restarting under load, and Redis stalled (an answer means what it says).
 
 mod common;
 
@@ -48,7 +48,7 @@ async fn key_layout_is_restmqs() {
     assert!((1..=100).contains(&ttl), "ttl {ttl}");
     assert_eq!(s.http.delete(s.url("/q/q")).send().await.unwrap().status(), 200);
     let left: Vec<String> =
-        lines(r.cli(&["KEYS", "*q*"])).into_iter().filter(|k| !k.starts_with("restmq:")).collect();
+        lines(r.cli(&["KEYS", "*q*"])).into_iter().filter(|k| !k.starts_with("restmq|")).collect();
     assert!(left.is_empty(), "purge leaves no key of the queue: {left:?}");
     assert_eq!(r.cli(&["SISMEMBER", "QUEUESET", "q"]).unwrap(), "0");
 }
@@ -174,7 +174,7 @@ async fn two_processes_add_and_pop_concurrently() {
     assert_eq!(popped.len(), 400, "each message popped exactly once");
     assert_eq!(unique, added);
     let left: Vec<String> =
-        lines(redis.cli(&["KEYS", "*"])).into_iter().filter(|k| !k.starts_with("restmq:")).collect();
+        lines(redis.cli(&["KEYS", "*"])).into_iter().filter(|k| !k.starts_with("restmq|")).collect();
     assert_eq!(left, ["QUEUESET", "conc:UUID"], "no orphan keys");
 }
 
@@ -207,6 +207,12 @@ async fn survives_redis_restart() {
                         let body: Value = res.json().await.unwrap();
                         assert_eq!(body["error"]["code"], "store_unavailable");
                         *unavailable.lock().unwrap() += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    504 => {
+                        // In flight when Redis died: it may or may not have been added.
+                        let body: Value = res.json().await.unwrap();
+                        assert_eq!(body["error"]["code"], "outcome_unknown");
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     other => panic!("unexpected status {other}"),
@@ -262,4 +268,79 @@ async fn survives_redis_restart() {
     );
     assert!(*unavailable.lock().unwrap() > 0, "the server said 503 while Redis was down");
     assert_eq!(missing, 0, "acknowledged adds were lost");
+}
+
+/// Redis stalled (SIGSTOP) under publish load: an add answered `503 store_unavailable` was
+/// not added, one answered `200` was, and one whose outcome the server could not know is
+/// answered `504 outcome_unknown`, never 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_redis_answers_mean_what_they_say() {
+    let redis = RedisServer::start();
+    let s = Arc::new(TestServer::start_on_redis(&redis.url()).await);
+    let answers = Arc::new(Mutex::new(Vec::<(String, u16)>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producers: Vec<_> = (0..16)
+        .map(|p| {
+            let (s, answers, stop) = (s.clone(), answers.clone(), stop.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let value = format!("p{p}-{i}");
+                    let res = s.http.post(s.url("/q/stall")).form(&[("value", &value)]).send().await.unwrap();
+                    let status = res.status().as_u16();
+                    let body = res.text().await.unwrap();
+                    match status {
+                        200 => {}
+                        503 => assert!(body.contains("store_unavailable"), "{body}"),
+                        504 => assert!(body.contains("outcome_unknown"), "{body}"),
+                        other => panic!("unexpected {other}: {body}"),
+                    }
+                    answers.lock().unwrap().push((value, status));
+                }
+            })
+        })
+        .collect();
+    let count = |status: u16| count_in(&answers.lock().unwrap(), status);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(200) < 300 {
+        assert!(Instant::now() < deadline, "no adds before the stall");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    redis.pause();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    redis.resume();
+    let before = count(200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(200) < before + 300 {
+        assert!(Instant::now() < deadline, "adds did not resume after the stall");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for p in producers {
+        p.await.unwrap();
+    }
+    let stored: HashSet<String> = lines(redis.cli(&["LRANGE", "stall:queue", "0", "-1"]))
+        .iter()
+        .filter_map(|key| redis.cli(&["GET", key]))
+        .collect();
+    let answers = answers.lock().unwrap();
+    let lost: Vec<_> = answers.iter().filter(|(v, s)| *s == 200 && !stored.contains(v)).collect();
+    let refused_but_stored: Vec<_> =
+        answers.iter().filter(|(v, s)| *s == 503 && stored.contains(v)).collect();
+    let unknown = answers.iter().filter(|(_, s)| *s == 504).count();
+    println!(
+        "stall: 200 {}, 503 {}, 504 {unknown} ({} of them stored)",
+        count_in(&answers, 200),
+        count_in(&answers, 503),
+        answers.iter().filter(|(v, s)| *s == 504 && stored.contains(v)).count()
+    );
+    assert!(lost.is_empty(), "acknowledged adds missing: {lost:?}");
+    assert!(refused_but_stored.is_empty(), "answered 503 yet stored: {refused_but_stored:?}");
+    assert!(unknown > 0, "the stall left no add in doubt: the test did not exercise it");
+}
+
+fn count_in(answers: &[(String, u16)], status: u16) -> usize {
+    answers.iter().filter(|(_, s)| *s == status).count()
 }

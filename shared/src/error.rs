@@ -36,8 +36,11 @@ pub enum ErrorCode {
     Forbidden,
     /// A limit was reached.
     TooManyRequests,
-    /// The store cannot be reached.
+    /// The store cannot be reached; the request did not take effect.
     StoreUnavailable,
+    /// The store did not confirm in time: the request may or may not have taken effect.
+    /// Retry an add with the same `Idempotency-Key`.
+    OutcomeUnknown,
     /// Something failed inside the server; details are in its log.
     Internal,
 }
@@ -61,6 +64,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::TooManyRequests => "too_many_requests",
             Self::StoreUnavailable => "store_unavailable",
+            Self::OutcomeUnknown => "outcome_unknown",
             Self::Internal => "internal",
         }
     }
@@ -85,6 +89,7 @@ impl ErrorCode {
             Self::TooManyRequests => 429,
             Self::Internal => 500,
             Self::StoreUnavailable => 503,
+            Self::OutcomeUnknown => 504,
         }
     }
 }

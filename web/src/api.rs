@@ -63,6 +63,7 @@ pub fn describe(code: ErrorCode) -> &'static str {
         "forbidden" => "Not allowed",
         "too_many_requests" => "Limit reached, try again later",
         "store_unavailable" => "The store is unavailable",
+        "outcome_unknown" => "The store did not confirm in time: check before retrying",
         "internal" => "Server error (see its log)",
         other => other,
     }

@@ -13,7 +13,7 @@ use super::args::{Args, QueuePath};
 use super::reply;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::QueueStore;
+use crate::store::{QueueStore, StoreError};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -138,8 +138,11 @@ async fn healthz() -> Result<Response, ApiError> {
     reply::json(&serde_json::json!({"status": "ok"}), None)
 }
 
-/// `GET /readyz`: the store answers; 503 `store_unavailable` when it does not.
+/// `GET /readyz`: the store answers; 503 `store_unavailable` when it does not (in time).
 async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
-    state.broker.store().ping().await?;
+    state.broker.store().ping().await.map_err(|e| match e {
+        StoreError::Unknown(why) => StoreError::Unavailable(why),
+        e => e,
+    })?;
     reply::json(&serde_json::json!({"status": "ready", "store": state.broker.store().kind()}), None)
 }

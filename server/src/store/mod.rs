@@ -72,6 +72,10 @@ pub enum StoreError {
     /// The backend cannot be reached now (Redis down); the operation did not happen.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The request went out but no answer came back (a timeout, a connection lost while
+    /// waiting): the operation may or may not have happened.
+    #[error("store outcome unknown: {0}")]
+    Unknown(String),
     /// The backend failed; the operation did not happen.
     #[error("store failure: {0}")]
     Backend(String),

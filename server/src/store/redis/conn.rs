@@ -66,10 +66,14 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Connection trouble is `Unavailable` (503, retry later); anything else is `Backend`.
+/// A connection that could not be made is `Unavailable`: nothing was sent, so nothing
+/// happened. A timeout or a connection lost while waiting is `Unknown`: the command may have
+/// run (a stalled Redis runs it when it wakes). Anything else is `Backend`.
 pub fn error(err: RedisError) -> StoreError {
-    if err.is_io_error() || err.is_connection_refusal() || err.is_timeout() || err.is_connection_dropped() {
+    if err.is_connection_refusal() {
         StoreError::Unavailable(err.to_string())
+    } else if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() {
+        StoreError::Unknown(err.to_string())
     } else {
         StoreError::Backend(err.to_string())
     }
