@@ -1,7 +1,8 @@
 //! The Redis key namespace, as a property over generated queue names (reserved words, `:`
 //! and `.` runs, other queues' names plus suffixes) on a real Redis: each queue run alone
 //! writes a key set that no other queue's set meets, the server's own keys hold only queue
-//! names, and all the queues run together answer exactly as each did alone.
+//! names, and all the queues run together answer exactly as each did alone. Also: the names
+//! RestMQ's layout makes ambiguous are refused, and an earlier restmq's keys move at start.
 
 mod common;
 
@@ -230,4 +231,65 @@ async fn queuestat_names_are_refused() {
     assert_eq!(status, 400, "{body}");
     assert_ne!(r.cli(&["GET", "queuestat::7"]).unwrap(), "0", "queue 7 is still started");
     assert!(r.cli(&["KEYS", "queuestat:*"]).unwrap().lines().all(|k| k == "queuestat::7"));
+}
+
+/// Keys an earlier restmq wrote under names a queue could produce move to the new namespace
+/// at start: a lease can still be acknowledged with its delivery count kept, a delayed
+/// message still becomes visible, and no key of the old forms is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn earlier_layout_moves_at_start() {
+    let redis = RedisServer::start();
+    let far = (std::time::SystemTime::now() + Duration::from_secs(600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let soon = (std::time::SystemTime::now() + Duration::from_millis(500))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    for cmd in [
+        &["SADD", "QUEUESET", "jobs", "later"][..],
+        &["SET", "jobs:UUID", "2"],
+        &["SET", "jobs:1", "leased one"],
+        &["SET", "jobs:1:deliveries", "2"],
+        &["SET", "jobs:2", "back in line"],
+        &["SET", "jobs:2:deliveries", "1"],
+        &["LPUSH", "jobs:queue", "jobs:2"],
+        &["ZADD", "jobs:leased", &far, "jobs:1"],
+        &["SADD", "restmq:leased", "jobs"],
+        &["SET", "later:UUID", "1"],
+        &["SET", "later:1", "soon"],
+        &["ZADD", "later:delayed", &soon, "later:1"],
+        &["SADD", "restmq:delayed", "later"],
+        &["ZADD", "restmq:nodes", "0", "gone"],
+    ] {
+        assert!(redis.cli(cmd).is_some(), "{cmd:?}");
+    }
+    let s = TestServer::start_on_redis(&redis.url()).await;
+    let keys: BTreeSet<String> = redis.cli(&["KEYS", "*"]).unwrap().lines().map(str::to_owned).collect();
+    for old in ["restmq:leased", "restmq:delayed", "restmq:nodes", "jobs:leased", "later:delayed"] {
+        assert!(!keys.contains(old), "{old} is left: {keys:?}");
+    }
+    assert!(keys.iter().all(|k| !k.ends_with(":deliveries")), "{keys:?}");
+    assert_eq!(redis.cli(&["GET", "jobs:1|deliveries"]).unwrap(), "2");
+    assert_eq!(redis.cli(&["GET", "jobs:2|deliveries"]).unwrap(), "1");
+    assert_eq!(redis.cli(&["SMEMBERS", "restmq|leased"]).unwrap(), "jobs");
+
+    let res = s.http.delete(s.url("/q/jobs/jobs:1")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "the moved lease is acknowledged");
+    let reserved = s.get_json("/q/jobs?reserve=30").await;
+    assert_eq!((reserved["key"].as_str(), reserved["deliveries"].as_u64()), (Some("jobs:2"), Some(2)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = s.get("/q/later").await;
+        if status == 200 {
+            assert!(body.contains("soon"), "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the moved delayed message never became visible");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.stop().await;
 }

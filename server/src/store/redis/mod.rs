@@ -9,6 +9,7 @@ mod keys;
 mod lease;
 mod presence;
 mod scripts;
+mod upgrade;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -66,6 +67,7 @@ impl RedisStore {
     pub async fn open(options: RedisOptions) -> StoreResult<Self> {
         let first = options.urls.first().ok_or_else(|| StoreError::Backend("no Redis URL".to_owned()))?;
         let conn = Conn::open(&options.urls, options.cluster).await?;
+        upgrade::move_legacy_keys(&mut conn.clone(), options.cluster).await?;
         let client = redis::Client::open(first.as_str()).map_err(error)?;
         let pubsub = bus::subscribe(&client).await.map_err(error)?;
         let (events, _) = broadcast::channel(65_536);
