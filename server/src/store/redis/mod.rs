@@ -357,7 +357,9 @@ impl QueueStore for RedisStore {
     ) -> StoreResult<Option<Vec<MessageKey>>> {
         let found: Option<String> =
             self.conn().get(self.keys(queue).idempotency(idempotency_key)).await.map_err(error)?;
-        Ok(found.map(|list| list.split(',').filter_map(|k| MessageKey::try_from(k).ok()).collect()))
+        let own = |k: &MessageKey| k.queue == *queue;
+        Ok(found
+            .map(|list| list.split(',').filter_map(|k| MessageKey::try_from(k).ok()).filter(own).collect()))
     }
 
     async fn remember_idempotent(
