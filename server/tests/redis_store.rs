@@ -27,6 +27,7 @@ async fn key_layout_is_restmqs() {
     let r = s.redis.as_ref().unwrap();
     assert_eq!(s.add("q", "v1").await, "q:1");
     assert_eq!(r.cli(&["SMEMBERS", "QUEUESET"]).unwrap(), "q");
+    assert_eq!(r.cli(&["GET", "queuestat::q"]).unwrap(), "1", "a new queue is marked started, as RestMQ did");
     assert_eq!(r.cli(&["GET", "q:UUID"]).unwrap(), "1");
     assert_eq!(r.cli(&["GET", "q:1"]).unwrap(), "v1");
     assert_eq!(r.cli(&["LRANGE", "q:queue", "0", "-1"]).unwrap(), "q:1");
@@ -175,7 +176,7 @@ async fn two_processes_add_and_pop_concurrently() {
     assert_eq!(unique, added);
     let left: Vec<String> =
         lines(redis.cli(&["KEYS", "*"])).into_iter().filter(|k| !k.starts_with("restmq|")).collect();
-    assert_eq!(left, ["QUEUESET", "conc:UUID"], "no orphan keys");
+    assert_eq!(left, ["QUEUESET", "conc:UUID", "queuestat::conc"], "no orphan keys");
 }
 
 /// Redis killed and restarted under publish load: the server answers 503 with a JSON
@@ -343,4 +344,17 @@ async fn stalled_redis_answers_mean_what_they_say() {
 
 fn count_in(answers: &[(String, u16)], status: u16) -> usize {
     answers.iter().filter(|(_, s)| *s == status).count()
+}
+
+/// A queue whose first message is delayed is marked started too, and a status set before the
+/// first message is kept (RestMQ's `queue_add` wrote `queuestat::<q>` = 1 for a new queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_add_marks_the_queue_started() {
+    let s = TestServer::start(StoreKind::Redis).await;
+    let r = s.redis.as_ref().unwrap();
+    assert_eq!(s.post_form("/q/later", &[("value", "v"), ("delay", "60")]).await.0, 200);
+    assert_eq!(r.cli(&["GET", "queuestat::later"]).unwrap(), "1");
+    assert_eq!(s.post_form("/control/held", &[("status", "stop")]).await.0, 200);
+    s.add("held", "v").await;
+    assert_eq!(r.cli(&["GET", "queuestat::held"]).unwrap(), "0", "a pause set before the first add stays");
 }

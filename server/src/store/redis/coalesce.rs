@@ -107,7 +107,7 @@ pub(super) fn add_batch_invocation(
 ) -> ScriptInvocation<'static> {
     let keys = QueueKeys::new(queue, cluster);
     let mut inv = scripts::ADD_BATCH.key(keys.counter());
-    inv.key(keys.list());
+    inv.key(keys.list()).key(keys.status());
     with_queueset(&mut inv, cluster)
         .arg(queue.as_str())
         .arg(ttl_secs)

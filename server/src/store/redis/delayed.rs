@@ -25,7 +25,7 @@ impl RedisStore {
         let keys = self.keys(queue);
         let visible_at = crate::store::state::after(delay);
         let mut inv = scripts::ADD_DELAYED.key(keys.counter());
-        inv.key(keys.delayed());
+        inv.key(keys.delayed()).key(keys.status());
         self.with_queueset(&mut inv)
             .arg(queue.as_str())
             .arg(value)

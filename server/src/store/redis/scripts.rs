@@ -256,9 +256,11 @@ return moved
     )
 });
 
-/// KEYS: counter, list, [QUEUESET]. ARGV: queue, ttl seconds (0 = none), message-key
+/// KEYS: counter, list, status, [QUEUESET]. ARGV: queue, ttl seconds (0 = none), message-key
 /// prefix, bus, max length (0 = none), drop oldest (`1`/`0`), then the values. Adds all
-/// values or none; returns the first new `n`, or -1 when the queue is full.
+/// values or none; returns the first new `n`, or -1 when the queue is full. A queue's first
+/// message marks it started unless a status was set before, as RestMQ's `queue_add` did (a
+/// RestMQ process sharing the Redis never dispatches a queue without it).
 pub static ADD_BATCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -275,6 +277,7 @@ if max > 0 then
   end
 end
 local first = redis.call('INCRBY', KEYS[1], count) - count + 1
+if first == 1 then redis.call('SET', KEYS[3], '1', 'NX') end
 -- In chunks, so that each MSET/LPUSH stays well within Lua's stack.
 for from = 0, count - 1, 500 do
   local to = math.min(from + 500, count) - 1
@@ -292,19 +295,21 @@ for from = 0, count - 1, 500 do
   if #pairs > 0 then redis.call('MSET', unpack(pairs)) end
   redis.call('LPUSH', KEYS[2], unpack(listed))
 end
-if KEYS[3] then redis.call('SADD', KEYS[3], ARGV[1]) end
+if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[1]) end
 redis.call('PUBLISH', ARGV[4], 'a ' .. ARGV[1])
 return first
 ",
     )
 });
 
-/// KEYS: counter, delayed, [QUEUESET]. ARGV: queue, value, ttl seconds (0 = none),
-/// message-key prefix, visible-at (Unix ms). Adds a message hidden until visible-at.
+/// KEYS: counter, delayed, status, [QUEUESET]. ARGV: queue, value, ttl seconds (0 = none),
+/// message-key prefix, visible-at (Unix ms). Adds a message hidden until visible-at; a first
+/// message marks the queue started, as in [`ADD_BATCH`].
 pub static ADD_DELAYED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('SET', KEYS[3], '1', 'NX') end
 local key = ARGV[4] .. n
 if ARGV[3] ~= '0' then
   redis.call('SET', key, ARGV[2], 'EX', ARGV[3])
@@ -312,7 +317,7 @@ else
   redis.call('SET', key, ARGV[2])
 end
 redis.call('ZADD', KEYS[2], ARGV[5], key)
-if KEYS[3] then redis.call('SADD', KEYS[3], ARGV[1]) end
+if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[1]) end
 return n
 ",
     )
