@@ -358,3 +358,33 @@ async fn first_add_marks_the_queue_started() {
     s.add("held", "v").await;
     assert_eq!(r.cli(&["GET", "queuestat::held"]).unwrap(), "0", "a pause set before the first add stays");
 }
+
+/// `QUEUESET` as RestMQ's companions leave it: the Sinatra mini-RestMQ's `<q>:queue` entries
+/// name queue `<q>` (no phantom `q:queue`), and names this server refuses never break a
+/// listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_queueset_entries() {
+    let redis = RedisServer::start();
+    for cmd in [
+        // What the Sinatra app's POST /q/sin does.
+        &["INCR", "sin:UUID"][..],
+        &["SADD", "QUEUESET", "sin:queue"],
+        &["SET", "sin:1", "from sinatra"],
+        &["LPUSH", "sin:queue", "sin:1"],
+        &["SADD", "QUEUESET", "bad name", "queuestat:x", "a/b", ""],
+    ] {
+        assert!(redis.cli(cmd).is_some(), "{cmd:?}");
+    }
+    let s = TestServer::start_on_redis(&redis.url()).await;
+    assert_eq!(s.get_json("/q/").await, serde_json::json!(["sin"]));
+    let stats = s.get_json("/stats/").await;
+    assert_eq!(stats["count"], 1, "{stats}");
+    assert_eq!(stats["queues"]["sin"]["len"], 1, "{stats}");
+    assert_eq!(s.get_json("/q/sin").await["value"], "from sinatra");
+    assert_eq!(s.get("/control/").await.0, 200);
+    assert_eq!(s.get("/metrics").await.0, 200);
+    // A queue really named `x:queue` (its own list exists) is listed as itself.
+    s.add("x:queue", "own").await;
+    let listed = s.get_json("/q/").await;
+    assert!(listed.as_array().unwrap().contains(&serde_json::json!("x:queue")), "{listed}");
+}

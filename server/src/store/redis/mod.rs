@@ -7,6 +7,7 @@ mod conn;
 mod delayed;
 mod keys;
 mod lease;
+mod listing;
 mod presence;
 mod scripts;
 mod upgrade;
@@ -244,11 +245,7 @@ impl QueueStore for RedisStore {
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueName>> {
-        let names: Vec<String> = self.conn().smembers(QUEUESET).await.map_err(error)?;
-        let mut queues: Vec<QueueName> =
-            names.into_iter().filter_map(|n| QueueName::try_from(n).ok()).collect();
-        queues.sort();
-        Ok(queues)
+        self.queue_names().await
     }
 
     async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
