@@ -32,6 +32,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(config) => {
             restmq_server::telemetry::init();
+            restmq_server::connection::raise_fd_limit();
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             restmq_server::run(config, listener, restmq_server::shutdown::on_signal()).await?;
         }
