@@ -164,13 +164,14 @@ impl Drop for Process {
     }
 }
 
-/// `restmq serve --store memory` in a shell limited to `files` open files; returns it and its
-/// address.
-fn spawn_limited(files: u32) -> (Process, SocketAddr) {
+/// `restmq serve --store memory [args]` in a shell limited to `files` open files; returns it
+/// and its address.
+fn spawn_limited(files: u32, args: &[&str]) -> (Process, SocketAddr) {
     use std::io::{BufRead, BufReader};
-    let script = format!("ulimit -n {files} && exec \"$0\" serve --store memory --listen 127.0.0.1:0");
+    let script = format!("ulimit -n {files} && exec \"$0\" serve --store memory --listen 127.0.0.1:0 \"$@\"");
     let child = Command::new("sh")
         .args(["-c", &script, env!("CARGO_BIN_EXE_restmq")])
+        .args(args)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -190,12 +191,11 @@ fn spawn_limited(files: u32) -> (Process, SocketAddr) {
     panic!("restmq did not report its address");
 }
 
-/// A server limited to 256 open files keeps answering `/healthz` while 400 stalled sockets
-/// try to take every file descriptor it has.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_checks_pass_when_file_descriptors_run_out() {
+/// 400 stalled sockets against a server limited to 256 open files; `/healthz` on a new
+/// connection must still answer.
+async fn health_checks_pass_with_256_files(args: &[&str]) {
     rlimit::increase_nofile_limit(2048).expect("raise this test's open-file limit");
-    let (_server, addr) = spawn_limited(256);
+    let (_server, addr) = spawn_limited(256, args);
     // A new connection for each request: a pooled one would already be accepted.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -211,8 +211,26 @@ async fn health_checks_pass_when_file_descriptors_run_out() {
     assert!(held.len() > 256, "only {} stalled sockets connected", held.len());
     let asked = Instant::now();
     let health = http.get(&url).send().await.expect("/healthz answered within 10 s");
-    eprintln!("256 open files, {} stalled sockets: /healthz answered in {:?}", held.len(), asked.elapsed());
+    eprintln!(
+        "256 open files {args:?}, {} stalled sockets: /healthz answered in {:?}",
+        held.len(),
+        asked.elapsed()
+    );
     assert_eq!(health.status(), 200);
+}
+
+/// A server limited to 256 open files keeps answering `/healthz` while 400 stalled sockets
+/// try to take every file descriptor it has (its default cap stays below the limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_pass_when_file_descriptors_run_out() {
+    health_checks_pass_with_256_files(&[]).await;
+}
+
+/// With a cap above the open-file limit, `accept` runs out of file descriptors: the loop
+/// survives it, makes room, and `/healthz` still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_pass_when_accept_fails_with_emfile() {
+    health_checks_pass_with_256_files(&["--max-connections", "1000"]).await;
 }
 
 /// Stopping takes no longer than the grace plus a margin whatever clients do: a half-sent

@@ -100,9 +100,10 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     // Timeouts are the connection task's (see the module documentation).
     http.header_read_timeout(None);
+    let mut accept_warned = None;
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = accept(&listener, &open) => accepted,
+            accepted = accept(&listener, &open, &mut accept_warned) => accepted,
             () = stop.cancelled() => break,
         };
         let slot = match slots.clone().try_acquire_owned() {
@@ -159,10 +160,17 @@ pub async fn serve(
     cut.cancel();
 }
 
+/// How often a failing `accept` is logged.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
 /// Accepts the next connection. Out of file descriptors (or memory), it closes the connection
 /// that has waited longest for a request, or pauses; it never spins and never gives up.
-async fn accept(listener: &TcpListener, open: &Open) -> (TcpStream, SocketAddr) {
-    let mut warned = false;
+/// `warned` is when that was last logged.
+async fn accept(
+    listener: &TcpListener,
+    open: &Open,
+    warned: &mut Option<Instant>,
+) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
             Ok(accepted) => return accepted,
@@ -173,9 +181,9 @@ async fn accept(listener: &TcpListener, open: &Open) -> (TcpStream, SocketAddr) 
                     std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
                 ) => {}
             Err(err) => {
-                if !warned {
+                if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
                     tracing::warn!(%err, "accept failed; closing a waiting connection or pausing");
-                    warned = true;
+                    *warned = Some(Instant::now());
                 }
                 let pause = if open.close_longest_waiting() { 10 } else { 100 };
                 tokio::time::sleep(Duration::from_millis(pause)).await;
