@@ -4,7 +4,7 @@
 //! - A request's head must be complete within the header-read timeout of its first byte (of
 //!   connecting, for the first request); a keep-alive connection may wait for its next request
 //!   for the idle timeout. hyper's own `header_read_timeout` also runs while a connection idles,
-//!   so it cannot tell the two apart: [`activity`] does, and the connection's task closes it.
+//!   so it cannot tell the two apart: `activity` does, and the connection's task closes it.
 //! - At most `max_connections` are open (by default the open-file limit less a reserve). When
 //!   full, or when `accept` runs out of file descriptors, the connection that has waited longest
 //!   for a request is closed to make room: stalled sockets cannot keep health checks out.
@@ -14,10 +14,10 @@
 //!   never reads cannot hold a write (or a WebSocket task) past the grace.
 //!
 //! # Layout
-//! - [`activity`]: a connection's phase and deadline.
-//! - [`io`]: the socket wrapper (reads noted, slot held, cut, error pages).
-//! - [`error_page`]: JSON bodies for hyper's own `400`/`414`/`431` answers.
-//! - [`service`]: the router as a connection's hyper service.
+//! - `activity`: a connection's phase and deadline.
+//! - `io`: the socket wrapper (reads noted, slot held, cut, error pages).
+//! - `error_page`: JSON bodies for hyper's own `400`/`414`/`431` answers.
+//! - `service`: the router as a connection's hyper service.
 
 mod activity;
 mod error_page;
