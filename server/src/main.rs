@@ -1,6 +1,5 @@
 //! The `restmq` binary: parses the command line, sets up logging, raises the open-file limit,
-//! binds, and runs the server,
-//! a standalone feed, or a client command.
+//! binds, and runs the server, a standalone feed, or a client command.
 
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
