@@ -115,9 +115,26 @@ pub struct ServeConfig {
     #[arg(long, env = "RESTMQ_MAX_STREAMS", default_value_t = 0)]
     pub max_streams: usize,
 
-    /// Seconds streams get to close cleanly at shutdown.
+    /// Seconds streams and connections get to close cleanly at shutdown; whatever is still
+    /// open then is cut, so stopping never takes much longer than this.
     #[arg(long, env = "RESTMQ_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,
+
+    /// Seconds a client has to send a request's headers, counted from its first byte (from
+    /// connecting, for a connection's first request); a slower connection is closed.
+    #[arg(long, env = "RESTMQ_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a keep-alive connection may wait, idle, for its next request before it is closed
+    /// (streaming responses and WebSockets are never idle).
+    #[arg(long, env = "RESTMQ_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// Connections open at once (0 = the open-file limit less a reserve of an eighth, at least
+    /// 64). When full, or out of file descriptors, the connection that has waited longest for a
+    /// request is closed to make room.
+    #[arg(long, env = "RESTMQ_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
 
     /// A data source to relay into a queue, e.g. `system` or `file:path=a.txt,queue=text,loop`;
     /// repeatable (in the environment, separate specs with `;`). Syntax in the README.

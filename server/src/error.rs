@@ -22,8 +22,8 @@ pub enum ApiError {
     InvalidKey(String),
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
-    #[error("unknown cmd {0:?}; known are add, get, take, del")]
-    UnknownCommand(String),
+    #[error("unknown cmd {cmd:?}; known are {}", known.join(", "))]
+    UnknownCommand { cmd: String, known: &'static [&'static str] },
     #[error("callback must be a JavaScript identifier path like `cb` or `app.onData`")]
     InvalidCallback,
     #[error("{0}")]
@@ -71,7 +71,7 @@ impl ApiError {
             Self::InvalidKey(_) | Self::Broker(BrokerError::ForeignKey { .. }) => ErrorCode::InvalidKey,
             Self::Broker(BrokerError::NotDeadLetter(_)) => ErrorCode::InvalidQueueName,
             Self::MalformedJson(_) => ErrorCode::MalformedJson,
-            Self::UnknownCommand(_) => ErrorCode::UnknownCommand,
+            Self::UnknownCommand { .. } => ErrorCode::UnknownCommand,
             Self::InvalidCallback => ErrorCode::InvalidCallback,
             Self::TooLarge(_) | Self::Broker(BrokerError::TooLarge { .. }) => ErrorCode::TooLarge,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,

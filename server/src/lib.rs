@@ -6,6 +6,7 @@
 //! - [`telemetry`]: logging setup.
 //! - [`shutdown`]: signals to a cancellation token.
 //! - [`server`]: opening the store, serving, and stopping cleanly.
+//! - [`connection`]: accepting and serving connections, with timeouts, a cap and a bounded shutdown.
 //! - [`state`]: the handles every handler gets.
 //! - [`error`]: the HTTP error type and its JSON body.
 //! - [`store`]: the store interface and its backends.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod feed;
 pub mod http;

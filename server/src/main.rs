@@ -1,5 +1,5 @@
-//! The `restmq` binary: parses the command line, sets up logging, binds, and runs the server,
-//! a standalone feed, or a client command.
+//! The `restmq` binary: parses the command line, sets up logging, raises the open-file limit,
+//! binds, and runs the server, a standalone feed, or a client command.
 
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
@@ -32,6 +32,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(config) => {
             restmq_server::telemetry::init();
+            restmq_server::connection::raise_fd_limit();
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             restmq_server::run(config, listener, restmq_server::shutdown::on_signal()).await?;
         }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -71,21 +70,11 @@ pub async fn run(
     let auth = Arc::new(crate::auth::Auth::from_config(&config.auth)?);
     auth.spawn_reload(shutdown.clone(), &tracker);
     let state = AppState { broker: broker.clone(), settings: Arc::new(settings), feeds, auth };
-    let app = crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = crate::http::router(state);
+    let limits = crate::connection::Limits::from_config(&config);
 
     tracing::info!(store = store.kind(), "restmq ready at http://{addr}/");
-    // No Nagle: a message frame goes out at once, not after the ACK of the one before.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "TCP_NODELAY refused");
-        }
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
-
-    tracker.close();
-    if tokio::time::timeout(Duration::from_secs(config.shutdown_grace_secs), tracker.wait()).await.is_err() {
-        tracing::warn!("some streams did not end in time");
-    }
+    crate::connection::serve(listener, app, limits, shutdown.clone(), &tracker).await;
     broker.flush_requeues().await;
     store.close().await?;
     tracing::info!("restmq stopped");

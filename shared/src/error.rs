@@ -24,6 +24,12 @@ pub enum ErrorCode {
     TooLarge,
     /// The content type of the body is not supported by the route.
     UnsupportedMediaType,
+    /// The request is not valid HTTP (a malformed request line or header).
+    BadRequest,
+    /// The request line (the URI) is longer than the server reads.
+    UriTooLong,
+    /// The request has more or larger headers than the server reads.
+    HeadersTooLarge,
     /// No route has this path.
     NotFound,
     /// The route exists but not for this method.
@@ -57,6 +63,9 @@ impl ErrorCode {
             Self::InvalidCallback => "invalid_callback",
             Self::TooLarge => "too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BadRequest => "bad_request",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UpgradeRequired => "upgrade_required",
@@ -78,14 +87,17 @@ impl ErrorCode {
             | Self::InvalidKey
             | Self::MalformedJson
             | Self::UnknownCommand
-            | Self::InvalidCallback => 400,
+            | Self::InvalidCallback
+            | Self::BadRequest => 400,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::TooLarge => 413,
+            Self::UriTooLong => 414,
             Self::UnsupportedMediaType => 415,
             Self::UpgradeRequired => 426,
+            Self::HeadersTooLarge => 431,
             Self::TooManyRequests => 429,
             Self::Internal => 500,
             Self::StoreUnavailable => 503,

@@ -33,8 +33,34 @@ pub enum Command {
     Nack { queue: QueueName, key: MessageKey },
 }
 
-/// The commands the protocol knows, for error messages.
-pub const COMMANDS: [&str; 7] = ["add", "get", "take", "del", "reserve", "ack", "nack"];
+/// The `cmd` names [`Command`] accepts, read from its own `Deserialize`, so that no second list
+/// can fall behind it.
+pub fn command_names() -> &'static [&'static str] {
+    tag_names::<Command>("cmd")
+}
+
+/// The variant names of an internally tagged enum (`#[serde(tag = "…")]`): its `Deserialize`
+/// is handed an unknown tag and reports, through `unknown_variant`, the names it expected.
+pub fn tag_names<T: serde::de::DeserializeOwned>(tag: &'static str) -> &'static [&'static str] {
+    #[derive(Debug)]
+    struct Expected(&'static [&'static str]);
+    impl std::fmt::Display for Expected {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "expected one of {:?}", self.0)
+        }
+    }
+    impl std::error::Error for Expected {}
+    impl serde::de::Error for Expected {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Self(&[])
+        }
+        fn unknown_variant(_: &str, expected: &'static [&'static str]) -> Self {
+            Self(expected)
+        }
+    }
+    let probe = serde::de::value::MapDeserializer::<_, Expected>::new(std::iter::once((tag, "")));
+    T::deserialize(probe).err().map_or(&[], |Expected(names)| names)
+}
 
 /// Values are opaque text: a JSON string is taken as is, anything else as its compact JSON.
 fn value_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -78,6 +104,16 @@ impl CommandReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The command names come from the enum: every variant, and each one parses as a `cmd`.
+    #[test]
+    fn command_names_are_the_variants() {
+        assert_eq!(command_names(), ["add", "get", "take", "del", "reserve", "ack", "nack"]);
+        for name in command_names() {
+            let doc = serde_json::json!({"cmd": name, "queue": "q", "key": "q:1", "value": "v"});
+            assert!(serde_json::from_value::<Command>(doc).is_ok(), "{name}");
+        }
+    }
 
     /// Object values become compact JSON text; strings stay strings; numbers stay text.
     #[test]

@@ -108,13 +108,20 @@ impl Args {
         }
     }
 
-    fn merge<'a>(
-        &mut self,
-        pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
-    ) {
-        for (k, v) in pairs {
-            self.insert(k.into_owned(), v.into_owned());
+    /// Adds the pairs of a query string or urlencoded body (`+` is a space, `%XX` a byte). A
+    /// name or value that is not UTF-8 once decoded is refused, not patched with U+FFFD.
+    fn merge_form(&mut self, form: &[u8]) -> Result<(), ApiError> {
+        for pair in form.split(|&b| b == b'&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &[][..]),
+            };
+            let name = form_component(name)
+                .map_err(|()| ApiError::InvalidArgument("an argument name is not valid UTF-8".to_owned()))?;
+            let value = form_component(value).map_err(|()| not_utf8(&name))?;
+            self.insert(name, value);
         }
+        Ok(())
     }
 
     fn insert(&mut self, name: String, value: String) {
@@ -122,6 +129,16 @@ impl Args {
             self.fields.push((name, value));
         }
     }
+}
+
+/// One decoded name or value of a form: `+` is a space, `%XX` a byte; `Err` if not UTF-8.
+fn form_component(raw: &[u8]) -> Result<String, ()> {
+    let spaced: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    String::from_utf8(percent_encoding::percent_decode(&spaced).collect()).map_err(drop)
+}
+
+fn not_utf8(name: &str) -> ApiError {
+    ApiError::InvalidArgument(format!("argument `{name}` is not valid UTF-8"))
 }
 
 /// `[A-Za-z_$][A-Za-z0-9_$.]*`, at most 128 bytes: a plain JavaScript identifier path.
@@ -138,14 +155,14 @@ impl FromRequest<AppState> for Args {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let mut args = Args::default();
         if let Some(query) = req.uri().query() {
-            args.merge(form_urlencoded::parse(query.as_bytes()));
+            args.merge_form(query.as_bytes())?;
         }
         let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let limit = state.body_limit();
         match content_type.map(essence).unwrap_or_default() {
             form if form.eq_ignore_ascii_case("application/x-www-form-urlencoded") => {
                 let bytes = read_body(req, limit).await?;
-                args.merge(form_urlencoded::parse(&bytes));
+                args.merge_form(&bytes)?;
             }
             multipart if multipart.eq_ignore_ascii_case("multipart/form-data") => {
                 let mut multipart = Multipart::from_request(req, state).await.map_err(|e| {
@@ -153,7 +170,8 @@ impl FromRequest<AppState> for Args {
                 })?;
                 while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
                     let Some(name) = field.name().map(str::to_owned) else { continue };
-                    let value = field.text().await.map_err(multipart_error)?;
+                    let value = field.bytes().await.map_err(multipart_error)?;
+                    let value = String::from_utf8(value.to_vec()).map_err(|_| not_utf8(&name))?;
                     args.insert(name, value);
                 }
             }
@@ -222,6 +240,19 @@ impl<S: Send + Sync> FromRequestParts<S> for QueuePath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Forms decode `+` and `%XX`; bytes that are not UTF-8 are refused, not replaced.
+    #[test]
+    fn forms_are_strict_utf8() {
+        let mut args = Args::default();
+        args.merge_form(b"value=a+b%21&&empty=&flag&value=%C3%A9").unwrap();
+        assert_eq!(args.get("value"), Some("é"));
+        assert!(args.flag("value") && !args.flag("flag") && args.get("empty").is_none());
+        assert_eq!(form_component(b"a+b%20c%21").unwrap(), "a b c!");
+        for bad in [&b"value=%FF%FE"[..], b"value=\xff", b"%FF=x", b"value=%C3"] {
+            assert!(Args::default().merge_form(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 
     /// Callbacks are identifier paths only: nothing that could inject script.
     #[test]

@@ -1,10 +1,11 @@
-//! `POST /queue`: RestMQ's JSON protocol (`add`, `get`, `take`, `del`).
+//! `POST /queue`: RestMQ's JSON protocol (`add`, `get`, `take`, `del`) and its additions
+//! (`reserve`, `ack`, `nack`).
 
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use restmq_shared::protocol::COMMANDS;
+use restmq_shared::protocol::command_names;
 use restmq_shared::{Command, CommandReply, MessageKey, QueueName};
 use serde_json::Value;
 
@@ -101,10 +102,10 @@ fn parse(args: &Args) -> Result<Command, ApiError> {
         .get("cmd")
         .ok_or(ApiError::MissingArgument("cmd"))?
         .as_str()
-        .ok_or_else(|| ApiError::UnknownCommand(doc["cmd"].to_string()))?
+        .ok_or_else(|| ApiError::UnknownCommand { cmd: doc["cmd"].to_string(), known: command_names() })?
         .to_owned();
-    if !COMMANDS.contains(&cmd.as_str()) {
-        return Err(ApiError::UnknownCommand(cmd));
+    if !command_names().contains(&cmd.as_str()) {
+        return Err(ApiError::UnknownCommand { cmd, known: command_names() });
     }
     check_fields(&cmd, &doc)?;
     serde_json::from_value(doc).map_err(|e| ApiError::InvalidArgument(format!("bad {cmd} command: {e}")))

@@ -123,7 +123,7 @@ async fn produce(broker: &Broker, queue: &QueueName, text: &str) -> String {
                 Err(err) => Err(err.into()),
             }
         }
-        Ok(frame) => Err(ApiError::UnknownCommand(frame.cmd)),
+        Ok(frame) => Err(ApiError::UnknownCommand { cmd: frame.cmd, known: &["add"] }),
         Err(e) => Err(ApiError::MalformedJson(format!("expected {{\"cmd\":\"add\",\"value\":…}}: {e}"))),
     };
     match result {

@@ -113,9 +113,44 @@ async fn json_missing_fields(store: StoreKind) {
     }
 }
 
+/// The unknown-command error of `/queue` lists every command `/queue` accepts, and only those.
+async fn unknown_command_lists_the_accepted(store: StoreKind) {
+    let s = seeded(store).await;
+    let res = raw_command(&s, r#"{"cmd":"frobnicate","queue":"seed"}"#).send().await.unwrap();
+    let body: Value = res.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap_or_default().to_owned();
+    let listed: Vec<&str> = message.split("known are ").nth(1).unwrap_or_default().split(", ").collect();
+    for cmd in ["add", "get", "take", "del", "reserve", "ack", "nack"] {
+        assert!(listed.contains(&cmd), "{cmd} missing from {message:?}");
+    }
+    for cmd in &listed {
+        let doc = json!({"cmd": cmd, "queue": "other", "key": "other:1", "value": "x"}).to_string();
+        let res = raw_command(&s, doc).send().await.unwrap();
+        let body: Value = res.json().await.unwrap_or_default();
+        assert_ne!(body["error"]["code"], "unknown_command", "{message:?} lists {cmd}, which is refused");
+    }
+}
+
+/// A WebSocket frame with a command other than `add` is answered with an error naming `add`
+/// as the only command a frame may carry.
+async fn websocket_unknown_command_lists_add(store: StoreKind) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let s = seeded(store).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url("/ws/frames")).await.unwrap();
+    ws.send(Message::text(r#"{"cmd":"take","value":"x"}"#)).await.unwrap();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("an answer");
+    let body: Value = serde_json::from_str(&frame.unwrap().unwrap().to_string()).unwrap();
+    assert_eq!(body["error"]["code"], "unknown_command", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.ends_with("known are add"), "{message}");
+}
+
 crate::on_every_store!(
     malformed_json,
     unknown_command,
+    unknown_command_lists_the_accepted,
+    websocket_unknown_command_lists_add,
     missing_cmd,
     incomplete_commands,
     json_bad_queue_name,
