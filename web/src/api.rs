@@ -64,6 +64,9 @@ pub fn describe(code: ErrorCode) -> &'static str {
         "too_many_requests" => "Limit reached, try again later",
         "store_unavailable" => "The store is unavailable",
         "outcome_unknown" => "The store did not confirm in time: check before retrying",
+        "bad_request" => "The request is not valid HTTP",
+        "uri_too_long" => "The address is too long",
+        "headers_too_large" => "The request headers are too large",
         "internal" => "Server error (see its log)",
         other => other,
     }
