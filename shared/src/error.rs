@@ -36,6 +36,10 @@ pub enum ErrorCode {
     Forbidden,
     /// A limit was reached.
     TooManyRequests,
+    /// The `Idempotency-Key` header is too long, repeated, or not visible ASCII.
+    InvalidIdempotencyKey,
+    /// A request with the same `Idempotency-Key` is still being processed; retry later.
+    IdempotencyKeyInUse,
     /// The store cannot be reached.
     StoreUnavailable,
     /// Something failed inside the server; details are in its log.
@@ -60,6 +64,8 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::TooManyRequests => "too_many_requests",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
             Self::StoreUnavailable => "store_unavailable",
             Self::Internal => "internal",
         }
@@ -74,11 +80,13 @@ impl ErrorCode {
             | Self::InvalidKey
             | Self::MalformedJson
             | Self::UnknownCommand
-            | Self::InvalidCallback => 400,
+            | Self::InvalidCallback
+            | Self::InvalidIdempotencyKey => 400,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::IdempotencyKeyInUse => 409,
             Self::TooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::UpgradeRequired => 426,

@@ -11,6 +11,7 @@ use restmq_shared::{GetReply, LeaseReply, MessageKey, PurgeReply, QueueName, Rec
 use super::args::{Args, IdempotencyKey, QueuePath, MAX_TTL_SECS};
 use super::batch::batch_values;
 use super::{reply, web};
+use crate::broker::Idempotent;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -57,7 +58,8 @@ async fn add_message(
 
 /// One message (`value`) or a batch (NDJSON, or a JSON array with `batch=1`). With an
 /// `Idempotency-Key` header, a retry within the window gets the first answer and adds
-/// nothing.
+/// nothing; the key is claimed before adding, so a refusal (key in use, memory full) adds
+/// nothing either.
 async fn add(
     state: &AppState,
     queue: &QueueName,
@@ -65,11 +67,15 @@ async fn add(
     args: &Args,
 ) -> Result<Response, ApiError> {
     let batch = batch_values(args)?;
-    if let Some(k) = idempotency {
-        if let Some(keys) = state.broker.idempotent_answer(queue, k).await? {
-            return answer(&keys, batch.is_some());
+    let claim = match idempotency {
+        Some(k) => {
+            match state.broker.claim_idempotency(queue, k, batch.as_ref().map_or(1, Vec::len)).await? {
+                Idempotent::Retry(keys) => return answer(&keys, batch.is_some()),
+                Idempotent::First(claim) => Some(claim),
+            }
         }
-    }
+        None => None,
+    };
     let ttl = args.ttl()?;
     let keys = match &batch {
         Some(values) => {
@@ -87,8 +93,8 @@ async fn add(
             }
         }
     };
-    if let Some(k) = idempotency {
-        state.broker.remember_answer(queue, k, &keys).await?;
+    if let Some(claim) = claim {
+        claim.finish(&keys).await?;
     }
     answer(&keys, batch.is_some())
 }

@@ -1,0 +1,253 @@
+//! Idempotent publishing: a publish with an `Idempotency-Key` seen within the window gets the
+//! first request's answer and adds nothing.
+//!
+//! On a shared store (Redis) the answers live in the store with an expiry, so a retry may
+//! land on any process. On a process-local store they live here, in memory bounded by bytes
+//! (`--idempotency-max-bytes`), and every answer is kept for the whole window: none is
+//! evicted early, so a retry within the window is always recognised. When the budget is full
+//! of answers still inside their window, a new key is refused ([`BrokerError::IdempotencyFull`],
+//! a `429` with `Retry-After`) before anything is added, rather than accepted and forgotten.
+//! The key of a publish still running is claimed: a concurrent retry gets
+//! [`BrokerError::IdempotencyKeyInUse`] (a `409`) instead of adding a second time.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use restmq_shared::{MessageKey, QueueName};
+
+use super::{Broker, BrokerError, BrokerResult};
+use crate::store::QueueStore;
+
+/// The longest `Idempotency-Key`, in bytes.
+pub const MAX_KEY_BYTES: usize = 200;
+
+/// Bytes charged per remembered answer besides its queue name, key and message numbers: the
+/// map and queue slots, string and vector headers, the timestamp.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// A queue and an idempotency key.
+type Retry = (QueueName, String);
+
+/// The first answer to an idempotent publish.
+enum Answer {
+    /// The first request is still adding; `cost` bytes are reserved for its answer.
+    Pending { cost: usize },
+    /// The message numbers it got (all in the retry's queue), and when.
+    Done { ns: Vec<u64>, at: Instant, cost: usize },
+}
+
+/// The answers of this process (on a process-local store).
+#[derive(Default)]
+pub struct Remembered {
+    memory: Mutex<Memory>,
+}
+
+#[derive(Default)]
+struct Memory {
+    answers: HashMap<Retry, Answer>,
+    /// Finished answers in the order they were remembered, which is the order they expire.
+    order: VecDeque<(Instant, Retry)>,
+    /// Bytes charged for `answers` and `order`.
+    bytes: usize,
+}
+
+/// What an idempotent publish should do.
+pub enum Idempotent {
+    /// A retry within the window: answer these keys, add nothing.
+    Retry(Vec<MessageKey>),
+    /// The first request with this key: add, then [`Claim::finish`] with the keys. Dropping
+    /// the claim unfinished (the add failed) forgets the key.
+    First(Claim),
+}
+
+/// An idempotency key claimed by the request that is adding.
+pub struct Claim {
+    broker: Broker,
+    retry: Retry,
+    finished: bool,
+}
+
+impl Broker {
+    /// Claims `idempotency_key` on `queue` for a publish of `messages` messages, or answers
+    /// what the first publish with it got. Errors: the key is in use by a publish still
+    /// running, or the memory for answers is full (both change nothing).
+    pub async fn claim_idempotency(
+        &self,
+        queue: &QueueName,
+        idempotency_key: &str,
+        messages: usize,
+    ) -> BrokerResult<Idempotent> {
+        let retry = (queue.clone(), idempotency_key.to_owned());
+        let found = if self.store().is_shared() {
+            self.store().idempotent_keys(queue, idempotency_key).await?
+        } else {
+            let (window, budget) = (self.config().idempotency_window, self.config().idempotency_max_bytes);
+            let ns = self.inner.remembered.lock().claim(&retry, messages, window, budget)?;
+            ns.map(|ns| ns.into_iter().map(|n| MessageKey { queue: queue.clone(), n }).collect())
+        };
+        Ok(match found {
+            Some(keys) => Idempotent::Retry(keys),
+            None => Idempotent::First(Claim { broker: self.clone(), retry, finished: false }),
+        })
+    }
+
+    /// Bytes the remembered answers of this process take (0 on a shared store).
+    pub fn idempotency_bytes(&self) -> usize {
+        self.inner.remembered.lock().bytes
+    }
+}
+
+impl Claim {
+    /// Remembers the keys the publish got, for the window.
+    pub async fn finish(mut self, keys: &[MessageKey]) -> BrokerResult<()> {
+        self.finished = true;
+        let (queue, key) = &self.retry;
+        if self.broker.store().is_shared() {
+            let window = self.broker.config().idempotency_window;
+            return Ok(self.broker.store().remember_idempotent(queue, key, keys, window).await?);
+        }
+        let ns = keys.iter().map(|k| k.n).collect();
+        self.broker.inner.remembered.lock().finish(&self.retry, ns);
+        Ok(())
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.finished && !self.broker.store().is_shared() {
+            self.broker.inner.remembered.lock().release(&self.retry);
+        }
+    }
+}
+
+impl Remembered {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Bytes charged for an answer of `messages` message numbers.
+fn cost(retry: &Retry, messages: usize) -> usize {
+    // The queue name and key are held twice: in the map and in the expiry order.
+    ENTRY_OVERHEAD + 2 * (retry.0.as_str().len() + retry.1.len()) + messages * size_of::<u64>()
+}
+
+impl Memory {
+    /// The first answer to `retry`, or `None` after reserving room for a new one.
+    fn claim(
+        &mut self,
+        retry: &Retry,
+        messages: usize,
+        window: Duration,
+        budget: usize,
+    ) -> BrokerResult<Option<Vec<u64>>> {
+        let now = Instant::now();
+        self.expire(now, window);
+        match self.answers.get(retry) {
+            Some(Answer::Done { ns, .. }) => return Ok(Some(ns.clone())),
+            Some(Answer::Pending { .. }) => return Err(BrokerError::IdempotencyKeyInUse),
+            None => {}
+        }
+        let cost = cost(retry, messages);
+        if self.bytes + cost > budget {
+            // The oldest answer frees its room when it leaves the window.
+            let wait =
+                self.order.front().map_or(window, |(at, _)| (*at + window).saturating_duration_since(now));
+            return Err(BrokerError::IdempotencyFull { retry_after_secs: wait.as_secs() + 1 });
+        }
+        self.bytes += cost;
+        self.answers.insert(retry.clone(), Answer::Pending { cost });
+        Ok(None)
+    }
+
+    /// Records the answer of a claimed key; it is kept for the window from now.
+    fn finish(&mut self, retry: &Retry, ns: Vec<u64>) {
+        let now = Instant::now();
+        let cost = cost(retry, ns.len());
+        if let Some(Answer::Pending { cost: reserved } | Answer::Done { cost: reserved, .. }) =
+            self.answers.insert(retry.clone(), Answer::Done { ns, at: now, cost })
+        {
+            self.bytes -= reserved;
+        }
+        self.bytes += cost;
+        self.order.push_back((now, retry.clone()));
+    }
+
+    /// Forgets a claim whose publish failed.
+    fn release(&mut self, retry: &Retry) {
+        if let Some(&Answer::Pending { cost }) = self.answers.get(retry) {
+            self.answers.remove(retry);
+            self.bytes -= cost;
+        }
+    }
+
+    /// Drops the answers whose window has passed (they are at the front of `order`).
+    fn expire(&mut self, now: Instant, window: Duration) {
+        while let Some((at, _)) = self.order.front() {
+            if now.saturating_duration_since(*at) < window {
+                return;
+            }
+            let Some((at, retry)) = self.order.pop_front() else { return };
+            if matches!(self.answers.get(&retry), Some(Answer::Done { at: done, .. }) if *done == at) {
+                if let Some(Answer::Done { cost, .. }) = self.answers.remove(&retry) {
+                    self.bytes -= cost;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry(key: &str) -> Retry {
+        (QueueName::try_from("q").unwrap(), key.to_owned())
+    }
+
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    /// A key claimed by a running publish is in use; once finished it answers the first
+    /// keys; a failed publish's claim is released.
+    #[test]
+    fn claims_answer_or_wait() {
+        let mut memory = Memory::default();
+        assert_eq!(memory.claim(&retry("a"), 1, WINDOW, 1 << 20).unwrap(), None);
+        assert!(matches!(
+            memory.claim(&retry("a"), 1, WINDOW, 1 << 20),
+            Err(BrokerError::IdempotencyKeyInUse)
+        ));
+        memory.finish(&retry("a"), vec![7]);
+        assert_eq!(memory.claim(&retry("a"), 1, WINDOW, 1 << 20).unwrap(), Some(vec![7]));
+        assert_eq!(memory.claim(&retry("b"), 3, WINDOW, 1 << 20).unwrap(), None);
+        memory.release(&retry("b"));
+        assert_eq!(memory.bytes, cost(&retry("a"), 1), "only a is charged");
+        assert_eq!(memory.claim(&retry("b"), 3, WINDOW, 1 << 20).unwrap(), None, "b is free again");
+    }
+
+    /// A full budget refuses new keys (saying when room frees up) and keeps every answer;
+    /// answers leave only when their window has passed.
+    #[test]
+    fn a_full_budget_refuses_and_forgets_nothing() {
+        let mut memory = Memory::default();
+        let budget = 3 * cost(&retry("k0"), 1);
+        for i in 0..3 {
+            let key = retry(&format!("k{i}"));
+            assert_eq!(memory.claim(&key, 1, WINDOW, budget).unwrap(), None);
+            memory.finish(&key, vec![i]);
+        }
+        match memory.claim(&retry("k3"), 1, WINDOW, budget) {
+            Err(BrokerError::IdempotencyFull { retry_after_secs }) => {
+                assert!((1..=61).contains(&retry_after_secs))
+            }
+            other => panic!("expected full, got {:?}", other.map(|_| ())),
+        }
+        for i in 0..3 {
+            assert_eq!(memory.claim(&retry(&format!("k{i}")), 1, WINDOW, budget).unwrap(), Some(vec![i]));
+        }
+        memory.expire(Instant::now() + WINDOW, WINDOW);
+        assert_eq!((memory.answers.len(), memory.order.len(), memory.bytes), (0, 0, 0));
+        assert_eq!(memory.claim(&retry("k3"), 1, WINDOW, budget).unwrap(), None, "room again");
+    }
+}
