@@ -11,7 +11,8 @@
 //! [`BrokerError::IdempotencyKeyInUse`] (a `409`) instead of adding a second time.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use restmq_shared::{MessageKey, QueueName};
@@ -23,8 +24,10 @@ use crate::store::QueueStore;
 pub const MAX_KEY_BYTES: usize = 200;
 
 /// Bytes charged per remembered answer besides its queue name, key and message numbers: the
-/// map and queue slots, string and vector headers, the timestamp.
-const ENTRY_OVERHEAD: usize = 160;
+/// map slot, the expiry-order slot, and four heap blocks with the allocator's own overhead.
+/// Measured: 200,000 answers (10-byte keys, one message each) grew the server's resident
+/// memory by 39 MB (195 bytes each) and were charged 52.7 MB (262 bytes each).
+const ENTRY_OVERHEAD: usize = 240;
 
 /// A queue and an idempotency key.
 type Retry = (QueueName, String);
@@ -41,13 +44,15 @@ enum Answer {
 #[derive(Default)]
 pub struct Remembered {
     memory: Mutex<Memory>,
+    /// New keys refused because the memory was full.
+    refused: AtomicU64,
 }
 
 #[derive(Default)]
 struct Memory {
-    answers: HashMap<Retry, Answer>,
+    answers: HashMap<Arc<Retry>, Answer>,
     /// Finished answers in the order they were remembered, which is the order they expire.
-    order: VecDeque<(Instant, Retry)>,
+    order: VecDeque<(Instant, Arc<Retry>)>,
     /// Bytes charged for `answers` and `order`.
     bytes: usize,
 }
@@ -83,7 +88,11 @@ impl Broker {
             self.store().idempotent_keys(queue, idempotency_key).await?
         } else {
             let (window, budget) = (self.config().idempotency_window, self.config().idempotency_max_bytes);
-            let ns = self.inner.remembered.lock().claim(&retry, messages, window, budget)?;
+            let claimed = self.inner.remembered.lock().claim(&retry, messages, window, budget);
+            if let Err(BrokerError::IdempotencyFull { .. }) = claimed {
+                self.inner.remembered.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            let ns = claimed?;
             ns.map(|ns| ns.into_iter().map(|n| MessageKey { queue: queue.clone(), n }).collect())
         };
         Ok(match found {
@@ -92,9 +101,11 @@ impl Broker {
         })
     }
 
-    /// Bytes the remembered answers of this process take (0 on a shared store).
-    pub fn idempotency_bytes(&self) -> usize {
-        self.inner.remembered.lock().bytes
+    /// Bytes the remembered answers of this process take (0 on a shared store), and how
+    /// many new keys were refused because they were at the limit.
+    pub fn idempotency_figures(&self) -> (usize, u64) {
+        let remembered = &self.inner.remembered;
+        (remembered.lock().bytes, remembered.refused.load(Ordering::Relaxed))
     }
 }
 
@@ -129,8 +140,7 @@ impl Remembered {
 
 /// Bytes charged for an answer of `messages` message numbers.
 fn cost(retry: &Retry, messages: usize) -> usize {
-    // The queue name and key are held twice: in the map and in the expiry order.
-    ENTRY_OVERHEAD + 2 * (retry.0.as_str().len() + retry.1.len()) + messages * size_of::<u64>()
+    ENTRY_OVERHEAD + retry.0.as_str().len() + retry.1.len() + messages * size_of::<u64>()
 }
 
 impl Memory {
@@ -157,7 +167,7 @@ impl Memory {
             return Err(BrokerError::IdempotencyFull { retry_after_secs: wait.as_secs() + 1 });
         }
         self.bytes += cost;
-        self.answers.insert(retry.clone(), Answer::Pending { cost });
+        self.answers.insert(Arc::new(retry.clone()), Answer::Pending { cost });
         Ok(None)
     }
 
@@ -165,13 +175,18 @@ impl Memory {
     fn finish(&mut self, retry: &Retry, ns: Vec<u64>) {
         let now = Instant::now();
         let cost = cost(retry, ns.len());
+        // The map and the expiry order share one copy of the queue name and key.
+        let shared = match self.answers.get_key_value(retry) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::new(retry.clone()),
+        };
         if let Some(Answer::Pending { cost: reserved } | Answer::Done { cost: reserved, .. }) =
-            self.answers.insert(retry.clone(), Answer::Done { ns, at: now, cost })
+            self.answers.insert(shared.clone(), Answer::Done { ns, at: now, cost })
         {
             self.bytes -= reserved;
         }
         self.bytes += cost;
-        self.order.push_back((now, retry.clone()));
+        self.order.push_back((now, shared));
     }
 
     /// Forgets a claim whose publish failed.
@@ -189,8 +204,8 @@ impl Memory {
                 return;
             }
             let Some((at, retry)) = self.order.pop_front() else { return };
-            if matches!(self.answers.get(&retry), Some(Answer::Done { at: done, .. }) if *done == at) {
-                if let Some(Answer::Done { cost, .. }) = self.answers.remove(&retry) {
+            if matches!(self.answers.get(&*retry), Some(Answer::Done { at: done, .. }) if *done == at) {
+                if let Some(Answer::Done { cost, .. }) = self.answers.remove(&*retry) {
                     self.bytes -= cost;
                 }
             }
