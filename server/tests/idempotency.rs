@@ -110,4 +110,22 @@ async fn full_memory_refuses_new_keys_and_forgets_none() {
     }
 }
 
-on_every_store!(bad_keys_are_refused);
+/// A JSON-protocol `add` (`POST /queue`) with an `Idempotency-Key` is published once: the
+/// retry gets the first key, as on `POST /q/<queue>`, and a bad key is refused there too.
+async fn json_protocol_add_is_idempotent(store: StoreKind) {
+    let s = TestServer::start(store).await;
+    let add = |key: &'static str| {
+        let req = s.http.post(s.url("/queue")).header("idempotency-key", key);
+        req.header("content-type", "application/json").body(r#"{"cmd":"add","queue":"cmd","value":"v"}"#)
+    };
+    for _ in 0..2 {
+        let res = add("order-7").send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<Value>().await.unwrap()["key"], "cmd:1");
+    }
+    assert_eq!(add("other").send().await.unwrap().json::<Value>().await.unwrap()["key"], "cmd:2");
+    assert_eq!(add("two words").send().await.unwrap().status(), 400);
+    assert_eq!(len(&s, "cmd").await, 2, "one message per key");
+}
+
+on_every_store!(bad_keys_are_refused, json_protocol_add_is_idempotent);

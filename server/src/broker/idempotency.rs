@@ -11,6 +11,7 @@
 //! [`BrokerError::IdempotencyKeyInUse`] (a `409`) instead of adding a second time.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,7 +59,7 @@ struct Memory {
 }
 
 /// What an idempotent publish should do.
-pub enum Idempotent {
+enum Idempotent {
     /// A retry within the window: answer these keys, add nothing.
     Retry(Vec<MessageKey>),
     /// The first request with this key: add, then [`Claim::finish`] with the keys. Dropping
@@ -67,17 +68,46 @@ pub enum Idempotent {
 }
 
 /// An idempotency key claimed by the request that is adding.
-pub struct Claim {
+struct Claim {
     broker: Broker,
     retry: Retry,
     finished: bool,
 }
 
 impl Broker {
+    /// Runs `add` (a publish of `messages` messages to `queue`) once per `idempotency_key`
+    /// within the window: a retry gets the keys the first run got and runs nothing. Every
+    /// way to add with an `Idempotency-Key` goes through here. Errors before `add` runs: the
+    /// key is in use by a publish still running, or the memory for answers is full.
+    pub async fn add_once<E, F, Fut>(
+        &self,
+        queue: &QueueName,
+        idempotency_key: Option<&str>,
+        messages: usize,
+        add: F,
+    ) -> Result<Vec<MessageKey>, E>
+    where
+        E: From<BrokerError>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<MessageKey>, E>>,
+    {
+        let claim = match idempotency_key {
+            None => None,
+            Some(key) => match self.claim_idempotency(queue, key, messages).await? {
+                Idempotent::Retry(keys) => return Ok(keys),
+                Idempotent::First(claim) => Some(claim),
+            },
+        };
+        let keys = add().await?;
+        if let Some(claim) = claim {
+            claim.finish(&keys).await?;
+        }
+        Ok(keys)
+    }
+
     /// Claims `idempotency_key` on `queue` for a publish of `messages` messages, or answers
-    /// what the first publish with it got. Errors: the key is in use by a publish still
-    /// running, or the memory for answers is full (both change nothing).
-    pub async fn claim_idempotency(
+    /// what the first publish with it got (both change nothing when they fail).
+    async fn claim_idempotency(
         &self,
         queue: &QueueName,
         idempotency_key: &str,
@@ -111,7 +141,7 @@ impl Broker {
 
 impl Claim {
     /// Remembers the keys the publish got, for the window.
-    pub async fn finish(mut self, keys: &[MessageKey]) -> BrokerResult<()> {
+    async fn finish(mut self, keys: &[MessageKey]) -> BrokerResult<()> {
         self.finished = true;
         let (queue, key) = &self.retry;
         if self.broker.store().is_shared() {

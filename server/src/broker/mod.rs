@@ -31,7 +31,7 @@ pub use config::BrokerConfig;
 pub use history::Replay;
 pub use hub::{CloseReason, Delivery, Hub, Subscription};
 use hub::{Consumer, Requeue};
-pub use idempotency::{Claim, Idempotent, MAX_KEY_BYTES as MAX_IDEMPOTENCY_KEY_BYTES};
+pub use idempotency::MAX_KEY_BYTES as MAX_IDEMPOTENCY_KEY_BYTES;
 
 use crate::metrics::Metrics;
 use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};

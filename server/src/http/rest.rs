@@ -11,7 +11,6 @@ use restmq_shared::{GetReply, LeaseReply, MessageKey, PurgeReply, QueueName, Rec
 use super::args::{Args, IdempotencyKey, QueuePath, MAX_TTL_SECS};
 use super::batch::batch_values;
 use super::{reply, web};
-use crate::broker::Idempotent;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -67,35 +66,31 @@ async fn add(
     args: &Args,
 ) -> Result<Response, ApiError> {
     let batch = batch_values(args)?;
-    let claim = match idempotency {
-        Some(k) => {
-            match state.broker.claim_idempotency(queue, k, batch.as_ref().map_or(1, Vec::len)).await? {
-                Idempotent::Retry(keys) => return answer(&keys, batch.is_some()),
-                Idempotent::First(claim) => Some(claim),
-            }
-        }
-        None => None,
-    };
-    let ttl = args.ttl()?;
-    let keys = match &batch {
-        Some(values) => {
-            for value in values {
-                state.broker.check_size(value)?;
-            }
-            state.broker.add_batch(queue, values.clone(), ttl).await?
-        }
-        None => {
-            let value = args.value()?;
-            state.broker.check_size(value)?;
-            match args.seconds("delay", MAX_TTL_SECS)? {
-                Some(delay) => vec![state.broker.add_delayed(queue, value.to_owned(), ttl, delay).await?],
-                None => vec![state.broker.add(queue, value.to_owned(), ttl).await?],
-            }
-        }
-    };
-    if let Some(claim) = claim {
-        claim.finish(&keys).await?;
-    }
+    let messages = batch.as_ref().map_or(1, Vec::len);
+    let keys = state
+        .broker
+        .add_once::<ApiError, _, _>(queue, idempotency, messages, || async {
+            let ttl = args.ttl()?;
+            Ok(match &batch {
+                Some(values) => {
+                    for value in values {
+                        state.broker.check_size(value)?;
+                    }
+                    state.broker.add_batch(queue, values.clone(), ttl).await?
+                }
+                None => {
+                    let value = args.value()?;
+                    state.broker.check_size(value)?;
+                    match args.seconds("delay", MAX_TTL_SECS)? {
+                        Some(delay) => {
+                            vec![state.broker.add_delayed(queue, value.to_owned(), ttl, delay).await?]
+                        }
+                        None => vec![state.broker.add(queue, value.to_owned(), ttl).await?],
+                    }
+                }
+            })
+        })
+        .await?;
     answer(&keys, batch.is_some())
 }
 
