@@ -85,7 +85,9 @@ impl ApiError {
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::InvalidIdempotencyKey(_) => ErrorCode::InvalidIdempotencyKey,
-            Self::Broker(BrokerError::IdempotencyKeyInUse) => ErrorCode::IdempotencyKeyInUse,
+            Self::Broker(
+                BrokerError::IdempotencyKeyInUse | BrokerError::IdempotencyOutcomeUnknown { .. },
+            ) => ErrorCode::IdempotencyKeyInUse,
             Self::Broker(BrokerError::IdempotencyFull { .. }) => ErrorCode::TooManyRequests,
             Self::Broker(BrokerError::Store(StoreError::Unavailable(_))) => ErrorCode::StoreUnavailable,
             Self::Broker(BrokerError::Store(StoreError::Backend(_))) => ErrorCode::Internal,
@@ -109,7 +111,10 @@ impl IntoResponse for ApiError {
             _ => self.to_string(),
         };
         let retry_after = match &self {
-            Self::Broker(BrokerError::IdempotencyFull { retry_after_secs }) => Some(*retry_after_secs),
+            Self::Broker(
+                BrokerError::IdempotencyFull { retry_after_secs }
+                | BrokerError::IdempotencyOutcomeUnknown { retry_after_secs },
+            ) => Some(*retry_after_secs),
             _ => None,
         };
         let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

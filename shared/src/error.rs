@@ -38,7 +38,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The `Idempotency-Key` header is too long, repeated, or not visible ASCII.
     InvalidIdempotencyKey,
-    /// A request with the same `Idempotency-Key` is still being processed; retry later.
+    /// A request with the same `Idempotency-Key` is still being processed, or was interrupted
+    /// and may have added; retry later (see `Retry-After` when given).
     IdempotencyKeyInUse,
     /// The store cannot be reached.
     StoreUnavailable,

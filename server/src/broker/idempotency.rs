@@ -8,7 +8,10 @@
 //! of answers still inside their window, a new key is refused ([`BrokerError::IdempotencyFull`],
 //! a `429` with `Retry-After`) before anything is added, rather than accepted and forgotten.
 //! The key of a publish still running is claimed: a concurrent retry gets
-//! [`BrokerError::IdempotencyKeyInUse`] (a `409`) instead of adding a second time.
+//! [`BrokerError::IdempotencyKeyInUse`] (a `409`) instead of adding a second time. A publish
+//! that fails releases its key; one interrupted while adding (its client went away, so the
+//! handler was dropped) may or may not have added, so its key answers
+//! [`BrokerError::IdempotencyOutcomeUnknown`] (also a `409`) until the window has passed.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -39,6 +42,23 @@ enum Answer {
     Pending { cost: usize },
     /// The message numbers it got (all in the retry's queue), and when.
     Done { ns: Vec<u64>, at: Instant, cost: usize },
+    /// The first request was interrupted while adding, at `at`: whether it added is unknown.
+    Unknown { at: Instant, cost: usize },
+}
+
+impl Answer {
+    fn cost(&self) -> usize {
+        match self {
+            Self::Pending { cost } | Self::Done { cost, .. } | Self::Unknown { cost, .. } => *cost,
+        }
+    }
+
+    fn at(&self) -> Option<Instant> {
+        match self {
+            Self::Pending { .. } => None,
+            Self::Done { at, .. } | Self::Unknown { at, .. } => Some(*at),
+        }
+    }
 }
 
 /// The answers of this process (on a process-local store).
@@ -98,11 +118,17 @@ impl Broker {
                 Idempotent::First(claim) => Some(claim),
             },
         };
-        let keys = add().await?;
-        if let Some(claim) = claim {
-            claim.finish(&keys).await?;
+        match (add().await, claim) {
+            (Ok(keys), Some(claim)) => {
+                claim.finish(&keys).await?;
+                Ok(keys)
+            }
+            (Err(err), Some(claim)) => {
+                claim.release();
+                Err(err)
+            }
+            (result, None) => result,
         }
-        Ok(keys)
     }
 
     /// Claims `idempotency_key` on `queue` for a publish of `messages` messages, or answers
@@ -149,15 +175,24 @@ impl Claim {
             return Ok(self.broker.store().remember_idempotent(queue, key, keys, window).await?);
         }
         let ns = keys.iter().map(|k| k.n).collect();
-        self.broker.inner.remembered.lock().finish(&self.retry, ns);
+        self.broker.inner.remembered.lock().settle(&self.retry, Some(ns));
         Ok(())
+    }
+
+    /// Forgets the key: the publish failed and added nothing.
+    fn release(mut self) {
+        self.finished = true;
+        if !self.broker.store().is_shared() {
+            self.broker.inner.remembered.lock().release(&self.retry);
+        }
     }
 }
 
 impl Drop for Claim {
+    /// Neither finished nor released: the publish was interrupted and may have added.
     fn drop(&mut self) {
         if !self.finished && !self.broker.store().is_shared() {
-            self.broker.inner.remembered.lock().release(&self.retry);
+            self.broker.inner.remembered.lock().settle(&self.retry, None);
         }
     }
 }
@@ -187,6 +222,10 @@ impl Memory {
         match self.answers.get(retry) {
             Some(Answer::Done { ns, .. }) => return Ok(Some(ns.clone())),
             Some(Answer::Pending { .. }) => return Err(BrokerError::IdempotencyKeyInUse),
+            Some(Answer::Unknown { at, .. }) => {
+                let wait = (*at + window).saturating_duration_since(now);
+                return Err(BrokerError::IdempotencyOutcomeUnknown { retry_after_secs: wait.as_secs() + 1 });
+            }
             None => {}
         }
         let cost = cost(retry, messages);
@@ -201,19 +240,22 @@ impl Memory {
         Ok(None)
     }
 
-    /// Records the answer of a claimed key; it is kept for the window from now.
-    fn finish(&mut self, retry: &Retry, ns: Vec<u64>) {
+    /// Records the outcome of a claimed key: the message numbers it got, or `None` when it
+    /// is unknown. Either is kept for the window from now.
+    fn settle(&mut self, retry: &Retry, ns: Option<Vec<u64>>) {
         let now = Instant::now();
-        let cost = cost(retry, ns.len());
+        let cost = cost(retry, ns.as_ref().map_or(0, Vec::len));
+        let answer = match ns {
+            Some(ns) => Answer::Done { ns, at: now, cost },
+            None => Answer::Unknown { at: now, cost },
+        };
         // The map and the expiry order share one copy of the queue name and key.
         let shared = match self.answers.get_key_value(retry) {
             Some((shared, _)) => shared.clone(),
             None => Arc::new(retry.clone()),
         };
-        if let Some(Answer::Pending { cost: reserved } | Answer::Done { cost: reserved, .. }) =
-            self.answers.insert(shared.clone(), Answer::Done { ns, at: now, cost })
-        {
-            self.bytes -= reserved;
+        if let Some(replaced) = self.answers.insert(shared.clone(), answer) {
+            self.bytes -= replaced.cost();
         }
         self.bytes += cost;
         self.order.push_back((now, shared));
@@ -234,9 +276,9 @@ impl Memory {
                 return;
             }
             let Some((at, retry)) = self.order.pop_front() else { return };
-            if matches!(self.answers.get(&*retry), Some(Answer::Done { at: done, .. }) if *done == at) {
-                if let Some(Answer::Done { cost, .. }) = self.answers.remove(&*retry) {
-                    self.bytes -= cost;
+            if self.answers.get(&*retry).and_then(Answer::at) == Some(at) {
+                if let Some(answer) = self.answers.remove(&*retry) {
+                    self.bytes -= answer.cost();
                 }
             }
         }
@@ -263,12 +305,28 @@ mod tests {
             memory.claim(&retry("a"), 1, WINDOW, 1 << 20),
             Err(BrokerError::IdempotencyKeyInUse)
         ));
-        memory.finish(&retry("a"), vec![7]);
+        memory.settle(&retry("a"), Some(vec![7]));
         assert_eq!(memory.claim(&retry("a"), 1, WINDOW, 1 << 20).unwrap(), Some(vec![7]));
         assert_eq!(memory.claim(&retry("b"), 3, WINDOW, 1 << 20).unwrap(), None);
         memory.release(&retry("b"));
         assert_eq!(memory.bytes, cost(&retry("a"), 1), "only a is charged");
         assert_eq!(memory.claim(&retry("b"), 3, WINDOW, 1 << 20).unwrap(), None, "b is free again");
+    }
+
+    /// A publish interrupted while adding leaves its key refused (outcome unknown) for the
+    /// window, never free for a second add.
+    #[test]
+    fn an_interrupted_claim_is_not_forgotten() {
+        let mut memory = Memory::default();
+        assert_eq!(memory.claim(&retry("a"), 1, WINDOW, 1 << 20).unwrap(), None);
+        memory.settle(&retry("a"), None);
+        assert!(matches!(
+            memory.claim(&retry("a"), 1, WINDOW, 1 << 20),
+            Err(BrokerError::IdempotencyOutcomeUnknown { retry_after_secs: 1..=61 })
+        ));
+        memory.expire(Instant::now() + WINDOW, WINDOW);
+        assert_eq!((memory.answers.len(), memory.bytes), (0, 0));
+        assert_eq!(memory.claim(&retry("a"), 1, WINDOW, 1 << 20).unwrap(), None);
     }
 
     /// A full budget refuses new keys (saying when room frees up) and keeps every answer;
@@ -280,7 +338,7 @@ mod tests {
         for i in 0..3 {
             let key = retry(&format!("k{i}"));
             assert_eq!(memory.claim(&key, 1, WINDOW, budget).unwrap(), None);
-            memory.finish(&key, vec![i]);
+            memory.settle(&key, Some(vec![i]));
         }
         match memory.claim(&retry("k3"), 1, WINDOW, budget) {
             Err(BrokerError::IdempotencyFull { retry_after_secs }) => {

@@ -53,6 +53,13 @@ pub enum BrokerError {
     /// A publish with the same `Idempotency-Key` is still running.
     #[error("a request with this Idempotency-Key is still being processed; retry when it is done")]
     IdempotencyKeyInUse,
+    /// The first publish with this `Idempotency-Key` was interrupted while adding: whether it
+    /// added is unknown, so the key adds nothing more within the window.
+    #[error(
+        "the first request with this Idempotency-Key was interrupted and may have added; \
+         check the queue, or retry in {retry_after_secs} s when the key is forgotten"
+    )]
+    IdempotencyOutcomeUnknown { retry_after_secs: u64 },
     /// The memory for idempotency answers (`--idempotency-max-bytes`) is full of answers still
     /// inside their window.
     #[error(
