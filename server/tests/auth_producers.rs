@@ -10,6 +10,8 @@ use std::time::Duration;
 use common::TestServer;
 use futures_util::{SinkExt, StreamExt};
 use restmq_server::config::{ServeConfig, StoreKind};
+use restmq_server::feed::Sink;
+use restmq_shared::QueueName;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -136,6 +138,23 @@ async fn acl_producer_deny_covers_every_add() {
     for queue in ["d", "collectd_data", "collectd_event"] {
         assert_eq!(added(&s, queue).await, 0, "{queue}: nothing added");
     }
+}
+
+/// A feed relaying over HTTP (`restmq feed --server URL`, [`Sink::http`]) posts to
+/// `POST /q/<queue>` and meets the same rules: refused (403) by `[rest:producer]`, and 401
+/// against a server with tokens, since the feed sends no credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_feed_sink_meets_the_producer_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = QueueName::try_from("fed").unwrap();
+    let denied = start(dir.path(), false, Some(DENY_PRODUCERS)).await;
+    let err = Sink::http(&denied.url("")).publish(&queue, "v".to_owned(), None).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    assert_eq!(added(&denied, "fed").await, 0);
+    let tokens = start(dir.path(), true, None).await;
+    let err = Sink::http(&tokens.url("")).publish(&queue, "v".to_owned(), None).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    assert_eq!(added(&tokens, "fed").await, 0);
 }
 
 /// `[rest:producer]` with a password: a WebSocket `add` frame needs the same credentials as
