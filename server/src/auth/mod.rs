@@ -6,6 +6,8 @@
 //! the address lists, classifies the request ([`route`]), then applies the `acl.conf`
 //! section and the token's rights. Every configured mechanism must agree. A request with
 //! Basic credentials for `acl.conf` can carry its token in the `token` query parameter.
+//! Adding has one rule wherever it happens: a WebSocket upgrade is also checked as a
+//! `POST /q/<queue>` would be, and its `add` frames get that verdict ([`AddFrames`]).
 //!
 //! # Layout
 //! - [`config`]: the command-line flags.
