@@ -111,6 +111,11 @@ pub struct ServeConfig {
     #[arg(long, env = "RESTMQ_IDEMPOTENCY_SECS", default_value_t = 300)]
     pub idempotency_secs: u64,
 
+    /// Bytes of memory for remembered `Idempotency-Key` answers (embedded and memory stores);
+    /// when full, a new key gets 429 until the oldest answers leave the window.
+    #[arg(long, env = "RESTMQ_IDEMPOTENCY_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub idempotency_max_bytes: usize,
+
     /// Streaming connections (COMET, WebSocket, SSE) open at once; more get 429 (0 = no limit).
     #[arg(long, env = "RESTMQ_MAX_STREAMS", default_value_t = 0)]
     pub max_streams: usize,

@@ -1,7 +1,8 @@
 //! The HTTP error type: every failure a handler can answer, mapped to a status and the
 //! shared `{"error":{"code","message"}}` body. Internal causes are logged, never sent.
 
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use restmq_shared::{ErrorCode, ErrorResponse, NameError};
@@ -42,6 +43,8 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    InvalidIdempotencyKey(String),
     #[error(transparent)]
     Broker(#[from] BrokerError),
 }
@@ -81,6 +84,11 @@ impl ApiError {
             Self::TooManyStreams(_) => ErrorCode::TooManyRequests,
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::InvalidIdempotencyKey(_) => ErrorCode::InvalidIdempotencyKey,
+            Self::Broker(
+                BrokerError::IdempotencyKeyInUse | BrokerError::IdempotencyOutcomeUnknown { .. },
+            ) => ErrorCode::IdempotencyKeyInUse,
+            Self::Broker(BrokerError::IdempotencyFull { .. }) => ErrorCode::TooManyRequests,
             Self::Broker(BrokerError::Store(StoreError::Unavailable(_))) => ErrorCode::StoreUnavailable,
             Self::Broker(BrokerError::Store(StoreError::Unknown(_))) => ErrorCode::OutcomeUnknown,
             Self::Broker(BrokerError::Store(StoreError::Backend(_))) => ErrorCode::Internal,
@@ -109,7 +117,18 @@ impl IntoResponse for ApiError {
             }
             _ => self.to_string(),
         };
+        let retry_after = match &self {
+            Self::Broker(
+                BrokerError::IdempotencyFull { retry_after_secs }
+                | BrokerError::IdempotencyOutcomeUnknown { retry_after_secs },
+            ) => Some(*retry_after_secs),
+            _ => None,
+        };
         let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ErrorResponse::new(code, message))).into_response()
+        let mut response = (status, Json(ErrorResponse::new(code, message))).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }

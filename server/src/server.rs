@@ -61,6 +61,7 @@ pub async fn run(
             drop_oldest: config.overflow == crate::config::Overflow::DropOldest,
         }),
         idempotency_window: Duration::from_secs(config.idempotency_secs),
+        idempotency_max_bytes: config.idempotency_max_bytes,
         max_message_bytes: config.max_message_bytes,
         ..BrokerConfig::default()
     };

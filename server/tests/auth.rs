@@ -159,7 +159,8 @@ async fn tokens_are_limited_to_their_rights_and_queues() {
     assert!(![401, 403].contains(&status_and_code(ack("t-cons")).await.0), "ack with consume");
     let redrive = |token: &str| s.http.post(s.url("/q/jobs.a.dead/redrive")).bearer_auth(token);
     assert_eq!(outcome(status_and_code(redrive("t-cons")).await), forbidden, "redrive needs admin");
-    assert!(![401, 403].contains(&status_and_code(redrive("t-jadm")).await.0), "redrive with admin");
+    assert_eq!(outcome(status_and_code(redrive("t-jadm")).await), forbidden, "redrive also produces");
+    assert!(![401, 403].contains(&status_and_code(redrive("t-root")).await.0), "redrive with both");
     let (status, code, _) = status_and_code(get("/q/jobs.a", "t-wrong")).await;
     assert_eq!((status, code.as_deref()), (401, Some("unauthorized")));
     let by_query = s.http.post(s.url("/q/jobs.b?token=t-prod")).form(&[("value", "q")]);

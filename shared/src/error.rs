@@ -42,6 +42,11 @@ pub enum ErrorCode {
     Forbidden,
     /// A limit was reached.
     TooManyRequests,
+    /// The `Idempotency-Key` header is too long, repeated, or not visible ASCII.
+    InvalidIdempotencyKey,
+    /// A request with the same `Idempotency-Key` is still being processed, or was interrupted
+    /// and may have added; retry later (see `Retry-After` when given).
+    IdempotencyKeyInUse,
     /// The store cannot be reached; the request did not take effect.
     StoreUnavailable,
     /// The store did not confirm in time: the request may or may not have taken effect.
@@ -72,6 +77,8 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::TooManyRequests => "too_many_requests",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
             Self::StoreUnavailable => "store_unavailable",
             Self::OutcomeUnknown => "outcome_unknown",
             Self::Internal => "internal",
@@ -88,11 +95,13 @@ impl ErrorCode {
             | Self::MalformedJson
             | Self::UnknownCommand
             | Self::InvalidCallback
-            | Self::BadRequest => 400,
+            | Self::BadRequest
+            | Self::InvalidIdempotencyKey => 400,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::IdempotencyKeyInUse => 409,
             Self::TooLarge => 413,
             Self::UriTooLong => 414,
             Self::UnsupportedMediaType => 415,

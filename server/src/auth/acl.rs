@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use axum::http::header::COOKIE;
+use axum::http::header::{COOKIE, UPGRADE};
 use axum::http::HeaderMap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -175,8 +175,9 @@ impl Acl {
     /// Applies `section` as RestMQ did: a client matching `hosts_allow` only has to pass the
     /// password (if one is set); one that does not is refused when `hosts_deny` is unset, else
     /// refused when it matches `hosts_deny`; then the password applies. `all` in `hosts_deny`
-    /// refuses everyone not allowed. WebSocket clients may send the credentials as RestMQ's
-    /// `auth=user:password` cookie instead of Basic auth.
+    /// refuses everyone not allowed. WebSocket clients (any section checked on an upgrade
+    /// request) may send the credentials as RestMQ's `auth=user:password` cookie instead of
+    /// Basic auth.
     pub fn check(
         &self,
         section: Section,
@@ -211,7 +212,7 @@ fn credentials_match(section: Section, headers: &HeaderMap, user: &str, password
     if basic_credentials(headers).is_some_and(both) {
         return true;
     }
-    section == Section::WebsocketConsumer
+    (section == Section::WebsocketConsumer || is_websocket_upgrade(headers))
         && headers
             .get_all(COOKIE)
             .iter()
@@ -220,6 +221,12 @@ fn credentials_match(section: Section, headers: &HeaderMap, user: &str, password
             .filter_map(|c| c.trim().strip_prefix("auth="))
             .filter_map(|c| c.split_once(':'))
             .any(|(u, p)| both((u.to_owned(), p.to_owned())))
+}
+
+/// Whether `headers` are those of a WebSocket upgrade (whose `add` frames are checked against
+/// `[rest:producer]` with the upgrade's credentials).
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers.get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// The file and its current rules; [`spawn_reload`] keeps them in step.

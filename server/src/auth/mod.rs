@@ -6,6 +6,8 @@
 //! the address lists, classifies the request ([`route`]), then applies the `acl.conf`
 //! section and the token's rights. Every configured mechanism must agree. A request with
 //! Basic credentials for `acl.conf` can carry its token in the `token` query parameter.
+//! Adding has one rule wherever it happens: a WebSocket upgrade is also checked as a
+//! `POST /q/<queue>` would be, and its `add` frames get that verdict ([`AddFrames`]).
 //!
 //! # Layout
 //! - [`config`]: the command-line flags.
@@ -22,16 +24,18 @@ pub mod route;
 pub mod secret;
 pub mod tokens;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::{Extensions, HeaderName, HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use restmq_shared::ErrorResponse;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -104,29 +108,18 @@ impl Auth {
     }
 }
 
-/// What the request's token allows on its queue, for checks made later inside a connection
-/// (a WebSocket `add` frame needs `produce`). Present on every request once tokens are on.
+/// The token that let the request through (present on every request once tokens are on).
 #[derive(Debug, Clone)]
 pub struct Granted {
     /// The token's name in the file.
     pub name: String,
-    /// Its rights on the request's queue (empty for requests about no one queue).
-    pub rights: Vec<Right>,
 }
 
-impl Granted {
-    /// Whether the token holds `right` on the request's queue.
-    pub fn allows(&self, right: Right) -> bool {
-        self.rights.contains(&right)
-    }
-}
-
-/// Whether the request that carried `extensions` may add messages to its queue: always
-/// when tokens are off. (In a handler: `granted: Option<Extension<Granted>>`, then
-/// `granted.is_none_or(|g| g.allows(Right::Produce))`.)
-pub fn may_produce(extensions: &Extensions) -> bool {
-    extensions.get::<Granted>().is_none_or(|g| g.allows(Right::Produce))
-}
+/// Whether a WebSocket's `add` frames may add to its queue: decided at the upgrade by the
+/// rules of `POST /q/<queue>` (the token's `produce` right and `acl.conf`'s `[rest:producer]`),
+/// with the error each refused frame is answered. Absent when no check is configured.
+#[derive(Debug, Clone)]
+pub struct AddFrames(pub Result<(), ErrorResponse>);
 
 /// Adds the checks (when any is configured) and CORS (when origins are) to `router`.
 pub fn layer(router: Router<AppState>, state: &AppState) -> Router<AppState> {
@@ -214,6 +207,26 @@ async fn authorize(state: &AppState, req: Request) -> Result<Request, Denial> {
     if access.need == Need::Open {
         return Ok(req);
     }
+    let granted = check_access(auth, client, &req, &access)?;
+    if let Some(adding) = access.for_add_frames() {
+        let verdict = check_access(auth, client, &req, &adding)
+            .map(drop)
+            .map_err(|denial| ErrorResponse::new(denial.error.code(), denial.error.to_string()));
+        req.extensions_mut().insert(AddFrames(verdict));
+    }
+    if let Some(granted) = granted {
+        req.extensions_mut().insert(granted);
+    }
+    Ok(req)
+}
+
+/// Applies the `acl.conf` section and the token's rights that `access` names.
+fn check_access(
+    auth: &Auth,
+    client: Option<IpAddr>,
+    req: &Request,
+    access: &Access,
+) -> Result<Option<Granted>, Denial> {
     if let (Some(file), Some(section)) = (&auth.acl, access.section) {
         match file.current().check(section, client, req.headers()) {
             Ok(()) => {}
@@ -234,11 +247,7 @@ async fn authorize(state: &AppState, req: Request) -> Result<Request, Denial> {
             }
         }
     }
-    if let Some(tokens) = &auth.tokens {
-        let granted = check_token(tokens, &req, &access)?;
-        req.extensions_mut().insert(granted);
-    }
-    Ok(req)
+    auth.tokens.as_ref().map(|tokens| check_token(tokens, req, access)).transpose()
 }
 
 fn check_token(tokens: &Tokens, req: &Request, access: &Access) -> Result<Granted, Denial> {
@@ -249,25 +258,27 @@ fn check_token(tokens: &Tokens, req: &Request, access: &Access) -> Result<Grante
     let Some(token) = presented_token(req) else {
         return Err(unauthorized("a token is needed: `Authorization: Bearer …` or `?token=…`"));
     };
-    let (right, scope) = match &access.need {
-        Need::Right(right, scope) => (Some(*right), scope.clone()),
-        _ => (None, tokens::Scope::All),
+    let rights = access.rights();
+    let checks = match rights.is_empty() {
+        true => vec![(None, tokens::Scope::All)],
+        false => rights.into_iter().map(|(right, scope)| (Some(right), scope)).collect(),
     };
-    match tokens.authorize(&token, right, &scope) {
-        Ok(name) => {
-            let rights = access.queue().map(|q| tokens.rights_on(&token, q)).unwrap_or_default();
-            Ok(Granted { name, rights })
-        }
-        Err(TokenError::Unknown) => Err(unauthorized("the token is not valid")),
-        Err(TokenError::NotGranted { name }) => {
-            let right = right.map_or("access", Right::as_str);
-            let what = match &scope {
-                tokens::Scope::Queue(queue) => format!("queue {queue}"),
-                tokens::Scope::All => "every queue".to_owned(),
-            };
-            Err(ApiError::Forbidden(format!("token {name} may not {right} on {what}")).into())
+    let mut name = String::new();
+    for (right, scope) in checks {
+        match tokens.authorize(&token, right, &scope) {
+            Ok(found) => name = found,
+            Err(TokenError::Unknown) => return Err(unauthorized("the token is not valid")),
+            Err(TokenError::NotGranted { name }) => {
+                let right = right.map_or("access", Right::as_str);
+                let what = match &scope {
+                    tokens::Scope::Queue(queue) => format!("queue {queue}"),
+                    tokens::Scope::All => "every queue".to_owned(),
+                };
+                return Err(ApiError::Forbidden(format!("token {name} may not {right} on {what}")).into());
+            }
         }
     }
+    Ok(Granted { name })
 }
 
 /// The token of `Authorization: Bearer`, else of the `token` query parameter (browsers cannot
@@ -286,16 +297,6 @@ fn presented_token(req: &Request) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn producing_needs_the_right_only_once_tokens_are_on() {
-        let mut extensions = Extensions::new();
-        assert!(may_produce(&extensions), "tokens off");
-        extensions.insert(Granted { name: "c".to_owned(), rights: vec![Right::Consume] });
-        assert!(!may_produce(&extensions));
-        extensions.insert(Granted { name: "p".to_owned(), rights: vec![Right::Consume, Right::Produce] });
-        assert!(may_produce(&extensions));
-    }
 
     #[test]
     fn cors_origins_are_checked() {

@@ -24,6 +24,9 @@ pub enum Need {
     Authenticated,
     /// A right on a scope.
     Right(Right, Scope),
+    /// Every one of these rights: redrive takes from `<q>.dead` (admin) and adds to `<q>`
+    /// (produce).
+    Rights(Vec<(Right, Scope)>),
 }
 
 /// The classification of one request.
@@ -39,10 +42,23 @@ impl Access {
         Self { need: Need::Open, section: None }
     }
 
-    /// The queue the check is about, if it is about one.
-    pub fn queue(&self) -> Option<&str> {
+    /// The rights to check, each on its scope (none for [`Need::Open`] and
+    /// [`Need::Authenticated`]).
+    pub fn rights(&self) -> Vec<(Right, Scope)> {
         match &self.need {
-            Need::Right(_, Scope::Queue(q)) => Some(q),
+            Need::Right(right, scope) => vec![(*right, scope.clone())],
+            Need::Rights(rights) => rights.clone(),
+            Need::Open | Need::Authenticated => Vec::new(),
+        }
+    }
+
+    /// What the `add` frames of a WebSocket need, checked at its upgrade: exactly what
+    /// `POST /q/<queue>` needs. `None` for every other route.
+    pub fn for_add_frames(&self) -> Option<Access> {
+        match (&self.need, self.section) {
+            (Need::Right(_, Scope::Queue(queue)), Some(Section::WebsocketConsumer)) => {
+                Some(Access { need: right(Right::Produce, queue), section: Some(Section::RestProducer) })
+            }
             _ => None,
         }
     }
@@ -84,16 +100,26 @@ pub async fn classify(state: &AppState, mut parts: Parts, body: Body) -> Result<
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let queue = param("queue");
     let redrive = param("item").as_deref() == Some("redrive");
+    // Redrive adds the dead letters to the live queue: that needs produce there too.
+    let live = queue.as_deref().and_then(|q| q.strip_suffix(".dead")).map(str::to_owned);
     let scope = queue.map_or(Scope::All, Scope::Queue);
     let need = |right: Right| Need::Right(right, scope.clone());
     let access = match (template.as_str(), &method) {
         ("/healthz" | "/readyz", _) => Access::open(),
         ("/q/{queue}", _) if reading => Access { need: need(Right::Consume), section: section(None) },
         ("/q/{queue}", &Method::POST) => Access { need: need(Right::Produce), section: section(None) },
-        // Ack (DELETE) and nack (POST) of a leased message; `POST /q/<q>.dead/redrive` is admin.
+        // Ack (DELETE) and nack (POST) of a leased message; `POST /q/<q>.dead/redrive` is admin
+        // on `<q>.dead` and produce on `<q>`.
         ("/q/{queue}/{item}", &Method::DELETE | &Method::POST) if !redrive => {
             Access { need: need(Right::Consume), section: Some(Section::RestConsumer) }
         }
+        ("/q/{queue}/{item}", &Method::POST) if live.is_some() => Access {
+            need: Need::Rights(vec![
+                (Right::Admin, scope.clone()),
+                (Right::Produce, Scope::Queue(live.unwrap_or_default())),
+            ]),
+            section: section(None),
+        },
         ("/c/{queue}" | "/sse/{queue}", _) if reading => {
             Access { need: need(Right::Consume), section: section(Some(Section::CometConsumer)) }
         }

@@ -126,22 +126,6 @@ impl Tokens {
             Err(TokenError::NotGranted { name })
         }
     }
-
-    /// The rights `token` has on `queue` (for checks inside a connection, such as WebSocket
-    /// `add` frames).
-    pub fn rights_on(&self, token: &str, queue: &str) -> Vec<Right> {
-        let mut rights = Vec::new();
-        for entry in self.entries.iter().filter(|e| ct_eq(e.token.as_bytes(), token.as_bytes())) {
-            if entry.queues.iter().any(|p| glob_match(p, queue)) {
-                for right in &entry.rights {
-                    if !rights.contains(right) {
-                        rights.push(*right);
-                    }
-                }
-            }
-        }
-        rights
-    }
 }
 
 /// Whether `name` matches `pattern`, where `*` is any run of characters (dots included) and
@@ -216,7 +200,6 @@ mod tests {
         assert_eq!(tokens.authorize("ta", Some(Right::Admin), &Scope::All), Ok("ops".to_owned()));
         assert_eq!(tokens.authorize("nope", None, &Scope::All), Err(TokenError::Unknown));
         assert_eq!(tokens.authorize("t", None, &Scope::All), Err(TokenError::Unknown));
-        assert_eq!(tokens.rights_on("tp", "logs"), vec![Right::Consume]);
     }
 
     #[test]

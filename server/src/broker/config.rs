@@ -25,6 +25,9 @@ pub struct BrokerConfig {
     pub length_limit: Option<crate::store::LengthLimit>,
     /// How long a publish's `Idempotency-Key` is remembered.
     pub idempotency_window: Duration,
+    /// Bytes of memory for idempotency answers on a process-local store; when full, new keys
+    /// are refused until the oldest answers leave the window.
+    pub idempotency_max_bytes: usize,
     /// The largest message accepted, in bytes (the HTTP routes answer 413 beyond it; feeds
     /// skip such messages).
     pub max_message_bytes: usize,
@@ -43,6 +46,7 @@ impl Default for BrokerConfig {
             history_age: Duration::from_secs(300),
             length_limit: None,
             idempotency_window: Duration::from_secs(300),
+            idempotency_max_bytes: 64 * 1024 * 1024,
             max_message_bytes: 1024 * 1024,
         }
     }

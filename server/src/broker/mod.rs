@@ -10,6 +10,7 @@ mod config;
 mod dispatch;
 mod history;
 mod hub;
+mod idempotency;
 mod lease;
 mod publish;
 mod shared;
@@ -30,6 +31,7 @@ pub use config::BrokerConfig;
 pub use history::Replay;
 pub use hub::{CloseReason, Delivery, Hub, Subscription};
 use hub::{Consumer, Requeue};
+pub use idempotency::MAX_KEY_BYTES as MAX_IDEMPOTENCY_KEY_BYTES;
 
 use crate::metrics::Metrics;
 use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
@@ -48,6 +50,22 @@ pub enum BrokerError {
     /// A value over `--max-message-bytes`.
     #[error("message is {bytes} bytes; the limit is {max}")]
     TooLarge { bytes: usize, max: usize },
+    /// A publish with the same `Idempotency-Key` is still running.
+    #[error("a request with this Idempotency-Key is still being processed; retry when it is done")]
+    IdempotencyKeyInUse,
+    /// The first publish with this `Idempotency-Key` was interrupted while adding: whether it
+    /// added is unknown, so the key adds nothing more within the window.
+    #[error(
+        "the first request with this Idempotency-Key was interrupted and may have added; \
+         check the queue, or retry in {retry_after_secs} s when the key is forgotten"
+    )]
+    IdempotencyOutcomeUnknown { retry_after_secs: u64 },
+    /// The memory for idempotency answers (`--idempotency-max-bytes`) is full of answers still
+    /// inside their window.
+    #[error(
+        "too many Idempotency-Key publishes in the window to remember another; retry in {retry_after_secs} s"
+    )]
+    IdempotencyFull { retry_after_secs: u64 },
 }
 
 pub type BrokerResult<T> = Result<T, BrokerError>;
@@ -66,7 +84,7 @@ struct Inner {
     requeue_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Requeue>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-    remembered: publish::Remembered,
+    remembered: idempotency::Remembered,
 }
 
 impl Broker {
@@ -87,7 +105,7 @@ impl Broker {
                 requeue_rx: tokio::sync::Mutex::new(requeue_rx),
                 shutdown,
                 tracker,
-                remembered: publish::Remembered::default(),
+                remembered: idempotency::Remembered::default(),
             }),
         };
         let requeuer = broker.clone();

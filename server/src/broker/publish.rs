@@ -1,27 +1,13 @@
-//! Publishing beyond one message: batches (all or nothing), per-queue length limits, and
-//! idempotent retries (an `Idempotency-Key` seen within the window returns the first keys).
+//! Publishing beyond one message: the size check, batches (all or nothing) and delayed
+//! messages. Idempotent retries are in [`super::idempotency`].
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use restmq_shared::{MessageKey, QueueName};
 
 use super::{Broker, BrokerError, BrokerResult};
 use crate::store::QueueStore;
-
-/// Idempotency keys remembered at most, per process.
-const MAX_REMEMBERED: usize = 100_000;
-
-/// A queue and an idempotency key.
-type Retry = (QueueName, String);
-
-/// What an idempotent publish answered the first time, and when.
-#[derive(Default)]
-pub struct Remembered {
-    answers: Mutex<HashMap<Retry, (Vec<MessageKey>, Instant)>>,
-}
 
 impl Broker {
     /// Refuses a value over `--max-message-bytes`: every way to add checks it here.
@@ -58,51 +44,5 @@ impl Broker {
         let key = self.store().add_delayed(queue, value, ttl, delay).await?;
         self.hub(queue).counters.added.fetch_add(1, Ordering::Relaxed);
         Ok(key)
-    }
-
-    /// The keys a publish with `idempotency_key` got within the window, if any: from the
-    /// store when it is shared (so a retry may land on any process), else from this process.
-    pub async fn idempotent_answer(
-        &self,
-        queue: &QueueName,
-        idempotency_key: &str,
-    ) -> BrokerResult<Option<Vec<MessageKey>>> {
-        if self.store().is_shared() {
-            return Ok(self.store().idempotent_keys(queue, idempotency_key).await?);
-        }
-        Ok(self.local_answer(queue, idempotency_key))
-    }
-
-    /// Remembers what a publish with `idempotency_key` answered.
-    pub async fn remember_answer(
-        &self,
-        queue: &QueueName,
-        idempotency_key: &str,
-        keys: &[MessageKey],
-    ) -> BrokerResult<()> {
-        if self.store().is_shared() {
-            let window = self.config().idempotency_window;
-            return Ok(self.store().remember_idempotent(queue, idempotency_key, keys, window).await?);
-        }
-        self.remember_locally(queue, idempotency_key, keys);
-        Ok(())
-    }
-
-    fn local_answer(&self, queue: &QueueName, idempotency_key: &str) -> Option<Vec<MessageKey>> {
-        let window = self.config().idempotency_window;
-        let answers = self.inner.remembered.answers.lock().unwrap_or_else(|p| p.into_inner());
-        let (keys, at) = answers.get(&(queue.clone(), idempotency_key.to_owned()))?;
-        (at.elapsed() < window).then(|| keys.clone())
-    }
-
-    fn remember_locally(&self, queue: &QueueName, idempotency_key: &str, keys: &[MessageKey]) {
-        let window = self.config().idempotency_window;
-        let mut answers = self.inner.remembered.answers.lock().unwrap_or_else(|p| p.into_inner());
-        if answers.len() >= MAX_REMEMBERED {
-            answers.retain(|_, (_, at)| at.elapsed() < window);
-        }
-        if answers.len() < MAX_REMEMBERED {
-            answers.insert((queue.clone(), idempotency_key.to_owned()), (keys.to_vec(), Instant::now()));
-        }
     }
 }

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use restmq_shared::QueueName;
 
+use crate::broker::MAX_IDEMPOTENCY_KEY_BYTES;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -211,15 +212,39 @@ pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
-/// The `Idempotency-Key` header, if given and not empty (without copying every header).
+/// The `Idempotency-Key` header, if given and not empty: one header of at most
+/// [`MAX_IDEMPOTENCY_KEY_BYTES`] visible ASCII characters, else `400 invalid_idempotency_key`
+/// (never silently ignored, which would add a retry twice).
 pub struct IdempotencyKey(pub Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let key = parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-        Ok(Self(key.filter(|k| !k.is_empty()).map(str::to_owned)))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let mut values = parts.headers.get_all("idempotency-key").iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return match parts.headers.contains_key("idempotency-key") {
+                true => Err(ApiError::InvalidIdempotencyKey(
+                    "send one Idempotency-Key header, not several".into(),
+                )),
+                false => Ok(Self(None)),
+            };
+        };
+        let key = value.as_bytes();
+        if key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+            return Err(ApiError::InvalidIdempotencyKey(format!(
+                "Idempotency-Key is {} bytes; the limit is {MAX_IDEMPOTENCY_KEY_BYTES}",
+                key.len()
+            )));
+        }
+        if !key.iter().all(u8::is_ascii_graphic) {
+            return Err(ApiError::InvalidIdempotencyKey(
+                "Idempotency-Key may hold only visible ASCII characters (no spaces or control characters)"
+                    .into(),
+            ));
+        }
+        let key = String::from_utf8_lossy(key).into_owned(); // ASCII: nothing is lost
+        Ok(Self(Some(key).filter(|k| !k.is_empty())))
     }
 }
 

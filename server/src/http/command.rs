@@ -9,7 +9,7 @@ use restmq_shared::protocol::command_names;
 use restmq_shared::{Command, CommandReply, MessageKey, QueueName};
 use serde_json::Value;
 
-use super::args::{lease_duration, Args, DEFAULT_LEASE_SECS};
+use super::args::{lease_duration, Args, IdempotencyKey, DEFAULT_LEASE_SECS};
 use super::reply;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -18,14 +18,26 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/queue", post(run_command))
 }
 
-/// Runs one JSON command from the `body`/`msg` form field or a raw JSON body.
-async fn run_command(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
+/// Runs one JSON command from the `body`/`msg` form field or a raw JSON body. An `add` with
+/// an `Idempotency-Key` header is published once, as `POST /q/<queue>` does.
+async fn run_command(
+    State(state): State<AppState>,
+    IdempotencyKey(idempotency): IdempotencyKey,
+    args: Args,
+) -> Result<Response, ApiError> {
     let command = parse(&args)?;
     let broker = &state.broker;
     let answer = match command {
         Command::Add { queue, value } => {
-            broker.check_size(&value)?;
-            let key = broker.add(&queue, value.clone(), None).await?;
+            let keys = broker
+                .add_once::<ApiError, _, _>(&queue, idempotency.as_deref(), 1, || async {
+                    broker.check_size(&value)?;
+                    Ok(vec![broker.add(&queue, value.clone(), None).await?])
+                })
+                .await?;
+            let key = keys.into_iter().next().ok_or_else(|| {
+                ApiError::InvalidArgument("that Idempotency-Key answered no message".to_owned())
+            })?;
             CommandReply::Message { queue, key, value }
         }
         Command::Get { queue } => match broker.peek(&queue).await? {

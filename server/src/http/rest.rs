@@ -57,7 +57,8 @@ async fn add_message(
 
 /// One message (`value`) or a batch (NDJSON, or a JSON array with `batch=1`). With an
 /// `Idempotency-Key` header, a retry within the window gets the first answer and adds
-/// nothing.
+/// nothing; the key is claimed before adding, so a refusal (key in use, memory full) adds
+/// nothing either.
 async fn add(
     state: &AppState,
     queue: &QueueName,
@@ -65,31 +66,31 @@ async fn add(
     args: &Args,
 ) -> Result<Response, ApiError> {
     let batch = batch_values(args)?;
-    if let Some(k) = idempotency {
-        if let Some(keys) = state.broker.idempotent_answer(queue, k).await? {
-            return answer(&keys, batch.is_some());
-        }
-    }
-    let ttl = args.ttl()?;
-    let keys = match &batch {
-        Some(values) => {
-            for value in values {
-                state.broker.check_size(value)?;
-            }
-            state.broker.add_batch(queue, values.clone(), ttl).await?
-        }
-        None => {
-            let value = args.value()?;
-            state.broker.check_size(value)?;
-            match args.seconds("delay", MAX_TTL_SECS)? {
-                Some(delay) => vec![state.broker.add_delayed(queue, value.to_owned(), ttl, delay).await?],
-                None => vec![state.broker.add(queue, value.to_owned(), ttl).await?],
-            }
-        }
-    };
-    if let Some(k) = idempotency {
-        state.broker.remember_answer(queue, k, &keys).await?;
-    }
+    let messages = batch.as_ref().map_or(1, Vec::len);
+    let keys = state
+        .broker
+        .add_once::<ApiError, _, _>(queue, idempotency, messages, || async {
+            let ttl = args.ttl()?;
+            Ok(match &batch {
+                Some(values) => {
+                    for value in values {
+                        state.broker.check_size(value)?;
+                    }
+                    state.broker.add_batch(queue, values.clone(), ttl).await?
+                }
+                None => {
+                    let value = args.value()?;
+                    state.broker.check_size(value)?;
+                    match args.seconds("delay", MAX_TTL_SECS)? {
+                        Some(delay) => {
+                            vec![state.broker.add_delayed(queue, value.to_owned(), ttl, delay).await?]
+                        }
+                        None => vec![state.broker.add(queue, value.to_owned(), ttl).await?],
+                    }
+                }
+            })
+        })
+        .await?;
     answer(&keys, batch.is_some())
 }
 

@@ -73,7 +73,19 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
         let _ = writeln!(out, "restmq_consumers{{queue=\"{}\"}} {}", escape(queue), f.consumers);
     }
     process(&mut out, broker.metrics());
+    idempotency(&mut out, broker);
     Ok(out)
+}
+
+/// The memory of `Idempotency-Key` answers (process-local stores).
+fn idempotency(out: &mut String, broker: &Broker) {
+    let (bytes, refused) = broker.idempotency_figures();
+    let help = "Bytes of remembered Idempotency-Key answers (at most --idempotency-max-bytes).";
+    header(out, "restmq_idempotency_bytes", help, "gauge");
+    let _ = writeln!(out, "restmq_idempotency_bytes {bytes}");
+    let help = "New Idempotency-Key publishes refused (429) because that memory was full.";
+    header(out, "restmq_idempotency_refused_total", help, "counter");
+    let _ = writeln!(out, "restmq_idempotency_refused_total {refused}");
 }
 
 /// The figures that are not per queue.

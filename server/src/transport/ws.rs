@@ -6,11 +6,11 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::Extension;
 
-use crate::auth::{Granted, Right};
 use axum::response::Response;
-use restmq_shared::{MessageKey, QueueName};
+use restmq_shared::{ErrorResponse, MessageKey, QueueName};
 
 use super::{next, resume, since_arg, Next};
+use crate::auth::AddFrames;
 use crate::broker::{Broker, CloseReason};
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
@@ -30,11 +30,11 @@ pub async fn stream_websocket(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    granted: Option<Extension<Granted>>,
+    add_frames: Option<Extension<AddFrames>>,
     args: Args,
 ) -> Result<Response, ApiError> {
-    // With tokens on, add frames need the produce right on this queue.
-    let may_produce = granted.is_none_or(|Extension(g)| g.allows(Right::Produce));
+    // With access checks on, add frames pass the producer rules of `POST /q/<queue>`.
+    let may_add = add_frames.map_or(Ok(()), |Extension(AddFrames(verdict))| verdict);
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
     state.check_stream_capacity()?;
     let broker = state.broker.clone();
@@ -49,7 +49,7 @@ pub async fn stream_websocket(
             if acked {
                 tracker.track_future(super::ws_ack::serve_acked(socket, broker, queue)).await;
             } else {
-                tracker.track_future(serve(socket, broker, queue, since, may_produce)).await;
+                tracker.track_future(serve(socket, broker, queue, since, may_add)).await;
             }
         }
     }))
@@ -60,7 +60,7 @@ async fn serve(
     broker: Broker,
     queue: QueueName,
     since: Option<MessageKey>,
-    may_produce: bool,
+    may_add: Result<(), ErrorResponse>,
 ) {
     let mut sub = broker.subscribe(&queue);
     for replayed in resume(&broker, &mut sub, since.as_ref()).await {
@@ -90,12 +90,9 @@ async fn serve(
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(Message::Text(text))) => {
-                    let answer = if may_produce {
-                        produce(&broker, &queue, &text).await
-                    } else {
-                        let err = ApiError::Forbidden("this token may not add to this queue".to_owned());
-                        serde_json::to_string(&restmq_shared::ErrorResponse::new(err.code(), err.to_string()))
-                            .unwrap_or_default()
+                    let answer = match &may_add {
+                        Ok(()) => produce(&broker, &queue, &text).await,
+                        Err(refusal) => serde_json::to_string(refusal).unwrap_or_default(),
                     };
                     if socket.send(Message::Text(answer.into())).await.is_err() {
                         return;
@@ -129,7 +126,7 @@ async fn produce(broker: &Broker, queue: &QueueName, text: &str) -> String {
     match result {
         Ok(key) => serde_json::json!({ "added": key }).to_string(),
         Err(err) => {
-            let body = restmq_shared::ErrorResponse::new(err.code(), err.to_string());
+            let body = ErrorResponse::new(err.code(), err.to_string());
             serde_json::to_string(&body).unwrap_or_default()
         }
     }
