@@ -91,6 +91,7 @@ impl ApiError {
             Self::Broker(BrokerError::IdempotencyFull { .. }) => ErrorCode::TooManyRequests,
             Self::Broker(BrokerError::Store(StoreError::Unavailable(_))) => ErrorCode::StoreUnavailable,
             Self::Broker(BrokerError::Store(StoreError::Unknown(_))) => ErrorCode::OutcomeUnknown,
+            Self::Broker(BrokerError::Store(StoreError::ClaimLost)) => ErrorCode::IdempotencyKeyInUse,
             Self::Broker(BrokerError::Store(StoreError::Backend(_))) => ErrorCode::Internal,
             Self::Broker(BrokerError::Store(StoreError::QueueFull(_))) => ErrorCode::TooManyRequests,
         }

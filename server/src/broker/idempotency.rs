@@ -2,7 +2,9 @@
 //! first request's answer and adds nothing.
 //!
 //! On a shared store (Redis) the answers live in the store with an expiry, so a retry may
-//! land on any process. On a process-local store they live here, in memory bounded by bytes
+//! land on any process: the key is claimed there, and the add runs inside
+//! [`PUBLISH_ONCE`]`.scope`, so the store adds only while the claim holds and records the
+//! answer in the same step (a retry after a timed-out first try is added once). On a process-local store they live here, in memory bounded by bytes
 //! (`--idempotency-max-bytes`), and every answer is kept for the whole window: none is
 //! evicted early, so a retry within the window is always recognised. When the budget is full
 //! of answers still inside their window, a new key is refused ([`BrokerError::IdempotencyFull`],
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use restmq_shared::{MessageKey, QueueName};
 
 use super::{Broker, BrokerError, BrokerResult};
-use crate::store::QueueStore;
+use crate::store::{Claimed, IdempotencyClaim, QueueStore, PUBLISH_ONCE};
 
 /// The longest `Idempotency-Key`, in bytes.
 pub const MAX_KEY_BYTES: usize = 200;
@@ -92,6 +94,8 @@ struct Claim {
     broker: Broker,
     retry: Retry,
     finished: bool,
+    /// On a shared store: the claim the store's add checks and answers.
+    shared: Option<IdempotencyClaim>,
 }
 
 impl Broker {
@@ -118,7 +122,11 @@ impl Broker {
                 Idempotent::First(claim) => Some(claim),
             },
         };
-        match (add().await, claim) {
+        let added = match claim.as_ref().and_then(|c| c.shared.clone()) {
+            Some(shared) => PUBLISH_ONCE.scope(shared, add()).await,
+            None => add().await,
+        };
+        match (added, claim) {
             (Ok(keys), Some(claim)) => {
                 claim.finish(&keys).await?;
                 Ok(keys)
@@ -140,9 +148,21 @@ impl Broker {
         messages: usize,
     ) -> BrokerResult<Idempotent> {
         let retry = (queue.clone(), idempotency_key.to_owned());
-        let found = if self.store().is_shared() {
-            self.store().idempotent_keys(queue, idempotency_key).await?
-        } else {
+        if self.store().is_shared() {
+            let window = self.config().idempotency_window;
+            let shared = IdempotencyClaim { key: idempotency_key.to_owned(), token: claim_token(), window };
+            return match self.store().claim_idempotent(queue, &shared).await? {
+                Claimed::Mine => Ok(Idempotent::First(Claim {
+                    broker: self.clone(),
+                    retry,
+                    finished: false,
+                    shared: Some(shared),
+                })),
+                Claimed::Answered(keys) => Ok(Idempotent::Retry(keys)),
+                Claimed::InUse => Err(BrokerError::IdempotencyKeyInUse),
+            };
+        }
+        let found = {
             let (window, budget) = (self.config().idempotency_window, self.config().idempotency_max_bytes);
             let claimed = self.inner.remembered.lock().claim(&retry, messages, window, budget);
             if let Err(BrokerError::IdempotencyFull { .. }) = claimed {
@@ -153,7 +173,7 @@ impl Broker {
         };
         Ok(match found {
             Some(keys) => Idempotent::Retry(keys),
-            None => Idempotent::First(Claim { broker: self.clone(), retry, finished: false }),
+            None => Idempotent::First(Claim { broker: self.clone(), retry, finished: false, shared: None }),
         })
     }
 
@@ -165,24 +185,35 @@ impl Broker {
     }
 }
 
+/// A token no other claim (of any process) holds.
+fn claim_token() -> String {
+    static PROCESS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        format!("{:x}-{nanos:x}", std::process::id())
+    });
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{:x}", *PROCESS, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 impl Claim {
-    /// Remembers the keys the publish got, for the window.
+    /// Remembers the keys the publish got, for the window (a shared store recorded them
+    /// with the add).
     async fn finish(mut self, keys: &[MessageKey]) -> BrokerResult<()> {
         self.finished = true;
-        let (queue, key) = &self.retry;
-        if self.broker.store().is_shared() {
-            let window = self.broker.config().idempotency_window;
-            return Ok(self.broker.store().remember_idempotent(queue, key, keys, window).await?);
+        if self.shared.is_some() {
+            return Ok(());
         }
         let ns = keys.iter().map(|k| k.n).collect();
         self.broker.inner.remembered.lock().settle(&self.retry, Some(ns));
         Ok(())
     }
 
-    /// Forgets the key: the publish failed and added nothing.
+    /// Forgets the key: the publish failed and added nothing. (A shared store's claim expires
+    /// by itself: the add may still be on its way to the store, and will then add nothing.)
     fn release(mut self) {
         self.finished = true;
-        if !self.broker.store().is_shared() {
+        if self.shared.is_none() {
             self.broker.inner.remembered.lock().release(&self.retry);
         }
     }
@@ -191,7 +222,7 @@ impl Claim {
 impl Drop for Claim {
     /// Neither finished nor released: the publish was interrupted and may have added.
     fn drop(&mut self) {
-        if !self.finished && !self.broker.store().is_shared() {
+        if !self.finished && self.shared.is_none() {
             self.broker.inner.remembered.lock().settle(&self.retry, None);
         }
     }

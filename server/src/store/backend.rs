@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
-use super::{EmbeddedStore, MemoryStore, RedisStore};
 use super::{
-    ExpiredLeases, LeasedMessage, LengthLimit, NodePresence, PeekedMessage, QueueInfo, QueueStore,
-    StoreEvent, StoreResult, StoredMessage,
+    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, NodePresence, PeekedMessage,
+    QueueInfo, QueueStore, StoreEvent, StoreResult, StoredMessage,
 };
+use super::{EmbeddedStore, MemoryStore, RedisStore};
 use crate::metrics::{Metrics, StoreOp};
 
 /// The configured backend, with the figures its calls are timed into. Handlers hold this,
@@ -197,22 +197,8 @@ impl QueueStore for Store {
         dispatch!(self, StoreOp::Ping, s => s.ping().await)
     }
 
-    async fn idempotent_keys(
-        &self,
-        queue: &QueueName,
-        idempotency_key: &str,
-    ) -> StoreResult<Option<Vec<MessageKey>>> {
-        dispatch!(self, s => s.idempotent_keys(queue, idempotency_key).await)
-    }
-
-    async fn remember_idempotent(
-        &self,
-        queue: &QueueName,
-        idempotency_key: &str,
-        keys: &[MessageKey],
-        window: Duration,
-    ) -> StoreResult<()> {
-        dispatch!(self, s => s.remember_idempotent(queue, idempotency_key, keys, window).await)
+    async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
+        dispatch!(self, s => s.claim_idempotent(queue, claim).await)
     }
 
     async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {

@@ -79,9 +79,40 @@ pub enum StoreError {
     /// The backend failed; the operation did not happen.
     #[error("store failure: {0}")]
     Backend(String),
+    /// The publish's idempotency claim was no longer its own when it came to add (it expired,
+    /// another publish took the key): nothing was added.
+    #[error("the Idempotency-Key claim of this publish was lost")]
+    ClaimLost,
     /// The queue is at its length limit and refuses new messages; nothing was added.
     #[error("queue is full ({0} messages)")]
     QueueFull(u64),
+}
+
+/// An idempotency key claimed for one publish on a shared store.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    /// The client's `Idempotency-Key`.
+    pub key: String,
+    /// Who holds the claim: an add runs only while the claim still holds this token.
+    pub token: String,
+    /// How long the answer is kept.
+    pub window: Duration,
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The key is this publish's: add.
+    Mine,
+    /// A publish with this key got these keys: answer them, add nothing.
+    Answered(Vec<MessageKey>),
+    /// Another publish holds the key and has not finished (or may still finish).
+    InUse,
+}
+
+tokio::task_local! {
+    /// The idempotency claim of the publish running in this task, for a shared store's adds.
+    pub static PUBLISH_ONCE: IdempotencyClaim;
 }
 
 /// A per-queue length limit and what to do at it.
@@ -225,26 +256,17 @@ pub trait QueueStore: Send + Sync + 'static {
         false
     }
 
-    /// Shared stores only: the keys a publish with this idempotency key got, if it was
-    /// remembered (by any process) within its window. Local stores answer `None`; the
-    /// broker remembers for them.
-    fn idempotent_keys(
+    /// Shared stores only: claims an idempotency key for one publish (by any process), or
+    /// says what the publish that holds it got. The publish then runs inside
+    /// [`PUBLISH_ONCE`]`.scope(claim, …)`, and the store adds only while the claim is still
+    /// its own, recording the answer in the same atomic step. Local stores answer `Mine`;
+    /// the broker remembers for them.
+    fn claim_idempotent(
         &self,
         _queue: &QueueName,
-        _idempotency_key: &str,
-    ) -> impl Future<Output = StoreResult<Option<Vec<MessageKey>>>> + Send {
-        async { Ok(None) }
-    }
-
-    /// Shared stores only: remembers what a publish with this idempotency key got.
-    fn remember_idempotent(
-        &self,
-        _queue: &QueueName,
-        _idempotency_key: &str,
-        _keys: &[MessageKey],
-        _window: Duration,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        async { Ok(()) }
+        _claim: &IdempotencyClaim,
+    ) -> impl Future<Output = StoreResult<Claimed>> + Send {
+        async { Ok(Claimed::Mine) }
     }
 
     /// Checks that the store answers (for `/readyz`).

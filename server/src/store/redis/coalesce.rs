@@ -9,8 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::conn::{error, Conn};
 use super::keys::{QueueKeys, BUS};
-use super::{scripts, with_queueset};
-use crate::store::{LengthLimit, StoreError, StoreResult};
+use super::{once, scripts, with_queueset};
+use crate::store::{IdempotencyClaim, LengthLimit, StoreError, StoreResult};
 
 /// Adds taken into one batch at most.
 const MAX_BATCH: usize = 512;
@@ -85,7 +85,7 @@ async fn send(group: Vec<Pending>, mut conn: Conn, cluster: bool) {
         values.push(pending.value);
     }
     let count = values.len() as u64;
-    let answer: StoreResult<i64> = add_batch_invocation(&queue, cluster, ttl_secs, None, values)
+    let answer: StoreResult<i64> = add_batch_invocation(&queue, cluster, ttl_secs, None, None, values)
         .invoke_async(&mut conn)
         .await
         .map_err(error);
@@ -97,17 +97,20 @@ async fn send(group: Vec<Pending>, mut conn: Conn, cluster: bool) {
     }
 }
 
-/// The `ADD_BATCH` call for `values`: all added, or none when `limit` refuses them.
+/// The `ADD_BATCH` call for `values`: all added, or none when `limit` refuses them or the
+/// publish's idempotency `claim` is no longer its own.
 pub(super) fn add_batch_invocation(
     queue: &QueueName,
     cluster: bool,
     ttl_secs: u64,
     limit: Option<LengthLimit>,
+    claim: Option<&IdempotencyClaim>,
     values: Vec<String>,
 ) -> ScriptInvocation<'static> {
     let keys = QueueKeys::new(queue, cluster);
     let mut inv = scripts::ADD_BATCH.key(keys.counter());
     inv.key(keys.list()).key(keys.status());
+    once::with_record(&mut inv, &keys, claim);
     with_queueset(&mut inv, cluster)
         .arg(queue.as_str())
         .arg(ttl_secs)
@@ -115,6 +118,7 @@ pub(super) fn add_batch_invocation(
         .arg(BUS)
         .arg(limit.map_or(0, |l| l.max))
         .arg(if limit.is_some_and(|l| l.drop_oldest) { "1" } else { "0" });
+    once::claim_args(&mut inv, queue, claim);
     for value in values {
         inv.arg(value);
     }

@@ -9,7 +9,7 @@ use restmq_shared::{MessageKey, QueueName};
 
 use super::conn::error;
 use super::keys::{client_key, BUS, DELAYED_QUEUES, TTL_QUEUES};
-use super::{scripts, RedisStore};
+use super::{once, scripts, RedisStore};
 use crate::store::StoreResult;
 
 impl RedisStore {
@@ -26,13 +26,17 @@ impl RedisStore {
         let visible_at = crate::store::state::after(delay);
         let mut inv = scripts::ADD_DELAYED.key(keys.counter());
         inv.key(keys.delayed()).key(keys.status());
+        let claim = once::current();
+        once::with_record(&mut inv, &keys, claim.as_ref());
         self.with_queueset(&mut inv)
             .arg(queue.as_str())
             .arg(value)
             .arg(super::ttl_secs(ttl))
             .arg(keys.message_prefix())
             .arg(visible_at);
-        let n: u64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        once::claim_args(&mut inv, queue, claim.as_ref());
+        let n: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        let n = once::first_added(n, 0)?;
         self.index_expiring(queue, &[n], ttl).await?;
         Ok(client_key(queue, n))
     }

@@ -8,6 +8,7 @@ mod delayed;
 mod keys;
 mod lease;
 mod listing;
+mod once;
 mod presence;
 mod scripts;
 mod upgrade;
@@ -24,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use self::conn::{error, Conn};
 use self::keys::{client_key, number, QueueKeys, BUS, QUEUESET};
 use super::{
-    ExpiredLeases, LeasedMessage, LengthLimit, NodePresence, PeekedMessage, QueueInfo, QueueStore,
-    StoreError, StoreEvent, StoreResult, StoredMessage,
+    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, NodePresence, PeekedMessage,
+    QueueInfo, QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
 };
 
 /// How to reach Redis.
@@ -152,6 +153,11 @@ impl QueueStore for RedisStore {
     }
 
     async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
+        if once::current().is_some() {
+            // A claimed publish adds in its own script, which checks and answers the claim.
+            let keys = self.add_batch(queue, vec![value], ttl, None).await?;
+            return keys.into_iter().next().ok_or(StoreError::ClaimLost);
+        }
         self.register_in_cluster(queue).await?;
         let n = self.inner.adds.add(queue, value, ttl_secs(ttl)).await?;
         self.index_expiring(queue, &[n], ttl).await?;
@@ -170,11 +176,17 @@ impl QueueStore for RedisStore {
         }
         self.register_in_cluster(queue).await?;
         let count = values.len() as u64;
-        let inv = coalesce::add_batch_invocation(queue, self.inner.cluster, ttl_secs(ttl), limit, values);
+        let claim = once::current();
+        let inv = coalesce::add_batch_invocation(
+            queue,
+            self.inner.cluster,
+            ttl_secs(ttl),
+            limit,
+            claim.as_ref(),
+            values,
+        );
         let first: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
-        let Ok(first) = u64::try_from(first) else {
-            return Err(StoreError::QueueFull(limit.map_or(0, |l| l.max)));
-        };
+        let first = once::first_added(first, limit.map_or(0, |l| l.max))?;
         let ns: Vec<u64> = (first..first + count).collect();
         self.index_expiring(queue, &ns, ttl).await?;
         Ok(ns.into_iter().map(|n| client_key(queue, n)).collect())
@@ -347,29 +359,8 @@ impl QueueStore for RedisStore {
         true
     }
 
-    async fn idempotent_keys(
-        &self,
-        queue: &QueueName,
-        idempotency_key: &str,
-    ) -> StoreResult<Option<Vec<MessageKey>>> {
-        let found: Option<String> =
-            self.conn().get(self.keys(queue).idempotency(idempotency_key)).await.map_err(error)?;
-        let own = |k: &MessageKey| k.queue == *queue;
-        Ok(found
-            .map(|list| list.split(',').filter_map(|k| MessageKey::try_from(k).ok()).filter(own).collect()))
-    }
-
-    async fn remember_idempotent(
-        &self,
-        queue: &QueueName,
-        idempotency_key: &str,
-        keys: &[MessageKey],
-        window: Duration,
-    ) -> StoreResult<()> {
-        let list = keys.iter().map(MessageKey::to_string).collect::<Vec<_>>().join(",");
-        let key = self.keys(queue).idempotency(idempotency_key);
-        let () = self.conn().set_ex(key, list, window.as_secs().max(1)).await.map_err(error)?;
-        Ok(())
+    async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
+        self.claim_once(queue, claim).await
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -256,15 +256,21 @@ return moved
     )
 });
 
-/// KEYS: counter, list, status, [QUEUESET]. ARGV: queue, ttl seconds (0 = none), message-key
-/// prefix, bus, max length (0 = none), drop oldest (`1`/`0`), then the values. Adds all
-/// values or none; returns the first new `n`, or -1 when the queue is full. A queue's first
+/// KEYS: counter, list, status, [idempotency record, with a claim], [QUEUESET]. ARGV: queue,
+/// ttl seconds (0 = none), message-key prefix, bus, max length (0 = none), drop oldest
+/// (`1`/`0`), claim token (empty for none), answer window seconds, client key prefix, then the
+/// values. Adds all values or none; returns the first new `n`, -1 when the queue is full, or
+/// -2 when the idempotency record no longer holds the claim (then nothing is added; with it,
+/// the record becomes the list of client keys, in the same step as the add). A queue's first
 /// message marks it started unless a status was set before, as RestMQ's `queue_add` did (a
 /// RestMQ process sharing the Redis never dispatches a queue without it).
 pub static ADD_BATCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local count = #ARGV - 6
+local count = #ARGV - 9
+local idem, queueset = nil, KEYS[4]
+if ARGV[7] ~= '' then idem, queueset = KEYS[4], KEYS[5] end
+if idem and redis.call('GET', idem) ~= '|pending|' .. ARGV[7] then return -2 end
 local max = tonumber(ARGV[5])
 if max > 0 then
   local over = redis.call('LLEN', KEYS[2]) + count - max
@@ -286,28 +292,38 @@ for from = 0, count - 1, 500 do
     local key = ARGV[3] .. (first + i)
     listed[#listed + 1] = key
     if ARGV[2] ~= '0' then
-      redis.call('SET', key, ARGV[7 + i], 'EX', ARGV[2])
+      redis.call('SET', key, ARGV[10 + i], 'EX', ARGV[2])
     else
       pairs[#pairs + 1] = key
-      pairs[#pairs + 1] = ARGV[7 + i]
+      pairs[#pairs + 1] = ARGV[10 + i]
     end
   end
   if #pairs > 0 then redis.call('MSET', unpack(pairs)) end
   redis.call('LPUSH', KEYS[2], unpack(listed))
 end
-if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[1]) end
+if idem then
+  local answer = {}
+  for i = 0, count - 1 do answer[#answer + 1] = ARGV[9] .. (first + i) end
+  redis.call('SET', idem, table.concat(answer, ','), 'EX', ARGV[8])
+end
+if queueset then redis.call('SADD', queueset, ARGV[1]) end
 redis.call('PUBLISH', ARGV[4], 'a ' .. ARGV[1])
 return first
 ",
     )
 });
 
-/// KEYS: counter, delayed, status, [QUEUESET]. ARGV: queue, value, ttl seconds (0 = none),
-/// message-key prefix, visible-at (Unix ms). Adds a message hidden until visible-at; a first
-/// message marks the queue started, as in [`ADD_BATCH`].
+/// KEYS: counter, delayed, status, [idempotency record, with a claim], [QUEUESET]. ARGV:
+/// queue, value, ttl seconds (0 = none), message-key prefix, visible-at (Unix ms), claim token
+/// (empty for none), answer window seconds, client key prefix. Adds a message hidden until
+/// visible-at; returns its `n`, or -2 when the claim is lost, as in [`ADD_BATCH`]; a first
+/// message marks the queue started, as there.
 pub static ADD_DELAYED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local idem, queueset = nil, KEYS[4]
+if ARGV[6] ~= '' then idem, queueset = KEYS[4], KEYS[5] end
+if idem and redis.call('GET', idem) ~= '|pending|' .. ARGV[6] then return -2 end
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('SET', KEYS[3], '1', 'NX') end
 local key = ARGV[4] .. n
@@ -317,7 +333,8 @@ else
   redis.call('SET', key, ARGV[2])
 end
 redis.call('ZADD', KEYS[2], ARGV[5], key)
-if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[1]) end
+if idem then redis.call('SET', idem, ARGV[8] .. n, 'EX', ARGV[7]) end
+if queueset then redis.call('SADD', queueset, ARGV[1]) end
 return n
 ",
     )
