@@ -41,6 +41,9 @@ pub enum ErrorCode {
     /// The store did not confirm in time: the request may or may not have taken effect.
     /// Retry an add with the same `Idempotency-Key`.
     OutcomeUnknown,
+    /// The store's disk is full: the write was refused and changed nothing; retry once
+    /// space is freed.
+    InsufficientStorage,
     /// Something failed inside the server; details are in its log.
     Internal,
 }
@@ -65,6 +68,7 @@ impl ErrorCode {
             Self::TooManyRequests => "too_many_requests",
             Self::StoreUnavailable => "store_unavailable",
             Self::OutcomeUnknown => "outcome_unknown",
+            Self::InsufficientStorage => "insufficient_storage",
             Self::Internal => "internal",
         }
     }
@@ -90,6 +94,7 @@ impl ErrorCode {
             Self::Internal => 500,
             Self::StoreUnavailable => 503,
             Self::OutcomeUnknown => 504,
+            Self::InsufficientStorage => 507,
         }
     }
 }

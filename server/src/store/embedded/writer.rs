@@ -1,17 +1,33 @@
 //! The `embedded` backend's one writer thread: persistence ops applied in the order they were
 //! sent, each batch in one redb transaction fsynced before its waiters are answered.
+//!
+//! A batch the disk refuses (full, or an I/O error) fails with every op sent after it, and
+//! the store refuses writes from then on; the thread reopens the database (redb wants that
+//! after an I/O error), reloads the queues from it, so memory holds only what was
+//! committed, and resumes once a probe commit shows the disk takes writes again.
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Mutex, Weak};
 use std::thread;
+use std::time::Duration;
 
 use redb::{Database, Durability, Table};
 use restmq_shared::QueueName;
 use tokio::sync::oneshot;
 
-use super::schema::{rows, DbError, Meta, DELAYED, MESSAGES, QUEUES, READS};
+use super::schema::{self, rows, DbError, Meta, DELAYED, MESSAGES, PROBE, QUEUES, READS};
+use super::{lock, Inner};
+use crate::store::state::now_ms;
+use crate::store::StoreError;
 
 /// The most ops committed in one transaction.
 const MAX_BATCH: usize = 1024;
+/// The first wait before trying a refusing disk again; it doubles up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+/// What a probe commit writes: the room the disk must have again before writes resume.
+const PROBE_BYTES: usize = 256 * 1024;
 
 /// One change to persist, mirroring a change already made in memory.
 #[derive(Debug)]
@@ -34,8 +50,38 @@ pub enum Op {
     Undelay { queue: QueueName, ns: Vec<u64> },
 }
 
-/// Answered once the op it came with is committed; `Err` carries the failure's text.
-pub type Ack = oneshot::Sender<Result<(), String>>;
+/// Why the disk refused a commit. Every write is refused with it until the disk recovers.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The disk (or quota) is full, rather than failing otherwise.
+    pub full: bool,
+    pub reason: String,
+}
+
+impl Failure {
+    fn of(error: &DbError) -> Self {
+        Self { full: error.is_full(), reason: error.to_string() }
+    }
+
+    /// `507 insufficient_storage` for a full disk, `503 store_unavailable` for other failures.
+    pub fn to_error(&self) -> StoreError {
+        if self.full {
+            StoreError::InsufficientStorage(self.reason.clone())
+        } else {
+            StoreError::Unavailable(self.reason.clone())
+        }
+    }
+}
+
+/// Answered once the op it came with is committed, or with why it was not.
+pub type Ack = oneshot::Sender<Result<(), Failure>>;
+
+/// How the writer reaches its store after a failed commit: the database file to reopen, and
+/// the store whose writes it refuses and whose queues it reloads.
+pub struct Link {
+    pub path: PathBuf,
+    pub store: Weak<Mutex<Inner>>,
+}
 
 pub enum Cmd {
     Write(Op, Option<Ack>),
@@ -45,15 +91,14 @@ pub enum Cmd {
 
 /// Starts the writer thread; it ends when told to close or when every sender is dropped,
 /// after committing whatever it was sent.
-pub fn spawn(db: Database) -> std::io::Result<Sender<Cmd>> {
+pub fn spawn(db: Database, link: Link) -> std::io::Result<Sender<Cmd>> {
     let (tx, rx) = mpsc::channel();
-    thread::Builder::new().name("restmq-store-writer".to_owned()).spawn(move || run(db, rx))?;
+    thread::Builder::new().name("restmq-store-writer".to_owned()).spawn(move || run(db, rx, link))?;
     Ok(tx)
 }
 
-fn run(db: Database, rx: Receiver<Cmd>) {
+fn run(mut db: Database, rx: Receiver<Cmd>, link: Link) {
     let mut close = None;
-    let mut result = Ok(());
     while close.is_none() {
         let Ok(first) = rx.recv() else { break };
         let (mut ops, mut acks) = (Vec::new(), Vec::new());
@@ -71,22 +116,127 @@ fn run(db: Database, rx: Receiver<Cmd>) {
             }
             next = if ops.len() < MAX_BATCH { rx.try_recv().ok() } else { None };
         }
-        result = if ops.is_empty() { Ok(()) } else { commit(&db, &ops) };
-        if let Err(error) = &result {
-            tracing::error!(%error, ops = ops.len(), "embedded store: commit failed");
+        let Err(error) = (if ops.is_empty() { Ok(()) } else { commit(&db, &ops) }) else {
+            for ack in acks {
+                // A waiter that gave up does not need the answer.
+                let _ = ack.send(Ok(()));
+            }
+            continue;
+        };
+        let failure = Failure::of(&error);
+        tracing::error!(%error, ops = ops.len(), "embedded store: commit failed; refusing writes");
+        close = close.or(refuse_writes(&link, &rx, &failure));
+        if close.is_some() {
+            answer(acks, &failure);
+            break;
         }
-        for ack in acks {
-            // A waiter that gave up does not need the answer.
-            let _ = ack.send(result.clone());
+        match recover(db, &link, &rx, &failure, acks) {
+            Ok(reopened) => db = reopened,
+            Err(closing) => {
+                // Everything acknowledged was committed before the failure.
+                closing.map(|ack| ack.send(Ok(())));
+                return;
+            }
         }
     }
+    // Everything acknowledged is committed: refused ops were answered as refused.
     drop(db);
     if let Some(ack) = close {
-        let _ = ack.send(result);
+        let _ = ack.send(Ok(()));
     }
 }
 
-fn commit(db: &Database, ops: &[Op]) -> Result<(), String> {
+/// Marks the store failed and its memory stale, under its lock so that no change slips in,
+/// and refuses every op sent after the failed batch (each was made in memory on top of it).
+/// Returns a close request found among them.
+fn refuse_writes(link: &Link, rx: &Receiver<Cmd>, failure: &Failure) -> Option<Ack> {
+    let store = link.store.upgrade();
+    let mut inner = store.as_deref().map(lock);
+    if let Some(inner) = inner.as_mut() {
+        inner.failure = Some(failure.clone());
+        inner.stale = true;
+    }
+    let mut close = None;
+    while let Ok(cmd) = rx.try_recv() {
+        match cmd {
+            Cmd::Write(_, ack) => drop(ack.map(|ack| ack.send(Err(failure.clone())))),
+            Cmd::Close(ack) => close = Some(ack),
+        }
+    }
+    close
+}
+
+/// Tells the waiters of refused ops why.
+fn answer(acks: Vec<Ack>, failure: &Failure) {
+    for ack in acks {
+        let _ = ack.send(Err(failure.clone()));
+    }
+}
+
+/// Tries, with growing waits, to reopen the database, reload the queues from it and commit
+/// a probe, and returns the database once that works. The waiters of the failed batch are
+/// answered after the first try, so that they hear of the refusal once memory no longer
+/// shows their changes. `Err` when told to close meanwhile (with the request to answer) or
+/// when the store is gone.
+fn recover(
+    db: Database,
+    link: &Link,
+    rx: &Receiver<Cmd>,
+    failure: &Failure,
+    acks: Vec<Ack>,
+) -> Result<Database, Option<Ack>> {
+    // redb refuses every call after an I/O error ("Previous I/O error") until reopened.
+    drop(db);
+    let mut acks = Some(acks);
+    let mut reloaded = false;
+    let mut wait = FIRST_RETRY;
+    loop {
+        let Some(store) = link.store.upgrade() else { return Err(None) };
+        let attempt = reopen(link, &store, &mut reloaded);
+        answer(acks.take().unwrap_or_default(), failure);
+        match attempt {
+            Ok(db) => {
+                lock(&store).failure = None;
+                tracing::info!("embedded store: the disk takes writes again");
+                return Ok(db);
+            }
+            Err(error) => tracing::warn!(%error, reloaded, "embedded store: the disk still refuses writes"),
+        }
+        drop(store);
+        match rx.recv_timeout(wait) {
+            Ok(Cmd::Close(ack)) => return Err(Some(ack)),
+            // Changes are refused while failed, so none should come; refuse any that does.
+            Ok(Cmd::Write(_, ack)) => drop(ack.map(|ack| ack.send(Err(failure.clone())))),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Err(None),
+        }
+        wait = (wait * 2).min(MAX_RETRY);
+    }
+}
+
+/// Reopens the database, replaces the store's queues with what it holds (once; writes are
+/// refused meanwhile, so they cannot change), and commits a probe.
+fn reopen(link: &Link, store: &Mutex<Inner>, reloaded: &mut bool) -> Result<Database, DbError> {
+    let db = Database::create(&link.path)?;
+    if !*reloaded {
+        let state = schema::load(&db, now_ms(), false)?;
+        let mut inner = lock(store);
+        let old = std::mem::replace(&mut inner.state, state);
+        inner.state.keep_leases(old);
+        inner.stale = false;
+        *reloaded = true;
+    }
+    let room = vec![0u8; PROBE_BYTES];
+    let txn = db.begin_write()?;
+    txn.open_table(PROBE)?.insert(0, room.as_slice())?;
+    txn.commit()?;
+    let txn = db.begin_write()?;
+    txn.delete_table(PROBE)?;
+    txn.commit()?;
+    Ok(db)
+}
+
+fn commit(db: &Database, ops: &[Op]) -> Result<(), DbError> {
     let txn = || -> Result<(), DbError> {
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate);
@@ -116,7 +266,7 @@ fn commit(db: &Database, ops: &[Op]) -> Result<(), String> {
         txn.commit()?;
         Ok(())
     };
-    txn().map_err(|e| e.to_string())
+    txn()
 }
 
 type Messages<'t> = Table<'t, (&'static str, u64), (Option<u64>, &'static str)>;
