@@ -120,18 +120,18 @@ struct Outcome {
 }
 
 /// Adds from [`ADDERS`] tasks at once until each has been refused; every refusal must be
-/// `507 insufficient_storage`.
-async fn add_until_refused(server: &TestServer) -> Outcome {
+/// `507 insufficient_storage`. Values start with `round`, so that each is unique.
+async fn add_until_refused(server: &TestServer, round: &str) -> Outcome {
     let url = server.url(&format!("/q/{QUEUE}"));
     let tasks: Vec<_> = (0..ADDERS)
         .map(|t| {
-            let (http, url) = (server.http.clone(), url.clone());
+            let (http, url, round) = (server.http.clone(), url.clone(), round.to_owned());
             tokio::spawn(async move {
                 let mut out = Outcome::default();
                 let deadline = Instant::now() + Duration::from_secs(60);
                 for i in 0..MAX_ADDS {
                     assert!(Instant::now() < deadline, "adder {t}: no refusal within 60 s");
-                    let value = format!("a{t}-{i}-{}", "x".repeat(PAD));
+                    let value = format!("{round}{t}-{i}-{}", "x".repeat(PAD));
                     let res = http.post(&url).form(&[("value", &value)]).send().await.unwrap();
                     let status = res.status().as_u16();
                     let body = res.text().await.unwrap();
@@ -195,13 +195,17 @@ async fn settings(server: &TestServer) -> (serde_json::Value, serde_json::Value)
     (server.get_json(&format!("/p/{QUEUE}")).await, server.get_json(&format!("/control/{QUEUE}")).await)
 }
 
+/// `/readyz` answers 503 `insufficient_storage`.
+async fn assert_not_ready(server: &TestServer) {
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, 503, "/readyz while full: {body}");
+    assert!(body.contains("\"insufficient_storage\""), "/readyz says why: {body}");
+}
+
 /// Refuses every write while full, changing nothing, and `/readyz` says why.
 async fn assert_refuses_writes(server: &TestServer, acked: usize) {
     let before = settings(server).await;
-    let (status, body) = server.get("/readyz").await;
-    assert_eq!(status, 503, "/readyz while full: {body}");
-    assert!(body.contains("insufficient_storage"), "/readyz says why: {body}");
-
+    assert_not_ready(server).await;
     assert_eq!(len(server).await, acked as u64, "the length counts only acknowledged adds");
     let writes = [
         server.post_form(&format!("/p/{QUEUE}"), &[("policy", "roundrobin")]).await,
@@ -226,20 +230,22 @@ async fn assert_refuses_writes(server: &TestServer, acked: usize) {
     assert_eq!(len(server).await, acked as u64, "nothing taken, purged or added");
 }
 
-/// A full disk refuses adds with 507 and other writes cleanly, shows no refused add, and
-/// once space returns `/readyz` is 200, adds work, and a restart keeps exactly what was
-/// acknowledged.
+/// A full disk refuses adds with 507 and other writes (ack included) cleanly, shows no
+/// refused add, keeps leases, and once space returns `/readyz` is 200, writes work, and a
+/// restart keeps exactly what was acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_refuses_cleanly_and_recovers() {
     let fs = Tmpfs::mount("12m");
     let server = start_on(&fs).await;
-    let before = server.add(QUEUE, "before").await;
-    assert_eq!(before, format!("{QUEUE}:1"));
+    server.add(QUEUE, "leased").await;
+    let leased = server.get_json(&format!("/q/{QUEUE}?reserve=60")).await;
+    let ack = server.url(&format!("/q/{QUEUE}/{}", leased["key"].as_str().unwrap()));
 
     fs.fill(LEAVE);
-    let mut outcome = add_until_refused(&server).await;
-    outcome.acked.insert("before".to_owned());
+    let mut outcome = add_until_refused(&server, "a").await;
     assert_refuses_writes(&server, outcome.acked.len()).await;
+    let res = server.http.delete(&ack).send().await.unwrap();
+    assert_eq!(res.status(), 507, "ack while full");
 
     fs.free();
     let freed = Instant::now();
@@ -250,6 +256,8 @@ async fn full_disk_refuses_cleanly_and_recovers() {
         outcome.refused.len(),
         freed.elapsed()
     );
+    let res = server.http.delete(&ack).send().await.unwrap();
+    assert_eq!(res.status(), 200, "the lease outlived the episode; ack works again");
     server.add(QUEUE, "after").await;
     outcome.acked.insert("after".to_owned());
     assert_eq!(len(&server).await, outcome.acked.len() as u64);
@@ -261,16 +269,26 @@ async fn full_disk_refuses_cleanly_and_recovers() {
     server.stop().await;
 }
 
-/// A server stopped while its disk is full restarts (once space returns) with every
-/// acknowledged message and none of the refused ones.
+/// A server stopped while its disk is full restarts on the still-full disk with exactly the
+/// acknowledged messages, refuses adds again without showing them, and after space returns
+/// and another restart holds every acknowledged message and none of the refused ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_after_full_disk_keeps_exactly_the_acknowledged() {
     let fs = Tmpfs::mount("12m");
     let server = start_on(&fs).await;
     server.add(QUEUE, "before").await;
     fs.fill(LEAVE);
-    let mut outcome = add_until_refused(&server).await;
+    let mut outcome = add_until_refused(&server, "a").await;
     outcome.acked.insert("before".to_owned());
+    server.stop().await;
+
+    let server = start_on(&fs).await;
+    assert_eq!(len(&server).await, outcome.acked.len() as u64, "restarted on the full disk");
+    let again = add_until_refused(&server, "b").await;
+    outcome.acked.extend(again.acked);
+    outcome.refused.extend(again.refused);
+    assert_not_ready(&server).await;
+    assert_eq!(len(&server).await, outcome.acked.len() as u64);
     server.stop().await;
 
     fs.free();

@@ -23,6 +23,21 @@ pub const DELAYED: TableDefinition<'_, (&str, u64), u64> = TableDefinition::new(
 /// handed out, kept after its message is gone so that `n` is never reused (purge excepted).
 pub const QUEUES: TableDefinition<'_, &str, (u64, u8, u8)> = TableDefinition::new("queues");
 
+/// The number of the last batch committed, under key 0. A commit that reports a failure may
+/// still have landed; after reopening, this tells whether it did.
+pub const BATCHES: TableDefinition<'_, u8, u64> = TableDefinition::new("batches");
+
+/// The number of the last batch committed (0 before the first).
+pub fn last_batch(db: &Database) -> Result<u64, DbError> {
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(BATCHES) {
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        table => table?,
+    };
+    let last = redb::ReadableTable::get(&table, 0)?.map_or(0, |n| n.value());
+    Ok(last)
+}
+
 /// A row written and deleted to check that the disk takes writes again after a failure.
 pub const PROBE: TableDefinition<'_, u8, &[u8]> = TableDefinition::new("probe");
 

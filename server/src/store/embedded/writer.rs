@@ -3,8 +3,10 @@
 //!
 //! A batch the disk refuses (full, or an I/O error) fails with every op sent after it, and
 //! the store refuses writes from then on; the thread reopens the database (redb wants that
-//! after an I/O error), reloads the queues from it, so memory holds only what was
-//! committed, and resumes once a probe commit shows the disk takes writes again.
+//! after an I/O error) and reloads the queues from it, so memory holds only what was
+//! committed. Only then are the batch's waiters answered: refused, or done when the commit
+//! landed despite its error (each batch writes its number, to tell). Writes resume once a
+//! probe commit shows the disk takes them again.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -16,7 +18,7 @@ use redb::{Database, Durability, Table};
 use restmq_shared::QueueName;
 use tokio::sync::oneshot;
 
-use super::schema::{self, rows, DbError, Meta, DELAYED, MESSAGES, PROBE, QUEUES, READS};
+use super::schema::{self, rows, DbError, Meta, BATCHES, DELAYED, MESSAGES, PROBE, QUEUES, READS};
 use super::{lock, Inner};
 use crate::store::state::now_ms;
 use crate::store::StoreError;
@@ -97,9 +99,11 @@ pub fn spawn(db: Database, link: Link) -> std::io::Result<Sender<Cmd>> {
     Ok(tx)
 }
 
-fn run(mut db: Database, rx: Receiver<Cmd>, link: Link) {
+fn run(db: Database, rx: Receiver<Cmd>, link: Link) {
+    let mut batch = schema::last_batch(&db).unwrap_or_default();
+    let mut db = Some(db);
     let mut close = None;
-    while close.is_none() {
+    while let (Some(open), None) = (&db, &close) {
         let Ok(first) = rx.recv() else { break };
         let (mut ops, mut acks) = (Vec::new(), Vec::new());
         let mut next = Some(first);
@@ -116,26 +120,21 @@ fn run(mut db: Database, rx: Receiver<Cmd>, link: Link) {
             }
             next = if ops.len() < MAX_BATCH { rx.try_recv().ok() } else { None };
         }
-        let Err(error) = (if ops.is_empty() { Ok(()) } else { commit(&db, &ops) }) else {
-            for ack in acks {
-                // A waiter that gave up does not need the answer.
-                let _ = ack.send(Ok(()));
-            }
+        batch += 1;
+        let Err(error) = (if ops.is_empty() { Ok(()) } else { commit(open, &ops, batch) }) else {
+            answer(acks, &Ok(()));
             continue;
         };
         let failure = Failure::of(&error);
         tracing::error!(%error, ops = ops.len(), "embedded store: commit failed; refusing writes");
         close = close.or(refuse_writes(&link, &rx, &failure));
+        let (open, failed) = (db.take(), (batch, acks));
         if close.is_some() {
-            answer(acks, &failure);
-            break;
-        }
-        match recover(db, &link, &rx, &failure, acks) {
-            Ok(reopened) => db = reopened,
-            Err(closing) => {
-                // Everything acknowledged was committed before the failure.
-                closing.map(|ack| ack.send(Ok(())));
-                return;
+            settle(open, &link, &failure, failed);
+        } else {
+            match recover(open, &link, &rx, &failure, failed) {
+                Ok(reopened) => db = Some(reopened),
+                Err(closing) => close = closing,
             }
         }
     }
@@ -144,6 +143,15 @@ fn run(mut db: Database, rx: Receiver<Cmd>, link: Link) {
     if let Some(ack) = close {
         let _ = ack.send(Ok(()));
     }
+}
+
+/// Closing right after a failed commit: answers its waiters from one look at the reopened
+/// database.
+fn settle(db: Option<Database>, link: &Link, failure: &Failure, (batch, acks): (u64, Vec<Ack>)) {
+    drop(db);
+    let reopened = Database::create(&link.path).map_err(DbError::from);
+    let landed = reopened.and_then(|db| schema::last_batch(&db)).is_ok_and(|last| last == batch);
+    answer(acks, &if landed { Ok(()) } else { Err(failure.clone()) });
 }
 
 /// Marks the store failed and its memory stale, under its lock so that no change slips in,
@@ -166,41 +174,49 @@ fn refuse_writes(link: &Link, rx: &Receiver<Cmd>, failure: &Failure) -> Option<A
     close
 }
 
-/// Tells the waiters of refused ops why.
-fn answer(acks: Vec<Ack>, failure: &Failure) {
+/// Tells waiters how their ops went.
+fn answer(acks: Vec<Ack>, result: &Result<(), Failure>) {
     for ack in acks {
-        let _ = ack.send(Err(failure.clone()));
+        // A waiter that gave up does not need the answer.
+        let _ = ack.send(result.clone());
     }
 }
 
 /// Tries, with growing waits, to reopen the database, reload the queues from it and commit
-/// a probe, and returns the database once that works. The waiters of the failed batch are
-/// answered after the first try, so that they hear of the refusal once memory no longer
-/// shows their changes. `Err` when told to close meanwhile (with the request to answer) or
-/// when the store is gone.
+/// a probe, and returns the database once that works. The waiters of the failed batch
+/// (`failed`: its number and their acks) are answered once the queues are reloaded: then
+/// memory shows the batch exactly when it landed. `Err` when told to close meanwhile (with
+/// the request to answer) or when the store is gone.
 fn recover(
-    db: Database,
+    db: Option<Database>,
     link: &Link,
     rx: &Receiver<Cmd>,
     failure: &Failure,
-    acks: Vec<Ack>,
+    failed: (u64, Vec<Ack>),
 ) -> Result<Database, Option<Ack>> {
     // redb refuses every call after an I/O error ("Previous I/O error") until reopened.
     drop(db);
+    let (batch, acks) = failed;
     let mut acks = Some(acks);
-    let mut reloaded = false;
+    let mut landed = None;
     let mut wait = FIRST_RETRY;
     loop {
         let Some(store) = link.store.upgrade() else { return Err(None) };
-        let attempt = reopen(link, &store, &mut reloaded);
-        answer(acks.take().unwrap_or_default(), failure);
+        let attempt = reopen(link, &store, batch, &mut landed);
+        if let Some(landed) = landed {
+            if landed && acks.is_some() {
+                tracing::warn!("embedded store: the commit that reported a failure had landed");
+            }
+            let result = if landed { Ok(()) } else { Err(failure.clone()) };
+            answer(acks.take().unwrap_or_default(), &result);
+        }
         match attempt {
             Ok(db) => {
                 lock(&store).failure = None;
                 tracing::info!("embedded store: the disk takes writes again");
                 return Ok(db);
             }
-            Err(error) => tracing::warn!(%error, reloaded, "embedded store: the disk still refuses writes"),
+            Err(error) => tracing::warn!(%error, "embedded store: the disk still refuses writes"),
         }
         drop(store);
         match rx.recv_timeout(wait) {
@@ -214,17 +230,24 @@ fn recover(
     }
 }
 
-/// Reopens the database, replaces the store's queues with what it holds (once; writes are
-/// refused meanwhile, so they cannot change), and commits a probe.
-fn reopen(link: &Link, store: &Mutex<Inner>, reloaded: &mut bool) -> Result<Database, DbError> {
+/// Reopens the database, replaces the store's queues with what it holds and sets `landed`
+/// to whether batch number `batch` is in it (once; writes are refused meanwhile, so they
+/// cannot change), and commits a probe.
+fn reopen(
+    link: &Link,
+    store: &Mutex<Inner>,
+    batch: u64,
+    landed: &mut Option<bool>,
+) -> Result<Database, DbError> {
     let db = Database::create(&link.path)?;
-    if !*reloaded {
+    if landed.is_none() {
         let state = schema::load(&db, now_ms(), false)?;
+        let last = schema::last_batch(&db)?;
         let mut inner = lock(store);
         let old = std::mem::replace(&mut inner.state, state);
         inner.state.keep_leases(old);
         inner.stale = false;
-        *reloaded = true;
+        *landed = Some(last == batch);
     }
     let room = vec![0u8; PROBE_BYTES];
     let txn = db.begin_write()?;
@@ -236,11 +259,13 @@ fn reopen(link: &Link, store: &Mutex<Inner>, reloaded: &mut bool) -> Result<Data
     Ok(db)
 }
 
-fn commit(db: &Database, ops: &[Op]) -> Result<(), DbError> {
+/// Commits `ops` as batch number `batch`.
+fn commit(db: &Database, ops: &[Op], batch: u64) -> Result<(), DbError> {
     let txn = || -> Result<(), DbError> {
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate);
         {
+            txn.open_table(BATCHES)?.insert(0, batch)?;
             let mut messages = txn.open_table(MESSAGES)?;
             let mut reads = txn.open_table(READS)?;
             let mut queues = txn.open_table(QUEUES)?;
