@@ -64,6 +64,7 @@ pub fn describe(code: ErrorCode) -> &'static str {
         "too_many_requests" => "Limit reached, try again later",
         "store_unavailable" => "The store is unavailable",
         "outcome_unknown" => "The store did not confirm in time: check before retrying",
+        "insufficient_storage" => "The server's disk is full: writes are refused until space is freed",
         "internal" => "Server error (see its log)",
         other => other,
     }
