@@ -246,6 +246,10 @@ async fn full_disk_refuses_cleanly_and_recovers() {
     assert_refuses_writes(&server, outcome.acked.len()).await;
     let res = server.http.delete(&ack).send().await.unwrap();
     assert_eq!(res.status(), 507, "ack while full");
+    // Past a few recovery tries, the still-full disk is still reported, and nothing changed.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_not_ready(&server).await;
+    assert_eq!(len(&server).await, outcome.acked.len() as u64);
 
     fs.free();
     let freed = Instant::now();

@@ -8,7 +8,8 @@
 //! landed despite its error (each batch writes its number, to tell). Writes resume once a
 //! probe commit shows the disk takes them again.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Mutex, Weak};
 use std::thread;
@@ -182,11 +183,10 @@ fn answer(acks: Vec<Ack>, result: &Result<(), Failure>) {
     }
 }
 
-/// Tries, with growing waits, to reopen the database, reload the queues from it and commit
-/// a probe, and returns the database once that works. The waiters of the failed batch
-/// (`failed`: its number and their acks) are answered once the queues are reloaded: then
-/// memory shows the batch exactly when it landed. `Err` when told to close meanwhile (with
-/// the request to answer) or when the store is gone.
+/// Tries until the disk takes writes again (see [`try_recover`]) and returns the database
+/// then. The waiters of the failed batch (`failed`: its number and their acks) are answered
+/// once the queues are reloaded: then memory shows the batch exactly when it landed. `Err`
+/// when told to close meanwhile (with the request to answer) or when the store is gone.
 fn recover(
     db: Option<Database>,
     link: &Link,
@@ -198,11 +198,11 @@ fn recover(
     drop(db);
     let (batch, acks) = failed;
     let mut acks = Some(acks);
-    let mut landed = None;
+    let (mut db, mut landed) = (None, None);
     let mut wait = FIRST_RETRY;
     loop {
         let Some(store) = link.store.upgrade() else { return Err(None) };
-        let attempt = reopen(link, &store, batch, &mut landed);
+        let attempt = try_recover(link, &store, &mut db, batch, &mut landed);
         if let Some(landed) = landed {
             if landed && acks.is_some() {
                 tracing::warn!("embedded store: the commit that reported a failure had landed");
@@ -210,13 +210,19 @@ fn recover(
             let result = if landed { Ok(()) } else { Err(failure.clone()) };
             answer(acks.take().unwrap_or_default(), &result);
         }
-        match attempt {
-            Ok(db) => {
+        match (attempt, db.take()) {
+            (Ok(true), Some(db)) => {
                 lock(&store).failure = None;
                 tracing::info!("embedded store: the disk takes writes again");
                 return Ok(db);
             }
-            Err(error) => tracing::warn!(%error, "embedded store: the disk still refuses writes"),
+            // No room yet: look again soon; the look is cheap.
+            (Ok(_), open) => (db, wait) = (open, FIRST_RETRY),
+            // After an I/O error, redb needs reopening: `db` stays `None`.
+            (Err(error), _) => {
+                tracing::warn!(%error, "embedded store: the disk still refuses writes");
+                wait = (wait * 2).min(MAX_RETRY);
+            }
         }
         drop(store);
         match rx.recv_timeout(wait) {
@@ -226,29 +232,53 @@ fn recover(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return Err(None),
         }
-        wait = (wait * 2).min(MAX_RETRY);
     }
 }
 
-/// Reopens the database, replaces the store's queues with what it holds and sets `landed`
-/// to whether batch number `batch` is in it (once; writes are refused meanwhile, so they
-/// cannot change), and commits a probe.
-fn reopen(
+/// One try at recovering: reopens the database unless `db` holds it, the first time
+/// replaces the store's queues with what it holds and sets `landed` to whether batch number
+/// `batch` is in it (writes are refused meanwhile, so the queues cannot change after), and,
+/// when the disk has room, commits a probe. `Ok(true)` once the probe committed.
+fn try_recover(
     link: &Link,
     store: &Mutex<Inner>,
+    db: &mut Option<Database>,
     batch: u64,
     landed: &mut Option<bool>,
-) -> Result<Database, DbError> {
-    let db = Database::create(&link.path)?;
+) -> Result<bool, DbError> {
+    let open = match db {
+        Some(open) => open,
+        None => db.insert(Database::create(&link.path)?),
+    };
     if landed.is_none() {
-        let state = schema::load(&db, now_ms(), false)?;
-        let last = schema::last_batch(&db)?;
+        let state = schema::load(open, now_ms(), false)?;
+        let last = schema::last_batch(open)?;
         let mut inner = lock(store);
         let old = std::mem::replace(&mut inner.state, state);
         inner.state.keep_leases(old);
         inner.stale = false;
         *landed = Some(last == batch);
     }
+    if !has_room(&link.path) {
+        return Ok(false);
+    }
+    probe(open).map(|()| true)
+}
+
+/// Whether a file of [`PROBE_BYTES`] fits beside the database: a cheap look before a probe
+/// commit, whose failure would leave the database to reopen (and repair) again.
+fn has_room(db_path: &Path) -> bool {
+    let path = db_path.with_extension("probe");
+    let written = std::fs::File::create(&path).and_then(|mut file| {
+        file.write_all(&vec![0; PROBE_BYTES])?;
+        file.sync_all()
+    });
+    let _ = std::fs::remove_file(&path);
+    written.is_ok()
+}
+
+/// Writes and deletes [`PROBE_BYTES`] in the database, each in a commit of its own.
+fn probe(db: &Database) -> Result<(), DbError> {
     let room = vec![0u8; PROBE_BYTES];
     let txn = db.begin_write()?;
     txn.open_table(PROBE)?.insert(0, room.as_slice())?;
@@ -256,7 +286,7 @@ fn reopen(
     let txn = db.begin_write()?;
     txn.delete_table(PROBE)?;
     txn.commit()?;
-    Ok(db)
+    Ok(())
 }
 
 /// Commits `ops` as batch number `batch`.
