@@ -112,10 +112,11 @@ async fn wait_ready(server: &TestServer) {
     }
 }
 
-/// What the adds got: values acknowledged and values refused.
+/// What the adds got: values (and keys) acknowledged and values refused.
 #[derive(Default)]
 struct Outcome {
     acked: BTreeSet<String>,
+    keys: BTreeSet<String>,
     refused: BTreeSet<String>,
 }
 
@@ -136,7 +137,10 @@ async fn add_until_refused(server: &TestServer, round: &str) -> Outcome {
                     let status = res.status().as_u16();
                     let body = res.text().await.unwrap();
                     match status {
-                        200 => assert!(out.acked.insert(value)),
+                        200 => {
+                            assert!(out.acked.insert(value));
+                            out.keys.insert(body.trim_end().to_owned());
+                        }
                         507 => {
                             assert!(body.contains("\"insufficient_storage\""), "507 body: {body}");
                             out.refused.insert(value);
@@ -153,10 +157,38 @@ async fn add_until_refused(server: &TestServer, round: &str) -> Outcome {
     for task in tasks {
         let out = task.await.unwrap();
         all.acked.extend(out.acked);
+        all.keys.extend(out.keys);
         all.refused.extend(out.refused);
     }
     assert!(!all.refused.is_empty(), "no add was refused");
     all
+}
+
+/// Adds until refused while another client reads the newest keys (`/j/<queue>`) as fast
+/// as it can: every key it saw must be one of an acknowledged add.
+async fn add_until_refused_watched(server: &TestServer, round: &str) -> Outcome {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (http, url, done) = (server.http.clone(), server.url(&format!("/j/{QUEUE}")), stop.clone());
+    let watcher = tokio::spawn(async move {
+        let mut seen = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for _ in 0..1_000_000 {
+            if done.is_cancelled() || Instant::now() > deadline {
+                break;
+            }
+            let recent: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+            for key in recent["keys"].as_array().into_iter().flatten() {
+                seen.insert(key.as_str().unwrap().to_owned());
+            }
+        }
+        seen
+    });
+    let outcome = add_until_refused(server, round).await;
+    stop.cancel();
+    let seen = watcher.await.unwrap();
+    let unknown: Vec<_> = seen.iter().filter(|key| !outcome.keys.contains(*key)).collect();
+    assert!(unknown.is_empty(), "keys seen that no acknowledged add got: {unknown:?}");
+    outcome
 }
 
 /// The queue's length from `/stats/<queue>`.
@@ -242,7 +274,7 @@ async fn full_disk_refuses_cleanly_and_recovers() {
     let ack = server.url(&format!("/q/{QUEUE}/{}", leased["key"].as_str().unwrap()));
 
     fs.fill(LEAVE);
-    let mut outcome = add_until_refused(&server, "a").await;
+    let mut outcome = add_until_refused_watched(&server, "a").await;
     assert_refuses_writes(&server, outcome.acked.len()).await;
     let res = server.http.delete(&ack).send().await.unwrap();
     assert_eq!(res.status(), 507, "ack while full");

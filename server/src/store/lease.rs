@@ -41,8 +41,10 @@ impl State {
     ) -> Vec<LeasedMessage> {
         let mut out = Vec::new();
         let Some(q) = self.queues.get_mut(queue) else { return out };
+        let last = Self::in_sight(self.hide_uncommitted, q);
         while out.len() < max {
-            let Some((n, mut entry)) = q.messages.pop_first() else { break };
+            let Some(first) = q.messages.first_entry().filter(|first| *first.key() <= last) else { break };
+            let (n, mut entry) = first.remove_entry();
             if entry.expired(now) {
                 expired.push(n);
                 continue;

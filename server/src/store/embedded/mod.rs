@@ -6,10 +6,10 @@
 //! `requeue`, `purge`, policy and status) return once committed; `pop` and `peek` return at
 //! once, so a crash may bring a popped message back (at-least-once delivery).
 //!
-//! When the disk refuses a commit (full), the changes of that batch and every later one are
-//! refused, the store refuses writes (`507`; reads of memory wait until it is reloaded from
-//! the database, so a refused change is never seen) and `ping` fails, until the writer finds
-//! that the disk takes writes again. A popped message whose removal was refused comes back.
+//! An added message stays out of sight (length, gets, streams) until its commit lands. When
+//! the disk refuses a commit (full), that batch and every later one are refused, memory is
+//! reloaded from the database (reads fail until then), writes get `507` and `ping` fails
+//! until the disk takes writes again; a popped message whose removal was refused comes back.
 
 mod schema;
 mod writer;

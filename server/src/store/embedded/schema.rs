@@ -169,6 +169,10 @@ pub fn load(db: &Database, now: u64, clean: bool) -> Result<State, DbError> {
             entry.map(|entry| entry.reads = count).is_some()
         })?;
     }
+    for q in state.queues.values_mut() {
+        q.committed = q.counter;
+    }
+    state.hide_uncommitted = true;
     if clean {
         txn.commit()?;
     } else {

@@ -123,6 +123,7 @@ fn run(db: Database, rx: Receiver<Cmd>, link: Link) {
         }
         batch += 1;
         let Err(error) = (if ops.is_empty() { Ok(()) } else { commit(open, &ops, batch) }) else {
+            confirm(&link, &ops);
             answer(acks, &Ok(()));
             continue;
         };
@@ -143,6 +144,25 @@ fn run(db: Database, rx: Receiver<Cmd>, link: Link) {
     drop(db);
     if let Some(ack) = close {
         let _ = ack.send(Ok(()));
+    }
+}
+
+/// Brings the messages of committed ops in sight, before their adders hear of it.
+fn confirm(link: &Link, ops: &[Op]) {
+    let added = |op: &&Op| matches!(op, Op::Add { .. } | Op::Requeue { .. });
+    if !ops.iter().any(|op| added(&op)) {
+        return;
+    }
+    let Some(store) = link.store.upgrade() else { return };
+    let mut inner = lock(&store);
+    for op in ops.iter().filter(added) {
+        match op {
+            Op::Add { queue, n, .. } => inner.state.confirm(queue, *n),
+            Op::Requeue { queue, messages, .. } => {
+                messages.iter().for_each(|(n, _)| inner.state.confirm(queue, *n));
+            }
+            _ => {}
+        }
     }
 }
 
