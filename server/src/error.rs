@@ -93,6 +93,9 @@ impl ApiError {
             Self::Broker(BrokerError::Store(StoreError::Unknown(_))) => ErrorCode::OutcomeUnknown,
             Self::Broker(BrokerError::Store(StoreError::ClaimLost)) => ErrorCode::IdempotencyKeyInUse,
             Self::Broker(BrokerError::Store(StoreError::Backend(_))) => ErrorCode::Internal,
+            Self::Broker(BrokerError::Store(StoreError::InsufficientStorage(_))) => {
+                ErrorCode::InsufficientStorage
+            }
             Self::Broker(BrokerError::Store(StoreError::QueueFull(_))) => ErrorCode::TooManyRequests,
         }
     }
@@ -115,6 +118,10 @@ impl IntoResponse for ApiError {
                 "the store did not confirm in time: this may or may not have taken effect; \
                  retry an add with the same Idempotency-Key"
                     .to_owned()
+            }
+            ErrorCode::InsufficientStorage => {
+                tracing::warn!(error = %self, "store disk full");
+                "the store's disk is full: writes are refused until space is freed".to_owned()
             }
             _ => self.to_string(),
         };

@@ -52,6 +52,9 @@ pub enum ErrorCode {
     /// The store did not confirm in time: the request may or may not have taken effect.
     /// Retry an add with the same `Idempotency-Key`.
     OutcomeUnknown,
+    /// The store's disk is full: the write was refused and changed nothing; retry once
+    /// space is freed.
+    InsufficientStorage,
     /// Something failed inside the server; details are in its log.
     Internal,
 }
@@ -81,6 +84,7 @@ impl ErrorCode {
             Self::IdempotencyKeyInUse => "idempotency_key_in_use",
             Self::StoreUnavailable => "store_unavailable",
             Self::OutcomeUnknown => "outcome_unknown",
+            Self::InsufficientStorage => "insufficient_storage",
             Self::Internal => "internal",
         }
     }
@@ -111,6 +115,7 @@ impl ErrorCode {
             Self::Internal => 500,
             Self::StoreUnavailable => 503,
             Self::OutcomeUnknown => 504,
+            Self::InsufficientStorage => 507,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Queue administration: policy (`/p`), pause and resume (`/control`), figures (`/stats`).
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use restmq_shared::{
@@ -138,11 +139,17 @@ async fn healthz() -> Result<Response, ApiError> {
     reply::json(&serde_json::json!({"status": "ok"}), None)
 }
 
-/// `GET /readyz`: the store answers; 503 `store_unavailable` when it does not (in time).
+/// `GET /readyz`: the store answers; 503 when it does not (`store_unavailable`, also when it
+/// does not in time) or refuses writes (`insufficient_storage`: its disk is full).
 async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
-    state.broker.store().ping().await.map_err(|e| match e {
-        StoreError::Unknown(why) => StoreError::Unavailable(why),
-        e => e,
-    })?;
+    if let Err(error) = state.broker.store().ping().await {
+        let error = match error {
+            StoreError::Unknown(why) => StoreError::Unavailable(why),
+            error => error,
+        };
+        let mut response = ApiError::from(error).into_response();
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(response);
+    }
     reply::json(&serde_json::json!({"status": "ready", "store": state.broker.store().kind()}), None)
 }

@@ -41,8 +41,10 @@ impl State {
     ) -> Vec<LeasedMessage> {
         let mut out = Vec::new();
         let Some(q) = self.queues.get_mut(queue) else { return out };
+        let last = Self::in_sight(self.hide_uncommitted, q);
         while out.len() < max {
-            let Some((n, mut entry)) = q.messages.pop_first() else { break };
+            let Some(first) = q.messages.first_entry().filter(|first| *first.key() <= last) else { break };
+            let (n, mut entry) = first.remove_entry();
             if entry.expired(now) {
                 expired.push(n);
                 continue;
@@ -106,6 +108,25 @@ impl State {
             }
         }
         out
+    }
+
+    /// After reloading from disk: the leases and delivery counts of `old` (kept in memory
+    /// only) carried over to the messages still here.
+    pub fn keep_leases(&mut self, old: State) {
+        for (name, old) in old.queues {
+            let Some(q) = self.queues.get_mut(&name) else { continue };
+            for (n, entry) in old.messages {
+                if let Some(e) = q.messages.get_mut(&n) {
+                    e.deliveries = entry.deliveries;
+                }
+            }
+            for (n, lease) in old.leased {
+                if let Some(mut entry) = q.messages.remove(&n) {
+                    entry.deliveries = lease.entry.deliveries;
+                    q.leased.insert(n, Lease { entry, deadline: lease.deadline });
+                }
+            }
+        }
     }
 
     /// Moves every message of `from` to the end of `to` as new messages; returns how many.

@@ -76,6 +76,10 @@ pub enum StoreError {
     /// waiting): the operation may or may not have happened.
     #[error("store outcome unknown: {0}")]
     Unknown(String),
+    /// The disk is full: the operation did not happen, and writes are refused until space
+    /// returns.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// The backend failed; the operation did not happen.
     #[error("store failure: {0}")]
     Backend(String),

@@ -72,17 +72,41 @@ pub struct QueueState {
     pub expiring: std::collections::BTreeSet<(u64, u64)>,
     pub policy: Policy,
     pub status: QueueStatus,
+    /// With [`State::hide_uncommitted`]: messages numbered above this are not committed yet.
+    pub committed: u64,
 }
 
 /// Every queue, by name.
 #[derive(Debug, Default)]
 pub struct State {
     pub queues: BTreeMap<QueueName, QueueState>,
+    /// Added messages stay out of sight (length, gets, keys) until [`State::confirm`] says
+    /// they are committed, so that an add the disk refuses is never seen (embedded store).
+    pub hide_uncommitted: bool,
 }
 
 impl State {
     fn queue(&mut self, queue: &QueueName) -> &mut QueueState {
         self.queues.entry(queue.clone()).or_default()
+    }
+
+    /// The highest message number of `q` in sight.
+    pub fn in_sight(hide_uncommitted: bool, q: &QueueState) -> u64 {
+        if hide_uncommitted {
+            q.committed
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Message `n` of `queue` (and every one before it) is committed: it comes in sight.
+    pub fn confirm(&mut self, queue: &QueueName, n: u64) {
+        if let Some(q) = self.queues.get_mut(queue) {
+            // A queue purged since has counted again from 1: that `n` is not one of its own.
+            if n <= q.counter {
+                q.committed = q.committed.max(n);
+            }
+        }
     }
 
     /// Adds a message and returns its `n`.
@@ -185,8 +209,10 @@ impl State {
     ) -> Vec<StoredMessage> {
         let mut out = Vec::new();
         let Some(q) = self.queues.get_mut(queue) else { return out };
+        let last = Self::in_sight(self.hide_uncommitted, q);
         while out.len() < max {
-            let Some((n, entry)) = q.messages.pop_first() else { break };
+            let Some(first) = q.messages.first_entry().filter(|first| *first.key() <= last) else { break };
+            let (n, entry) = first.remove_entry();
             if entry.expired(now) {
                 expired.push(n);
             } else {
@@ -199,8 +225,9 @@ impl State {
     /// Counts a soft read of the oldest live message and returns it.
     pub fn peek(&mut self, queue: &QueueName, now: u64, expired: &mut Vec<u64>) -> Option<PeekedMessage> {
         let q = self.queues.get_mut(queue)?;
+        let last = Self::in_sight(self.hide_uncommitted, q);
         loop {
-            let mut first = q.messages.first_entry()?;
+            let mut first = q.messages.first_entry().filter(|first| *first.key() <= last)?;
             if first.get().expired(now) {
                 expired.push(*first.key());
                 first.remove();
@@ -240,7 +267,7 @@ impl State {
 
     pub fn info(&self, queue: &QueueName) -> Option<QueueInfo> {
         self.queues.get(queue).map(|q| QueueInfo {
-            len: q.messages.len() as u64,
+            len: (q.messages.len() - self.out_of_sight(q)) as u64,
             policy: q.policy,
             status: q.status,
             last: q.counter,
@@ -257,7 +284,14 @@ impl State {
 
     pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Vec<MessageKey> {
         self.queues.get(queue).map_or_else(Vec::new, |q| {
-            q.messages.keys().rev().take(max).map(|n| MessageKey::new(queue.clone(), *n)).collect()
+            let last = Self::in_sight(self.hide_uncommitted, q);
+            q.messages.range(..=last).rev().take(max).map(|n| MessageKey::new(queue.clone(), *n.0)).collect()
         })
+    }
+
+    /// How many of `q`'s messages are not in sight yet (few: those of commits in flight).
+    fn out_of_sight(&self, q: &QueueState) -> usize {
+        let last = Self::in_sight(self.hide_uncommitted, q);
+        q.messages.range((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded)).count()
     }
 }

@@ -5,6 +5,11 @@
 //! sees changes in memory order. Changes that must survive a crash (`add`, `delete`,
 //! `requeue`, `purge`, policy and status) return once committed; `pop` and `peek` return at
 //! once, so a crash may bring a popped message back (at-least-once delivery).
+//!
+//! An added message stays out of sight (length, gets, streams) until its commit lands. When
+//! the disk refuses a commit (full), that batch and every later one are refused, memory is
+//! reloaded from the database (reads fail until then), writes get `507` and `ping` fails
+//! until the disk takes writes again; a popped message whose removal was refused comes back.
 
 mod schema;
 mod writer;
@@ -19,7 +24,7 @@ use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 use tokio::sync::oneshot;
 
 use self::schema::Meta;
-use self::writer::{Cmd, Op};
+use self::writer::{Cmd, Failure, Link, Op};
 use super::state::{after, expiry, millis, now_ms, State};
 use super::{
     dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo, QueueStore,
@@ -39,9 +44,18 @@ struct Inner {
     state: State,
     /// `None` once closed.
     writer: Option<Sender<Cmd>>,
+    /// Why writes are refused, while the disk refuses them.
+    failure: Option<Failure>,
+    /// `state` may hold changes the disk refused, until it is reloaded from the database.
+    stale: bool,
 }
 
-type Committed = oneshot::Receiver<Result<(), String>>;
+/// Locks the store; as in the memory backend, a panic under the lock leaves `State` usable.
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+type Committed = oneshot::Receiver<Result<(), Failure>>;
 
 fn backend(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("{what}: {error}"))
@@ -54,15 +68,26 @@ impl EmbeddedStore {
         std::fs::create_dir_all(data_dir).map_err(|e| backend("cannot create the data directory", e))?;
         let path = data_dir.join(DB_FILE);
         let db = Database::create(&path).map_err(|e| backend("cannot open the database", e))?;
-        let state = schema::load(&db, now_ms()).map_err(|e| backend("cannot load the database", e))?;
+        let state = schema::load(&db, now_ms(), true).map_err(|e| backend("cannot load the database", e))?;
         tracing::info!(path = %path.display(), queues = state.queues.len(), "embedded store opened");
-        let writer = writer::spawn(db).map_err(|e| backend("cannot start the writer", e))?;
-        Ok(Self { inner: Arc::new(Mutex::new(Inner { state, writer: Some(writer) })) })
+        let inner = Arc::new(Mutex::new(Inner { state, writer: None, failure: None, stale: false }));
+        let link = Link { path, store: Arc::downgrade(&inner) };
+        let writer = writer::spawn(db, link).map_err(|e| backend("cannot start the writer", e))?;
+        lock(&inner).writer = Some(writer);
+        Ok(Self { inner })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // As in the memory backend: a panic under the lock leaves `State` usable.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner)
+    }
+
+    /// Reads the queues in memory, unless they may hold changes the disk refused.
+    fn read<T>(&self, read: impl FnOnce(&State) -> T) -> StoreResult<T> {
+        let inner = self.lock();
+        match &inner.failure {
+            Some(failure) if inner.stale => Err(failure.to_error()),
+            _ => Ok(read(&inner.state)),
+        }
     }
 
     /// Makes `change` in memory and sends the ops it returns to the writer, under one lock.
@@ -73,8 +98,11 @@ impl EmbeddedStore {
         change: impl FnOnce(&mut State) -> (T, Vec<Op>),
     ) -> StoreResult<(T, Option<Committed>)> {
         let mut inner = self.lock();
-        let Inner { state, writer } = &mut *inner;
+        let Inner { state, writer, failure, .. } = &mut *inner;
         let writer = writer.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
+        if let Some(failure) = failure {
+            return Err(failure.to_error());
+        }
         let (out, ops) = change(state);
         let mut committed = None;
         let last = ops.len().saturating_sub(1);
@@ -95,7 +123,7 @@ async fn committed(done: Option<Committed>) -> StoreResult<()> {
     match done {
         None => Ok(()),
         Some(done) => match done.await {
-            Ok(result) => result.map_err(|e| backend("commit failed", e)),
+            Ok(result) => result.map_err(|failure| failure.to_error()),
             Err(_) => Err(backend("store writer", "stopped")),
         },
     }
@@ -271,11 +299,11 @@ impl QueueStore for EmbeddedStore {
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueName>> {
-        Ok(self.lock().state.names())
+        self.read(State::names)
     }
 
     async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
-        Ok(self.lock().state.info(queue))
+        self.read(|state| state.info(queue))
     }
 
     async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
@@ -295,7 +323,7 @@ impl QueueStore for EmbeddedStore {
     }
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
-        Ok(self.lock().state.recent_keys(queue, max))
+        self.read(|state| state.recent_keys(queue, max))
     }
 
     /// A lease is kept in memory only: the message's row stays on disk until it is
@@ -365,6 +393,11 @@ impl QueueStore for EmbeddedStore {
         })?;
         committed(done).await?;
         Ok(count)
+    }
+
+    /// Fails while the disk refuses writes, so that `/readyz` says so.
+    async fn ping(&self) -> StoreResult<()> {
+        self.lock().failure.as_ref().map_or(Ok(()), |failure| Err(failure.to_error()))
     }
 
     /// Waits until everything sent so far is committed and the database file is released;

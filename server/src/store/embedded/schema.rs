@@ -23,6 +23,24 @@ pub const DELAYED: TableDefinition<'_, (&str, u64), u64> = TableDefinition::new(
 /// handed out, kept after its message is gone so that `n` is never reused (purge excepted).
 pub const QUEUES: TableDefinition<'_, &str, (u64, u8, u8)> = TableDefinition::new("queues");
 
+/// The number of the last batch committed, under key 0. A commit that reports a failure may
+/// still have landed; after reopening, this tells whether it did.
+pub const BATCHES: TableDefinition<'_, u8, u64> = TableDefinition::new("batches");
+
+/// The number of the last batch committed (0 before the first).
+pub fn last_batch(db: &Database) -> Result<u64, DbError> {
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(BATCHES) {
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        table => table?,
+    };
+    let last = redb::ReadableTable::get(&table, 0)?.map_or(0, |n| n.value());
+    Ok(last)
+}
+
+/// A row written and deleted to check that the disk takes writes again after a failure.
+pub const PROBE: TableDefinition<'_, u8, &[u8]> = TableDefinition::new("probe");
+
 /// The keys of every row of `queue` in [`MESSAGES`] or [`READS`].
 pub fn rows(queue: &str) -> RangeInclusive<(&str, u64)> {
     (queue, 0)..=(queue, u64::MAX)
@@ -41,7 +59,21 @@ macro_rules! db_error_from {
         }
     )*};
 }
-db_error_from!(redb::StorageError, redb::TableError, redb::TransactionError, redb::CommitError);
+db_error_from!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+impl DbError {
+    /// Whether the failure is a full disk (or quota), which freeing space cures.
+    pub fn is_full(&self) -> bool {
+        use std::io::ErrorKind;
+        matches!(&*self.0, redb::Error::Io(e) if matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded))
+    }
+}
 
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -79,8 +111,9 @@ impl Meta {
     }
 }
 
-/// Reads every queue into memory, deleting messages expired by `now` and stray rows on the way.
-pub fn load(db: &Database, now: u64) -> Result<State, DbError> {
+/// Reads every queue into memory, skipping messages expired by `now` and stray rows; with
+/// `clean`, also deletes them from the database (which needs room to write).
+pub fn load(db: &Database, now: u64, clean: bool) -> Result<State, DbError> {
     let mut state = State::default();
     let txn = db.begin_write()?;
     {
@@ -136,7 +169,15 @@ pub fn load(db: &Database, now: u64) -> Result<State, DbError> {
             entry.map(|entry| entry.reads = count).is_some()
         })?;
     }
-    txn.commit()?;
+    for q in state.queues.values_mut() {
+        q.committed = q.counter;
+    }
+    state.hide_uncommitted = true;
+    if clean {
+        txn.commit()?;
+    } else {
+        txn.abort()?;
+    }
     Ok(state)
 }
 
