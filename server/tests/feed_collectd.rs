@@ -53,7 +53,7 @@ async fn write_http_json() {
 }
 
 /// A notification, sent as RestMQ's README did (`curl -d`, a form content type), lands in
-/// `collectd_event` with lowercased headers and the message text.
+/// `collectd_event` with lowercased headers and the message text (also as RestMQ's `event_text`).
 #[tokio::test]
 async fn event_notification() {
     let s = TestServer::start(StoreKind::Memory).await;
@@ -64,6 +64,7 @@ async fn event_notification() {
         take_json(&s, "collectd_event", 1, 5).await[0],
         json!({
             "severity": "WARNING", "time": "1288548727", "host": "box", "plugin": "df", "message": "Disk is above 90%.",
+            "event_text": "Disk is above 90%.",
         })
     );
 }

@@ -45,7 +45,15 @@ pub fn event_messages(body: &str) -> Result<Vec<Value>, String> {
     }
     let message: Vec<&str> = text.collect();
     event.insert("message".to_owned(), Value::String(message.join("\n").trim().to_owned()));
-    Ok(vec![Value::Object(event)])
+    Ok(vec![with_event_text(event)])
+}
+
+/// Adds RestMQ's name for a notification's text, `event_text`, beside `message`.
+fn with_event_text(mut event: Map<String, Value>) -> Value {
+    if let Some(text) = event.get("message").cloned() {
+        event.entry("event_text").or_insert(text);
+    }
+    Value::Object(event)
 }
 
 /// A JSON body (`write_http` sends an array): its elements, or `None` for a text body.
@@ -112,7 +120,7 @@ fn putnotif(line: &str) -> Result<Value, String> {
     if !event.contains_key("message") {
         return Err("PUTNOTIF needs message=".to_owned());
     }
-    Ok(Value::Object(event))
+    Ok(with_event_text(event))
 }
 
 /// Splits on spaces; `"…"` quotes (with `\` escapes) may appear anywhere in a token.
@@ -193,7 +201,8 @@ mod tests {
         assert!(data_messages("[1,").unwrap_err().contains("malformed JSON"));
     }
 
-    /// A notification in collectd's exec text: lowercased headers plus the message.
+    /// A notification in collectd's exec text: lowercased headers plus the message, also as
+    /// RestMQ's `event_text`.
     #[test]
     fn notification_text() {
         let body = "Severity: FAILURE\nTime: 1200928930.515\nHost: myhost.mydomain.org\n\n\
@@ -204,6 +213,7 @@ mod tests {
             vec![json!({
                 "severity": "FAILURE", "time": "1200928930.515", "host": "myhost.mydomain.org",
                 "message": "This is a test notification\nwith two lines",
+                "event_text": "This is a test notification\nwith two lines",
             })]
         );
     }
@@ -216,6 +226,7 @@ mod tests {
             got.unwrap(),
             vec![json!({
                 "severity": "warning", "time": "1", "host": "h", "message": "disk \"boot\" full",
+                "event_text": "disk \"boot\" full",
             })]
         );
         assert!(event_messages("").is_err());
