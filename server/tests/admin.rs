@@ -52,9 +52,9 @@ fn figures(
 async fn policy_defaults_to_broadcast(store: StoreKind) {
     let s = TestServer::start(store).await;
     let got = send(s.http.get(s.url("/p/fresh"))).await;
-    assert_eq!(got, (200, JSON.into(), r#"{"queue":"fresh","value":"broadcast"}"#.into()));
+    assert_eq!(got, (200, JSON.into(), "{\"queue\":\"fresh\",\"value\":\"broadcast\"}\r\n".into()));
     s.add("used", "x").await;
-    assert_eq!(s.get("/p/used").await, (200, r#"{"queue":"used","value":"broadcast"}"#.into()));
+    assert_eq!(s.get("/p/used").await, (200, "{\"queue\":\"used\",\"value\":\"broadcast\"}\r\n".into()));
 }
 
 /// POST /p/<q> sets roundrobin and back to broadcast, answering `OK\r\n` each time.
@@ -63,30 +63,34 @@ async fn policy_set_and_read_back(store: StoreKind) {
     s.add("pq", "x").await;
     let set = |p: &'static str| s.http.post(s.url("/p/pq")).form(&[("policy", p)]);
     assert_eq!(send(set("roundrobin")).await, (200, TEXT.into(), "OK\r\n".into()));
-    assert_eq!(s.get("/p/pq").await.1, r#"{"queue":"pq","value":"roundrobin"}"#);
+    assert_eq!(s.get("/p/pq").await.1, "{\"queue\":\"pq\",\"value\":\"roundrobin\"}\r\n");
     assert_eq!(s.get_json("/stats/pq").await["policy"], "roundrobin");
     assert_eq!(send(set("broadcast")).await, (200, TEXT.into(), "OK\r\n".into()));
-    assert_eq!(s.get("/p/pq").await.1, r#"{"queue":"pq","value":"broadcast"}"#);
+    assert_eq!(s.get("/p/pq").await.1, "{\"queue\":\"pq\",\"value\":\"broadcast\"}\r\n");
     assert_eq!(s.get_json("/stats/pq").await["policy"], "broadcast");
     let by_query = s.http.post(s.url("/p/pq?policy=roundrobin"));
     assert_eq!(send(by_query).await, (200, TEXT.into(), "OK\r\n".into()));
-    assert_eq!(s.get("/p/pq").await.1, r#"{"queue":"pq","value":"roundrobin"}"#);
+    assert_eq!(s.get("/p/pq").await.1, "{\"queue\":\"pq\",\"value\":\"roundrobin\"}\r\n");
     assert_eq!(s.get_json("/j/pq").await["len"], 1, "setting a policy leaves the messages");
 }
 
-/// GET /control/<q> says started by default; stop/start answer `{"stat":…}` with 0 and 1.
+/// GET /control/<q> says started by default, in RestMQ's shape (`status` holds `{queue,status}`
+/// with 1 or 0, `state` the word); stop/start answer `{"stat":…}` with 0 and 1; all end `\r\n`.
 async fn control_get_and_set(store: StoreKind) {
     let s = TestServer::start(store).await;
     s.add("cq", "x").await;
     let got = send(s.http.get(s.url("/control/cq"))).await;
-    assert_eq!(got, (200, JSON.into(), r#"{"queue":"cq","status":"started"}"#.into()));
+    let started = "{\"queue\":\"cq\",\"status\":{\"queue\":\"cq\",\"status\":1},\"state\":\"started\"}\r\n";
+    let paused = "{\"queue\":\"cq\",\"status\":{\"queue\":\"cq\",\"status\":0},\"state\":\"paused\"}\r\n";
+    assert_eq!(got, (200, JSON.into(), started.into()));
     let set = |st: &'static str| s.http.post(s.url("/control/cq")).form(&[("status", st)]);
-    assert_eq!(send(set("stop")).await, (200, JSON.into(), r#"{"stat":{"queue":"cq","status":0}}"#.into()));
-    assert_eq!(s.get("/control/cq").await.1, r#"{"queue":"cq","status":"paused"}"#);
+    let stat = |n: u8| format!("{{\"stat\":{{\"queue\":\"cq\",\"status\":{n}}}}}\r\n");
+    assert_eq!(send(set("stop")).await, (200, JSON.into(), stat(0)));
+    assert_eq!(s.get("/control/cq").await.1, paused);
     assert_eq!(s.get_json("/stats/cq").await["status"], "paused");
-    assert_eq!(send(set("stop")).await.2, r#"{"stat":{"queue":"cq","status":0}}"#, "stop twice");
-    assert_eq!(send(set("start")).await, (200, JSON.into(), r#"{"stat":{"queue":"cq","status":1}}"#.into()));
-    assert_eq!(s.get("/control/cq").await.1, r#"{"queue":"cq","status":"started"}"#);
+    assert_eq!(send(set("stop")).await.2, stat(0), "stop twice");
+    assert_eq!(send(set("start")).await, (200, JSON.into(), stat(1)));
+    assert_eq!(s.get("/control/cq").await.1, started);
     assert_eq!(s.get_json("/stats/cq").await["status"], "started");
 }
 
@@ -99,14 +103,19 @@ async fn pause_does_not_block_rest_gets(store: StoreKind) {
     assert_eq!(s.get("/q/held").await, (200, "{\"key\":\"held:1\",\"value\":\"v\",\"count\":0}\r\n".into()));
 }
 
-/// GET /control/ and /control list every queue's status.
+/// GET /control/ and /control list every queue's status, in RestMQ's shape.
 async fn control_lists_every_queue(store: StoreKind) {
     let s = TestServer::start(store).await;
-    assert_eq!(send(s.http.get(s.url("/control/"))).await, (200, JSON.into(), r#"{"queues":{}}"#.into()));
+    let empty = "{\"queues\":{},\"count\":0}\r\n";
+    assert_eq!(send(s.http.get(s.url("/control/"))).await, (200, JSON.into(), empty.into()));
     s.add("a", "x").await;
     s.add("c", "x").await;
     s.post_form("/control/b", &[("status", "stop")]).await;
-    let want = r#"{"queues":{"a":"started","b":"paused","c":"started"}}"#;
+    let want = concat!(
+        r#"{"queues":{"a":{"queue":"a","status":1},"b":{"queue":"b","status":0},"#,
+        r#""c":{"queue":"c","status":1}},"count":3}"#,
+        "\r\n"
+    );
     assert_eq!(send(s.http.get(s.url("/control/"))).await, (200, JSON.into(), want.into()));
     assert_eq!(s.get("/control").await, (200, want.into()));
 }
@@ -132,10 +141,10 @@ async fn purge_resets_settings(store: StoreKind) {
     s.post_form("/p/r", &[("policy", "roundrobin")]).await;
     s.post_form("/control/r", &[("status", "stop")]).await;
     let purged = send(s.http.delete(s.url("/q/r"))).await;
-    assert_eq!(purged.2, r#"{"queue":"r","status":1}"#);
-    assert_eq!(s.get("/p/r").await.1, r#"{"queue":"r","value":"broadcast"}"#);
-    assert_eq!(s.get("/control/r").await.1, r#"{"queue":"r","status":"started"}"#);
-    assert_eq!(s.get_json("/control/").await, json!({"queues": {}}));
+    assert_eq!(purged.2, "{\"queue\":\"r\",\"status\":1}\r\n");
+    assert_eq!(s.get_json("/p/r").await["value"], "broadcast");
+    assert_eq!(s.get_json("/control/r").await["state"], "started");
+    assert_eq!(s.get_json("/control/").await, json!({"queues": {}, "count": 0}));
 }
 
 /// /stats/ (and /stats) give `count`, every queue's figures and the store kind.
@@ -196,18 +205,25 @@ async fn stats_one_queue(store: StoreKind) {
     assert_eq!(s.get_json("/q/").await, json!(["one"]), "asking does not create the queue");
 }
 
-/// `callback=cb` wraps /p, /control and /stats answers as `cb(<json>);`.
+/// `callback=cb` wraps /p, /control and /stats answers as `cb(<json>);\r\n` (RestMQ's form).
 async fn jsonp_on_admin_routes(store: StoreKind) {
     let s = TestServer::start(store).await;
     s.add("jq", "x").await;
     let stats = s.get("/stats/jq").await.1;
     let all = s.get("/stats/").await.1;
     let cases = [
-        ("/p/jq?callback=cb".to_owned(), r#"cb({"queue":"jq","value":"broadcast"});"#.to_owned()),
-        ("/control/jq?callback=cb".to_owned(), r#"cb({"queue":"jq","status":"started"});"#.to_owned()),
-        ("/control/?callback=a.b".to_owned(), r#"a.b({"queues":{"jq":"started"}});"#.to_owned()),
-        ("/stats/jq?callback=cb".to_owned(), format!("cb({stats});")),
-        ("/stats/?callback=$cb".to_owned(), format!("$cb({all});")),
+        ("/p/jq?callback=cb".to_owned(), "cb({\"queue\":\"jq\",\"value\":\"broadcast\"});\r\n".to_owned()),
+        (
+            "/control/jq?callback=cb".to_owned(),
+            "cb({\"queue\":\"jq\",\"status\":{\"queue\":\"jq\",\"status\":1},\"state\":\"started\"});\r\n"
+                .to_owned(),
+        ),
+        (
+            "/control/?callback=a.b".to_owned(),
+            "a.b({\"queues\":{\"jq\":{\"queue\":\"jq\",\"status\":1}},\"count\":1});\r\n".to_owned(),
+        ),
+        ("/stats/jq?callback=cb".to_owned(), format!("cb({stats});\r\n")),
+        ("/stats/?callback=$cb".to_owned(), format!("$cb({all});\r\n")),
     ];
     for (path, want) in cases {
         assert_eq!(send(s.http.get(s.url(&path))).await, (200, JS.into(), want), "GET {path}");

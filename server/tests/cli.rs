@@ -95,12 +95,12 @@ async fn policy_pause_resume_and_stats() {
     assert_eq!(s.get_json("/p/work").await["value"], "roundrobin");
     assert_eq!(restmq(&url, &["policy", "work"], "").await.stdout, "roundrobin\n");
     assert_eq!(restmq(&url, &["pause", "work"], "").await.code, 0);
-    assert_eq!(s.get_json("/control/work").await["status"], "paused");
+    assert_eq!(s.get_json("/control/work").await["state"], "paused");
     let table = restmq(&url, &["stats"], "").await.stdout;
     let row = table.lines().find(|l| l.starts_with("work ")).unwrap_or_else(|| panic!("{table}"));
     assert!(row.contains("paused") && row.contains("roundrobin"), "{row}");
     assert_eq!(restmq(&url, &["resume", "work"], "").await.code, 0);
-    assert_eq!(s.get_json("/control/work").await["status"], "started");
+    assert_eq!(s.get_json("/control/work").await["state"], "started");
     let json: Value = serde_json::from_str(&restmq(&url, &["stats", "--json"], "").await.stdout).unwrap();
     assert_eq!(json["queues"]["work"]["status"], "started");
     let bad = restmq(&url, &["policy", "work", "random"], "").await;

@@ -76,17 +76,20 @@ pub struct PolicyReply {
     pub value: Policy,
 }
 
-/// `GET /control/<queue>`.
+/// `GET /control/<queue>`: RestMQ's `{"queue":"q","status":{"queue":"q","status":1}}`, and
+/// the status as a word in `state` (added).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReply {
     pub queue: QueueName,
-    pub status: QueueStatus,
+    pub status: ControlStat,
+    pub state: QueueStatus,
 }
 
-/// `GET /control/`: every queue's status.
+/// `GET /control/`: RestMQ's `{"queues":{"q":{"queue":"q","status":1}},"count":N}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusListReply {
-    pub queues: BTreeMap<String, QueueStatus>,
+    pub queues: BTreeMap<String, ControlStat>,
+    pub count: u64,
 }
 
 /// `POST /control/<queue>`: `{"stat":{"queue":"q","status":1}}`.

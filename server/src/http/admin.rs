@@ -39,7 +39,7 @@ async fn get_policy(
 ) -> Result<Response, ApiError> {
     let callback = args.callback()?;
     let value = state.broker.info(&queue).await?.map_or(Policy::default(), |i| i.policy);
-    reply::json(&PolicyReply { queue, value }, callback)
+    reply::json_line(&PolicyReply { queue, value }, callback)
 }
 
 /// `POST /p/<queue>` with `policy=broadcast|roundrobin`: answers `OK\r\n`.
@@ -56,7 +56,7 @@ async fn set_policy(
     Ok(reply::text("OK\r\n".to_owned()))
 }
 
-/// `GET /control/<queue>`: `started` or `paused`.
+/// `GET /control/<queue>`: 1 started or 0 paused, in RestMQ's shape.
 async fn get_status(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
@@ -64,15 +64,20 @@ async fn get_status(
 ) -> Result<Response, ApiError> {
     let callback = args.callback()?;
     let status = state.broker.info(&queue).await?.map_or(QueueStatus::default(), |i| i.status);
-    reply::json(&StatusReply { queue, status }, callback)
+    let stat = ControlStat { queue: queue.clone(), status: status.as_number() };
+    reply::json_line(&StatusReply { queue, status: stat, state: status }, callback)
 }
 
 /// `GET /control/`: every queue's status.
 async fn list_statuses(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
     let callback = args.callback()?;
     let stats = state.broker.stats().await?;
-    let queues = stats.queues.into_iter().map(|(name, q)| (name, q.status)).collect();
-    reply::json(&StatusListReply { queues }, callback)
+    let count = stats.queues.len() as u64;
+    let queues = stats
+        .queues
+        .into_iter()
+        .map(|(name, q)| (name, ControlStat { queue: q.name, status: q.status.as_number() }));
+    reply::json_line(&StatusListReply { queues: queues.collect(), count }, callback)
 }
 
 /// `POST /control/<queue>` with `status=start|stop`.
@@ -85,7 +90,7 @@ async fn set_status(
     let status = QueueStatus::parse_command(given)
         .ok_or_else(|| ApiError::InvalidArgument(format!("status must be start or stop, not {given:?}")))?;
     state.broker.set_status(&queue, status).await?;
-    reply::json(&ControlReply { stat: ControlStat { queue, status: status.as_number() } }, None)
+    reply::json_line(&ControlReply { stat: ControlStat { queue, status: status.as_number() } }, None)
 }
 
 /// `GET /stats/`: every queue's figures, the store kind and the feeds' counters.

@@ -14,7 +14,7 @@ pub fn text(body: String) -> Response {
     ([(CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-/// A JSON body, or `cb(<json>);` when a JSONP callback was given.
+/// A JSON body, or `cb(<json>);\r\n` when a JSONP callback was given (RestMQ's form).
 pub fn json<T: Serialize>(value: &T, callback: Option<&str>) -> Result<Response, ApiError> {
     encode(value, callback, false)
 }
@@ -28,11 +28,11 @@ fn encode<T: Serialize>(value: &T, callback: Option<&str>, line: bool) -> Result
     let mut body = serde_json::to_vec(value).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
     Ok(match callback {
         Some(cb) => {
-            let mut wrapped = Vec::with_capacity(body.len() + cb.len() + 3);
+            let mut wrapped = Vec::with_capacity(body.len() + cb.len() + 5);
             wrapped.extend_from_slice(cb.as_bytes());
             wrapped.push(b'(');
             wrapped.append(&mut body);
-            wrapped.extend_from_slice(b");");
+            wrapped.extend_from_slice(b");\r\n");
             ([(CONTENT_TYPE, "application/javascript; charset=utf-8")], wrapped).into_response()
         }
         None => {

@@ -160,7 +160,7 @@ async fn purge_queue(
     QueuePath(queue): QueuePath,
 ) -> Result<Response, ApiError> {
     let existed = state.broker.purge(&queue).await?;
-    reply::json(&PurgeReply { queue, status: u8::from(existed) }, None)
+    reply::json_line(&PurgeReply { queue, status: u8::from(existed) }, None)
 }
 
 /// `GET /q/`: every queue name.
