@@ -119,7 +119,7 @@ fn stop_and_start_change_queue_status_on_server() {
             browser.click(&toggle).await;
             eventually(&format!("the server to report {status}"), WAIT, || async {
                 let reply = server.get_json("/control/e2e-control").await;
-                (reply["status"] == status).then_some(())
+                (reply["state"] == status).then_some(())
             })
             .await;
             browser
