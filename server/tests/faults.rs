@@ -239,8 +239,8 @@ async fn five_thousand_websocket_consumers() {
     s.stop().await;
 }
 
-/// A consumer that never reads its socket is cut off after its buffer and timeout; the
-/// others on the same broadcast queue get every message in order meanwhile.
+/// A consumer that never reads its socket is cut off (its connection closed) after its
+/// buffer and timeout; the others on the same broadcast queue get every message in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_does_not_stall_others() {
     const N: usize = 500;
@@ -295,7 +295,8 @@ async fn slow_consumer_does_not_stall_others() {
         elapsed.as_secs_f64()
     );
     assert!(slow_got < N, "the slow consumer was cut off before the end");
-    assert_eq!(close, Some((1008, "slow_consumer".to_owned())));
+    // It is cut at the socket: a close frame could not reach a client that does not read.
+    assert_eq!(close, None, "the connection was cut, not closed politely");
     s.stop().await;
 }
 

@@ -49,12 +49,46 @@ pub struct Counters {
 pub(super) struct Consumer {
     pub id: u64,
     pub tx: mpsc::Sender<Arc<Delivery>>,
-    pub closed: Arc<OnceLock<CloseReason>>,
+    pub closed: Arc<Ending>,
 }
 
 impl Consumer {
     pub fn close(&self, reason: CloseReason) {
-        let _ = self.closed.set(reason);
+        self.closed.end(reason);
+    }
+}
+
+/// How the server ends one consumer: the reason, set once, and what to do at once when it
+/// is cut as slow (its transport is stuck writing, so it cannot act by itself).
+#[derive(Default)]
+pub(super) struct Ending {
+    reason: OnceLock<CloseReason>,
+    on_slow: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Ending {
+    pub fn get(&self) -> Option<CloseReason> {
+        self.reason.get().copied()
+    }
+
+    fn end(&self, reason: CloseReason) {
+        if self.reason.set(reason).is_ok() && reason == CloseReason::SlowConsumer {
+            let hook = self.on_slow.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+    }
+
+    /// Runs `hook` when the consumer is cut as slow (now, if it already was).
+    fn when_slow(&self, hook: Box<dyn FnOnce() + Send>) {
+        let mut slot = self.on_slow.lock().unwrap_or_else(|p| p.into_inner());
+        if self.get() == Some(CloseReason::SlowConsumer) {
+            drop(slot);
+            hook();
+        } else {
+            *slot = Some(hook);
+        }
     }
 }
 
@@ -186,7 +220,7 @@ pub struct Subscription {
     pub(super) id: u64,
     pub(super) hub: Arc<Hub>,
     pub(super) rx: mpsc::Receiver<Arc<Delivery>>,
-    pub(super) closed: Arc<OnceLock<CloseReason>>,
+    pub(super) closed: Arc<Ending>,
     /// Messages up to this number were replayed from history: skip them live.
     pub(super) replayed_upto: u64,
 }
@@ -222,7 +256,14 @@ impl Subscription {
 
     /// Why the server ended the consumer, if it did.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.closed.get().copied()
+        self.closed.get()
+    }
+
+    /// Runs `hook` the moment the server cuts this consumer as slow, from the task that
+    /// decides it: a transport blocked writing to a client that does not read passes what
+    /// aborts its connection, so the socket closes and what it held goes back to the queue.
+    pub fn when_slow(&self, hook: impl FnOnce() + Send + 'static) {
+        self.closed.when_slow(Box::new(hook));
     }
 }
 

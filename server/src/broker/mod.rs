@@ -17,7 +17,7 @@ mod shared;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -30,7 +30,7 @@ pub use acked::{AckedSubscription, ACK_WINDOW};
 pub use config::BrokerConfig;
 pub use history::Replay;
 pub use hub::{CloseReason, Delivery, Hub, Subscription};
-use hub::{Consumer, Requeue};
+use hub::{Consumer, Ending, Requeue};
 pub use idempotency::MAX_KEY_BYTES as MAX_IDEMPOTENCY_KEY_BYTES;
 
 use crate::metrics::Metrics;
@@ -318,7 +318,7 @@ impl Broker {
     pub fn subscribe(&self, queue: &QueueName) -> Subscription {
         let hub = self.hub(queue);
         let (tx, rx) = mpsc::channel(self.inner.config.consumer_buffer.max(1));
-        let closed = Arc::new(OnceLock::new());
+        let closed = Arc::new(Ending::default());
         let (id, start) = {
             let mut st = hub.lock();
             st.next_id += 1;

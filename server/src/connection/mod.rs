@@ -40,6 +40,7 @@ use tokio_util::task::TaskTracker;
 
 use self::activity::{Activity, Timeouts};
 use self::io::TrackedIo;
+pub use self::service::ConnectionCut;
 use self::service::ConnectionService;
 use crate::config::ServeConfig;
 
@@ -127,7 +128,12 @@ pub async fn serve(
         let conn_cut = cut.child_token();
         let entry = open.insert(Watched { activity: activity.clone(), cut: conn_cut.clone() });
         let io = TrackedIo::new(stream, activity.clone(), conn_cut.clone(), slot);
-        let service = ConnectionService { router: router.clone(), peer, activity: activity.clone() };
+        let service = ConnectionService {
+            router: router.clone(),
+            peer,
+            activity: activity.clone(),
+            cut: conn_cut.clone(),
+        };
         let conn = http.serve_connection(TokioIo::new(io), service).with_upgrades();
         let watch = Watch { activity, timeouts: limits.timeouts, stop: stop.clone(), cut: conn_cut };
         connections.spawn(async move {

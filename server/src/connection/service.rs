@@ -1,6 +1,6 @@
 //! The router as one connection's hyper service: each request carries the peer address
-//! (`ConnectInfo`) and counts as served, for the connection's [`Activity`], until its response
-//! body is done.
+//! (`ConnectInfo`) and the connection's [`ConnectionCut`], and counts as served, for the
+//! connection's [`Activity`], until its response body is done.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,6 +17,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::Request;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 use super::activity::{Activity, Serving};
@@ -27,6 +28,20 @@ pub struct ConnectionService {
     pub router: Router,
     pub peer: SocketAddr,
     pub activity: Arc<Activity>,
+    /// Cancelled to cut the connection.
+    pub cut: CancellationToken,
+}
+
+/// Cuts the connection a request came on (a request extension): its socket fails at once,
+/// even under a write blocked on a client that does not read, so its task ends and drops what
+/// it held. A streaming consumer cut as slow pulls it.
+#[derive(Clone)]
+pub struct ConnectionCut(CancellationToken);
+
+impl ConnectionCut {
+    pub fn cut(&self) {
+        self.0.cancel();
+    }
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnectionService {
@@ -36,6 +51,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         req.extensions_mut().insert(ConnectInfo(self.peer));
+        req.extensions_mut().insert(ConnectionCut(self.cut.clone()));
         let serving = self.activity.begin();
         let response = self.router.clone().oneshot(req);
         Box::pin(async move {

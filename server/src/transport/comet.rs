@@ -5,9 +5,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures_util::{stream, StreamExt};
 
-use super::{close_notice, next, resume, since_arg, Next};
+use super::{close_notice, cut_when_slow, next, resume, since_arg, Next};
+use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
 use crate::state::AppState;
@@ -16,12 +18,14 @@ use crate::state::AppState;
 pub async fn stream_comet(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
+    cut: Option<Extension<ConnectionCut>>,
     args: Args,
 ) -> Result<Response, ApiError> {
     let callback = args.callback()?.map(str::to_owned);
     state.check_stream_capacity()?;
     let since = since_arg(&args, &queue)?;
     let mut sub = state.broker.subscribe(&queue);
+    cut_when_slow(&sub, cut);
     let replayed: Vec<Result<Bytes, std::convert::Infallible>> =
         resume(&state.broker, &mut sub, since.as_ref())
             .await

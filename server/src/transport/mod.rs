@@ -9,11 +9,12 @@ mod ws_ack;
 use std::sync::Arc;
 
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use bytes::Bytes;
 use restmq_shared::{CloseNotice, GapNotice, GapRange, MessageKey, QueueName};
 
 use crate::broker::{Broker, CloseReason, Delivery, Replay, Subscription};
+use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::Args;
 use crate::state::AppState;
@@ -86,6 +87,14 @@ pub(crate) async fn resume(
     let last = frames.iter().filter_map(|f| f.key.as_ref()).map(|k| k.n).max().unwrap_or(since.n);
     sub.skip_upto(last);
     frames
+}
+
+/// Arranges for the connection to be cut when the server cuts `sub` as slow: its client is
+/// not reading, so the transport is stuck writing and would never notice by itself.
+pub(crate) fn cut_when_slow(sub: &Subscription, cut: Option<Extension<ConnectionCut>>) {
+    if let Some(Extension(cut)) = cut {
+        sub.when_slow(move || cut.cut());
+    }
 }
 
 /// The JSON told to a consumer whose stream the server ends.

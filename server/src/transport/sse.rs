@@ -8,10 +8,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures_util::{stream, StreamExt};
 use restmq_shared::{MessageKey, QueueName};
 
-use super::{close_notice, next, resume, since_arg, Next};
+use super::{close_notice, cut_when_slow, next, resume, since_arg, Next};
+use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
 use crate::state::AppState;
@@ -21,6 +23,7 @@ pub async fn stream_sse(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
     headers: HeaderMap,
+    cut: Option<Extension<ConnectionCut>>,
     args: Args,
 ) -> Result<Response, ApiError> {
     // A reconnecting EventSource sends `Last-Event-ID`; `since` wins when both are given.
@@ -29,6 +32,7 @@ pub async fn stream_sse(
         None => last_event_id(&headers, &queue),
     };
     let mut sub = state.broker.subscribe(&queue);
+    cut_when_slow(&sub, cut);
     state.check_stream_capacity()?;
     let replayed: Vec<Result<Event, Infallible>> = resume(&state.broker, &mut sub, since.as_ref())
         .await

@@ -9,9 +9,10 @@ use axum::Extension;
 use axum::response::Response;
 use restmq_shared::{ErrorResponse, MessageKey, QueueName};
 
-use super::{next, resume, since_arg, Next};
+use super::{cut_when_slow, next, resume, since_arg, Next};
 use crate::auth::AddFrames;
 use crate::broker::{Broker, CloseReason};
+use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
 use crate::state::AppState;
@@ -31,6 +32,7 @@ pub async fn stream_websocket(
     QueuePath(queue): QueuePath,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     add_frames: Option<Extension<AddFrames>>,
+    cut: Option<Extension<ConnectionCut>>,
     args: Args,
 ) -> Result<Response, ApiError> {
     // With access checks on, add frames pass the producer rules of `POST /q/<queue>`.
@@ -49,7 +51,7 @@ pub async fn stream_websocket(
             if acked {
                 tracker.track_future(super::ws_ack::serve_acked(socket, broker, queue)).await;
             } else {
-                tracker.track_future(serve(socket, broker, queue, since, may_add)).await;
+                tracker.track_future(serve(socket, broker, queue, since, may_add, cut)).await;
             }
         }
     }))
@@ -61,8 +63,10 @@ async fn serve(
     queue: QueueName,
     since: Option<MessageKey>,
     may_add: Result<(), ErrorResponse>,
+    cut: Option<Extension<ConnectionCut>>,
 ) {
     let mut sub = broker.subscribe(&queue);
+    cut_when_slow(&sub, cut);
     for replayed in resume(&broker, &mut sub, since.as_ref()).await {
         let Ok(text) = Utf8Bytes::try_from(replayed.json) else { continue };
         if socket.send(Message::Text(text)).await.is_err() {
