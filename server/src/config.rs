@@ -99,6 +99,15 @@ pub struct ServeConfig {
     #[arg(long, env = "RESTMQ_HISTORY_AGE_SECS", default_value_t = 300)]
     pub history_age_secs: u64,
 
+    /// Bytes of replay history kept per queue (its oldest messages go first).
+    #[arg(long, env = "RESTMQ_HISTORY_QUEUE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub history_queue_bytes: usize,
+
+    /// Bytes of replay history kept in all queues together (past it, the queues holding the
+    /// most give up their oldest messages first).
+    #[arg(long, env = "RESTMQ_HISTORY_TOTAL_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub history_total_bytes: usize,
+
     /// Most messages a queue holds (0 = no limit); see `--overflow`.
     #[arg(long, env = "RESTMQ_MAX_QUEUE_LEN", default_value_t = 0)]
     pub max_queue_len: u64,

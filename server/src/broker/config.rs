@@ -21,6 +21,10 @@ pub struct BrokerConfig {
     pub history_len: usize,
     /// How long a broadcast message is kept for replay.
     pub history_age: Duration,
+    /// Bytes of replay history kept per queue.
+    pub history_queue_bytes: usize,
+    /// Bytes of replay history kept in all queues together.
+    pub history_total_bytes: usize,
     /// Per-queue length limit, if any.
     pub length_limit: Option<crate::store::LengthLimit>,
     /// How long a publish's `Idempotency-Key` is remembered.
@@ -44,6 +48,8 @@ impl Default for BrokerConfig {
             lease: Duration::from_secs(30),
             history_len: 1000,
             history_age: Duration::from_secs(300),
+            history_queue_bytes: 8 * 1024 * 1024,
+            history_total_bytes: 64 * 1024 * 1024,
             length_limit: None,
             idempotency_window: Duration::from_secs(300),
             idempotency_max_bytes: 64 * 1024 * 1024,

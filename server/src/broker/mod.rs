@@ -3,7 +3,8 @@
 //!
 //! Each queue with streaming consumers in this process has a [`Hub`] and a dispatcher task
 //! (see [`dispatch`]); an add wakes it at once. Messages popped for consumers but never
-//! written to any go back to the head of their queue through the requeuer task.
+//! written to any go back to the head of their queue through the requeuer task. A sweep
+//! (see [`sweep`]) ages replay history out.
 
 mod acked;
 mod config;
@@ -14,9 +15,10 @@ mod idempotency;
 mod lease;
 mod publish;
 mod shared;
+mod sweep;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +87,8 @@ struct Inner {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     remembered: idempotency::Remembered,
+    /// Bytes of replay history in every hub (see [`history`]).
+    history_bytes: AtomicUsize,
 }
 
 impl Broker {
@@ -106,12 +110,15 @@ impl Broker {
                 shutdown,
                 tracker,
                 remembered: idempotency::Remembered::default(),
+                history_bytes: AtomicUsize::new(0),
             }),
         };
         let requeuer = broker.clone();
         broker.inner.tracker.spawn(async move { requeuer.run_requeuer().await });
         let expirer = broker.clone();
         broker.inner.tracker.spawn(async move { expirer.run_lease_expiry().await });
+        let sweeper = broker.clone();
+        broker.inner.tracker.spawn(async move { sweeper.run_sweeper().await });
         if let Some(events) = broker.inner.store.watch() {
             broker.start_shared(events);
         }
@@ -213,7 +220,8 @@ impl Broker {
         Ok(existed)
     }
 
-    /// After a purge: closes the queue's consumers and forgets what was cached of it.
+    /// After a purge: closes the queue's consumers and forgets what was cached of it, its
+    /// replay history included.
     fn forget(&self, queue: &QueueName) {
         if let Some(hub) = self.existing_hub(queue) {
             {
@@ -222,6 +230,7 @@ impl Broker {
                 st.policy = None;
                 st.status = None;
             }
+            hub.history().clear(&self.inner.history_bytes);
             hub.close_all(CloseReason::Purged);
             hub.wake();
         }

@@ -72,6 +72,8 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
     for (queue, f) in &queues {
         let _ = writeln!(out, "restmq_consumers{{queue=\"{}\"}} {}", escape(queue), f.consumers);
     }
+    header(&mut out, "restmq_history_bytes", "Bytes of broadcast messages kept for replay.", "gauge");
+    let _ = writeln!(out, "restmq_history_bytes {}", broker.history_bytes());
     process(&mut out, broker.metrics());
     idempotency(&mut out, broker);
     Ok(out)
