@@ -103,6 +103,7 @@ impl Drop for AckedSubscription {
     /// Gives back everything still held, in one step, so it is the next out in key order.
     fn drop(&mut self) {
         self.hub.ack_consumers.fetch_sub(1, Ordering::Relaxed);
+        self.hub.mark_maybe_gone();
         let held: Vec<u64> = std::mem::take(&mut self.held).into_keys().collect();
         if held.is_empty() {
             return;

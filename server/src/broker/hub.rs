@@ -122,6 +122,9 @@ pub struct Hub {
     pub(super) ack_consumers: std::sync::atomic::AtomicUsize,
     /// Recent broadcast messages, for `since` replay.
     pub(super) history: Mutex<super::history::History>,
+    /// Set when the queue may have ceased to exist (purged, a consumer left): the sweep then
+    /// asks the store, and forgets the hub if the queue is gone and nothing holds it.
+    pub(super) maybe_gone: AtomicBool,
     state: Mutex<HubState>,
 }
 
@@ -134,6 +137,7 @@ impl Hub {
             ack_waiters: Arc::new(Notify::new()),
             ack_consumers: std::sync::atomic::AtomicUsize::new(0),
             history: Mutex::default(),
+            maybe_gone: AtomicBool::new(false),
             state: Mutex::default(),
         }
     }
@@ -146,6 +150,11 @@ impl Hub {
     pub(super) fn wake(&self) {
         self.notify.notify_one();
         self.ack_waiters.notify_waiters();
+    }
+
+    /// Asks the sweep to check whether the queue still exists.
+    pub(super) fn mark_maybe_gone(&self) {
+        self.maybe_gone.store(true, Ordering::Relaxed);
     }
 
     /// Streaming consumers connected now, `ack=1` ones included.
@@ -272,6 +281,7 @@ impl Drop for Subscription {
         self.hub.lock().consumers.retain(|c| c.id != self.id);
         // Undelivered messages still buffered go back to the queue as `rx` drops them.
         self.rx.close();
+        self.hub.mark_maybe_gone();
         self.hub.wake();
     }
 }

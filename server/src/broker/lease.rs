@@ -58,7 +58,9 @@ impl Broker {
             .and_then(|q| QueueName::try_from(q).ok())
             .ok_or_else(|| BrokerError::NotDeadLetter(dead.clone()))?;
         let moved = self.store().redrive(dead, &live).await?;
-        self.hub(&live).wake();
+        let hub = self.hub(&live);
+        hub.mark_maybe_gone(); // nothing may have moved to a queue that does not exist
+        hub.wake();
         Ok((live, moved))
     }
 

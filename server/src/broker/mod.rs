@@ -4,7 +4,7 @@
 //! Each queue with streaming consumers in this process has a [`Hub`] and a dispatcher task
 //! (see [`dispatch`]); an add wakes it at once. Messages popped for consumers but never
 //! written to any go back to the head of their queue through the requeuer task. A sweep
-//! (see [`sweep`]) ages replay history out.
+//! (see [`sweep`]) ages replay history out and forgets the hubs of queues that are gone.
 
 mod acked;
 mod config;
@@ -221,7 +221,7 @@ impl Broker {
     }
 
     /// After a purge: closes the queue's consumers and forgets what was cached of it, its
-    /// replay history included.
+    /// replay history included; the sweep forgets the hub itself once nothing holds it.
     fn forget(&self, queue: &QueueName) {
         if let Some(hub) = self.existing_hub(queue) {
             {
@@ -232,6 +232,7 @@ impl Broker {
             }
             hub.history().clear(&self.inner.history_bytes);
             hub.close_all(CloseReason::Purged);
+            hub.mark_maybe_gone();
             hub.wake();
         }
     }

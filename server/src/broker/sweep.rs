@@ -1,9 +1,24 @@
-//! The broker's once-a-second sweep: replay history that has aged out is dropped, so a
-//! queue that goes quiet frees it too.
+//! The broker's once-a-second sweep: replay history that has aged out is dropped (a queue
+//! that goes quiet frees it too), and the in-process state of queues that are gone is
+//! forgotten.
+//!
+//! A queue is gone when the store no longer knows it (`info` is `None`: purged, or never
+//! created, e.g. a consumer that came and left). Its hub — consumers, cached settings,
+//! counters, history — is then dropped, and with it every `/metrics` series of the queue, as
+//! soon as nothing in the process holds it (no consumer, dispatcher or message on its way).
+//! A queue the store still knows keeps its hub even when it is empty: its counters keep
+//! counting, and a paused or roundrobin queue stays so (the store keeps that). Only hubs
+//! marked as possibly gone (purge, a consumer leaving, a redrive) are looked up, so a sweep
+//! asks the store nothing while queues merely live.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
+use restmq_shared::QueueName;
+
 use super::Broker;
+use crate::store::QueueStore;
 
 /// How often the sweep runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -19,6 +34,53 @@ impl Broker {
                 () = self.shutdown_token().cancelled() => return,
             }
             self.sweep_history();
+            self.forget_gone_queues().await;
+        }
+    }
+
+    /// Queues with in-process state (a hub) now.
+    pub fn tracked_queues(&self) -> usize {
+        self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Drops the hubs of queues the store no longer knows, when nothing holds them; the
+    /// others marked are looked at again next time if still held, else left alone.
+    pub(super) async fn forget_gone_queues(&self) {
+        let marked: Vec<QueueName> = {
+            let hubs = self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner());
+            hubs.iter()
+                .filter(|(_, hub)| hub.maybe_gone.swap(false, Ordering::Relaxed))
+                .map(|(q, _)| q.clone())
+                .collect()
+        };
+        for queue in marked {
+            match self.store().info(&queue).await {
+                Ok(Some(_)) => {} // it exists: its state stays
+                Ok(None) => self.drop_hub_if_unheld(&queue),
+                Err(err) => {
+                    tracing::debug!(%queue, %err, "sweep could not look the queue up");
+                    self.existing_hub(&queue).inspect(|hub| hub.mark_maybe_gone());
+                }
+            }
+        }
+    }
+
+    /// Removes `queue`'s hub if only the map holds it (nothing can take a new hold while
+    /// the map is locked); else marks it to be looked at again.
+    fn drop_hub_if_unheld(&self, queue: &QueueName) {
+        let removed = {
+            let mut hubs = self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner());
+            match hubs.get(queue) {
+                Some(hub) if Arc::strong_count(hub) == 1 => hubs.remove(queue),
+                Some(hub) => {
+                    hub.mark_maybe_gone();
+                    None
+                }
+                None => None,
+            }
+        };
+        if let Some(hub) = removed {
+            hub.history().clear(&self.inner.history_bytes);
         }
     }
 }

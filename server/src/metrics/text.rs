@@ -74,6 +74,8 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
     }
     header(&mut out, "restmq_history_bytes", "Bytes of broadcast messages kept for replay.", "gauge");
     let _ = writeln!(out, "restmq_history_bytes {}", broker.history_bytes());
+    header(&mut out, "restmq_tracked_queues", "Queues with state in this process.", "gauge");
+    let _ = writeln!(out, "restmq_tracked_queues {}", broker.tracked_queues());
     process(&mut out, broker.metrics());
     idempotency(&mut out, broker);
     Ok(out)
