@@ -45,10 +45,12 @@ async fn wait_for<F: std::future::Future<Output = bool>>(secs: u64, what: &str, 
 }
 
 /// Opens a consumer on `path` from a raw TCP client with a tiny receive window that never
-/// reads, adds `N` messages, and checks that the server cuts it and loses nothing.
-async fn never_reading_consumer_is_cut(store: StoreKind, path: &str) {
+/// reads, adds `N` messages, and checks that the server cuts it and loses nothing. With a
+/// buffer of 16 it fills; with 256 it does not, and the consumer is cut for not coming back
+/// for more.
+async fn never_reading_consumer_is_cut(store: StoreKind, path: &str, buffer: usize) {
     let s = TestServer::start_with(store, |c| {
-        c.consumer_buffer = 16;
+        c.consumer_buffer = buffer;
         c.slow_consumer_secs = 1;
     })
     .await;
@@ -97,7 +99,7 @@ async fn never_reading_consumer_is_cut(store: StoreKind, path: &str) {
         assert_eq!(got["key"], format!("slow:{n}"), "back in order");
     }
     eprintln!(
-        "{store:?} {path}: cut {:.1} s after the first add; {delivered} written ({seen} reached the \
+        "{store:?} {path}, buffer {buffer}: cut {:.1} s after the first add; {delivered} written ({seen} reached the \
          client), {len} back in the queue",
         cut_after.as_secs_f64()
     );
@@ -106,17 +108,39 @@ async fn never_reading_consumer_is_cut(store: StoreKind, path: &str) {
 
 /// A WebSocket client that never reads is disconnected and loses nothing it was not sent.
 async fn websocket_never_reading(store: StoreKind) {
-    never_reading_consumer_is_cut(store, "/ws/slow").await;
+    never_reading_consumer_is_cut(store, "/ws/slow", 16).await;
 }
 
 /// A COMET client that never reads is disconnected and loses nothing it was not sent.
 async fn comet_never_reading(store: StoreKind) {
-    never_reading_consumer_is_cut(store, "/c/slow").await;
+    never_reading_consumer_is_cut(store, "/c/slow", 16).await;
 }
 
 /// An SSE client that never reads is disconnected and loses nothing it was not sent.
 async fn sse_never_reading(store: StoreKind) {
-    never_reading_consumer_is_cut(store, "/sse/slow").await;
+    never_reading_consumer_is_cut(store, "/sse/slow", 16).await;
 }
 
-on_every_store!(websocket_never_reading, comet_never_reading, sse_never_reading);
+/// A WebSocket client that never reads is cut even though its buffer never fills.
+async fn websocket_stalled_with_room(store: StoreKind) {
+    never_reading_consumer_is_cut(store, "/ws/slow", 256).await;
+}
+
+/// A COMET client that never reads is cut even though its buffer never fills.
+async fn comet_stalled_with_room(store: StoreKind) {
+    never_reading_consumer_is_cut(store, "/c/slow", 256).await;
+}
+
+/// An SSE client that never reads is cut even though its buffer never fills.
+async fn sse_stalled_with_room(store: StoreKind) {
+    never_reading_consumer_is_cut(store, "/sse/slow", 256).await;
+}
+
+on_every_store!(
+    websocket_never_reading,
+    comet_never_reading,
+    sse_never_reading,
+    websocket_stalled_with_room,
+    comet_stalled_with_room,
+    sse_stalled_with_room
+);

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use restmq_shared::{Policy, QueueName, QueueStatus, StreamMessage};
@@ -60,13 +61,27 @@ impl Consumer {
 
 /// How the server ends one consumer: the reason, set once, and what to do at once when it
 /// is cut as slow (its transport is stuck writing, so it cannot act by itself).
-#[derive(Default)]
 pub(super) struct Ending {
     reason: OnceLock<CloseReason>,
     on_slow: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// When (on the hub's clock) the consumer last left [`Subscription::recv`]; 0 while it
+    /// waits there for more. A consumer away longer than the slow-consumer timeout is stuck
+    /// writing to a client that does not read.
+    busy_since: AtomicU64,
 }
 
 impl Ending {
+    /// A consumer joining at `now` (it counts as busy until it first asks for a message).
+    pub fn new(now: u64) -> Self {
+        Self { reason: OnceLock::new(), on_slow: Mutex::default(), busy_since: AtomicU64::new(now) }
+    }
+
+    /// Whether the consumer has been away from `recv` for longer than `timeout_ms`.
+    fn stalled(&self, now: u64, timeout_ms: u64) -> bool {
+        let since = self.busy_since.load(Ordering::Relaxed);
+        since != 0 && now.saturating_sub(since) > timeout_ms
+    }
+
     pub fn get(&self) -> Option<CloseReason> {
         self.reason.get().copied()
     }
@@ -122,6 +137,8 @@ pub struct Hub {
     pub(super) ack_consumers: std::sync::atomic::AtomicUsize,
     /// Recent broadcast messages, for `since` replay.
     pub(super) history: Mutex<super::history::History>,
+    /// The start of the hub's clock (see [`Hub::clock_ms`]).
+    born: Instant,
     /// Set when the queue may have ceased to exist (purged, a consumer left): the sweep then
     /// asks the store, and forgets the hub if the queue is gone and nothing holds it.
     pub(super) maybe_gone: AtomicBool,
@@ -137,6 +154,7 @@ impl Hub {
             ack_waiters: Arc::new(Notify::new()),
             ack_consumers: std::sync::atomic::AtomicUsize::new(0),
             history: Mutex::default(),
+            born: Instant::now(),
             maybe_gone: AtomicBool::new(false),
             state: Mutex::default(),
         }
@@ -150,6 +168,28 @@ impl Hub {
     pub(super) fn wake(&self) {
         self.notify.notify_one();
         self.ack_waiters.notify_waiters();
+    }
+
+    /// Milliseconds since the hub was made, plus one (so never 0).
+    pub(super) fn clock_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// Cuts, as slow, every consumer that took a message and has not come back for the next
+    /// one within `timeout`: its transport is stuck writing to a client that does not read
+    /// (even when its buffer is not full). Returns how many were cut.
+    pub(super) fn cut_stalled(&self, timeout: Duration) -> usize {
+        let (now, timeout_ms) = (self.clock_ms(), u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        let mut st = self.lock();
+        let before = st.consumers.len();
+        st.consumers.retain(|c| {
+            let stalled = c.closed.stalled(now, timeout_ms);
+            if stalled {
+                c.close(CloseReason::SlowConsumer);
+            }
+            !stalled
+        });
+        before - st.consumers.len()
     }
 
     /// Asks the sweep to check whether the queue still exists.
@@ -245,6 +285,7 @@ impl Subscription {
         if self.closed.get().is_some() {
             return None;
         }
+        let _waiting = Waiting::start(&self.closed, &self.hub);
         loop {
             let delivery = self.rx.recv().await?;
             // Closed while this one was buffered: leave it for the queue.
@@ -273,6 +314,23 @@ impl Subscription {
     /// aborts its connection, so the socket closes and what it held goes back to the queue.
     pub fn when_slow(&self, hook: impl FnOnce() + Send + 'static) {
         self.closed.when_slow(Box::new(hook));
+    }
+}
+
+/// Marks a consumer as waiting in `recv`, and busy again from when it leaves (returning or
+/// cancelled).
+struct Waiting<'a>(&'a Ending, &'a Hub);
+
+impl<'a> Waiting<'a> {
+    fn start(ending: &'a Ending, hub: &'a Hub) -> Self {
+        ending.busy_since.store(0, Ordering::Relaxed);
+        Self(ending, hub)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.busy_since.store(self.1.clock_ms(), Ordering::Relaxed);
     }
 }
 

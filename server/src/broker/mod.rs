@@ -328,7 +328,7 @@ impl Broker {
     pub fn subscribe(&self, queue: &QueueName) -> Subscription {
         let hub = self.hub(queue);
         let (tx, rx) = mpsc::channel(self.inner.config.consumer_buffer.max(1));
-        let closed = Arc::new(Ending::default());
+        let closed = Arc::new(Ending::new(hub.clock_ms()));
         let (id, start) = {
             let mut st = hub.lock();
             st.next_id += 1;

@@ -1,6 +1,6 @@
 //! The broker's once-a-second sweep: replay history that has aged out is dropped (a queue
-//! that goes quiet frees it too), and the in-process state of queues that are gone is
-//! forgotten.
+//! that goes quiet frees it too), consumers stuck writing to a client that does not read are
+//! cut as slow, and the in-process state of queues that are gone is forgotten.
 //!
 //! A queue is gone when the store no longer knows it (`info` is `None`: purged, or never
 //! created, e.g. a consumer that came and left). Its hub — consumers, cached settings,
@@ -34,7 +34,21 @@ impl Broker {
                 () = self.shutdown_token().cancelled() => return,
             }
             self.sweep_history();
+            self.cut_stalled_consumers();
             self.forget_gone_queues().await;
+        }
+    }
+
+    /// Cuts the consumers that hold a message and have not come back for more within the
+    /// slow-consumer timeout (see [`super::hub::Hub::cut_stalled`]).
+    fn cut_stalled_consumers(&self) {
+        let timeout = self.config().slow_consumer_timeout;
+        for hub in self.all_hubs() {
+            let cut = hub.cut_stalled(timeout);
+            if cut > 0 {
+                tracing::info!(queue = %hub.queue, cut, "disconnecting stalled consumers");
+                hub.wake();
+            }
         }
     }
 
