@@ -320,7 +320,7 @@ fn two_worker_tabs_split_a_roundrobin_job() {
         browser.wait_for("[data-link=live]", "worker 2 to connect").await;
         eventually("two roundrobin consumers on e2e-jobs", WAIT, || async {
             let q = server.queue_stats("e2e-jobs").await?;
-            (q["consumers"] == 2 && q["policy"] == "roundrobin").then_some(())
+            (q["consumers"] == 2 && q["policy_name"] == "roundrobin").then_some(())
         })
         .await;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::TestServer;
 use restmq_server::config::StoreKind;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -102,7 +102,10 @@ async fn policy_pause_resume_and_stats() {
     assert_eq!(restmq(&url, &["resume", "work"], "").await.code, 0);
     assert_eq!(s.get_json("/control/work").await["state"], "started");
     let json: Value = serde_json::from_str(&restmq(&url, &["stats", "--json"], "").await.stdout).unwrap();
-    assert_eq!(json["queues"]["work"]["status"], "started");
+    assert_eq!(
+        (&json["queues"]["work"]["status"], &json["queues"]["work"]["state"]),
+        (&json!(1), &json!("started"))
+    );
     let bad = restmq(&url, &["policy", "work", "random"], "").await;
     assert_eq!(bad.code, 2, "clap refuses a policy the server would refuse");
 }

@@ -117,8 +117,13 @@ async fn serves_legacy_restmq_data() {
     let s = TestServer::start_on_redis(&redis.url()).await;
     let stats = s.get_json("/stats/legacy").await;
     assert_eq!(
-        (stats["len"].as_u64(), stats["policy"].as_str(), stats["status"].as_str()),
-        (Some(3), Some("roundrobin"), Some("paused"))
+        (stats["len"].as_u64(), stats["policy"].as_u64(), stats["status"].as_u64()),
+        (Some(3), Some(2), Some(0)),
+        "RestMQ's raw codes: {stats}"
+    );
+    assert_eq!(
+        (stats["policy_name"].as_str(), stats["state"].as_str()),
+        (Some("roundrobin"), Some("paused"))
     );
     assert_eq!(s.get_json("/q/").await, serde_json::json!(["legacy"]));
     assert_eq!(s.add("legacy", "fourth").await, "legacy:4");

@@ -22,7 +22,7 @@ async fn smoke_sequence(store: StoreKind) {
     );
     let stopped = s.post_form("/control/test", &[("status", "stop")]).await;
     assert_eq!(stopped, (200, r#"{"stat":{"queue":"test","status":0}}"#.into()));
-    assert_eq!(s.get_json("/control/test").await["status"], "paused");
+    assert_eq!(s.get_json("/control/test").await["state"], "paused");
     let started = s.post_form("/control/test", &[("status", "start")]).await;
     assert_eq!(started, (200, r#"{"stat":{"queue":"test","status":1}}"#.into()));
     let res = s.http.delete(s.url("/q/test")).send().await.unwrap();

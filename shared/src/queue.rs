@@ -23,6 +23,14 @@ impl Policy {
         }
     }
 
+    /// RestMQ's stored code: 1 broadcast, 2 roundrobin.
+    pub fn as_number(self) -> u8 {
+        match self {
+            Self::Broadcast => 1,
+            Self::Roundrobin => 2,
+        }
+    }
+
     /// Parses the `policy` argument of `POST /p/<queue>`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {

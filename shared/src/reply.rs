@@ -120,13 +120,23 @@ pub struct RecentReply {
     pub keys: Vec<MessageKey>,
 }
 
-/// One queue's figures in `/stats/`.
+/// One queue's figures in `/stats/` and `/stats/<queue>`: RestMQ's `queue` (of `/stats/<q>`),
+/// `name`, `len`, `status` and `policy` (of `/stats/`, as RestMQ's raw values), then added ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueStats {
+    pub queue: QueueName,
     pub name: QueueName,
     pub len: u64,
-    pub status: QueueStatus,
-    pub policy: Policy,
+    /// RestMQ's value: `1` started, `0` stopped, `""` never set.
+    #[serde(with = "restmq_code")]
+    pub status: Option<u8>,
+    /// RestMQ's value: `1` broadcast, `2` roundrobin, `""` never set.
+    #[serde(with = "restmq_code")]
+    pub policy: Option<u8>,
+    /// The status as a word (added).
+    pub state: QueueStatus,
+    /// The policy as a word; never set reads as `broadcast` (added).
+    pub policy_name: Policy,
     /// Streaming consumers connected now.
     pub consumers: u64,
     /// Messages added through this server since it started.
@@ -238,4 +248,37 @@ pub struct NodeReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodesReply {
     pub nodes: Vec<NodeReply>,
+}
+
+/// RestMQ's stored codes as its `/stats/` showed them: a number, or `""` when never set.
+mod restmq_code {
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(code: &Option<u8>, s: S) -> Result<S::Ok, S::Error> {
+        match code {
+            Some(n) => s.serialize_u8(*n),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+        struct Code;
+        impl Visitor<'_> for Code {
+            type Value = Option<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or an empty string")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Option<u8>, E> {
+                u8::try_from(n).map(Some).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<u8>, E> {
+                if s.is_empty() {
+                    return Ok(None);
+                }
+                s.parse().map(Some).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Code)
+    }
 }

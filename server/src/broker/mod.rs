@@ -266,16 +266,13 @@ impl Broker {
         Ok(self.inner.store.recent_keys(queue, max).await?)
     }
 
-    /// One queue's figures; `None` when it neither exists nor has consumers waiting.
-    pub async fn queue_stats(&self, queue: &QueueName) -> BrokerResult<Option<QueueStats>> {
-        let info = self.inner.store.info(queue).await?;
-        let waiting = self.existing_hub(queue).is_some_and(|h| h.consumer_count() > 0);
-        let mut found = BTreeMap::new();
-        if let Some(info) = info.or(waiting.then(QueueInfo::default)) {
-            found.insert(queue.to_string(), self.figures(queue, info));
-        }
+    /// One queue's figures; a queue that does not exist reads as empty, as RestMQ answered
+    /// (and is not created by the asking).
+    pub async fn queue_stats(&self, queue: &QueueName) -> BrokerResult<QueueStats> {
+        let info = self.inner.store.info(queue).await?.unwrap_or_default();
+        let mut found = BTreeMap::from([(queue.to_string(), self.figures(queue, info))]);
         self.add_remote_consumers(&mut found).await?;
-        Ok(found.into_values().next())
+        Ok(found.remove(queue.as_str()).unwrap_or_else(|| self.figures(queue, info)))
     }
 
     /// Every queue's figures, including queues that have consumers but no message yet.
@@ -313,10 +310,13 @@ impl Broker {
         let hub = self.existing_hub(queue);
         let counter = |f: fn(&Hub) -> u64| hub.as_deref().map_or(0, f);
         QueueStats {
+            queue: queue.clone(),
             name: queue.clone(),
             len: info.len,
-            status: info.status,
-            policy: info.policy,
+            status: info.status_set.then(|| info.status.as_number()),
+            policy: info.policy_set.then(|| info.policy.as_number()),
+            state: info.status,
+            policy_name: info.policy,
             consumers: counter(|h| h.consumer_count() as u64),
             added: counter(|h| h.counters.added.load(Ordering::Relaxed)),
             taken: counter(|h| h.counters.taken.load(Ordering::Relaxed)),

@@ -76,7 +76,7 @@ async fn list_statuses(State(state): State<AppState>, args: Args) -> Result<Resp
     let queues = stats
         .queues
         .into_iter()
-        .map(|(name, q)| (name, ControlStat { queue: q.name, status: q.status.as_number() }));
+        .map(|(name, q)| (name, ControlStat { queue: q.name, status: q.state.as_number() }));
     reply::json_line(&StatusListReply { queues: queues.collect(), count }, callback)
 }
 
@@ -101,17 +101,15 @@ async fn all_stats(State(state): State<AppState>, args: Args) -> Result<Response
     reply::json(&stats, callback)
 }
 
-/// `GET /stats/<queue>`: one queue's figures; 404 when it does not exist.
+/// `GET /stats/<queue>`: RestMQ's `{"queue","len"}` with the added figures; a queue that
+/// does not exist has `len` 0.
 async fn queue_stats(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
     args: Args,
 ) -> Result<Response, ApiError> {
     let callback = args.callback()?;
-    match state.broker.queue_stats(&queue).await? {
-        Some(stats) => reply::json(&stats, callback),
-        None => Err(ApiError::NotFound(format!("queue {queue}"))),
-    }
+    reply::json(&state.broker.queue_stats(&queue).await?, callback)
 }
 
 /// The live processes as the wire shows them, least loaded first.

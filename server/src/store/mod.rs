@@ -62,6 +62,10 @@ pub struct QueueInfo {
     pub len: u64,
     pub policy: Policy,
     pub status: QueueStatus,
+    /// Whether the policy was ever set (RestMQ's `/stats/` shows `""` when not).
+    pub policy_set: bool,
+    /// Whether the status was ever set (on Redis, other programs may create queues without).
+    pub status_set: bool,
     /// The last message number handed out (0 when none since the queue was created).
     pub last: u64,
 }

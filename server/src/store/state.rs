@@ -71,6 +71,8 @@ pub struct QueueState {
     /// `(expires_at, n)` of messages added with a ttl, so expired ones are swept, not left.
     pub expiring: std::collections::BTreeSet<(u64, u64)>,
     pub policy: Policy,
+    /// Whether the policy was ever set.
+    pub policy_set: bool,
     pub status: QueueStatus,
     /// With [`State::hide_uncommitted`]: messages numbered above this are not committed yet.
     pub committed: u64,
@@ -270,12 +272,15 @@ impl State {
             len: (q.messages.len() - self.out_of_sight(q)) as u64,
             policy: q.policy,
             status: q.status,
+            policy_set: q.policy_set,
+            status_set: true,
             last: q.counter,
         })
     }
 
     pub fn set_policy(&mut self, queue: &QueueName, policy: Policy) {
-        self.queue(queue).policy = policy;
+        let q = self.queue(queue);
+        (q.policy, q.policy_set) = (policy, true);
     }
 
     pub fn set_status(&mut self, queue: &QueueName, status: QueueStatus) {

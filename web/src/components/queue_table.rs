@@ -90,7 +90,7 @@ fn row(
         let on_action = on_action.clone();
         Callback::from(move |_: MouseEvent| on_action.emit(action.clone()))
     };
-    let (toggle_label, toggle_to) = match queue.status {
+    let (toggle_label, toggle_to) = match queue.state {
         QueueStatus::Started => ("Stop", QueueStatus::Paused),
         QueueStatus::Paused => ("Start", QueueStatus::Started),
     };
@@ -120,13 +120,13 @@ fn row(
     let rate =
         |f: fn(&QueueRates) -> f64| rates.as_ref().map(f).map(format_rate).unwrap_or_else(|| "–".to_owned());
     let policy_option = |policy: Policy| {
-        html! { <option value={policy.as_str()} selected={queue.policy == policy}>{ policy.as_str() }</option> }
+        html! { <option value={policy.as_str()} selected={queue.policy_name == policy}>{ policy.as_str() }</option> }
     };
     html! {
         <tr key={name.as_str().to_owned()} data-queue={name.as_str().to_owned()}>
             <th scope="row" class="name"><a href={Route::Stream(Some(name.clone())).to_hash()} title="watch live">{ name.as_str() }</a></th>
             <td class="num len">{ queue.len }</td>
-            <td><span class={classes!("badge", "status", queue.status.as_str())}>{ queue.status.as_str() }</span></td>
+            <td><span class={classes!("badge", "status", queue.state.as_str())}>{ queue.state.as_str() }</span></td>
             <td>
                 <select class="policy" aria-label={format!("policy of {name}")} onchange={on_policy}>
                     { policy_option(Policy::Broadcast) }

@@ -139,8 +139,8 @@ mod tests {
     fn reply(added: u64) -> StatsReply {
         serde_json::from_value(serde_json::json!({
             "count": 1, "store": "memory",
-            "queues": {"q": {"name": "q", "len": 0, "status": "started", "policy": "broadcast",
-                             "consumers": 0, "added": added, "taken": 0, "delivered": 0}}
+            "queues": {"q": {"queue": "q", "name": "q", "len": 0, "status": 1, "policy": "",
+                             "state": "started", "policy_name": "broadcast", "consumers": 0, "added": added, "taken": 0, "delivered": 0}}
         }))
         .unwrap()
     }

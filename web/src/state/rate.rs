@@ -162,7 +162,8 @@ mod tests {
             .iter()
             .map(|&(name, added, taken, delivered)| {
                 let stats = serde_json::json!({
-                    "name": name, "len": 0, "status": "started", "policy": "broadcast", "consumers": 0,
+                    "queue": name, "name": name, "len": 0, "status": 1, "policy": "", "state": "started",
+                    "policy_name": "broadcast", "consumers": 0,
                     "added": added, "taken": taken, "delivered": delivered,
                 });
                 (name.to_owned(), stats)

@@ -85,27 +85,29 @@ impl fmt::Display for DbError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
     pub counter: u64,
-    pub policy: Policy,
+    /// `None` when never set.
+    pub policy: Option<Policy>,
     pub status: QueueStatus,
 }
 
 impl Meta {
     pub fn of(q: &QueueState) -> Self {
-        Self { counter: q.counter, policy: q.policy, status: q.status }
+        Self { counter: q.counter, policy: q.policy_set.then_some(q.policy), status: q.status }
     }
 
-    /// Policy and status use RestMQ's numbers: `1` broadcast, `2` roundrobin; `1` started, `0`
-    /// paused.
+    /// Policy and status use RestMQ's numbers: `1` broadcast, `2` roundrobin (`0` never set);
+    /// `1` started, `0` paused.
     pub fn to_row(self) -> (u64, u8, u8) {
-        let policy = match self.policy {
-            Policy::Broadcast => 1,
-            Policy::Roundrobin => 2,
-        };
+        let policy = self.policy.map_or(0, Policy::as_number);
         (self.counter, policy, self.status.as_number())
     }
 
     pub fn from_row((counter, policy, status): (u64, u8, u8)) -> Self {
-        let policy = if policy == 2 { Policy::Roundrobin } else { Policy::Broadcast };
+        let policy = match policy {
+            0 => None,
+            2 => Some(Policy::Roundrobin),
+            _ => Some(Policy::Broadcast),
+        };
         let status = if status == 0 { QueueStatus::Paused } else { QueueStatus::Started };
         Self { counter, policy, status }
     }
@@ -129,7 +131,8 @@ pub fn load(db: &Database, now: u64, clean: bool) -> Result<State, DbError> {
             let meta = Meta::from_row(meta.value());
             let q = QueueState {
                 counter: meta.counter,
-                policy: meta.policy,
+                policy: meta.policy.unwrap_or_default(),
+                policy_set: meta.policy.is_some(),
                 status: meta.status,
                 ..Default::default()
             };
@@ -188,15 +191,16 @@ mod tests {
     /// Queue rows round-trip through RestMQ's numeric policy and status codes.
     #[test]
     fn meta_rows_round_trip() {
-        for policy in [Policy::Broadcast, Policy::Roundrobin] {
+        for policy in [None, Some(Policy::Broadcast), Some(Policy::Roundrobin)] {
             for status in [QueueStatus::Started, QueueStatus::Paused] {
                 let meta = Meta { counter: 42, policy, status };
                 assert_eq!(Meta::from_row(meta.to_row()), meta);
             }
         }
         assert_eq!(
-            Meta { counter: 1, policy: Policy::Roundrobin, status: QueueStatus::Paused }.to_row(),
+            Meta { counter: 1, policy: Some(Policy::Roundrobin), status: QueueStatus::Paused }.to_row(),
             (1, 2, 0)
         );
+        assert_eq!(Meta { counter: 1, policy: None, status: QueueStatus::Started }.to_row(), (1, 0, 1));
     }
 }

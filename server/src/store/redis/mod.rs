@@ -275,6 +275,8 @@ impl QueueStore for RedisStore {
         let exists = listed || len > 0 || policy.is_some() || status.is_some();
         Ok(exists.then(|| QueueInfo {
             len,
+            policy_set: policy.is_some(),
+            status_set: status.is_some(),
             policy: parse_policy(policy),
             status: parse_status(status),
             last: last.unwrap_or(0),
@@ -282,8 +284,8 @@ impl QueueStore for RedisStore {
     }
 
     async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
-        let value = if policy == Policy::Roundrobin { "2" } else { "1" };
-        self.set_setting(queue, self.keys(queue).policy(), value).await
+        let value = policy.as_number().to_string();
+        self.set_setting(queue, self.keys(queue).policy(), &value).await
     }
 
     async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
