@@ -393,3 +393,32 @@ async fn foreign_queueset_entries() {
     let listed = s.get_json("/q/").await;
     assert!(listed.as_array().unwrap().contains(&serde_json::json!("x:queue")), "{listed}");
 }
+
+/// A message another program pushes in RestMQ's layout (RestMQ's Python core, the Sinatra app,
+/// a script: `INCR`, `SET`, `LPUSH`, no restmq involved) reaches consumers already connected
+/// within about a second, on WebSocket and COMET, broadcast and roundrobin alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_pushes_reach_connected_consumers() {
+    use futures_util::StreamExt;
+    let s = TestServer::start(StoreKind::Redis).await;
+    let r = s.redis.as_ref().unwrap();
+    assert_eq!(s.post_form("/p/rr", &[("policy", "roundrobin")]).await.0, 200);
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url("/ws/bc")).await.unwrap();
+    let mut comet = s.http.get(s.url("/c/rr")).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // both are consumers now
+    for (queue, value) in [("bc", "from python"), ("rr", "from sinatra")] {
+        let n = r.cli(&["INCR", &format!("{queue}:UUID")]).unwrap();
+        let key = format!("{queue}:{n}");
+        assert!(r.cli(&["SET", &key, value]).is_some());
+        assert!(r.cli(&["LPUSH", &format!("{queue}:queue"), &key]).is_some());
+    }
+    let frame = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame within 5 s");
+    let frame = frame.unwrap().unwrap().into_text().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&frame).unwrap(),
+        serde_json::json!({"key": "bc:1", "value": "from python"})
+    );
+    let chunk = tokio::time::timeout(Duration::from_secs(5), comet.chunk()).await.expect("a line within 5 s");
+    assert_eq!(&chunk.unwrap().unwrap()[..], b"{\"key\":\"rr:1\",\"value\":\"from sinatra\"}\r\n");
+    assert_eq!(r.cli(&["LLEN", "bc:queue"]).unwrap(), "0");
+}

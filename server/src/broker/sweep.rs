@@ -1,6 +1,9 @@
 //! The broker's once-a-second sweep: replay history that has aged out is dropped (a queue
 //! that goes quiet frees it too), consumers stuck writing to a client that does not read are
-//! cut as slow, and the in-process state of queues that are gone is forgotten.
+//! cut as slow, the in-process state of queues that are gone is forgotten, and, on a shared
+//! store, queues with consumers here look once for messages that other programs pushed in
+//! RestMQ's layout (as RestMQ's once-a-second dispatcher did; queues without consumers are
+//! never polled).
 //!
 //! A queue is gone when the store no longer knows it (`info` is `None`: purged, or never
 //! created, e.g. a consumer that came and left). Its hub — consumers, cached settings,
@@ -35,6 +38,7 @@ impl Broker {
             }
             self.sweep_history();
             self.cut_stalled_consumers();
+            self.look_for_foreign_pushes();
             self.forget_gone_queues().await;
         }
     }
@@ -47,6 +51,20 @@ impl Broker {
             let cut = hub.cut_stalled(timeout);
             if cut > 0 {
                 tracing::info!(queue = %hub.queue, cut, "disconnecting stalled consumers");
+                hub.wake();
+            }
+        }
+    }
+
+    /// On a shared store, wakes the dispatcher of every queue with consumers in this process,
+    /// so a message another program pushed (not through restmq, so without a bus notice) is
+    /// delivered within a second: one pop attempt a second per such queue.
+    fn look_for_foreign_pushes(&self) {
+        if !self.store().is_shared() {
+            return;
+        }
+        for hub in self.all_hubs() {
+            if hub.consumer_count() > 0 {
                 hub.wake();
             }
         }
