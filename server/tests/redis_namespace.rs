@@ -268,6 +268,7 @@ async fn earlier_layout_moves_at_start() {
         assert!(redis.cli(cmd).is_some(), "{cmd:?}");
     }
     let s = TestServer::start_on_redis(&redis.url()).await;
+    assert_eq!(s.get("/readyz").await.0, 200, "serving, so the store has opened (and moved the keys)");
     let keys: BTreeSet<String> = redis.cli(&["KEYS", "*"]).unwrap().lines().map(str::to_owned).collect();
     for old in ["restmq:leased", "restmq:delayed", "restmq:nodes", "jobs:leased", "later:delayed"] {
         assert!(!keys.contains(old), "{old} is left: {keys:?}");
