@@ -147,17 +147,21 @@ async fn policy_and_control_create_queue(store: StoreKind) {
     assert_eq!(s.get_json("/stats/bypolicy").await["status"], 1);
 }
 
-/// Purging a queue forgets its policy and status: they read as the defaults again.
-async fn purge_resets_settings(store: StoreKind) {
+/// Purging a queue removes its messages and keeps its policy, pause and key counter, as RestMQ
+/// did; the answer is `status` 1 when it held messages, 0 when there was nothing to remove.
+async fn purge_keeps_settings(store: StoreKind) {
     let s = TestServer::start(store).await;
     s.add("r", "x").await;
     s.post_form("/p/r", &[("policy", "roundrobin")]).await;
     s.post_form("/control/r", &[("status", "stop")]).await;
     let purged = send(s.http.delete(s.url("/q/r"))).await;
     assert_eq!(purged.2, "{\"queue\":\"r\",\"status\":1}\r\n");
-    assert_eq!(s.get_json("/p/r").await["value"], "broadcast");
-    assert_eq!(s.get_json("/control/r").await["state"], "started");
-    assert_eq!(s.get_json("/control/").await, json!({"queues": {}, "count": 0}));
+    assert_eq!(send(s.http.delete(s.url("/q/r"))).await.2, "{\"queue\":\"r\",\"status\":0}\r\n");
+    assert_eq!(s.get_json("/p/r").await["value"], "roundrobin");
+    assert_eq!(s.get_json("/control/r").await["state"], "paused");
+    assert_eq!(s.get_json("/control/").await["count"], 1);
+    assert_eq!(s.get_json("/stats/r").await["len"], 0);
+    assert_eq!(s.add("r", "y").await, "r:2", "keys are never reused");
 }
 
 /// /stats/ (and /stats) give `count`, every queue's figures and the store kind.
@@ -251,7 +255,7 @@ on_every_store!(
     pause_does_not_block_rest_gets,
     control_lists_every_queue,
     policy_and_control_create_queue,
-    purge_resets_settings,
+    purge_keeps_settings,
     stats_shape,
     stats_count_consumers_and_deliveries,
     stats_one_queue,

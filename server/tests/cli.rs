@@ -121,10 +121,11 @@ async fn errors_and_exit_codes() {
         assert_eq!(run.code, 3, "{args:?}");
         assert!(run.stderr.contains("cannot reach the restmq server"), "{args:?}: {}", run.stderr);
     }
-    let s = TestServer::start(StoreKind::Memory).await;
-    let missing = restmq(&s.url(""), &["stats", "nothing-here"], "").await;
-    assert_eq!(missing.code, 1);
-    assert!(missing.stderr.contains("404: not_found"), "{}", missing.stderr);
+    let s = TestServer::start_with(StoreKind::Memory, |c| c.max_queue_len = 1).await;
+    assert_eq!(restmq(&s.url(""), &["push", "full", "first"], "").await.code, 0);
+    let refused = restmq(&s.url(""), &["push", "full", "second"], "").await;
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("429: too_many_requests"), "{}", refused.stderr);
     assert_eq!(restmq(&s.url(""), &["push", "bad/name", "x"], "").await.code, 2);
 }
 
@@ -134,6 +135,8 @@ async fn errors_and_exit_codes() {
 async fn tail_since_and_timeout() {
     let s = TestServer::start(StoreKind::Memory).await;
     s.add("t", "one").await;
+    let first = restmq(&s.url(""), &["tail", "t", "--count", "1", "--timeout", "5"], "").await;
+    assert_eq!((first.code, first.stdout.as_str()), (0, "{\"key\":\"t:1\",\"value\":\"one\"}\n"));
     s.add("t", "two").await;
     let run =
         restmq(&s.url(""), &["tail", "t", "--since", "t:1", "--count", "2", "--timeout", "1"], "").await;

@@ -36,8 +36,8 @@ async fn each_queue<F: std::future::Future<Output = ()>>(f: impl FnMut(usize) ->
     futures_util::stream::iter(0..QUEUES).map(f).buffer_unordered(32).collect::<Vec<()>>().await;
 }
 
-/// Purged queues and a consumer's never-created queue are forgotten; a known empty queue
-/// keeps its state.
+/// The process state of purged queues and of a consumer's never-created queue is forgotten
+/// (their settings stay in the store); a queue emptied by gets keeps its state.
 async fn purged_queues_are_forgotten(store: StoreKind) {
     let s = TestServer::start(store).await;
     // A queue that stays: paused, roundrobin, emptied by a hard get.
@@ -65,7 +65,8 @@ async fn purged_queues_are_forgotten(store: StoreKind) {
         }
     })
     .await;
-    assert_eq!(s.get_json("/stats/").await["count"], 1, "only `kept` is left");
+    // As in RestMQ, a purged queue keeps its counter and settings in the store: still listed.
+    assert_eq!(s.get_json("/stats/").await["count"], QUEUES + 1);
 
     let deadline = Instant::now() + Duration::from_secs(15);
     let page = loop {
@@ -85,6 +86,7 @@ async fn purged_queues_are_forgotten(store: StoreKind) {
     assert!(page.contains("restmq_queue_length{queue=\"kept\"} 0"));
     assert_eq!(s.get_json("/control/kept").await["state"], "paused", "still paused");
     assert_eq!(s.get_json("/p/kept").await["value"], "roundrobin");
+    assert_eq!(s.add("gone-0", "again").await, "gone-0:2", "a purged queue's keys go on");
     eprintln!(
         "{store:?}: /metrics {} lines with {QUEUES} queues, {} after purging them; {:?} tracked queues",
         before.lines().count(),

@@ -85,18 +85,26 @@ async fn requeue_puts_back_at_head<S: QueueStore + Clone>(s: S) {
     assert_eq!(add(&s, "q", "m5").await, key("q", 5));
 }
 
-/// Purge removes the queue and its messages, and the counter starts again at 1.
+/// Purge removes every message and keeps the counter, policy and status, as RestMQ did: keys
+/// are never reused, a paused queue stays paused; a second purge finds nothing to remove.
 async fn purge_removes_everything<S: QueueStore + Clone>(s: S) {
     add(&s, "q", "m1").await;
     add(&s, "q", "m2").await;
     s.set_policy(&q("q"), Policy::Roundrobin).await.unwrap();
+    s.set_status(&q("q"), QueueStatus::Paused).await.unwrap();
     assert!(s.purge(&q("q")).await.unwrap());
     assert!(!s.purge(&q("q")).await.unwrap());
-    assert_eq!(s.info(&q("q")).await.unwrap(), None);
-    assert!(s.queues().await.unwrap().is_empty());
+    let info = s.info(&q("q")).await.unwrap().unwrap();
+    assert_eq!(
+        (info.len, info.policy, info.status, info.last),
+        (0, Policy::Roundrobin, QueueStatus::Paused, 2)
+    );
+    assert_eq!(s.queues().await.unwrap(), [q("q")]);
     assert!(s.pop(&q("q"), 10).await.unwrap().is_empty());
-    assert_eq!(add(&s, "q", "again").await, key("q", 1));
-    assert_eq!(s.info(&q("q")).await.unwrap().unwrap().policy, Policy::Broadcast);
+    assert!(s.peek(&q("q")).await.unwrap().is_none());
+    assert_eq!(add(&s, "q", "again").await, key("q", 3));
+    assert!(!s.purge(&q("never")).await.unwrap());
+    assert_eq!(s.info(&q("never")).await.unwrap(), None, "purging a queue that never was creates nothing");
 }
 
 /// Queue names come back sorted.
@@ -273,7 +281,7 @@ mod embedded_reopen {
         assert!(s.add(&q("jobs"), "late".to_owned(), None).await.is_err(), "closed store refuses writes");
 
         let s = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(s.queues().await.unwrap(), [q("drained"), q("idle"), q("jobs")]);
+        assert_eq!(s.queues().await.unwrap(), [q("drained"), q("gone"), q("idle"), q("jobs")]);
         let jobs = s.info(&q("jobs")).await.unwrap().unwrap();
         assert_eq!((jobs.len, jobs.policy, jobs.status), (3, Policy::Roundrobin, QueueStatus::Paused));
         let idle = s.info(&q("idle")).await.unwrap().unwrap();
@@ -282,7 +290,7 @@ mod embedded_reopen {
         assert_eq!((peeked.key, peeked.count), (key("jobs", 3), 3));
         assert_eq!(add(&s, "jobs", "m7").await, key("jobs", 7));
         assert_eq!(add(&s, "drained", "z").await, key("drained", 3), "counter kept after draining");
-        assert_eq!(add(&s, "gone", "new").await, key("gone", 1), "purge reset the counter");
+        assert_eq!(add(&s, "gone", "new").await, key("gone", 2), "purge kept the counter");
         let rest = s.pop(&q("jobs"), 10).await.unwrap();
         let rest_keys: Vec<_> = rest.iter().map(|m| m.key.n).collect();
         assert_eq!((values(&rest), rest_keys), (vec!["m3", "m4", "m6", "m7"], vec![3, 4, 6, 7]));

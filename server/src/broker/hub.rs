@@ -270,8 +270,10 @@ pub struct Subscription {
     pub(super) hub: Arc<Hub>,
     pub(super) rx: mpsc::Receiver<Arc<Delivery>>,
     pub(super) closed: Arc<Ending>,
-    /// Messages up to this number were replayed from history: skip them live.
-    pub(super) replayed_upto: u64,
+    /// Messages replayed from history that have not come by live yet: skip them live. Only
+    /// these: a message below the replayed ones that was never sent (delayed, back from a
+    /// lease) is delivered. At most one replay's worth (the history is bounded).
+    pub(super) replayed: std::collections::BTreeSet<u64>,
 }
 
 impl Subscription {
@@ -292,16 +294,16 @@ impl Subscription {
             if self.closed.get().is_some() {
                 return None;
             }
-            if delivery.message.key.n > self.replayed_upto {
+            if !self.replayed.remove(&delivery.message.key.n) {
                 return Some(delivery);
             }
             delivery.mark_delivered(); // this consumer already got it from the history
         }
     }
 
-    /// Notes that messages up to `n` were replayed, so live copies of them are skipped.
-    pub fn skip_upto(&mut self, n: u64) {
-        self.replayed_upto = self.replayed_upto.max(n);
+    /// Notes that these messages were replayed, so live copies of them are skipped.
+    pub fn skip_replayed(&mut self, ns: impl IntoIterator<Item = u64>) {
+        self.replayed.extend(ns);
     }
 
     /// Why the server ended the consumer, if it did.

@@ -344,7 +344,7 @@ impl Broker {
         } else {
             hub.wake();
         }
-        Subscription { id, hub, rx, closed, replayed_upto: 0 }
+        Subscription { id, hub, rx, closed, replayed: std::collections::BTreeSet::new() }
     }
 
     /// Puts undelivered messages back, batched per queue, until shutdown.

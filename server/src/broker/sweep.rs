@@ -5,14 +5,15 @@
 //! RestMQ's layout (as RestMQ's once-a-second dispatcher did; queues without consumers are
 //! never polled).
 //!
-//! A queue is gone when the store no longer knows it (`info` is `None`: purged, or never
-//! created, e.g. a consumer that came and left). Its hub — consumers, cached settings,
-//! counters, history — is then dropped, and with it every `/metrics` series of the queue, as
-//! soon as nothing in the process holds it (no consumer, dispatcher or message on its way).
-//! A queue the store still knows keeps its hub even when it is empty: its counters keep
-//! counting, and a paused or roundrobin queue stays so (the store keeps that). Only hubs
-//! marked as possibly gone (purge, a consumer leaving, a redrive) are looked up, so a sweep
-//! asks the store nothing while queues merely live.
+//! A queue is idle when the store holds no message of it (`info` is `None`, never created,
+//! e.g. a consumer that came and left; or its length is 0, e.g. after a purge, which keeps a
+//! queue's counter and settings in the store, as RestMQ did). Its hub — consumers, cached
+//! settings, counters, history — is then dropped, and with it every `/metrics` series of the
+//! queue, as soon as nothing in the process holds it (no consumer, dispatcher or message on
+//! its way); the store still has its settings, so a paused or roundrobin queue stays so, and
+//! its counters start again at 0 if it comes back. Only hubs marked as possibly idle (purge,
+//! a consumer leaving, a redrive) are looked up, so a sweep asks the store nothing while
+//! queues merely live.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -70,6 +71,10 @@ impl Broker {
         }
     }
 
+    fn holds_history(&self, queue: &QueueName) -> bool {
+        self.existing_hub(queue).is_some_and(|hub| !hub.history().is_empty())
+    }
+
     /// Queues with in-process state (a hub) now.
     pub fn tracked_queues(&self) -> usize {
         self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -87,8 +92,9 @@ impl Broker {
         };
         for queue in marked {
             match self.store().info(&queue).await {
-                Ok(Some(_)) => {} // it exists: its state stays
-                Ok(None) => self.drop_hub_if_unheld(&queue),
+                // It holds messages, or history to replay: its state stays.
+                Ok(Some(info)) if info.len > 0 || self.holds_history(&queue) => {}
+                Ok(_) => self.drop_hub_if_unheld(&queue),
                 Err(err) => {
                     tracing::debug!(%queue, %err, "sweep could not look the queue up");
                     self.existing_hub(&queue).inspect(|hub| hub.mark_maybe_gone());

@@ -43,8 +43,12 @@ const COUNTERS: [Counter; 6] = [
 /// Renders every figure of `broker` and its process.
 pub async fn render(broker: &Broker) -> BrokerResult<String> {
     let mut queues: BTreeMap<String, QueueFigures> = BTreeMap::new();
+    // Series for every queue that holds messages or has state in this process: an empty,
+    // idle queue (purged, drained and left) has none, as its hub is forgotten too.
     for (queue, info) in broker.all_infos().await? {
-        queues.entry(queue.to_string()).or_default().len = info.map_or(0, |i| i.len);
+        if let Some(len) = info.map(|i| i.len).filter(|len| *len > 0) {
+            queues.entry(queue.to_string()).or_default().len = len;
+        }
     }
     for hub in broker.local_queues() {
         let c = &hub.counters;

@@ -259,8 +259,17 @@ impl State {
         }
     }
 
+    /// Removes every message of the queue (waiting, leased, delayed) and keeps its counter,
+    /// policy and status, as RestMQ did: keys are never reused, a paused queue stays paused.
+    /// True when it held any message.
     pub fn purge(&mut self, queue: &QueueName) -> bool {
-        self.queues.remove(queue).is_some()
+        let Some(q) = self.queues.get_mut(queue) else { return false };
+        let held = !(q.messages.is_empty() && q.leased.is_empty() && q.delayed.is_empty());
+        q.messages.clear();
+        q.leased.clear();
+        q.delayed.clear();
+        q.expiring.clear();
+        held
     }
 
     pub fn names(&self) -> Vec<QueueName> {

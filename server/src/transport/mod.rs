@@ -60,19 +60,14 @@ pub(crate) fn since_arg(args: &Args, queue: &QueueName) -> Result<Option<Message
     Ok(Some(key))
 }
 
-/// What a consumer resuming after `since` missed; live copies of it will be skipped. A
-/// `since` beyond the queue's last key names a message of the queue before a purge (keys
-/// start again at 1): it is ignored, and the consumer starts afresh.
+/// What a consumer resuming after `since` missed; live copies of exactly those messages will
+/// be skipped (keys are never reused, purge included, so a key names one message for good).
 pub(crate) async fn resume(
     broker: &Broker,
     sub: &mut Subscription,
     since: Option<&MessageKey>,
 ) -> Vec<ReplayFrame> {
     let Some(since) = since else { return Vec::new() };
-    let last = broker.info(sub.queue()).await.ok().flatten().map_or(0, |info| info.last);
-    if since.n > last {
-        return Vec::new();
-    }
     let frames: Vec<ReplayFrame> = broker
         .replay(sub.queue(), since)
         .into_iter()
@@ -84,8 +79,7 @@ pub(crate) async fn resume(
             Replay::Message { key, json } => ReplayFrame { key: Some(key), json },
         })
         .collect();
-    let last = frames.iter().filter_map(|f| f.key.as_ref()).map(|k| k.n).max().unwrap_or(since.n);
-    sub.skip_upto(last);
+    sub.skip_replayed(frames.iter().filter_map(|f| f.key.as_ref()).map(|k| k.n));
     frames
 }
 

@@ -43,7 +43,7 @@ pub enum Op {
     SetReads { queue: QueueName, n: u64, reads: u64 },
     /// Messages put back, as `(n, value)`, with no expiry and no reads.
     Requeue { queue: QueueName, messages: Vec<(u64, String)>, meta: Meta },
-    /// Every row of the queue, counter included.
+    /// Every message row of the queue; its counter and settings stay.
     Purge { queue: QueueName },
     /// A queue's counter and settings.
     SetMeta { queue: QueueName, meta: Meta },
@@ -379,7 +379,6 @@ fn apply(
             let q = queue.as_str();
             messages.retain_in(rows(q), |_, _| false)?;
             reads.retain_in(rows(q), |_, _| false)?;
-            queues.remove(q)?;
         }
         Op::SetMeta { queue, meta } => {
             queues.insert(queue.as_str(), meta.to_row())?;

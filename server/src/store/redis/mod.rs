@@ -245,15 +245,9 @@ impl QueueStore for RedisStore {
     async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
         let keys = self.keys(queue);
         let mut inv = scripts::PURGE.key(keys.list());
-        inv.key(keys.counter()).key(keys.policy()).key(keys.status()).key(keys.leased()).key(keys.delayed());
-        self.with_queueset(&mut inv).arg(queue.as_str()).arg(BUS);
-        let mut existed: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
-        let () = self.conn().del(keys.expiring()).await.map_err(error)?;
-        if self.inner.cluster {
-            let removed: i64 = self.conn().srem(QUEUESET, queue.as_str()).await.map_err(error)?;
-            existed += removed;
-        }
-        Ok(existed > 0)
+        inv.key(keys.leased()).key(keys.delayed()).key(keys.expiring()).arg(queue.as_str()).arg(BUS);
+        let held: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
+        Ok(held > 0)
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueName>> {

@@ -113,20 +113,20 @@ return 1
     )
 });
 
-/// KEYS: list, counter, policy, status, leased, delayed, [QUEUESET]. ARGV: queue, bus.
-/// Removes every key of the queue, leased and delayed messages included. Returns 1 when
-/// anything existed.
+/// KEYS: list, leased, delayed, ttl index. ARGV: queue, bus. Removes every message of the
+/// queue with all its keys, leased and delayed ones included; the counter, policy, status and
+/// `QUEUESET` entry stay, as in RestMQ (keys are never reused, a paused queue stays paused).
+/// Returns 1 when it held any message.
 pub static PURGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local keys = redis.call('LRANGE', KEYS[1], 0, -1)
-for _, k in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do table.insert(keys, k) end
-for _, k in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do table.insert(keys, k) end
+for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do table.insert(keys, k) end
+for _, k in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do table.insert(keys, k) end
 for _, k in ipairs(keys) do redis.call('DEL', k, k .. ':refcount', k .. '|deliveries') end
-local existed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
-if KEYS[7] then existed = existed + redis.call('SREM', KEYS[7], ARGV[1]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 redis.call('PUBLISH', ARGV[2], 'p ' .. ARGV[1])
-if existed > 0 then return 1 end
+if #keys > 0 then return 1 end
 return 0
 ",
     )
