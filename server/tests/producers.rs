@@ -179,7 +179,7 @@ async fn expired_messages_do_not_linger(store: StoreKind) {
     assert_eq!(s.post_form("/q/ttl", &[("value", "goes"), ("ttl", "1")]).await.0, 200);
     assert_eq!(len(&s, "ttl").await, 2);
     let mut gone = false;
-    for _ in 0..40 {
+    for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if len(&s, "ttl").await == 1 {
             gone = true;

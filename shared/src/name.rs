@@ -4,8 +4,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The longest queue name accepted, in bytes.
+/// The longest queue name accepted, in bytes; a name ending `.dead` may be longer by that
+/// suffix, so that every queue has its dead-letter queue `<queue>.dead`.
 pub const MAX_QUEUE_NAME_LEN: usize = 128;
+
+/// The suffix of a dead-letter queue's name.
+pub const DEAD_SUFFIX: &str = ".dead";
 
 /// No queue name starts with this: RestMQ's status key of queue `q` is `queuestat::q`, which a
 /// queue named `queuestat:` would own as its message `q`.
@@ -56,7 +60,8 @@ impl QueueName {
         if name.is_empty() {
             return Err(NameError::Empty);
         }
-        if name.len() > MAX_QUEUE_NAME_LEN {
+        let limit = MAX_QUEUE_NAME_LEN + if name.ends_with(DEAD_SUFFIX) { DEAD_SUFFIX.len() } else { 0 };
+        if name.len() > limit {
             return Err(NameError::TooLong);
         }
         if let Some(c) = name.chars().find(|c| !is_name_char(*c)) {
@@ -179,6 +184,11 @@ mod tests {
         assert_eq!(QueueName::try_from("a/b"), Err(NameError::BadChar('/')));
         assert_eq!(QueueName::try_from("a b"), Err(NameError::BadChar(' ')));
         assert_eq!(QueueName::try_from("x".repeat(129)), Err(NameError::TooLong));
+        assert!(
+            QueueName::try_from(format!("{}.dead", "x".repeat(128))).is_ok(),
+            "every queue has its .dead"
+        );
+        assert_eq!(QueueName::try_from(format!("{}.dead.dead", "x".repeat(128))), Err(NameError::TooLong));
     }
 
     /// Names that RestMQ's `queuestat::<q>` status keys would own are refused; near misses are not.

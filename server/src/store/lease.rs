@@ -6,11 +6,12 @@ use restmq_shared::{MessageKey, QueueName};
 use super::state::{Entry, Lease, State};
 use super::LeasedMessage;
 
-/// The dead-letter queue of `queue`: `<queue>.dead` (the name is cut to stay valid).
+/// The dead-letter queue of `queue`: `<queue>.dead`, which every valid name has. Only a
+/// dead-letter queue whose own `.dead` would be too long keeps its dead letters itself (never
+/// another queue's).
 pub fn dead_letter_queue(queue: &QueueName) -> QueueName {
-    let base = queue.as_str();
-    let keep = base.len().min(restmq_shared::name::MAX_QUEUE_NAME_LEN - ".dead".len());
-    QueueName::try_from(format!("{}.dead", &base[..keep])).unwrap_or_else(|_| queue.clone())
+    QueueName::try_from(format!("{queue}{}", restmq_shared::name::DEAD_SUFFIX))
+        .unwrap_or_else(|_| queue.clone())
 }
 
 impl From<Expired> for super::ExpiredLeases {

@@ -109,7 +109,7 @@ pub(super) fn add_batch_invocation(
 ) -> ScriptInvocation<'static> {
     let keys = QueueKeys::new(queue, cluster);
     let mut inv = scripts::ADD_BATCH.key(keys.counter());
-    inv.key(keys.list()).key(keys.status());
+    inv.key(keys.list()).key(keys.status()).key(keys.expiring());
     once::with_record(&mut inv, &keys, claim);
     with_queueset(&mut inv, cluster)
         .arg(queue.as_str())
@@ -119,6 +119,7 @@ pub(super) fn add_batch_invocation(
         .arg(limit.map_or(0, |l| l.max))
         .arg(if limit.is_some_and(|l| l.drop_oldest) { "1" } else { "0" });
     once::claim_args(&mut inv, queue, claim);
+    inv.arg(super::expires_at(ttl_secs));
     for value in values {
         inv.arg(value);
     }

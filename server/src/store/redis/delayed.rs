@@ -21,11 +21,12 @@ impl RedisStore {
         delay: Duration,
     ) -> StoreResult<MessageKey> {
         self.register_in_cluster(queue).await?;
+        self.note_expiring(queue, ttl).await?;
         let () = self.conn().sadd(DELAYED_QUEUES, queue.as_str()).await.map_err(error)?;
         let keys = self.keys(queue);
         let visible_at = crate::store::state::after(delay);
         let mut inv = scripts::ADD_DELAYED.key(keys.counter());
-        inv.key(keys.delayed()).key(keys.status());
+        inv.key(keys.delayed()).key(keys.status()).key(keys.expiring());
         let claim = once::current();
         once::with_record(&mut inv, &keys, claim.as_ref());
         self.with_queueset(&mut inv)
@@ -35,9 +36,9 @@ impl RedisStore {
             .arg(keys.message_prefix())
             .arg(visible_at);
         once::claim_args(&mut inv, queue, claim.as_ref());
+        inv.arg(super::expires_at(super::ttl_secs(ttl)));
         let n: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         let n = once::first_added(n, 0)?;
-        self.index_expiring(queue, &[n], ttl).await?;
         Ok(client_key(queue, n))
     }
 
@@ -63,20 +64,13 @@ impl RedisStore {
         Ok(changed)
     }
 
-    /// Indexes messages just added with `ttl`, for [`RedisStore::sweep_due`]. Not part of
-    /// the add's script: if it fails, the entry is only dropped later, when a get meets it.
-    pub(super) async fn index_expiring(
-        &self,
-        queue: &QueueName,
-        ns: &[u64],
-        ttl: Option<Duration>,
-    ) -> StoreResult<()> {
-        let Some(ttl) = ttl else { return Ok(()) };
-        let keys = self.keys(queue);
-        let at = crate::store::state::after(Duration::from_secs(ttl.as_secs().max(1)));
-        let members: Vec<(u64, String)> = ns.iter().map(|n| (at, keys.message(*n))).collect();
-        let () = self.conn().zadd_multiple(keys.expiring(), &members).await.map_err(error)?;
-        let () = self.conn().sadd(TTL_QUEUES, queue.as_str()).await.map_err(error)?;
+    /// Puts `queue` in the set the sweep visits, before an add with `ttl` (whose script indexes
+    /// its messages by expiry in the same step). A visit that finds nothing due costs a
+    /// lookup, so this may run even when the add then fails.
+    pub(super) async fn note_expiring(&self, queue: &QueueName, ttl: Option<Duration>) -> StoreResult<()> {
+        if ttl.is_some() {
+            let () = self.conn().sadd(TTL_QUEUES, queue.as_str()).await.map_err(error)?;
+        }
         Ok(())
     }
 

@@ -9,8 +9,9 @@ use super::RedisStore;
 use crate::store::StoreResult;
 
 impl RedisStore {
-    /// `QUEUESET`'s valid names. An entry `<q>:queue` that is itself a list, with no list of
-    /// its own, is queue `<q>` (the Sinatra mini-RestMQ adds list names to the set).
+    /// `QUEUESET`'s valid names. An entry `<q>:queue` that is itself a list and has no key of
+    /// its own (list, counter, policy, status) is queue `<q>` (the Sinatra mini-RestMQ adds
+    /// list names to the set).
     pub(super) async fn queue_names(&self) -> StoreResult<Vec<QueueName>> {
         let names: Vec<String> = self.conn().smembers(QUEUESET).await.map_err(error)?;
         let mut queues: Vec<QueueName> = Vec::with_capacity(names.len());
@@ -27,15 +28,16 @@ impl RedisStore {
     }
 
     /// Whether `name` is the list of another queue rather than a queue: a list key with no
-    /// list of its own.
+    /// key of its own.
     async fn is_list_name(&self, name: &QueueName) -> StoreResult<bool> {
-        let (kind, own): (String, bool) = redis::pipe()
+        let keys = self.keys(name);
+        let (kind, own): (String, u64) = redis::pipe()
             .cmd("TYPE")
             .arg(name.as_str())
-            .exists(self.keys(name).list())
+            .exists(&[keys.list(), keys.counter(), keys.policy(), keys.status()])
             .query_async(&mut self.conn())
             .await
             .map_err(error)?;
-        Ok(kind == "list" && !own)
+        Ok(kind == "list" && own == 0)
     }
 }

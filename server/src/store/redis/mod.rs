@@ -126,6 +126,14 @@ fn with_queueset<'a>(
     invocation
 }
 
+/// When a message added now with a ttl of `ttl_secs` expires, in Unix ms (0 for none).
+fn expires_at(ttl_secs: u64) -> u64 {
+    if ttl_secs == 0 {
+        return 0;
+    }
+    super::state::after(Duration::from_secs(ttl_secs))
+}
+
 /// A ttl in whole seconds as the scripts take it: at least 1, or 0 for none.
 fn ttl_secs(ttl: Option<Duration>) -> u64 {
     ttl.map_or(0, |t| t.as_secs().max(1))
@@ -159,8 +167,8 @@ impl QueueStore for RedisStore {
             return keys.into_iter().next().ok_or(StoreError::ClaimLost);
         }
         self.register_in_cluster(queue).await?;
+        self.note_expiring(queue, ttl).await?;
         let n = self.inner.adds.add(queue, value, ttl_secs(ttl)).await?;
-        self.index_expiring(queue, &[n], ttl).await?;
         Ok(client_key(queue, n))
     }
 
@@ -175,6 +183,7 @@ impl QueueStore for RedisStore {
             return Ok(Vec::new());
         }
         self.register_in_cluster(queue).await?;
+        self.note_expiring(queue, ttl).await?;
         let count = values.len() as u64;
         let claim = once::current();
         let inv = coalesce::add_batch_invocation(
@@ -187,9 +196,7 @@ impl QueueStore for RedisStore {
         );
         let first: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         let first = once::first_added(first, limit.map_or(0, |l| l.max))?;
-        let ns: Vec<u64> = (first..first + count).collect();
-        self.index_expiring(queue, &ns, ttl).await?;
-        Ok(ns.into_iter().map(|n| client_key(queue, n)).collect())
+        Ok((first..first + count).map(|n| client_key(queue, n)).collect())
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {

@@ -90,7 +90,7 @@ pub static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local listed = redis.call('LREM', KEYS[1], 0, ARGV[1])
-local existed = redis.call('DEL', ARGV[1], ARGV[1] .. ':refcount')
+local existed = redis.call('DEL', ARGV[1], ARGV[1] .. ':refcount', ARGV[1] .. '|deliveries')
 if listed > 0 or existed > 0 then return 1 end
 return 0
 ",
@@ -256,10 +256,11 @@ return moved
     )
 });
 
-/// KEYS: counter, list, status, [idempotency record, with a claim], [QUEUESET]. ARGV: queue,
-/// ttl seconds (0 = none), message-key prefix, bus, max length (0 = none), drop oldest
-/// (`1`/`0`), claim token (empty for none), answer window seconds, client key prefix, then the
-/// values. Adds all values or none; returns the first new `n`, -1 when the queue is full, or
+/// KEYS: counter, list, status, ttl index, [idempotency record, with a claim], [QUEUESET].
+/// ARGV: queue, ttl seconds (0 = none), message-key prefix, bus, max length (0 = none), drop
+/// oldest (`1`/`0`), claim token (empty for none), answer window seconds, client key prefix,
+/// expiry (Unix ms, with a ttl), then the values. Messages with a ttl are indexed for the sweep
+/// in the same step. Adds all values or none; returns the first new `n`, -1 when the queue is full, or
 /// -2 when the idempotency record no longer holds the claim (then nothing is added; with it,
 /// the record becomes the list of client keys, in the same step as the add). A queue's first
 /// message marks it started unless a status was set before, as RestMQ's `queue_add` did (a
@@ -267,9 +268,9 @@ return moved
 pub static ADD_BATCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local count = #ARGV - 9
-local idem, queueset = nil, KEYS[4]
-if ARGV[7] ~= '' then idem, queueset = KEYS[4], KEYS[5] end
+local count = #ARGV - 10
+local idem, queueset = nil, KEYS[5]
+if ARGV[7] ~= '' then idem, queueset = KEYS[5], KEYS[6] end
 if idem and redis.call('GET', idem) ~= '|pending|' .. ARGV[7] then return -2 end
 local max = tonumber(ARGV[5])
 if max > 0 then
@@ -292,10 +293,11 @@ for from = 0, count - 1, 500 do
     local key = ARGV[3] .. (first + i)
     listed[#listed + 1] = key
     if ARGV[2] ~= '0' then
-      redis.call('SET', key, ARGV[10 + i], 'EX', ARGV[2])
+      redis.call('SET', key, ARGV[11 + i], 'EX', ARGV[2])
+      redis.call('ZADD', KEYS[4], ARGV[10], key)
     else
       pairs[#pairs + 1] = key
-      pairs[#pairs + 1] = ARGV[10 + i]
+      pairs[#pairs + 1] = ARGV[11 + i]
     end
   end
   if #pairs > 0 then redis.call('MSET', unpack(pairs)) end
@@ -313,22 +315,24 @@ return first
     )
 });
 
-/// KEYS: counter, delayed, status, [idempotency record, with a claim], [QUEUESET]. ARGV:
-/// queue, value, ttl seconds (0 = none), message-key prefix, visible-at (Unix ms), claim token
-/// (empty for none), answer window seconds, client key prefix. Adds a message hidden until
+/// KEYS: counter, delayed, status, ttl index, [idempotency record, with a claim], [QUEUESET].
+/// ARGV: queue, value, ttl seconds (0 = none), message-key prefix, visible-at (Unix ms), claim
+/// token (empty for none), answer window seconds, client key prefix, expiry (Unix ms, with a
+/// ttl). Adds a message hidden until
 /// visible-at; returns its `n`, or -2 when the claim is lost, as in [`ADD_BATCH`]; a first
 /// message marks the queue started, as there.
 pub static ADD_DELAYED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local idem, queueset = nil, KEYS[4]
-if ARGV[6] ~= '' then idem, queueset = KEYS[4], KEYS[5] end
+local idem, queueset = nil, KEYS[5]
+if ARGV[6] ~= '' then idem, queueset = KEYS[5], KEYS[6] end
 if idem and redis.call('GET', idem) ~= '|pending|' .. ARGV[6] then return -2 end
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('SET', KEYS[3], '1', 'NX') end
 local key = ARGV[4] .. n
 if ARGV[3] ~= '0' then
   redis.call('SET', key, ARGV[2], 'EX', ARGV[3])
+  redis.call('ZADD', KEYS[4], ARGV[9], key)
 else
   redis.call('SET', key, ARGV[2])
 end
