@@ -57,7 +57,7 @@ impl Broker {
             .strip_suffix(".dead")
             .and_then(|q| QueueName::try_from(q).ok())
             .ok_or_else(|| BrokerError::NotDeadLetter(dead.clone()))?;
-        let moved = self.store().redrive(dead, &live).await?;
+        let moved = self.store().redrive(dead, &live, self.config().length_limit).await?;
         let hub = self.hub(&live);
         hub.mark_maybe_gone(); // nothing may have moved to a queue that does not exist
         hub.wake();

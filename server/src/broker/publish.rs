@@ -41,7 +41,7 @@ impl Broker {
         ttl: Option<Duration>,
         delay: Duration,
     ) -> BrokerResult<MessageKey> {
-        let key = self.store().add_delayed(queue, value, ttl, delay).await?;
+        let key = self.store().add_delayed(queue, value, ttl, delay, self.config().length_limit).await?;
         self.hub(queue).counters.added.fetch_add(1, Ordering::Relaxed);
         Ok(key)
     }

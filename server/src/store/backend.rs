@@ -100,8 +100,9 @@ impl QueueStore for Store {
         value: String,
         ttl: Option<Duration>,
         delay: Duration,
+        limit: Option<LengthLimit>,
     ) -> StoreResult<MessageKey> {
-        dispatch!(self, StoreOp::Add, s => s.add_delayed(queue, value, ttl, delay).await)
+        dispatch!(self, StoreOp::Add, s => s.add_delayed(queue, value, ttl, delay, limit).await)
     }
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
@@ -181,8 +182,13 @@ impl QueueStore for Store {
         dispatch!(self, StoreOp::ExpireLeases, s => s.expire_leases(max_deliveries).await)
     }
 
-    async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
-        dispatch!(self, StoreOp::Redrive, s => s.redrive(from, to).await)
+    async fn redrive(
+        &self,
+        from: &QueueName,
+        to: &QueueName,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<u64> {
+        dispatch!(self, StoreOp::Redrive, s => s.redrive(from, to, limit).await)
     }
 
     fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {

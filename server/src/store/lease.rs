@@ -131,9 +131,19 @@ impl State {
     }
 
     /// Moves every message of `from` to the end of `to` as new messages; returns how many.
-    pub fn redrive(&mut self, from: &QueueName, to: &QueueName) -> Vec<(u64, u64, String)> {
+    pub fn redrive(
+        &mut self,
+        from: &QueueName,
+        to: &QueueName,
+        limit: Option<super::LengthLimit>,
+    ) -> Vec<(u64, u64, String)> {
+        let room = limit.map_or(usize::MAX, |l| usize::try_from(self.room(to, l.max)).unwrap_or(usize::MAX));
         let Some(q) = self.queues.get_mut(from) else { return Vec::new() };
-        let taken: Vec<(u64, Entry)> = std::mem::take(&mut q.messages).into_iter().collect();
+        let mut taken: Vec<(u64, Entry)> = Vec::new();
+        while taken.len() < room {
+            let Some(oldest) = q.messages.pop_first() else { break };
+            taken.push(oldest);
+        }
         taken.into_iter().map(|(n, e)| (n, self.add(to, e.value.clone(), None), e.value)).collect()
     }
 }
@@ -167,7 +177,7 @@ mod tests {
         let third = s.reserve(&jobs, 1, 0, 100, &mut Vec::new());
         assert_eq!(third[0].key.n, 3);
         assert_eq!(s.expire_leases(100, 5)[0].returned, [3]);
-        assert_eq!(s.redrive(&q("jobs.dead"), &jobs).len(), 1);
+        assert_eq!(s.redrive(&q("jobs.dead"), &jobs, None).len(), 1);
         assert_eq!(s.info(&jobs).unwrap().len, 2);
     }
 }

@@ -56,9 +56,10 @@ impl QueueStore for MemoryStore {
         value: String,
         ttl: Option<Duration>,
         delay: Duration,
+        limit: Option<LengthLimit>,
     ) -> StoreResult<MessageKey> {
         let visible_at = after(delay);
-        let n = self.state().add_delayed(queue, value, expiry(ttl), visible_at);
+        let n = self.state().add_delayed(queue, value, expiry(ttl), visible_at, limit)?;
         Ok(MessageKey::new(queue.clone(), n))
     }
 
@@ -147,7 +148,12 @@ impl QueueStore for MemoryStore {
         Ok(self.state().expire_leases(now_ms(), max_deliveries).into_iter().map(Into::into).collect())
     }
 
-    async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
-        Ok(self.state().redrive(from, to).len() as u64)
+    async fn redrive(
+        &self,
+        from: &QueueName,
+        to: &QueueName,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<u64> {
+        Ok(self.state().redrive(from, to, limit).len() as u64)
     }
 }

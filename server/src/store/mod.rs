@@ -159,12 +159,15 @@ pub trait QueueStore: Send + Sync + 'static {
 
     /// Adds a message that becomes visible only after `delay`. Durable where the backend
     /// is: a delayed message survives a restart.
+    /// A queue at its `limit` refuses it ([`StoreError::QueueFull`]): delayed messages count
+    /// toward the limit, whatever `drop_oldest` says (nothing is dropped for a later message).
     fn add_delayed(
         &self,
         queue: &QueueName,
         value: String,
         ttl: Option<Duration>,
         delay: Duration,
+        limit: Option<LengthLimit>,
     ) -> impl Future<Output = StoreResult<MessageKey>> + Send;
 
     /// Makes delayed messages that are due visible; returns the queues that got some.
@@ -251,7 +254,14 @@ pub trait QueueStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<ExpiredLeases>>> + Send;
 
     /// Moves every message of `from` to the end of `to`, as new messages; returns how many.
-    fn redrive(&self, from: &QueueName, to: &QueueName) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Moves no more than `to`'s `limit` has room for (waiting and delayed messages count); the
+    /// rest stay in `from`.
+    fn redrive(
+        &self,
+        from: &QueueName,
+        to: &QueueName,
+        limit: Option<LengthLimit>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Changes made to the store, by this process or others sharing it, for the broker to
     /// wake its consumers. `None` for backends only this process uses (memory, embedded).

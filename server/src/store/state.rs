@@ -122,6 +122,13 @@ impl State {
         q.counter
     }
 
+    /// How many more messages `queue` may hold under a limit of `max` (waiting and delayed
+    /// messages count).
+    pub fn room(&self, queue: &QueueName, max: u64) -> u64 {
+        let held = self.queues.get(queue).map_or(0, |q| (q.messages.len() + q.delayed.len()) as u64);
+        max.saturating_sub(held)
+    }
+
     /// Removes every message whose ttl ran out by `now`; returns `(queue, n)` of each.
     pub fn sweep_expired(&mut self, now: u64) -> Vec<(QueueName, u64)> {
         let mut out = Vec::new();
@@ -147,14 +154,18 @@ impl State {
         value: String,
         expires_at: Option<u64>,
         visible_at: u64,
-    ) -> u64 {
+        limit: Option<super::LengthLimit>,
+    ) -> Result<u64, super::StoreError> {
+        if let Some(limit) = limit.filter(|l| self.room(queue, l.max) == 0) {
+            return Err(super::StoreError::QueueFull(limit.max));
+        }
         let q = self.queue(queue);
         q.counter += 1;
         q.delayed.insert((visible_at, q.counter), Entry::new(value, expires_at));
         if let Some(at) = expires_at {
             q.expiring.insert((at, q.counter));
         }
-        q.counter
+        Ok(q.counter)
     }
 
     /// Makes delayed messages due by `now` visible; returns `(queue, n)` of each.

@@ -202,15 +202,21 @@ impl QueueStore for EmbeddedStore {
         value: String,
         ttl: Option<Duration>,
         delay: Duration,
+        limit: Option<LengthLimit>,
     ) -> StoreResult<MessageKey> {
         let visible_at = after(delay);
         let (n, done) = self.change(true, |state| {
             let expires_at = expiry(ttl);
-            let n = state.add_delayed(queue, value.clone(), expires_at, visible_at);
-            let meta = meta(state, queue);
-            let add = Op::Add { queue: queue.clone(), n, value, expires_at, meta };
-            (n, vec![add, Op::Delay { queue: queue.clone(), n, visible_at }])
+            match state.add_delayed(queue, value.clone(), expires_at, visible_at, limit) {
+                Ok(n) => {
+                    let meta = meta(state, queue);
+                    let add = Op::Add { queue: queue.clone(), n, value, expires_at, meta };
+                    (Ok(n), vec![add, Op::Delay { queue: queue.clone(), n, visible_at }])
+                }
+                Err(err) => (Err(err), vec![]),
+            }
         })?;
+        let n = n?;
         committed(done).await?;
         Ok(MessageKey::new(queue.clone(), n))
     }
@@ -386,9 +392,14 @@ impl QueueStore for EmbeddedStore {
         Ok(changed)
     }
 
-    async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
+    async fn redrive(
+        &self,
+        from: &QueueName,
+        to: &QueueName,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<u64> {
         let (count, done) = self.change(true, |state| {
-            let moves = state.redrive(from, to);
+            let moves = state.redrive(from, to, limit);
             (moves.len() as u64, if moves.is_empty() { vec![] } else { moved(state, from, to, &moves) })
         })?;
         committed(done).await?;

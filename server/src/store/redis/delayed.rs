@@ -10,7 +10,7 @@ use restmq_shared::{MessageKey, QueueName};
 use super::conn::error;
 use super::keys::{client_key, BUS, DELAYED_QUEUES, TTL_QUEUES};
 use super::{once, scripts, RedisStore};
-use crate::store::StoreResult;
+use crate::store::{LengthLimit, StoreResult};
 
 impl RedisStore {
     pub(super) async fn add_delayed_message(
@@ -19,6 +19,7 @@ impl RedisStore {
         value: String,
         ttl: Option<Duration>,
         delay: Duration,
+        limit: Option<LengthLimit>,
     ) -> StoreResult<MessageKey> {
         self.register_in_cluster(queue).await?;
         self.note_expiring(queue, ttl).await?;
@@ -36,9 +37,9 @@ impl RedisStore {
             .arg(keys.message_prefix())
             .arg(visible_at);
         once::claim_args(&mut inv, queue, claim.as_ref());
-        inv.arg(super::expires_at(super::ttl_secs(ttl)));
+        inv.arg(super::expires_at(super::ttl_secs(ttl))).arg(limit.map_or(0, |l| l.max)).arg(keys.list());
         let n: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
-        let n = once::first_added(n, 0)?;
+        let n = once::first_added(n, limit.map_or(0, |l| l.max))?;
         Ok(client_key(queue, n))
     }
 

@@ -10,7 +10,7 @@ use restmq_shared::{MessageKey, QueueName};
 use super::conn::error;
 use super::keys::{client_key, number, BUS, LEASED_QUEUES, QUEUESET};
 use super::{scripts, RedisStore};
-use crate::store::{dead_letter_queue, ExpiredLeases, LeasedMessage, StoreError, StoreResult};
+use crate::store::{dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit, StoreError, StoreResult};
 
 impl RedisStore {
     pub(super) async fn reserve_leased(
@@ -97,7 +97,12 @@ impl RedisStore {
         Ok(changed)
     }
 
-    pub(super) async fn redrive_dead(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
+    pub(super) async fn redrive_dead(
+        &self,
+        from: &QueueName,
+        to: &QueueName,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<u64> {
         let (src, dst) = (self.keys(from), self.keys(to));
         if self.inner.cluster && src.list().split('}').next() != dst.list().split('}').next() {
             return Err(StoreError::Backend("redrive across hash slots is not supported".to_owned()));
@@ -110,6 +115,8 @@ impl RedisStore {
             .arg(dst.message_prefix())
             .arg(to.as_str())
             .arg(BUS)
+            .arg(limit.map_or(0, |l| l.max))
+            .arg(dst.delayed())
             .invoke_async(&mut self.conn())
             .await
             .map_err(error)?;

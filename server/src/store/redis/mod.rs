@@ -317,8 +317,9 @@ impl QueueStore for RedisStore {
         value: String,
         ttl: Option<Duration>,
         delay: Duration,
+        limit: Option<LengthLimit>,
     ) -> StoreResult<MessageKey> {
-        self.add_delayed_message(queue, value, ttl, delay).await
+        self.add_delayed_message(queue, value, ttl, delay, limit).await
     }
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
@@ -350,8 +351,13 @@ impl QueueStore for RedisStore {
         self.expire_due_leases(max_deliveries).await
     }
 
-    async fn redrive(&self, from: &QueueName, to: &QueueName) -> StoreResult<u64> {
-        self.redrive_dead(from, to).await
+    async fn redrive(
+        &self,
+        from: &QueueName,
+        to: &QueueName,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<u64> {
+        self.redrive_dead(from, to, limit).await
     }
 
     fn watch(&self) -> Option<broadcast::Receiver<StoreEvent>> {

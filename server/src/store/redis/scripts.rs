@@ -232,13 +232,19 @@ return {back, dead}
     )
 });
 
-/// KEYS: from list, to counter, to list. ARGV: to message-key prefix, to queue, bus. Moves
-/// every message of one queue to the end of another as new messages. Returns how many.
+/// KEYS: from list, to counter, to list. ARGV: to message-key prefix, to queue, bus, max length
+/// (0 = none), to delayed set. Moves the messages of one queue to the end of another as new
+/// messages, oldest first, as many as the other's max length has room for (waiting and delayed
+/// messages count). Returns how many.
 pub static REDRIVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local moved = 0
-while true do
+local room = -1
+if tonumber(ARGV[4]) > 0 then
+  room = tonumber(ARGV[4]) - redis.call('LLEN', KEYS[3]) - redis.call('ZCARD', ARGV[5])
+end
+while room < 0 or moved < room do
   local key = redis.call('RPOP', KEYS[1])
   if not key then break end
   local v = redis.call('GET', key)
@@ -318,7 +324,8 @@ return first
 /// KEYS: counter, delayed, status, ttl index, [idempotency record, with a claim], [QUEUESET].
 /// ARGV: queue, value, ttl seconds (0 = none), message-key prefix, visible-at (Unix ms), claim
 /// token (empty for none), answer window seconds, client key prefix, expiry (Unix ms, with a
-/// ttl). Adds a message hidden until
+/// ttl), max length (0 = none), list. A queue at its max length (waiting and delayed messages
+/// count) refuses it: -1. Adds a message hidden until
 /// visible-at; returns its `n`, or -2 when the claim is lost, as in [`ADD_BATCH`]; a first
 /// message marks the queue started, as there.
 pub static ADD_DELAYED: LazyLock<Script> = LazyLock::new(|| {
@@ -327,6 +334,8 @@ pub static ADD_DELAYED: LazyLock<Script> = LazyLock::new(|| {
 local idem, queueset = nil, KEYS[5]
 if ARGV[6] ~= '' then idem, queueset = KEYS[5], KEYS[6] end
 if idem and redis.call('GET', idem) ~= '|pending|' .. ARGV[6] then return -2 end
+local max = tonumber(ARGV[10])
+if max > 0 and redis.call('LLEN', ARGV[11]) + redis.call('ZCARD', KEYS[2]) >= max then return -1 end
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('SET', KEYS[3], '1', 'NX') end
 local key = ARGV[4] .. n
@@ -365,17 +374,24 @@ return moved
 });
 
 /// KEYS: expiring (sorted set), list. ARGV: now (Unix ms). Removes the list entries of
-/// messages whose value expired, so none stays counted. Returns how many.
+/// messages whose value expired, so none stays counted; an entry due by its score whose value
+/// Redis has not expired yet is scored again by the value's own time left (one that lost its
+/// ttl is dropped from the index). Returns how many were removed.
 pub static SWEEP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local swept = 0
 for _, key in ipairs(due) do
-  redis.call('ZREM', KEYS[1], key)
-  if redis.call('EXISTS', key) == 0 then
+  local left = redis.call('PTTL', key)
+  if left == -2 then
+    redis.call('ZREM', KEYS[1], key)
     swept = swept + redis.call('LREM', KEYS[2], 1, key)
     redis.call('DEL', key .. ':refcount', key .. '|deliveries')
+  elseif left == -1 then
+    redis.call('ZREM', KEYS[1], key)
+  else
+    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + left, key)
   end
 end
 return swept
