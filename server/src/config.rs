@@ -144,6 +144,11 @@ pub struct ServeConfig {
     #[arg(long, env = "RESTMQ_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
+    /// Seconds a request's body may take to arrive once its headers have; a slower one is
+    /// answered 408 and its connection closed.
+    #[arg(long, env = "RESTMQ_BODY_READ_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_read_timeout_secs: u64,
+
     /// Connections open at once (0 = the open-file limit less a reserve of an eighth, at least
     /// 64). When full, or out of file descriptors, the connection that has waited longest for a
     /// request is closed to make room.

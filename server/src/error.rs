@@ -37,6 +37,8 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("this route needs a WebSocket upgrade")]
     UpgradeRequired,
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     #[error("the server holds its limit of {0} streaming connections; retry later")]
     TooManyStreams(usize),
     #[error("{0}")]
@@ -82,6 +84,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Self::UpgradeRequired => ErrorCode::UpgradeRequired,
             Self::TooManyStreams(_) => ErrorCode::TooManyRequests,
+            Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::InvalidIdempotencyKey(_) => ErrorCode::InvalidIdempotencyKey,

@@ -68,7 +68,11 @@ pub async fn run(
         ..BrokerConfig::default()
     };
     let broker = Broker::new(store.clone(), broker_config, shutdown.clone(), tracker.clone());
-    let settings = Settings { web_dir: config.web_dir.clone(), max_streams: config.max_streams };
+    let settings = Settings {
+        web_dir: config.web_dir.clone(),
+        max_streams: config.max_streams,
+        body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
+    };
     let feeds = crate::feed::start(&config.feeds, Sink::Broker(broker.clone()), &shutdown, &tracker).await?;
     let auth = Arc::new(crate::auth::Auth::from_config(&config.auth)?);
     auth.spawn_reload(shutdown.clone(), &tracker);

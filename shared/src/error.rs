@@ -42,6 +42,8 @@ pub enum ErrorCode {
     Forbidden,
     /// A limit was reached.
     TooManyRequests,
+    /// The request's body did not arrive in time; the connection is closed.
+    RequestTimeout,
     /// The `Idempotency-Key` header is too long, repeated, or not visible ASCII.
     InvalidIdempotencyKey,
     /// A request with the same `Idempotency-Key` is still being processed, or was interrupted
@@ -80,6 +82,7 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::TooManyRequests => "too_many_requests",
+            Self::RequestTimeout => "request_timeout",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::IdempotencyKeyInUse => "idempotency_key_in_use",
             Self::StoreUnavailable => "store_unavailable",
@@ -112,6 +115,7 @@ impl ErrorCode {
             Self::UpgradeRequired => 426,
             Self::HeadersTooLarge => 431,
             Self::TooManyRequests => 429,
+            Self::RequestTimeout => 408,
             Self::Internal => 500,
             Self::StoreUnavailable => 503,
             Self::OutcomeUnknown => 504,

@@ -67,6 +67,7 @@ pub fn describe(code: ErrorCode) -> &'static str {
         "bad_request" => "The request is not valid HTTP",
         "uri_too_long" => "The address is too long",
         "headers_too_large" => "The request headers are too large",
+        "request_timeout" => "The request took too long to send",
         "insufficient_storage" => "The server's disk is full: writes are refused until space is freed",
         "invalid_idempotency_key" => "Invalid Idempotency-Key",
         "idempotency_key_in_use" => "A request with this Idempotency-Key is still running",

@@ -6,6 +6,7 @@ pub mod args;
 pub mod batch;
 pub mod collectd;
 pub mod command;
+pub mod deadline;
 pub mod metrics;
 pub mod reply;
 pub mod rest;
@@ -30,6 +31,9 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::routes())
         .method_not_allowed_fallback(web::method_not_allowed)
         .fallback_service(web::static_files(&web_dir));
-    let routes = crate::auth::layer(routes, &state).layer(DefaultBodyLimit::max(body_limit));
+    let body_timeout = state.settings.body_read_timeout;
+    let routes = crate::auth::layer(routes, &state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(body_timeout, deadline::body_deadline));
     metrics::observe(routes, &state).with_state(state)
 }
