@@ -7,24 +7,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::ws::{next_json, Ws};
 use common::TestServer;
 use futures_util::StreamExt;
 use restmq_server::config::StoreKind;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The next JSON text frame, within 5 s.
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg =
-            tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("in time").unwrap().unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
-}
 
 /// Nothing more arrives within `ms`.
 async fn silent(ws: &mut Ws, ms: u64) -> bool {

@@ -6,24 +6,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::ws::{next_json, Ws};
 use common::TestServer;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use restmq_server::config::StoreKind;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg =
-            tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("in time").unwrap().unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
-}
 
 /// Connects a broadcast consumer that reads `count` messages, so they enter the history.
 async fn consume(s: &TestServer, queue: &str, count: usize) -> (Ws, Vec<String>) {

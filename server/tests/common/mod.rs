@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod redis;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::time::Duration;
