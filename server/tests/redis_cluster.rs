@@ -86,5 +86,8 @@ async fn serves_queues_on_a_cluster() {
 
     assert_eq!(s.http.delete(s.url("/q/delta")).send().await.unwrap().status(), 200);
     assert_eq!(s.get("/q/delta").await.0, 204);
-    assert!(!s.get_json("/q/").await.as_array().unwrap().contains(&Value::from("delta")));
+    // As in RestMQ, a purged queue keeps its counter and stays listed: keys go on.
+    assert!(s.get_json("/q/").await.as_array().unwrap().contains(&Value::from("delta")));
+    assert_eq!(s.get_json("/stats/delta").await["len"], 0);
+    assert_eq!(s.add("delta", "after").await, "delta:3", "keys are never reused");
 }
