@@ -144,6 +144,12 @@ pub struct ServeConfig {
     #[arg(long, env = "RESTMQ_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
+    /// Seconds between heartbeats on idle streams (WebSocket pings, SSE comments, COMET empty
+    /// lines), well under common proxy read timeouts; a WebSocket peer silent for two
+    /// heartbeats is disconnected (0 = no heartbeats).
+    #[arg(long, env = "RESTMQ_HEARTBEAT_SECS", default_value_t = 20)]
+    pub heartbeat_secs: u64,
+
     /// Seconds a request's body may take to arrive once its headers have; a slower one is
     /// answered 408 and its connection closed.
     #[arg(long, env = "RESTMQ_BODY_READ_TIMEOUT_SECS", default_value_t = 60)]

@@ -72,6 +72,7 @@ pub async fn run(
         web_dir: config.web_dir.clone(),
         max_streams: config.max_streams,
         body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
+        heartbeat: (config.heartbeat_secs > 0).then(|| Duration::from_secs(config.heartbeat_secs)),
     };
     let feeds = crate::feed::start(&config.feeds, Sink::Broker(broker.clone()), &shutdown, &tracker).await?;
     let auth = Arc::new(crate::auth::Auth::from_config(&config.auth)?);

@@ -24,6 +24,8 @@ pub struct Settings {
     pub web_dir: PathBuf,
     /// Streaming connections (COMET, WebSocket, SSE) accepted at once; 0 = no limit.
     pub max_streams: usize,
+    /// How often idle streams beat (`None`: never).
+    pub heartbeat: Option<std::time::Duration>,
     /// How long a request's body may take to arrive.
     pub body_read_timeout: std::time::Duration,
 }

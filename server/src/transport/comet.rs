@@ -33,18 +33,26 @@ pub async fn stream_comet(
             .map(|f| Ok(frame(&f.json, callback.as_deref())))
             .collect();
     let shutdown = state.broker.shutdown_token().clone();
+    let heartbeat = state.settings.heartbeat;
     let lines = stream::unfold(Some(sub), move |sub| {
         let (callback, shutdown) = (callback.clone(), shutdown.clone());
         async move {
             let mut sub = sub?;
-            let (json, more) = match next(&mut sub, &shutdown).await {
-                Next::Message(delivery) => {
-                    delivery.mark_delivered();
-                    (delivery.json.clone(), true)
-                }
-                Next::Closed(reason) => (Bytes::from(close_notice(&sub, reason)), false),
+            let waited = match heartbeat {
+                Some(every) => tokio::time::timeout(every, next(&mut sub, &shutdown)).await.ok(),
+                None => Some(next(&mut sub, &shutdown).await),
             };
-            let line = frame(&json, callback.as_deref());
+            let (line, more) = match waited {
+                // A beat without a message: an empty line, which line clients skip.
+                None => (Bytes::from_static(b"\r\n"), true),
+                Some(Next::Message(delivery)) => {
+                    delivery.mark_delivered();
+                    (frame(&delivery.json, callback.as_deref()), true)
+                }
+                Some(Next::Closed(reason)) => {
+                    (frame(close_notice(&sub, reason).as_bytes(), callback.as_deref()), false)
+                }
+            };
             Some((Ok::<_, std::convert::Infallible>(line), more.then_some(sub)))
         }
     });

@@ -2,6 +2,7 @@
 //! WebSocket or SSE frames.
 
 mod comet;
+mod heartbeat;
 mod sse;
 mod ws;
 mod ws_ack;

@@ -2,7 +2,6 @@
 //! with keep-alive comments.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -66,7 +65,11 @@ pub async fn stream_sse(
     });
     let connection = state.broker.metrics().open_connection();
     let events = connection.hold(stream::iter(replayed).chain(events));
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+    let sse = Sse::new(events);
+    Ok(match state.settings.heartbeat {
+        Some(every) => sse.keep_alive(KeepAlive::new().interval(every)).into_response(),
+        None => sse.into_response(),
+    })
 }
 
 /// `Last-Event-ID`, when it is a key of `queue` (anything else is ignored, as browsers

@@ -9,6 +9,7 @@ use axum::Extension;
 use axum::response::Response;
 use restmq_shared::{ErrorResponse, MessageKey, QueueName};
 
+use super::heartbeat::{beat, heard, Beat, Pinger};
 use super::{cut_when_slow, next, resume, since_arg, Next};
 use crate::auth::AddFrames;
 use crate::broker::{Broker, CloseReason};
@@ -43,28 +44,35 @@ pub async fn stream_websocket(
     let max = state.broker.config().max_message_bytes;
     let acked = args.flag("ack");
     let since = since_arg(&args, &queue)?;
+    let heartbeat = state.settings.heartbeat;
     let upgrade = upgrade.max_message_size(max + 1024).write_buffer_size(0).read_buffer_size(READ_BUFFER);
     Ok(upgrade.on_upgrade(move |socket| {
         let tracker = broker.tracker().clone();
         async move {
             let _connection = broker.metrics().open_connection();
             if acked {
-                tracker.track_future(super::ws_ack::serve_acked(socket, broker, queue)).await;
+                tracker.track_future(super::ws_ack::serve_acked(socket, broker, queue, heartbeat)).await;
             } else {
-                tracker.track_future(serve(socket, broker, queue, since, may_add, cut)).await;
+                let consumer = Consumer { broker, queue, since, may_add, heartbeat };
+                tracker.track_future(serve(socket, consumer, cut)).await;
             }
         }
     }))
 }
 
-async fn serve(
-    mut socket: WebSocket,
+/// What one WebSocket consumer was opened with.
+struct Consumer {
     broker: Broker,
     queue: QueueName,
     since: Option<MessageKey>,
+    /// Whether its `add` frames pass the producer rules.
     may_add: Result<(), ErrorResponse>,
-    cut: Option<Extension<ConnectionCut>>,
-) {
+    heartbeat: Option<std::time::Duration>,
+}
+
+async fn serve(mut socket: WebSocket, consumer: Consumer, cut: Option<Extension<ConnectionCut>>) {
+    let Consumer { broker, queue, since, may_add, heartbeat } = consumer;
+    let mut pinger = Pinger::new(heartbeat);
     let mut sub = broker.subscribe(&queue);
     cut_when_slow(&sub, cut);
     for replayed in resume(&broker, &mut sub, since.as_ref()).await {
@@ -91,9 +99,18 @@ async fn serve(
                     return;
                 }
             },
+            beat = beat(&mut pinger) => match beat {
+                Beat::Ping => {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
+                Beat::Silent => return, // gone without closing: what it held goes back
+            },
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(Message::Text(text))) => {
+                    heard(&mut pinger);
                     let answer = match &may_add {
                         Ok(()) => produce(&broker, &queue, &text).await,
                         Err(refusal) => serde_json::to_string(refusal).unwrap_or_default(),
@@ -102,7 +119,9 @@ async fn serve(
                         return;
                     }
                 }
-                Some(Ok(_)) => {} // pings are answered by the socket
+                Some(Ok(_)) => {
+                    heard(&mut pinger); // a pong, or a ping the socket answers
+                }
             },
         }
     }

@@ -7,6 +7,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use restmq_shared::{ErrorCode, ErrorResponse, LeasedStreamMessage, MessageKey, QueueName};
 use serde::Deserialize;
 
+use super::heartbeat::{beat, heard, Beat, Pinger};
 use crate::broker::{AckedSubscription, Broker};
 
 /// A frame from an `ack=1` client.
@@ -17,7 +18,13 @@ enum ClientFrame {
     Nack { key: MessageKey },
 }
 
-pub async fn serve_acked(mut socket: WebSocket, broker: Broker, queue: QueueName) {
+pub async fn serve_acked(
+    mut socket: WebSocket,
+    broker: Broker,
+    queue: QueueName,
+    heartbeat: Option<std::time::Duration>,
+) {
+    let mut pinger = Pinger::new(heartbeat);
     let mut sub = broker.subscribe_acked(&queue);
     let shutdown = broker.shutdown_token().clone();
     loop {
@@ -39,15 +46,26 @@ pub async fn serve_acked(mut socket: WebSocket, broker: Broker, queue: QueueName
         }
         tokio::select! {
             () = waiter => {}
+            beat = beat(&mut pinger) => match beat {
+                Beat::Ping => {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
+                Beat::Silent => return, // gone without closing: what it holds goes back
+            },
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(Message::Text(text))) => {
+                    heard(&mut pinger);
                     if let Err(message) = handle(&mut sub, &text).await {
                         let error = ErrorResponse::new(ErrorCode::InvalidArgument, message);
                         let _ = socket.send(Message::Text(serde_json::to_string(&error).unwrap_or_default().into())).await;
                     }
                 }
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => {
+                    heard(&mut pinger);
+                }
             },
             () = shutdown.cancelled() => {
                 let frame = CloseFrame { code: 1001, reason: Utf8Bytes::from_static("shutdown") };
