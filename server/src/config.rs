@@ -46,6 +46,11 @@ pub enum Overflow {
 /// Settings of `restmq serve`.
 #[derive(Debug, Clone, Parser)]
 pub struct ServeConfig {
+    /// A TOML file of these settings by their long names (`listen = "0.0.0.0:8888"`); the
+    /// command line and the environment win over it. See `contrib/restmq.toml`.
+    #[arg(long, env = "RESTMQ_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on.
     #[arg(long, env = "RESTMQ_LISTEN", default_value = "127.0.0.1:8888")]
     pub listen: SocketAddr,

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: command line and environment.
+//! - [`config_file`]: `serve --config FILE`, a TOML file of `serve` flags.
 //! - [`auth`]: tokens, address lists, RestMQ's `acl.conf` and CORS (all off by default).
 //! - [`telemetry`]: logging setup.
 //! - [`shutdown`]: signals to a cancellation token.
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod connection;
 pub mod error;
 pub mod feed;

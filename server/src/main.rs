@@ -13,7 +13,14 @@ use restmq_server::config::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(run(Cli::parse()))
+    let args = match restmq_server::config_file::with_config_file(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("restmq: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    runtime()?.block_on(run(Cli::parse_from(args)))
 }
 
 /// On one core, a current-thread runtime: no hand-offs between threads that cannot run at

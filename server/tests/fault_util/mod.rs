@@ -29,10 +29,16 @@ pub struct Proc {
 impl Proc {
     /// Starts `restmq serve ARGS --listen 127.0.0.1:0` and waits for it to print its URL.
     pub fn serve(args: &[&str]) -> Self {
+        Self::serve_with_env(args, &[])
+    }
+
+    /// Like [`Proc::serve`], with these environment variables set.
+    pub fn serve_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_restmq"))
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
