@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing restmq needs, offline-safe (only the crates.io, Debian and
-# npm registries are used; see TOOLCHAIN.md): Chromium + chromedriver and redis-server (apt),
+# npm registries are used; see TOOLCHAIN.md): Chromium + chromedriver, redis-server and nginx (apt),
 # the wasm32 target, Trunk, wasm-bindgen-cli and wasm-opt (binaryen, into .tools/).
 #
 # Idempotent and quiet: every step checks first, so a warm machine runs it in well under a
@@ -21,6 +21,7 @@ need=()
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v redis-server >/dev/null || need+=(redis-server)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v npm >/dev/null || need+=(npm)
 command -v gzip >/dev/null || need+=(gzip)
 if ((${#need[@]})); then
