@@ -104,7 +104,7 @@ async fn behind_the_shipped_nginx_site() {
     let s = TestServer::start_with(StoreKind::Memory, |c| {
         c.heartbeat_secs = 1;
         c.auth.trusted_proxy = vec!["127.0.0.1".parse::<IpNet>().unwrap()];
-        c.auth.deny_ip = vec!["203.0.113.0/24".parse::<IpNet>().unwrap()];
+        c.auth.allow_ip = ["127.0.0.1", "198.51.100.0/24"].map(|n| n.parse::<IpNet>().unwrap()).to_vec();
     })
     .await;
     let nginx = Nginx::start(s.addr);
@@ -116,14 +116,11 @@ async fn behind_the_shipped_nginx_site() {
     let got = http.get(nginx.url("/q/rest")).send().await.unwrap().text().await.unwrap();
     assert_eq!(got, "{\"key\":\"rest:1\",\"value\":\"via nginx\",\"count\":0}\r\n");
 
-    // The client address restmq sees is the one nginx forwards (`--trusted-proxy`).
-    let far = http.get(nginx.url("/q/rest")).header("x-forwarded-for", "203.0.113.9").send().await.unwrap();
-    assert_eq!(far.status(), 403, "the denied client behind the proxy");
-    assert_eq!(
-        http.get(nginx.url("/healthz")).send().await.unwrap().status(),
-        200,
-        "the proxy itself is not denied"
-    );
+    // `--allow-ip` judges the client nginx forwards (`--trusted-proxy`), not nginx itself.
+    let from =
+        |client: &'static str| http.get(nginx.url("/healthz")).header("x-forwarded-for", client).send();
+    assert_eq!(from("203.0.113.9").await.unwrap().status(), 403, "a client outside --allow-ip");
+    assert_eq!(from("198.51.100.7").await.unwrap().status(), 200, "a client inside --allow-ip");
 
     // COMET and SSE lines arrive at once, not buffered.
     let mut comet = http.get(nginx.url("/c/live")).send().await.unwrap();
