@@ -21,17 +21,17 @@ async fn smoke_sequence(store: StoreKind) {
         (200, "{\"key\":\"test:1\",\"value\":\"first\",\"count\":0}\r\n".into())
     );
     let stopped = s.post_form("/control/test", &[("status", "stop")]).await;
-    assert_eq!(stopped, (200, r#"{"stat":{"queue":"test","status":0}}"#.into()));
+    assert_eq!(stopped, (200, "{\"stat\":{\"queue\":\"test\",\"status\":0}}\r\n".into()));
     assert_eq!(s.get_json("/control/test").await["state"], "paused");
     let started = s.post_form("/control/test", &[("status", "start")]).await;
-    assert_eq!(started, (200, r#"{"stat":{"queue":"test","status":1}}"#.into()));
+    assert_eq!(started, (200, "{\"stat\":{\"queue\":\"test\",\"status\":1}}\r\n".into()));
     let res = s.http.delete(s.url("/q/test")).send().await.unwrap();
-    assert_eq!(res.text().await.unwrap(), r#"{"queue":"test","status":1}"#);
+    assert_eq!(res.text().await.unwrap(), "{\"queue\":\"test\",\"status\":1}\r\n");
     assert_eq!(s.get("/q/test").await.0, 204);
     assert_eq!(s.post_form("/p/test", &[("policy", "roundrobin")]).await, (200, "OK\r\n".into()));
-    assert_eq!(s.get("/p/test").await.1, r#"{"queue":"test","value":"roundrobin"}"#);
+    assert_eq!(s.get("/p/test").await.1, "{\"queue\":\"test\",\"value\":\"roundrobin\"}\r\n");
     assert_eq!(s.post_form("/p/test", &[("policy", "broadcast")]).await, (200, "OK\r\n".into()));
-    assert_eq!(s.get("/p/test").await.1, r#"{"queue":"test","value":"broadcast"}"#);
+    assert_eq!(s.get("/p/test").await.1, "{\"queue\":\"test\",\"value\":\"broadcast\"}\r\n");
 
     let mut comet = s.http.get(s.url("/c/test")).send().await.unwrap();
     assert_eq!(comet.status(), 200);
