@@ -16,20 +16,19 @@ use axum::http::header::{HeaderValue, CONNECTION};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::ApiError;
 
-/// Wraps every request body in the deadline.
+/// Wraps every request body in the deadline (a body with nothing to read is left as it is).
 pub async fn body_deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
     let expired = Arc::new(AtomicBool::new(false));
-    let req = req.map(|body| {
-        Body::new(DeadlineBody {
-            inner: body,
-            sleep: Box::pin(tokio::time::sleep(limit)),
-            expired: expired.clone(),
-        })
-    });
+    let deadline = Instant::now() + limit;
+    let req = req
+        .map(|body| Body::new(DeadlineBody { inner: body, deadline, sleep: None, expired: expired.clone() }));
     let res = next.run(req).await;
     if !expired.load(Ordering::Acquire) {
         return res;
@@ -39,10 +38,12 @@ pub async fn body_deadline(State(limit): State<Duration>, req: Request, next: Ne
     res
 }
 
-/// A body that fails once its deadline has passed.
+/// A body that fails once its deadline has passed. The timer is only set the first time the
+/// body has to wait for the client: a body that came with its headers costs no timer.
 struct DeadlineBody {
     inner: Body,
-    sleep: Pin<Box<Sleep>>,
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
     expired: Arc<AtomicBool>,
 }
 
@@ -57,7 +58,9 @@ impl HttpBody for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame);
         }
-        if self.sleep.as_mut().poll(cx).is_ready() {
+        let deadline = self.deadline;
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
             self.expired.store(true, Ordering::Release);
             return Poll::Ready(Some(Err(axum::Error::new("the request body did not arrive in time"))));
         }
