@@ -316,7 +316,11 @@ async fn stalled_redis_answers_mean_what_they_say() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     redis.pause();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A read cannot have an unknown outcome: while Redis is stalled it is simply unavailable.
+    let (status, body) = s.get("/stats/").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("store_unavailable"), "{body}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
     redis.resume();
     let before = count(200);
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -14,7 +14,7 @@ use super::args::{Args, QueuePath};
 use super::reply;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{QueueStore, StoreError};
+use crate::store::QueueStore;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -146,11 +146,7 @@ async fn healthz() -> Result<Response, ApiError> {
 /// does not in time) or refuses writes (`insufficient_storage`: its disk is full).
 async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     if let Err(error) = state.broker.store().ping().await {
-        let error = match error {
-            StoreError::Unknown(why) => StoreError::Unavailable(why),
-            error => error,
-        };
-        let mut response = ApiError::from(error).into_response();
+        let mut response = ApiError::from(error.read_only()).into_response();
         *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         return Ok(response);
     }

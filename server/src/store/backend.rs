@@ -9,7 +9,7 @@ use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
 use super::{
     Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, NodePresence, PeekedMessage,
-    QueueInfo, QueueStore, StoreEvent, StoreResult, StoredMessage,
+    QueueInfo, QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
 };
 use super::{EmbeddedStore, MemoryStore, RedisStore};
 use crate::metrics::{Metrics, StoreOp};
@@ -134,11 +134,11 @@ impl QueueStore for Store {
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueName>> {
-        dispatch!(self, StoreOp::Queues, s => s.queues().await)
+        dispatch!(self, StoreOp::Queues, s => s.queues().await).map_err(StoreError::read_only)
     }
 
     async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
-        dispatch!(self, StoreOp::Info, s => s.info(queue).await)
+        dispatch!(self, StoreOp::Info, s => s.info(queue).await).map_err(StoreError::read_only)
     }
 
     async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
@@ -151,6 +151,7 @@ impl QueueStore for Store {
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
         dispatch!(self, StoreOp::RecentKeys, s => s.recent_keys(queue, max).await)
+            .map_err(StoreError::read_only)
     }
 
     async fn close(&self) -> StoreResult<()> {
@@ -216,6 +217,6 @@ impl QueueStore for Store {
     }
 
     async fn nodes(&self) -> StoreResult<Vec<NodePresence>> {
-        dispatch!(self, StoreOp::Nodes, s => s.nodes().await)
+        dispatch!(self, StoreOp::Nodes, s => s.nodes().await).map_err(StoreError::read_only)
     }
 }

@@ -123,6 +123,17 @@ tokio::task_local! {
     pub static PUBLISH_ONCE: IdempotencyClaim;
 }
 
+impl StoreError {
+    /// For an operation that changes nothing: not hearing back cannot leave anything half
+    /// done, so an unknown outcome is simply unavailable (503, not 504).
+    pub fn read_only(self) -> Self {
+        match self {
+            Self::Unknown(why) => Self::Unavailable(why),
+            other => other,
+        }
+    }
+}
+
 /// A per-queue length limit and what to do at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LengthLimit {
