@@ -2,12 +2,14 @@
 //! health checks, and a shutdown bounded by `--shutdown-grace-secs` whatever clients do.
 
 mod common;
+mod fault_util;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+use fault_util::Proc;
 use futures_util::StreamExt;
 use restmq_server::config::StoreKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -154,41 +156,15 @@ async fn health_checks_pass_the_connection_cap() {
     assert_eq!(health.expect("/healthz answered within 10 s").0, 200);
 }
 
-/// A server process, killed and reaped on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `restmq serve --store memory [args]` in a shell limited to `files` open files; returns it
 /// and its address.
-fn spawn_limited(files: u32, args: &[&str]) -> (Process, SocketAddr) {
-    use std::io::{BufRead, BufReader};
+fn spawn_limited(files: u32, args: &[&str]) -> (Proc, SocketAddr) {
     let script = format!("ulimit -n {files} && exec \"$0\" serve --store memory --listen 127.0.0.1:0 \"$@\"");
-    let child = Command::new("sh")
-        .args(["-c", &script, env!("CARGO_BIN_EXE_restmq")])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn restmq");
-    let mut child = Process(child);
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    for line in lines.by_ref().take(100) {
-        let line = line.expect("server output");
-        if let Some(at) = line.find("http://") {
-            let addr = line[at + 7..].split(['/', ' ']).next().unwrap().parse().expect("address");
-            std::thread::spawn(move || lines.for_each(drop));
-            return (child, addr);
-        }
-    }
-    panic!("restmq did not report its address");
+    let mut command = Command::new("sh");
+    command.args(["-c", &script, env!("CARGO_BIN_EXE_restmq")]).args(args);
+    let server = Proc::spawn(command);
+    let addr = server.url.trim_start_matches("http://").parse().expect("address");
+    (server, addr)
 }
 
 /// 400 stalled sockets against a server limited to 256 open files; `/healthz` on a new

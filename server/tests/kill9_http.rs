@@ -1,53 +1,18 @@
 //! `kill -9` of a real `restmq serve --store embedded` under publish load: every message
 //! answered 200 is there after a restart on the same data directory.
 
+mod fault_util;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A server process, killed and reaped on drop (also when a test fails).
-struct Server(Child);
+use fault_util::Proc;
 
-impl Server {
-    /// SIGKILL, as `kill -9` does, then reap.
-    fn kill_9(&mut self) {
-        self.0.kill().expect("SIGKILL");
-        self.0.wait().expect("reap");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the `restmq` binary on a free port; returns it and its base URL.
-fn spawn_server(data_dir: &std::path::Path) -> (Server, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_restmq"))
-        .args(["serve", "--store", "embedded", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn restmq");
-    let mut child = Server(child);
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let line = lines.next().expect("server exited before it was ready").unwrap();
-        if let Some(at) = line.find("http://") {
-            let url = line[at..].split_whitespace().next().unwrap().trim_end_matches('/').to_owned();
-            // Keep draining stdout so the server never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return (child, url);
-        }
-    }
-    panic!("restmq did not report its URL in time");
+/// Starts the `restmq` binary on the embedded store in `data_dir`; returns it and its base URL.
+fn spawn_server(data_dir: &std::path::Path) -> (Proc, String) {
+    let server = Proc::serve(&["--store", "embedded", "--data-dir", &data_dir.display().to_string()]);
+    let url = server.url.clone();
+    (server, url)
 }
 
 /// Publishes from 8 connections until 1,500 adds were acknowledged, kills the server with

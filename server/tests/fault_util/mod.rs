@@ -34,11 +34,15 @@ impl Proc {
 
     /// Like [`Proc::serve`], with these environment variables set.
     pub fn serve_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_restmq"))
-            .arg("serve")
-            .args(args)
-            .args(["--listen", "127.0.0.1:0"])
-            .envs(env.iter().copied())
+        let mut command = Command::new(env!("CARGO_BIN_EXE_restmq"));
+        command.arg("serve").args(args).args(["--listen", "127.0.0.1:0"]).envs(env.iter().copied());
+        Self::spawn(command)
+    }
+
+    /// Runs `command` (a `restmq serve` that listens on port 0, however it is started) and
+    /// waits for it to print its URL.
+    pub fn spawn(mut command: Command) -> Self {
+        let child = command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
