@@ -28,7 +28,6 @@ pub async fn stream_comet(
     cut_when_slow(&sub, cut);
     let replayed: Vec<Result<Bytes, std::convert::Infallible>> =
         resume(&state.broker, &mut sub, since.as_ref())
-            .await
             .into_iter()
             .map(|f| Ok(frame(&f.json, callback.as_deref())))
             .collect();

@@ -63,7 +63,7 @@ pub(crate) fn since_arg(args: &Args, queue: &QueueName) -> Result<Option<Message
 
 /// What a consumer resuming after `since` missed; live copies of exactly those messages will
 /// be skipped (keys are never reused, purge included, so a key names one message for good).
-pub(crate) async fn resume(
+pub(crate) fn resume(
     broker: &Broker,
     sub: &mut Subscription,
     since: Option<&MessageKey>,

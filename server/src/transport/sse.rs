@@ -34,7 +34,6 @@ pub async fn stream_sse(
     cut_when_slow(&sub, cut);
     state.check_stream_capacity()?;
     let replayed: Vec<Result<Event, Infallible>> = resume(&state.broker, &mut sub, since.as_ref())
-        .await
         .into_iter()
         .map(|f| {
             let data = std::str::from_utf8(&f.json).unwrap_or_default();

@@ -75,7 +75,7 @@ async fn serve(mut socket: WebSocket, consumer: Consumer, cut: Option<Extension<
     let mut pinger = Pinger::new(heartbeat);
     let mut sub = broker.subscribe(&queue);
     cut_when_slow(&sub, cut);
-    for replayed in resume(&broker, &mut sub, since.as_ref()).await {
+    for replayed in resume(&broker, &mut sub, since.as_ref()) {
         let Ok(text) = Utf8Bytes::try_from(replayed.json) else { continue };
         if socket.send(Message::Text(text)).await.is_err() {
             return;
