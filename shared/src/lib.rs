@@ -6,9 +6,11 @@
 //! - [`queue`]: `Policy` and `QueueStatus`.
 //! - [`protocol`]: the JSON protocol of `POST /queue` (`Command`, replies).
 //! - [`reply`]: the JSON bodies of the REST routes and streams.
+//! - [`look`]: browse, history and consumers list (looking without taking).
 //! - [`error`]: `ErrorCode` and the `{"error":{"code","message"}}` body.
 
 pub mod error;
+pub mod look;
 pub mod name;
 pub mod protocol;
 pub mod queue;
@@ -18,4 +20,5 @@ pub use error::{ErrorBody, ErrorCode, ErrorResponse};
 pub use name::{MessageKey, NameError, QueueName};
 pub use protocol::{Command, CommandReply};
 pub use queue::{Policy, QueueStatus};
+pub use look::*;
 pub use reply::*;
