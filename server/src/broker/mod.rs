@@ -14,6 +14,7 @@ mod hub;
 mod idempotency;
 mod lease;
 mod look;
+mod observe;
 mod publish;
 mod shared;
 mod sweep;
@@ -186,10 +187,12 @@ impl Broker {
                 .next()
                 .ok_or_else(|| StoreError::Backend("no key for an add".to_owned()).into());
         }
+        let copy = self.copy_for_observers(queue, std::slice::from_ref(&value));
         let key = self.inner.store.add(queue, value, ttl).await?;
         let hub = self.hub(queue);
         hub.counters.added.fetch_add(1, Ordering::Relaxed);
         hub.wake();
+        self.show_observers(queue, std::slice::from_ref(&key), copy);
         Ok(key)
     }
 
@@ -346,7 +349,7 @@ impl Broker {
         } else {
             hub.wake();
         }
-        Subscription { id, hub, rx, closed, replayed: std::collections::BTreeSet::new() }
+        Subscription { id, hub, rx, closed, replayed: std::collections::BTreeSet::new(), observer: false }
     }
 
     /// Puts undelivered messages back, batched per queue, until shutdown.

@@ -52,6 +52,7 @@ impl Broker {
                 }
                 Ok(StoreEvent::Purged(queue)) => self.forget(&queue),
                 Ok(StoreEvent::Broadcast { message, own }) => self.deliver_broadcast(message, own),
+                Ok(StoreEvent::Observed(message)) => self.observed_elsewhere(message),
                 // Events were missed: re-read every queue's settings, wake every dispatcher.
                 Ok(StoreEvent::Resync) | Err(RecvError::Lagged(_)) => {
                     for hub in self.all_hubs() {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::{stream, StreamExt};
 
-use super::{close_notice, cut_when_slow, next, resume, since_arg, Next};
+use super::{close_notice, cut_when_slow, join, next, observing, resume, since_arg, Next};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
@@ -24,7 +24,7 @@ pub async fn stream_comet(
     let callback = args.callback()?.map(str::to_owned);
     state.check_stream_capacity()?;
     let since = since_arg(&args, &queue)?;
-    let mut sub = state.broker.subscribe(&queue);
+    let mut sub = join(&state.broker, &queue, observing(&args)?).await?;
     cut_when_slow(&sub, cut);
     let replayed: Vec<Result<Bytes, std::convert::Infallible>> =
         resume(&state.broker, &mut sub, since.as_ref())

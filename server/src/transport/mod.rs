@@ -44,6 +44,27 @@ pub(crate) async fn next(sub: &mut Subscription, shutdown: &tokio_util::sync::Ca
     }
 }
 
+/// Whether the stream only looks (`observe=1`: an observer, which takes nothing) rather than
+/// consumes. An observer has nothing to acknowledge, so `ack=1` with it is refused.
+pub(crate) fn observing(args: &Args) -> Result<bool, ApiError> {
+    let observe = args.flag("observe");
+    if observe && args.flag("ack") {
+        return Err(ApiError::InvalidArgument(
+            "observe=1 takes nothing, so there is nothing to acknowledge: drop ack=1 or observe=1".to_owned(),
+        ));
+    }
+    Ok(observe)
+}
+
+/// Joins `queue` as an observer or as a consumer.
+pub(crate) async fn join(
+    broker: &Broker,
+    queue: &QueueName,
+    observe: bool,
+) -> Result<Subscription, ApiError> {
+    Ok(if observe { broker.observe(queue).await? } else { broker.subscribe(queue) })
+}
+
 /// A frame replayed to a resuming consumer: a missed message, or a gap notice.
 pub(crate) struct ReplayFrame {
     /// The message key (`None` for a gap notice).

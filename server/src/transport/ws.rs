@@ -10,9 +10,9 @@ use axum::response::Response;
 use restmq_shared::{ErrorResponse, MessageKey, QueueName};
 
 use super::heartbeat::{beat, heard, Beat, Pinger};
-use super::{cut_when_slow, next, resume, since_arg, Next};
+use super::{cut_when_slow, next, observing, resume, since_arg, Next};
 use crate::auth::AddFrames;
-use crate::broker::{Broker, CloseReason};
+use crate::broker::{Broker, CloseReason, Subscription};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
@@ -44,6 +44,8 @@ pub async fn stream_websocket(
     let max = state.broker.config().max_message_bytes;
     let acked = args.flag("ack");
     let since = since_arg(&args, &queue)?;
+    // An observer joins before the upgrade, so a store that cannot mark it answers an error.
+    let observer = if observing(&args)? { Some(state.broker.observe(&queue).await?) } else { None };
     let heartbeat = state.settings.heartbeat;
     let upgrade = upgrade.max_message_size(max + 1024).write_buffer_size(0).read_buffer_size(READ_BUFFER);
     Ok(upgrade.on_upgrade(move |socket| {
@@ -53,7 +55,7 @@ pub async fn stream_websocket(
             if acked {
                 tracker.track_future(super::ws_ack::serve_acked(socket, broker, queue, heartbeat)).await;
             } else {
-                let consumer = Consumer { broker, queue, since, may_add, heartbeat };
+                let consumer = Consumer { broker, queue, since, may_add, heartbeat, observer };
                 tracker.track_future(serve(socket, consumer, cut)).await;
             }
         }
@@ -68,12 +70,14 @@ struct Consumer {
     /// Whether its `add` frames pass the producer rules.
     may_add: Result<(), ErrorResponse>,
     heartbeat: Option<std::time::Duration>,
+    /// Set when it observes (`observe=1`) instead of consuming.
+    observer: Option<Subscription>,
 }
 
 async fn serve(mut socket: WebSocket, consumer: Consumer, cut: Option<Extension<ConnectionCut>>) {
-    let Consumer { broker, queue, since, may_add, heartbeat } = consumer;
+    let Consumer { broker, queue, since, may_add, heartbeat, observer } = consumer;
     let mut pinger = Pinger::new(heartbeat);
-    let mut sub = broker.subscribe(&queue);
+    let mut sub = observer.unwrap_or_else(|| broker.subscribe(&queue));
     cut_when_slow(&sub, cut);
     for replayed in resume(&broker, &mut sub, since.as_ref()) {
         let Ok(text) = Utf8Bytes::try_from(replayed.json) else { continue };
