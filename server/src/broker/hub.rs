@@ -147,6 +147,8 @@ pub struct Hub {
     pub(super) ack_consumers: std::sync::atomic::AtomicUsize,
     /// Observers connected now (kept equal to the length of the hub's observer list).
     pub(super) observers: std::sync::atomic::AtomicUsize,
+    /// Every streaming connection of the queue, for the consumers list.
+    pub(super) roster: super::roster::Roster,
     /// Recent broadcast messages, for `since` replay.
     pub(super) history: Mutex<super::history::History>,
     /// The start of the hub's clock (see [`Hub::clock_ms`]).
@@ -166,6 +168,7 @@ impl Hub {
             ack_waiters: Arc::new(Notify::new()),
             ack_consumers: std::sync::atomic::AtomicUsize::new(0),
             observers: std::sync::atomic::AtomicUsize::new(0),
+            roster: super::roster::Roster::default(),
             history: Mutex::default(),
             born: Instant::now(),
             maybe_gone: AtomicBool::new(false),
@@ -308,6 +311,8 @@ pub struct Subscription {
     pub(super) replayed: std::collections::BTreeSet<u64>,
     /// An observer (see [`super::observe`]), not a consumer.
     pub(super) observer: bool,
+    /// Its entry in the consumers list, once its transport described it.
+    pub(super) listed: Option<super::roster::Enlisted>,
 }
 
 impl Subscription {
@@ -329,10 +334,18 @@ impl Subscription {
                 return None;
             }
             if !self.replayed.remove(&delivery.message.key.n) {
+                if let Some(listed) = &self.listed {
+                    listed.handed(1);
+                }
                 return Some(delivery);
             }
             delivery.mark_delivered(); // this consumer already got it from the history
         }
+    }
+
+    /// Puts this connection in the queue's consumers list (`/consumers/<q>`) while it lasts.
+    pub fn list_as(&mut self, info: super::roster::StreamInfo) {
+        self.listed = Some(super::roster::Enlisted::new(self.hub.clone(), info));
     }
 
     /// Notes that these messages were replayed, so live copies of them are skipped.

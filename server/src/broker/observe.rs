@@ -50,7 +50,7 @@ impl Broker {
             id
         };
         hub.observers.fetch_add(1, Ordering::Relaxed);
-        Ok(Subscription { id, hub, rx, closed, replayed: Default::default(), observer: true })
+        Ok(Subscription { id, hub, rx, closed, replayed: Default::default(), observer: true, listed: None })
     }
 
     /// Before an add on a local store: a copy of the values for the queue's observers, if

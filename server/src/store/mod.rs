@@ -361,6 +361,10 @@ pub struct NodePresence {
     pub consumers: std::collections::BTreeMap<String, u64>,
     /// Whether this entry is the process asking.
     pub is_self: bool,
+    /// Its streaming connections (queue, who), at most a bounded number.
+    pub connections: Vec<(String, restmq_shared::ConsumerInfo)>,
+    /// Per queue, its counts since it started: added, taken, delivered.
+    pub counters: std::collections::BTreeMap<String, [u64; 3]>,
 }
 
 /// A change made to a shared store, announced to every process using it.
