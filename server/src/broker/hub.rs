@@ -389,6 +389,11 @@ impl Drop for Subscription {
             let mut st = self.hub.lock();
             st.observers.retain(|c| c.id != self.id);
             self.hub.observers.store(st.observers.len(), Ordering::Relaxed);
+            if st.observers.is_empty() {
+                // The next observer starts from the queue as it is then.
+                st.observe_next = None;
+                st.observe_pending.clear();
+            }
         } else {
             self.hub.lock().consumers.retain(|c| c.id != self.id);
         }

@@ -47,9 +47,9 @@ impl Broker {
             if st.observe_next.is_none() {
                 st.observe_next = Some(last + 1);
             }
+            hub.observers.store(st.observers.len(), Ordering::Relaxed);
             id
         };
-        hub.observers.fetch_add(1, Ordering::Relaxed);
         Ok(Subscription { id, hub, rx, closed, replayed: Default::default(), observer: true, listed: None })
     }
 
@@ -97,6 +97,9 @@ impl Hub {
 
     /// Shows `messages` to the observers, in key order (see the module notes).
     pub(super) fn observed(self: &Arc<Self>, messages: Vec<StoredMessage>) {
+        if self.observer_count() == 0 {
+            return;
+        }
         let mut st = self.lock();
         let Some(mut next) = st.observe_next else { return };
         for m in messages.into_iter().filter(|m| m.key.n >= next) {
