@@ -242,6 +242,8 @@ impl Broker {
                 st.epoch += 1;
                 st.policy = None;
                 st.status = None;
+                st.fanout_cursor = None;
+                st.fanout_own.clear();
             }
             hub.history().clear(&self.inner.history_bytes);
             hub.close_all(CloseReason::Purged);
