@@ -117,6 +117,33 @@ impl Broker {
         }
     }
 
+    /// At shutdown: the messages this process moved into broadcast logs and has not read
+    /// back yet go back to their queues (its consumers are gone; without this, no process
+    /// that has no cursor before them would ever hand them out).
+    pub(super) async fn take_back_fanout(&self) {
+        for hub in self.all_hubs() {
+            let (cursor, mut own, epoch) = {
+                let st = hub.lock();
+                (st.fanout_cursor.clone(), st.fanout_own.clone(), st.epoch)
+            };
+            let Some(mut cursor) = cursor else { continue };
+            while !own.is_empty() {
+                let Ok((next, messages)) = self.store().read_fanout(&hub.queue, Some(&cursor), 512).await
+                else {
+                    break;
+                };
+                if messages.is_empty() {
+                    break;
+                }
+                cursor = next;
+                for message in messages.into_iter().filter(|m| own.remove(&m.key.n)) {
+                    let _ =
+                        self.requeue_sender().send(super::hub::Requeue { hub: hub.clone(), epoch, message });
+                }
+            }
+        }
+    }
+
     /// This process's load and consumers per queue.
     pub(super) fn local_presence(&self) -> NodePresence {
         let mut presence = NodePresence { is_self: true, ..NodePresence::default() };
