@@ -37,6 +37,20 @@ impl RedisServer {
         ])
     }
 
+    /// Starts a cluster-enabled node that fails over fast (node timeout 1 s), for failover tests.
+    pub fn start_fast_cluster_node() -> Self {
+        Self::start_with(&[
+            "--appendonly",
+            "no",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            "1000",
+            "--cluster-replica-validity-factor",
+            "0",
+        ])
+    }
+
     fn start_with(extra: &[&'static str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut server = Self { port, child: None, dir: tempfile::tempdir().unwrap(), extra: extra.to_vec() };
