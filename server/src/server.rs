@@ -13,7 +13,9 @@ use crate::broker::{Broker, BrokerConfig};
 use crate::config::{ServeConfig, StoreKind};
 use crate::feed::Sink;
 use crate::state::{AppState, Settings};
-use crate::store::{EmbeddedOptions, EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore, Store};
+use crate::store::{
+    EmbeddedOptions, EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore, Store,
+};
 
 /// Opens the configured store.
 pub async fn open_store(config: &ServeConfig, addr: std::net::SocketAddr) -> anyhow::Result<Store> {
@@ -24,7 +26,7 @@ pub async fn open_store(config: &ServeConfig, addr: std::net::SocketAddr) -> any
                 &config.data_dir,
                 EmbeddedOptions { fsync: config.fsync, cache_bytes: config.cache_mib << 20 },
             )
-                .with_context(|| format!("opening the embedded store in {}", config.data_dir.display()))?,
+            .with_context(|| format!("opening the embedded store in {}", config.data_dir.display()))?,
         ),
         StoreKind::Redis => {
             let options = RedisOptions {

@@ -109,7 +109,8 @@ impl Catalog {
             catalog.queues.insert(queue, QueueMeta::from_row(id, counter, policy, status));
         }
         let mut stmt = conn.prepare("SELECT queue, state, count(*) FROM messages GROUP BY queue, state")?;
-        let counts = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+        let counts =
+            stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
         let mut leased = Vec::new();
         for row in counts {
             let (id, state, count) = row?;
@@ -130,8 +131,10 @@ impl Catalog {
                 meta.waiting += count;
                 continue;
             }
-            let mut stmt = conn.prepare("SELECT n, visible_at FROM messages WHERE queue = ?1 AND state = 2")?;
-            let rows = stmt.query_map(params![id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))?;
+            let mut stmt =
+                conn.prepare("SELECT n, visible_at FROM messages WHERE queue = ?1 AND state = 2")?;
+            let rows =
+                stmt.query_map(params![id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))?;
             for row in rows {
                 let (n, deadline) = row?;
                 meta.leases.insert(n as u64, deadline.unwrap_or(0) as u64);

@@ -90,3 +90,51 @@ fn optional<T>(table: Result<T, TableError>) -> Result<Option<T>, TableError> {
         other => other.map(Some),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use restmq_shared::{Policy, QueueName, QueueStatus};
+
+    use super::super::legacy::{DELAYED, FILE, MESSAGES, QUEUES, READS};
+    use super::super::EmbeddedStore;
+    use crate::store::QueueStore;
+
+    /// A data directory written by the redb version opens: queues, counter, settings, soft-read
+    /// counts and delayed messages are served, and the redb file is set aside, once.
+    #[tokio::test]
+    async fn a_redb_data_directory_is_migrated_once() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = redb::Database::create(dir.path().join(FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                txn.open_table(QUEUES).unwrap().insert("jobs", (3, 2, 0)).unwrap();
+                let mut messages = txn.open_table(MESSAGES).unwrap();
+                messages.insert(("jobs", 2), (None, "b")).unwrap();
+                messages.insert(("jobs", 3), (None, "later")).unwrap();
+                messages.insert(("jobs", 1), (Some(1), "expired")).unwrap();
+                txn.open_table(READS).unwrap().insert(("jobs", 2), 4).unwrap();
+                txn.open_table(DELAYED).unwrap().insert(("jobs", 3), u64::MAX / 2).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let jobs = QueueName::try_from("jobs").unwrap();
+        let info = store.info(&jobs).await.unwrap().unwrap();
+        assert_eq!(
+            (info.len, info.last, info.policy, info.status),
+            (1, 3, Policy::Roundrobin, QueueStatus::Paused)
+        );
+        let peeked = store.peek(&jobs).await.unwrap().unwrap();
+        assert_eq!((peeked.key.n, peeked.value.as_str(), peeked.count), (2, "b", 5));
+        assert_eq!(store.add(&jobs, "d".to_owned(), None).await.unwrap().n, 4);
+        store.close().await.unwrap();
+        assert!(!dir.path().join(FILE).exists());
+        assert!(dir.path().join(format!("{FILE}.migrated")).exists());
+
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let values: Vec<_> = store.pop(&jobs, 10).await.unwrap().into_iter().map(|m| m.value).collect();
+        assert_eq!(values, ["b", "d"], "the delayed message stays hidden, nothing migrated twice");
+        store.close().await.unwrap();
+    }
+}

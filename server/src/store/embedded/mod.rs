@@ -33,8 +33,8 @@ use self::engine::{Cmd, Engine, Job, Reply};
 use self::ops::{Db, Sql};
 use super::state::{after, expiry, millis, now_ms};
 use super::{
-    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo, QueueStore,
-    StoreError, StoreResult, StoredMessage, PUBLISH_ONCE,
+    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo,
+    QueueStore, StoreError, StoreResult, StoredMessage, PUBLISH_ONCE,
 };
 pub use crate::config::Fsync;
 
@@ -120,7 +120,8 @@ impl EmbeddedStore {
         });
         {
             let engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-            let engine = engine.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
+            let engine =
+                engine.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
             engine.send(Cmd::Job(job, write)).map_err(|_| backend("store engine", "stopped"))?;
         }
         rx.await.map_err(|_| backend("store engine", "stopped"))?
@@ -286,7 +287,12 @@ impl QueueStore for EmbeddedStore {
 
     /// A lease is written with the message (state and deadline); after a restart, a message
     /// still leased waits again.
-    async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Vec<LeasedMessage>> {
+    async fn reserve(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<LeasedMessage>> {
         let q = queue.clone();
         self.call(true, move |db| {
             let now = now_ms();
@@ -321,7 +327,12 @@ impl QueueStore for EmbeddedStore {
         self.call(true, move |db| db.expire_leases(now_ms(), max_deliveries).map(Ok)).await
     }
 
-    async fn redrive(&self, from: &QueueName, to: &QueueName, limit: Option<LengthLimit>) -> StoreResult<u64> {
+    async fn redrive(
+        &self,
+        from: &QueueName,
+        to: &QueueName,
+        limit: Option<LengthLimit>,
+    ) -> StoreResult<u64> {
         let (from, to) = (from.clone(), to.clone());
         self.call(true, move |db| db.redrive(&from, &to, limit, now_ms()).map(Ok)).await
     }
@@ -342,7 +353,8 @@ impl QueueStore for EmbeddedStore {
         });
         {
             let engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-            let engine = engine.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
+            let engine =
+                engine.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
             engine.send(Cmd::Job(job, false)).map_err(|_| backend("store engine", "stopped"))?;
         }
         rx.await.map_err(|_| backend("store engine", "stopped"))?
@@ -351,7 +363,9 @@ impl QueueStore for EmbeddedStore {
     /// Waits until everything sent so far is committed, synced and the database released;
     /// later operations fail. Closing twice is a no-op.
     async fn close(&self) -> StoreResult<()> {
-        let Some(engine) = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take() else { return Ok(()) };
+        let Some(engine) = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Ok(());
+        };
         let (ack, done) = oneshot::channel();
         engine.send(Cmd::Close(ack)).map_err(|_| backend("store engine", "stopped"))?;
         drop(engine);

@@ -85,11 +85,26 @@ impl Db {
     }
 
     /// Inserts message `n` of queue `id`.
-    fn insert(&self, id: i64, n: u64, state: i64, value: &str, expires_at: Option<u64>, visible_at: Option<u64>) -> Sql<()> {
+    fn insert(
+        &self,
+        id: i64,
+        n: u64,
+        state: i64,
+        value: &str,
+        expires_at: Option<u64>,
+        visible_at: Option<u64>,
+    ) -> Sql<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO messages(queue, n, state, value, expires_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        stmt.execute(params![id, n as i64, state, value, expires_at.map(|t| t as i64), visible_at.map(|t| t as i64)])?;
+        stmt.execute(params![
+            id,
+            n as i64,
+            state,
+            value,
+            expires_at.map(|t| t as i64),
+            visible_at.map(|t| t as i64)
+        ])?;
         Ok(())
     }
 
@@ -124,7 +139,9 @@ impl Db {
                 if !limit.drop_oldest || values.len() as u64 > limit.max {
                     return Ok(Err(StoreError::QueueFull(limit.max)));
                 }
-                self.take(queue, (wanted - limit.max) as usize, now, |_, _| Ok(()))?;
+                self.take(queue, (wanted - limit.max) as usize, now, |db, (_, _, id, _, _)| {
+                    db.delete_row(id)
+                })?;
             }
         }
         self.add(queue, values, expires_at).map(Ok)
@@ -201,7 +218,9 @@ impl Db {
                 }
                 continue;
             }
-            self.conn.prepare_cached("UPDATE messages SET reads = reads + 1 WHERE id = ?1")?.execute(params![row.id])?;
+            self.conn
+                .prepare_cached("UPDATE messages SET reads = reads + 1 WHERE id = ?1")?
+                .execute(params![row.id])?;
             let key = MessageKey::new(queue.clone(), row.n);
             return Ok(Some(PeekedMessage { key, value: row.value, count: row.reads as u64 + 1 }));
         }
@@ -214,7 +233,8 @@ impl Db {
 
     fn delete_in(&mut self, key: &MessageKey, state: i64) -> Sql<bool> {
         let Some(id) = self.meta(&key.queue).map(|m| m.id) else { return Ok(false) };
-        let mut stmt = self.conn.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND state = ?2 AND n = ?3")?;
+        let mut stmt =
+            self.conn.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND state = ?2 AND n = ?3")?;
         let found = stmt.execute(params![id, state, key.n as i64])? > 0;
         if found && state == WAITING {
             let meta = self.catalog.queues.get_mut(&key.queue).expect("has an id");
@@ -255,9 +275,9 @@ impl Db {
 
     pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
         let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(Vec::new()) };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT n FROM messages WHERE queue = ?1 AND state = 0 ORDER BY n DESC LIMIT ?2")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT n FROM messages WHERE queue = ?1 AND state = 0 ORDER BY n DESC LIMIT ?2",
+        )?;
         let rows = stmt.query_map(params![id, max as i64], |r| r.get::<_, i64>(0))?;
         rows.map(|n| n.map(|n| MessageKey::new(queue.clone(), n as u64))).collect()
     }
@@ -282,7 +302,9 @@ impl Db {
 
     /// Deletes waiting messages whose ttl ran out, and idempotency answers past their window.
     pub fn sweep_expired(&mut self, now: u64) -> Sql<u64> {
-        self.conn.prepare_cached("DELETE FROM idempotency WHERE until <= ?1")?.execute(params![now as i64])?;
+        self.conn
+            .prepare_cached("DELETE FROM idempotency WHERE until <= ?1")?
+            .execute(params![now as i64])?;
         let mut stmt = self.conn.prepare_cached(
             "DELETE FROM messages WHERE expires_at <= ?1 AND expires_at IS NOT NULL AND state = 0 RETURNING queue",
         )?;
@@ -297,7 +319,13 @@ impl Db {
     }
 
     /// Leases up to `max` of the oldest live waiting messages until `deadline`.
-    pub fn reserve(&mut self, queue: &QueueName, max: usize, now: u64, deadline: u64) -> Sql<Vec<LeasedMessage>> {
+    pub fn reserve(
+        &mut self,
+        queue: &QueueName,
+        max: usize,
+        now: u64,
+        deadline: u64,
+    ) -> Sql<Vec<LeasedMessage>> {
         let mut out = Vec::new();
         self.take(queue, max, now, |db, (n, value, id, _, deliveries)| {
             db.conn
@@ -314,7 +342,8 @@ impl Db {
 
     /// Acknowledges a leased message: it is gone.
     pub fn ack(&mut self, key: &MessageKey) -> Sql<bool> {
-        let leased = self.catalog.queues.get_mut(&key.queue).is_some_and(|m| m.leases.remove(&key.n).is_some());
+        let leased =
+            self.catalog.queues.get_mut(&key.queue).is_some_and(|m| m.leases.remove(&key.n).is_some());
         if leased {
             self.delete_in(key, LEASED)?;
         }
@@ -330,7 +359,9 @@ impl Db {
         meta.waiting += 1;
         let id = meta.id;
         self.conn
-            .prepare_cached("UPDATE messages SET state = 0, visible_at = NULL WHERE queue = ?1 AND state = 2 AND n = ?2")?
+            .prepare_cached(
+                "UPDATE messages SET state = 0, visible_at = NULL WHERE queue = ?1 AND state = 2 AND n = ?2",
+            )?
             .execute(params![id, key.n as i64])?;
         Ok(true)
     }
@@ -376,7 +407,13 @@ impl Db {
     }
 
     /// Moves waiting messages of `from` to the end of `to`, as many as `to` has room for.
-    pub fn redrive(&mut self, from: &QueueName, to: &QueueName, limit: Option<LengthLimit>, now: u64) -> Sql<u64> {
+    pub fn redrive(
+        &mut self,
+        from: &QueueName,
+        to: &QueueName,
+        limit: Option<LengthLimit>,
+        now: u64,
+    ) -> Sql<u64> {
         let room = limit.map_or(usize::MAX, |l| usize::try_from(self.room(to, l.max)).unwrap_or(usize::MAX));
         let mut moved = 0u64;
         while (moved as usize) < room {
@@ -401,15 +438,20 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT ns FROM idempotency WHERE queue = ?1 AND key = ?2 AND until > ?3")?;
-        let ns: Option<String> = stmt.query_row(params![queue.as_str(), key, now as i64], |r| r.get(0)).optional()?;
-        Ok(ns.map(|ns| ns.split(',').filter_map(|n| n.parse().ok()).map(|n| MessageKey::new(queue.clone(), n)).collect()))
+        let ns: Option<String> =
+            stmt.query_row(params![queue.as_str(), key, now as i64], |r| r.get(0)).optional()?;
+        Ok(ns.map(|ns| {
+            ns.split(',').filter_map(|n| n.parse().ok()).map(|n| MessageKey::new(queue.clone(), n)).collect()
+        }))
     }
 
     /// Records the answer of an idempotent publish, in the transaction of its add.
     pub fn record_answer(&self, queue: &QueueName, key: &str, ns: &[u64], until: u64) -> Sql<()> {
         let ns = ns.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
         self.conn
-            .prepare_cached("INSERT OR REPLACE INTO idempotency(queue, key, ns, until) VALUES (?1, ?2, ?3, ?4)")?
+            .prepare_cached(
+                "INSERT OR REPLACE INTO idempotency(queue, key, ns, until) VALUES (?1, ?2, ?3, ?4)",
+            )?
             .execute(params![queue.as_str(), key, ns, until as i64])?;
         Ok(())
     }
