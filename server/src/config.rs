@@ -14,6 +14,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once, at start-up
 pub enum Command {
     /// Run the queue server.
     Serve(ServeConfig),

@@ -272,12 +272,12 @@ impl QueueStore for EmbeddedStore {
 
     async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
         let q = queue.clone();
-        self.call(true, move |db| Ok(Ok(db.settings(&q, |m| m.policy = Some(policy))))).await
+        self.call(true, move |db| Ok(db.settings(&q, |m| m.policy = Some(policy)))).await
     }
 
     async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
         let q = queue.clone();
-        self.call(true, move |db| Ok(Ok(db.settings(&q, |m| m.status = status)))).await
+        self.call(true, move |db| Ok(db.settings(&q, |m| m.status = status))).await
     }
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {

@@ -269,8 +269,10 @@ impl Db {
         Ok(held)
     }
 
-    pub fn settings(&mut self, queue: &QueueName, change: impl FnOnce(&mut QueueMeta)) {
+    /// Changes a queue's settings, registering it.
+    pub fn settings(&mut self, queue: &QueueName, change: impl FnOnce(&mut QueueMeta)) -> StoreResult<()> {
         change(self.register(queue));
+        Ok(())
     }
 
     pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
