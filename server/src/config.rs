@@ -14,6 +14,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once, at start-up
 pub enum Command {
     /// Run the queue server.
     Serve(ServeConfig),
@@ -32,6 +33,18 @@ pub enum StoreKind {
     Embedded,
     /// A Redis server, with RestMQ's key layout.
     Redis,
+}
+
+/// When the embedded store fsyncs what it committed (a commit is in the kernel, so it survives
+/// `kill -9`, before any answer; this says what survives a power loss).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Fsync {
+    /// Before answering (group commit): nothing acknowledged is lost.
+    Always,
+    /// At most a second later: a power loss loses at most the last second.
+    Everysec,
+    /// When the OS writes back (and at checkpoints): a power loss may lose more.
+    Never,
 }
 
 /// What a queue at `--max-queue-len` does with a new message.
@@ -62,6 +75,15 @@ pub struct ServeConfig {
     /// Directory of the embedded store.
     #[arg(long, env = "RESTMQ_DATA_DIR", default_value = "./restmq-data")]
     pub data_dir: PathBuf,
+
+    /// When the embedded store fsyncs: `always` (before answering), `everysec` (at most a
+    /// second behind) or `never` (left to the OS). Every answered write survives `kill -9`.
+    #[arg(long, env = "RESTMQ_FSYNC", value_enum, default_value_t = Fsync::Everysec)]
+    pub fsync: Fsync,
+
+    /// Page cache of the embedded store, in MiB: its memory does not grow with the backlog.
+    #[arg(long, env = "RESTMQ_CACHE_MIB", default_value_t = 64)]
+    pub cache_mib: u64,
 
     /// Redis URL for `--store redis`; with `--redis-cluster`, a comma-separated list of
     /// seed nodes.

@@ -13,15 +13,20 @@ use crate::broker::{Broker, BrokerConfig};
 use crate::config::{ServeConfig, StoreKind};
 use crate::feed::Sink;
 use crate::state::{AppState, Settings};
-use crate::store::{EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore, Store};
+use crate::store::{
+    EmbeddedOptions, EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore, Store,
+};
 
 /// Opens the configured store.
 pub async fn open_store(config: &ServeConfig, addr: std::net::SocketAddr) -> anyhow::Result<Store> {
     Ok(match config.store {
         StoreKind::Memory => Store::from(MemoryStore::new()),
         StoreKind::Embedded => Store::from(
-            EmbeddedStore::open(&config.data_dir)
-                .with_context(|| format!("opening the embedded store in {}", config.data_dir.display()))?,
+            EmbeddedStore::open_with(
+                &config.data_dir,
+                EmbeddedOptions { fsync: config.fsync, cache_bytes: config.cache_mib << 20 },
+            )
+            .with_context(|| format!("opening the embedded store in {}", config.data_dir.display()))?,
         ),
         StoreKind::Redis => {
             let options = RedisOptions {

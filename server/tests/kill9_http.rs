@@ -8,19 +8,38 @@ use std::time::{Duration, Instant};
 
 use fault_util::Proc;
 
-/// Starts the `restmq` binary on the embedded store in `data_dir`; returns it and its base URL.
-fn spawn_server(data_dir: &std::path::Path) -> (Proc, String) {
-    let server = Proc::serve(&["--store", "embedded", "--data-dir", &data_dir.display().to_string()]);
+/// Starts the `restmq` binary on the embedded store in `data_dir` with `--fsync fsync`;
+/// returns it and its base URL.
+fn spawn_server(data_dir: &std::path::Path, fsync: &str) -> (Proc, String) {
+    let dir = data_dir.display().to_string();
+    let server = Proc::serve(&["--store", "embedded", "--data-dir", &dir, "--fsync", fsync]);
     let url = server.url.clone();
     (server, url)
 }
 
-/// Publishes from 8 connections until 1,500 adds were acknowledged, kills the server with
-/// SIGKILL, restarts it, and finds every acknowledged key.
+/// With `--fsync always`, every add acknowledged before a SIGKILL is there after a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_adds_survive_kill_9() {
+    survive_kill_9("always").await;
+}
+
+/// With `--fsync everysec` (the default), every add acknowledged before a SIGKILL is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_adds_survive_kill_9_everysec() {
+    survive_kill_9("everysec").await;
+}
+
+/// With `--fsync never`, every add acknowledged before a SIGKILL is there: it was in the kernel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_adds_survive_kill_9_never() {
+    survive_kill_9("never").await;
+}
+
+/// Publishes from 8 connections until 1,500 adds were acknowledged, kills the server with
+/// SIGKILL, restarts it, and finds every acknowledged key.
+async fn survive_kill_9(fsync: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = spawn_server(dir.path());
+    let (mut child, url) = spawn_server(dir.path(), fsync);
     let http = reqwest::Client::new();
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -56,7 +75,7 @@ async fn acknowledged_adds_survive_kill_9() {
     }
     let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
 
-    let (mut child, url) = spawn_server(dir.path());
+    let (mut child, url) = spawn_server(dir.path(), fsync);
     let mut found = HashSet::new();
     loop {
         let res = http.get(format!("{url}/q/durable")).send().await.unwrap();
@@ -69,7 +88,8 @@ async fn acknowledged_adds_survive_kill_9() {
     child.kill_9();
     let missing: Vec<_> = acked.difference(&found).collect();
     println!(
-        "kill -9 (embedded): sent {}, acknowledged {}, found after restart {}, missing {}",
+        "kill -9 (embedded, --fsync {}): sent {}, acknowledged {}, found after restart {}, missing {}",
+        fsync,
         sent.load(std::sync::atomic::Ordering::Relaxed),
         acked.len(),
         found.len(),

@@ -96,6 +96,9 @@ struct Claim {
     finished: bool,
     /// On a shared store: the claim the store's add checks and answers.
     shared: Option<IdempotencyClaim>,
+    /// On a local store: the claim under which a store that keeps answers across restarts
+    /// (embedded) records this publish's answer with its add.
+    durable: Option<IdempotencyClaim>,
 }
 
 impl Broker {
@@ -122,7 +125,7 @@ impl Broker {
                 Idempotent::First(claim) => Some(claim),
             },
         };
-        let added = match claim.as_ref().and_then(|c| c.shared.clone()) {
+        let added = match claim.as_ref().and_then(|c| c.shared.clone().or_else(|| c.durable.clone())) {
             Some(shared) => PUBLISH_ONCE.scope(shared, add()).await,
             None => add().await,
         };
@@ -157,6 +160,7 @@ impl Broker {
                     retry,
                     finished: false,
                     shared: Some(shared),
+                    durable: None,
                 })),
                 Claimed::Answered(keys) => Ok(Idempotent::Retry(keys)),
                 Claimed::InUse => Err(BrokerError::IdempotencyKeyInUse),
@@ -171,10 +175,27 @@ impl Broker {
             let ns = claimed?;
             ns.map(|ns| ns.into_iter().map(|n| MessageKey { queue: queue.clone(), n }).collect())
         };
-        Ok(match found {
-            Some(keys) => Idempotent::Retry(keys),
-            None => Idempotent::First(Claim { broker: self.clone(), retry, finished: false, shared: None }),
-        })
+        if let Some(keys) = found {
+            return Ok(Idempotent::Retry(keys));
+        }
+        // Claimed here; a store that keeps answers across restarts may know one from before.
+        let window = self.config().idempotency_window;
+        let durable = IdempotencyClaim { key: idempotency_key.to_owned(), token: claim_token(), window };
+        let mut claim = Claim { broker: self.clone(), retry, finished: false, shared: None, durable: None };
+        match self.store().claim_idempotent(queue, &durable).await {
+            Ok(Claimed::Answered(keys)) => {
+                claim.finish(&keys).await?;
+                Ok(Idempotent::Retry(keys))
+            }
+            Ok(_) => {
+                claim.durable = Some(durable);
+                Ok(Idempotent::First(claim))
+            }
+            Err(err) => {
+                claim.release();
+                Err(err.into())
+            }
+        }
     }
 
     /// Bytes the remembered answers of this process take (0 on a shared store), and how

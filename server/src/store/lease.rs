@@ -111,25 +111,6 @@ impl State {
         out
     }
 
-    /// After reloading from disk: the leases and delivery counts of `old` (kept in memory
-    /// only) carried over to the messages still here.
-    pub fn keep_leases(&mut self, old: State) {
-        for (name, old) in old.queues {
-            let Some(q) = self.queues.get_mut(&name) else { continue };
-            for (n, entry) in old.messages {
-                if let Some(e) = q.messages.get_mut(&n) {
-                    e.deliveries = entry.deliveries;
-                }
-            }
-            for (n, lease) in old.leased {
-                if let Some(mut entry) = q.messages.remove(&n) {
-                    entry.deliveries = lease.entry.deliveries;
-                    q.leased.insert(n, Lease { entry, deadline: lease.deadline });
-                }
-            }
-        }
-    }
-
     /// Moves every message of `from` to the end of `to` as new messages; returns how many.
     pub fn redrive(
         &mut self,

@@ -20,7 +20,7 @@ use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
 pub use self::redis::{RedisOptions, RedisStore};
 pub use backend::Store;
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use lease::dead_letter_queue;
 pub use memory::MemoryStore;
 

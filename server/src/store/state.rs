@@ -82,8 +82,7 @@ pub struct QueueState {
 #[derive(Debug, Default)]
 pub struct State {
     pub queues: BTreeMap<QueueName, QueueState>,
-    /// Added messages stay out of sight (length, gets, keys) until [`State::confirm`] says
-    /// they are committed, so that an add the disk refuses is never seen (embedded store).
+    /// Messages numbered above each queue's `committed` stay out of sight (length, gets, keys).
     pub hide_uncommitted: bool,
 }
 
@@ -98,16 +97,6 @@ impl State {
             q.committed
         } else {
             u64::MAX
-        }
-    }
-
-    /// Message `n` of `queue` (and every one before it) is committed: it comes in sight.
-    pub fn confirm(&mut self, queue: &QueueName, n: u64) {
-        if let Some(q) = self.queues.get_mut(queue) {
-            // A queue purged since has counted again from 1: that `n` is not one of its own.
-            if n <= q.counter {
-                q.committed = q.committed.max(n);
-            }
         }
     }
 

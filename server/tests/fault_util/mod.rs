@@ -64,6 +64,11 @@ impl Proc {
         panic!("restmq did not report its URL in time");
     }
 
+    /// The process id, to read its `/proc` figures.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn ws_url(&self, path: &str) -> String {
         format!("{}{path}", self.url.replacen("http://", "ws://", 1))
     }

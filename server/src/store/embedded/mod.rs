@@ -1,150 +1,164 @@
-//! The `embedded` backend: every queue in memory for reads, made durable in
-//! `<data_dir>/restmq.redb` by one writer thread that commits in batches.
+//! The `embedded` backend: every message on disk in `<data_dir>/restmq.sqlite` (SQLite in WAL
+//! mode, one connection held exclusively), memory holding only a catalog per queue (counter,
+//! settings, counts, leases) and SQLite's page cache (`--cache-mib`).
 //!
-//! Each change is made in memory and handed to the writer under the same lock, so the disk
-//! sees changes in memory order. Changes that must survive a crash (`add`, `delete`,
-//! `requeue`, `purge`, policy and status) return once committed; `pop` and `peek` return at
-//! once, so a crash may bring a popped message back (at-least-once delivery).
+//! Durability: one engine thread runs the operations in the order they were sent, a batch in
+//! one transaction, and answers them once it is committed. A commit is written to the WAL in
+//! the kernel before any answer, so an acknowledged change survives `kill -9`; what survives a
+//! power loss is `--fsync`'s: `always` fsyncs the WAL at each commit (group commit), `everysec`
+//! (default) at most a second later, `never` leaves it to the OS and to checkpoints. Gets,
+//! soft reads and leases are committed like adds, before they are answered.
 //!
-//! An added message stays out of sight (length, gets, streams) until its commit lands. When
-//! the disk refuses a commit (full), that batch and every later one are refused, memory is
-//! reloaded from the database (reads fail until then), writes get `507` and `ping` fails
-//! until the disk takes writes again; a popped message whose removal was refused comes back.
+//! A batch the disk refuses (full) is rolled back whole: nothing of it is ever visible. Writes
+//! then answer `507` and `ping` fails until the disk takes writes again; reads go on. A data
+//! directory of the earlier redb format is migrated on first start (see `migrate`).
 
-mod schema;
-mod writer;
+mod browse;
+mod catalog;
+mod engine;
+mod legacy;
+mod migrate;
+mod ops;
 
 use std::path::Path;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redb::Database;
 use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use self::schema::Meta;
-use self::writer::{Cmd, Failure, Link, Op};
-use super::state::{after, expiry, millis, now_ms, State};
+use self::catalog::{Catalog, SCHEMA};
+use self::engine::{Cmd, Engine, Job, Reply};
+use self::ops::{Db, Sql};
+use super::state::{after, expiry, millis, now_ms};
 use super::{
-    dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo, QueueStore,
-    StoreError, StoreResult, StoredMessage,
+    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo,
+    QueueStore, StoreError, StoreResult, StoredMessage, PUBLISH_ONCE,
 };
+pub use crate::config::Fsync;
 
 /// The database file inside the data directory.
-pub const DB_FILE: &str = "restmq.redb";
+pub const DB_FILE: &str = "restmq.sqlite";
+
+/// How the embedded store keeps its data.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedOptions {
+    pub fsync: Fsync,
+    /// SQLite's page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self { fsync: Fsync::Everysec, cache_bytes: 64 << 20 }
+    }
+}
 
 /// A durable store; cloning is shallow.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    inner: Arc<Mutex<Inner>>,
-}
-
-struct Inner {
-    state: State,
     /// `None` once closed.
-    writer: Option<Sender<Cmd>>,
-    /// Why writes are refused, while the disk refuses them.
-    failure: Option<Failure>,
-    /// `state` may hold changes the disk refused, until it is reloaded from the database.
-    stale: bool,
+    engine: Arc<Mutex<Option<Sender<Cmd>>>>,
 }
-
-/// Locks the store; as in the memory backend, a panic under the lock leaves `State` usable.
-fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
-    inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-type Committed = oneshot::Receiver<Result<(), Failure>>;
 
 fn backend(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("{what}: {error}"))
 }
 
 impl EmbeddedStore {
-    /// Opens or creates the store in `data_dir`, loading every queue into memory and
-    /// deleting messages that expired while it was closed.
+    /// Opens or creates the store in `data_dir` with the default options.
     pub fn open(data_dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        Self::open_with(data_dir, EmbeddedOptions::default())
+    }
+
+    /// Opens or creates the store in `data_dir`: reads the catalog (no message body), makes
+    /// messages left leased by the last run wait again, migrates a redb data directory.
+    pub fn open_with(data_dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| backend("cannot create the data directory", e))?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| backend("cannot open the database", e))?;
-        let state = schema::load(&db, now_ms(), true).map_err(|e| backend("cannot load the database", e))?;
-        tracing::info!(path = %path.display(), queues = state.queues.len(), "embedded store opened");
-        let inner = Arc::new(Mutex::new(Inner { state, writer: None, failure: None, stale: false }));
-        let link = Link { path, store: Arc::downgrade(&inner) };
-        let writer = writer::spawn(db, link).map_err(|e| backend("cannot start the writer", e))?;
-        lock(&inner).writer = Some(writer);
-        Ok(Self { inner })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        lock(&self.inner)
-    }
-
-    /// Reads the queues in memory, unless they may hold changes the disk refused.
-    fn read<T>(&self, read: impl FnOnce(&State) -> T) -> StoreResult<T> {
-        let inner = self.lock();
-        match &inner.failure {
-            Some(failure) if inner.stale => Err(failure.to_error()),
-            _ => Ok(read(&inner.state)),
+        migrate::from_redb(data_dir, &path).map_err(|e| backend("cannot migrate the redb data", e))?;
+        let conn = connect(&path, options).map_err(|e| backend("cannot open the database", e))?;
+        // Messages that expired while closed go now (through the expiry index); on a full
+        // disk they stay until a sweep can delete them.
+        let expired = "DELETE FROM messages WHERE expires_at <= ?1 AND expires_at IS NOT NULL AND state = 0";
+        if let Err(error) = conn.execute(expired, [now_ms() as i64]) {
+            tracing::warn!(%error, "embedded store: cannot delete expired messages yet");
         }
+        let catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
+        tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
+        let db = Db { conn, catalog, dirty: Default::default() };
+        let engine = Engine::new(db, path, options.fsync);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("restmq-store".to_owned())
+            .spawn(move || engine.run(rx))
+            .map_err(|e| backend("cannot start the engine thread", e))?;
+        Ok(Self { engine: Arc::new(Mutex::new(Some(tx))) })
     }
 
-    /// Makes `change` in memory and sends the ops it returns to the writer, under one lock.
-    /// With `wait`, also returns the commit of those ops to await.
-    fn change<T>(
+    /// Runs `op` on the engine thread; answers once its batch is committed. `write` ops are
+    /// refused while the disk refuses writes.
+    async fn call<T: Send + 'static>(
         &self,
-        wait: bool,
-        change: impl FnOnce(&mut State) -> (T, Vec<Op>),
-    ) -> StoreResult<(T, Option<Committed>)> {
-        let mut inner = self.lock();
-        let Inner { state, writer, failure, .. } = &mut *inner;
-        let writer = writer.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
-        if let Some(failure) = failure {
-            return Err(failure.to_error());
+        write: bool,
+        op: impl FnOnce(&mut Db) -> Sql<StoreResult<T>> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |engine: &mut Engine| -> Reply {
+            let out = match engine.refused(write) {
+                Some(refused) => Err(refused),
+                None => op(&mut engine.db).unwrap_or_else(|error| {
+                    let refused = engine::Failure::of(&error).to_error();
+                    engine.broken = Some(error);
+                    Err(refused)
+                }),
+            };
+            Box::new(move |committed| {
+                let _ = tx.send(committed.map_err(|f| f.to_error()).and(out));
+            })
+        });
+        {
+            let engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+            let engine =
+                engine.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
+            engine.send(Cmd::Job(job, write)).map_err(|_| backend("store engine", "stopped"))?;
         }
-        let (out, ops) = change(state);
-        let mut committed = None;
-        let last = ops.len().saturating_sub(1);
-        for (i, op) in ops.into_iter().enumerate() {
-            let ack = (wait && i == last).then(|| {
-                let (ack, done) = oneshot::channel();
-                committed = Some(done);
-                ack
-            });
-            writer.send(Cmd::Write(op, ack)).map_err(|_| backend("store writer", "stopped"))?;
-        }
-        Ok((out, committed))
+        rx.await.map_err(|_| backend("store engine", "stopped"))?
     }
 }
 
-/// Waits for a commit, if there is one to wait for.
-async fn committed(done: Option<Committed>) -> StoreResult<()> {
-    match done {
+/// Opens the database: WAL, one connection holding it exclusively (no shared-memory file),
+/// the fsync mode's `synchronous`, a page cache of `cache_bytes`, the schema.
+fn connect(path: &Path, options: EmbeddedOptions) -> Sql<Connection> {
+    let conn = Connection::open(path)?;
+    let synchronous = if options.fsync == Fsync::Always { "FULL" } else { "NORMAL" };
+    conn.execute_batch(&format!(
+        "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};
+         PRAGMA cache_size = -{}; PRAGMA journal_size_limit = 67108864; PRAGMA temp_store = MEMORY;",
+        (options.cache_bytes / 1024).max(64)
+    ))?;
+    conn.execute_batch(SCHEMA)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// The idempotency claim of the publish this add is part of, if any.
+fn publish_once() -> Option<IdempotencyClaim> {
+    PUBLISH_ONCE.try_with(Clone::clone).ok()
+}
+
+/// Records `ns` as the answer of `once`, in the add's transaction.
+fn record(db: &Db, queue: &QueueName, once: Option<&IdempotencyClaim>, ns: &[u64]) -> Sql<()> {
+    match once {
+        Some(once) => db.record_answer(queue, &once.key, ns, after(once.window)),
         None => Ok(()),
-        Some(done) => match done.await {
-            Ok(result) => result.map_err(|failure| failure.to_error()),
-            Err(_) => Err(backend("store writer", "stopped")),
-        },
     }
 }
 
-/// The ops of messages moved from `from` (old `n`) to `to` (new `n`).
-fn moved(state: &State, from: &QueueName, to: &QueueName, moves: &[(u64, u64, String)]) -> Vec<Op> {
-    let mut ops = vec![Op::Remove { queue: from.clone(), ns: moves.iter().map(|m| m.0).collect() }];
-    let meta = meta(state, to);
-    ops.extend(moves.iter().map(|(_, n, value)| Op::Add {
-        queue: to.clone(),
-        n: *n,
-        value: value.clone(),
-        expires_at: None,
-        meta,
-    }));
-    ops
-}
-
-fn meta(state: &State, queue: &QueueName) -> Meta {
-    state.queues.get(queue).map(Meta::of).expect("the queue was just registered")
+fn keys(queue: &QueueName, ns: Vec<u64>) -> Vec<MessageKey> {
+    ns.into_iter().map(|n| MessageKey::new(queue.clone(), n)).collect()
 }
 
 impl QueueStore for EmbeddedStore {
@@ -153,14 +167,15 @@ impl QueueStore for EmbeddedStore {
     }
 
     async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
-        let (n, done) = self.change(true, |state| {
-            let expires_at = expiry(ttl);
-            let n = state.add(queue, value.clone(), expires_at);
-            let meta = meta(state, queue);
-            (n, vec![Op::Add { queue: queue.clone(), n, value, expires_at, meta }])
-        })?;
-        committed(done).await?;
-        Ok(MessageKey::new(queue.clone(), n))
+        let (q, once, expires_at) = (queue.clone(), publish_once(), expiry(ttl));
+        let ns = self
+            .call(true, move |db| {
+                let ns = db.add(&q, &[value], expires_at)?;
+                record(db, &q, once.as_ref(), &ns)?;
+                Ok(Ok(ns))
+            })
+            .await?;
+        Ok(MessageKey::new(queue.clone(), ns[0]))
     }
 
     async fn add_batch(
@@ -170,30 +185,17 @@ impl QueueStore for EmbeddedStore {
         ttl: Option<Duration>,
         limit: Option<LengthLimit>,
     ) -> StoreResult<Vec<MessageKey>> {
-        let (result, done) = self.change(true, |state| {
-            let expires_at = expiry(ttl);
-            match state.add_batch(queue, values.clone(), expires_at, limit) {
-                Err(full) => (Err(full), vec![]),
-                Ok((added, dropped)) => {
-                    let meta = meta(state, queue);
-                    let mut ops = Vec::new();
-                    if !dropped.is_empty() {
-                        ops.push(Op::Remove { queue: queue.clone(), ns: dropped });
-                    }
-                    ops.extend(added.iter().zip(values).map(|(n, value)| Op::Add {
-                        queue: queue.clone(),
-                        n: *n,
-                        value,
-                        expires_at,
-                        meta,
-                    }));
-                    (Ok(added), ops)
+        let (q, once, expires_at) = (queue.clone(), publish_once(), expiry(ttl));
+        let ns = self
+            .call(true, move |db| {
+                let added = db.add_batch(&q, &values, expires_at, limit, now_ms())?;
+                if let Ok(ns) = &added {
+                    record(db, &q, once.as_ref(), ns)?;
                 }
-            }
-        })?;
-        let added = result?;
-        committed(done).await?;
-        Ok(added.into_iter().map(|n| MessageKey::new(queue.clone(), n)).collect())
+                Ok(added)
+            })
+            .await?;
+        Ok(keys(queue, ns))
     }
 
     async fn add_delayed(
@@ -204,128 +206,79 @@ impl QueueStore for EmbeddedStore {
         delay: Duration,
         limit: Option<LengthLimit>,
     ) -> StoreResult<MessageKey> {
-        let visible_at = after(delay);
-        let (n, done) = self.change(true, |state| {
-            let expires_at = expiry(ttl);
-            match state.add_delayed(queue, value.clone(), expires_at, visible_at, limit) {
-                Ok(n) => {
-                    let meta = meta(state, queue);
-                    let add = Op::Add { queue: queue.clone(), n, value, expires_at, meta };
-                    (Ok(n), vec![add, Op::Delay { queue: queue.clone(), n, visible_at }])
+        let (q, once, expires_at, visible_at) = (queue.clone(), publish_once(), expiry(ttl), after(delay));
+        let n = self
+            .call(true, move |db| {
+                let added = db.add_delayed(&q, &value, expires_at, visible_at, limit)?;
+                if let Ok(n) = &added {
+                    record(db, &q, once.as_ref(), &[*n])?;
                 }
-                Err(err) => (Err(err), vec![]),
-            }
-        })?;
-        let n = n?;
-        committed(done).await?;
+                Ok(added)
+            })
+            .await?;
         Ok(MessageKey::new(queue.clone(), n))
     }
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
-        let (queues, _) = self.change(false, |state| {
-            let promoted = state.promote_delayed(now_ms());
-            let mut by_queue: std::collections::BTreeMap<QueueName, Vec<u64>> = Default::default();
-            for (queue, n) in promoted {
-                by_queue.entry(queue).or_default().push(n);
-            }
-            let ops = by_queue
-                .iter()
-                .map(|(queue, ns)| Op::Undelay { queue: queue.clone(), ns: ns.clone() })
-                .collect();
-            (by_queue.into_keys().collect(), ops)
-        })?;
-        Ok(queues)
+        self.call(true, |db| db.promote_delayed(now_ms()).map(Ok)).await
     }
 
     async fn sweep_expired(&self) -> StoreResult<u64> {
-        let (count, _) = self.change(false, |state| {
-            let swept = state.sweep_expired(now_ms());
-            let count = swept.len() as u64;
-            let ops = swept.into_iter().map(|(queue, n)| Op::Remove { queue, ns: vec![n] }).collect();
-            (count, ops)
-        })?;
-        Ok(count)
+        self.call(true, |db| db.sweep_expired(now_ms()).map(Ok)).await
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
-        let (popped, _) = self.change(false, |state| {
-            let mut ns = Vec::new();
-            let popped = state.pop(queue, max, now_ms(), &mut ns);
-            ns.extend(popped.iter().map(|m| m.key.n));
-            let ops = if ns.is_empty() { vec![] } else { vec![Op::Remove { queue: queue.clone(), ns }] };
-            (popped, ops)
-        })?;
-        Ok(popped)
+        let q = queue.clone();
+        self.call(true, move |db| db.pop(&q, max, now_ms()).map(Ok)).await
     }
 
     async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
-        let (peeked, _) = self.change(false, |state| {
-            let mut expired = Vec::new();
-            let peeked = state.peek(queue, now_ms(), &mut expired);
-            let mut ops = Vec::new();
-            if !expired.is_empty() {
-                ops.push(Op::Remove { queue: queue.clone(), ns: expired });
-            }
-            if let Some(m) = &peeked {
-                ops.push(Op::SetReads { queue: queue.clone(), n: m.key.n, reads: m.count });
-            }
-            (peeked, ops)
-        })?;
-        Ok(peeked)
+        let q = queue.clone();
+        self.call(true, move |db| db.peek(&q, now_ms()).map(Ok)).await
     }
 
     async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
-        let (found, done) = self.change(true, |state| {
-            let found = state.delete(key);
-            let ops =
-                if found { vec![Op::Remove { queue: key.queue.clone(), ns: vec![key.n] }] } else { vec![] };
-            (found, ops)
-        })?;
-        committed(done).await?;
-        Ok(found)
+        let key = key.clone();
+        self.call(true, move |db| db.delete(&key).map(Ok)).await
     }
 
     async fn requeue(&self, queue: &QueueName, messages: Vec<StoredMessage>) -> StoreResult<()> {
-        let ((), done) = self.change(true, |state| {
-            let back = messages.iter().map(|m| (m.key.n, m.value.clone())).collect();
-            state.requeue(queue, messages);
-            let meta = meta(state, queue);
-            ((), vec![Op::Requeue { queue: queue.clone(), messages: back, meta }])
-        })?;
-        committed(done).await
+        let q = queue.clone();
+        self.call(true, move |db| db.requeue(&q, &messages).map(Ok)).await
     }
 
     async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
-        let (existed, done) = self.change(true, |state| {
-            let existed = state.purge(queue);
-            (existed, if existed { vec![Op::Purge { queue: queue.clone() }] } else { vec![] })
-        })?;
-        committed(done).await?;
-        Ok(existed)
+        let q = queue.clone();
+        self.call(true, move |db| db.purge(&q).map(Ok)).await
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueName>> {
-        self.read(State::names)
+        self.call(false, |db| Ok(Ok(db.catalog.queues.keys().cloned().collect()))).await
     }
 
     async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
-        self.read(|state| state.info(queue))
+        let q = queue.clone();
+        self.call(false, move |db| {
+            Ok(Ok(db.catalog.queues.get(&q).map(|m| QueueInfo {
+                len: m.waiting,
+                policy: m.policy.unwrap_or_default(),
+                status: m.status,
+                policy_set: m.policy.is_some(),
+                status_set: true,
+                last: m.counter,
+            })))
+        })
+        .await
     }
 
     async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
-        let ((), done) = self.change(true, |state| {
-            state.set_policy(queue, policy);
-            ((), vec![Op::SetMeta { queue: queue.clone(), meta: meta(state, queue) }])
-        })?;
-        committed(done).await
+        let q = queue.clone();
+        self.call(true, move |db| Ok(db.settings(&q, |m| m.policy = Some(policy)))).await
     }
 
     async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
-        let ((), done) = self.change(true, |state| {
-            state.set_status(queue, status);
-            ((), vec![Op::SetMeta { queue: queue.clone(), meta: meta(state, queue) }])
-        })?;
-        committed(done).await
+        let q = queue.clone();
+        self.call(true, move |db| Ok(db.settings(&q, |m| m.status = status))).await
     }
 
     async fn browse(
@@ -335,71 +288,55 @@ impl QueueStore for EmbeddedStore {
         limit: usize,
         leased: bool,
     ) -> StoreResult<Vec<BrowsedMessage>> {
-        self.read(|state| state.browse(queue, after, limit, leased, now_ms()))
+        let q = queue.clone();
+        self.call(false, move |db| db.browse(&q, after, limit, leased, now_ms()).map(Ok)).await
     }
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
-        self.read(|state| state.recent_keys(queue, max))
+        let q = queue.clone();
+        self.call(false, move |db| db.recent_keys(&q, max).map(Ok)).await
     }
 
-    /// A lease is kept in memory only: the message's row stays on disk until it is
-    /// acknowledged, so after a restart an unacknowledged message is simply there again.
+    /// A lease is written with the message (state and deadline); after a restart, a message
+    /// still leased waits again.
     async fn reserve(
         &self,
         queue: &QueueName,
         max: usize,
         lease: Duration,
     ) -> StoreResult<Vec<LeasedMessage>> {
-        let lease_ms = millis(lease);
-        let (leased, _) = self.change(false, |state| {
-            let mut expired = Vec::new();
-            let leased = state.reserve(queue, max, now_ms(), lease_ms, &mut expired);
-            let ops = if expired.is_empty() {
-                vec![]
-            } else {
-                vec![Op::Remove { queue: queue.clone(), ns: expired }]
-            };
-            (leased, ops)
-        })?;
-        Ok(leased)
+        let q = queue.clone();
+        self.call(true, move |db| {
+            let now = now_ms();
+            db.reserve(&q, max, now, now.saturating_add(millis(lease))).map(Ok)
+        })
+        .await
     }
 
     async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
-        let (found, done) = self.change(true, |state| {
-            let found = state.ack(key);
-            (
-                found,
-                if found { vec![Op::Remove { queue: key.queue.clone(), ns: vec![key.n] }] } else { vec![] },
-            )
-        })?;
-        committed(done).await?;
-        Ok(found)
+        let key = key.clone();
+        self.call(true, move |db| db.ack(&key).map(Ok)).await
     }
 
     async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
-        Ok(self.change(false, |state| (state.nack(key), vec![]))?.0)
+        let key = key.clone();
+        self.call(true, move |db| db.nack(&key).map(Ok)).await
     }
 
     async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
-        let (count, _) = self.change(false, |state| {
-            (ns.iter().filter(|n| state.nack(&MessageKey::new(queue.clone(), **n))).count(), vec![])
-        })?;
-        Ok(count)
+        let (q, ns) = (queue.clone(), ns.to_vec());
+        self.call(true, move |db| {
+            let mut count = 0;
+            for n in ns {
+                count += usize::from(db.nack(&MessageKey::new(q.clone(), n))?);
+            }
+            Ok(Ok(count))
+        })
+        .await
     }
 
     async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
-        let (changed, done) = self.change(true, |state| {
-            let expired = state.expire_leases(now_ms(), max_deliveries);
-            let mut ops = Vec::new();
-            for e in &expired {
-                if !e.dead.is_empty() {
-                    ops.extend(moved(state, &e.queue, &dead_letter_queue(&e.queue), &e.dead));
-                }
-            }
-            (expired.into_iter().map(Into::into).collect(), ops)
-        })?;
-        committed(done).await?;
-        Ok(changed)
+        self.call(true, move |db| db.expire_leases(now_ms(), max_deliveries).map(Ok)).await
     }
 
     async fn redrive(
@@ -408,26 +345,42 @@ impl QueueStore for EmbeddedStore {
         to: &QueueName,
         limit: Option<LengthLimit>,
     ) -> StoreResult<u64> {
-        let (count, done) = self.change(true, |state| {
-            let moves = state.redrive(from, to, limit);
-            (moves.len() as u64, if moves.is_empty() { vec![] } else { moved(state, from, to, &moves) })
-        })?;
-        committed(done).await?;
-        Ok(count)
+        let (from, to) = (from.clone(), to.clone());
+        self.call(true, move |db| db.redrive(&from, &to, limit, now_ms()).map(Ok)).await
+    }
+
+    /// An answer recorded by an earlier publish (of this run or one before), within its window.
+    async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
+        let (q, key) = (queue.clone(), claim.key.clone());
+        let found = self.call(false, move |db| db.answered(&q, &key, now_ms()).map(Ok)).await?;
+        Ok(found.map_or(Claimed::Mine, Claimed::Answered))
     }
 
     /// Fails while the disk refuses writes, so that `/readyz` says so.
     async fn ping(&self) -> StoreResult<()> {
-        self.lock().failure.as_ref().map_or(Ok(()), |failure| Err(failure.to_error()))
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |engine: &mut Engine| -> Reply {
+            let failure = engine.failure.clone();
+            Box::new(move |_| drop(tx.send(failure.map_or(Ok(()), |f| Err(f.to_error())))))
+        });
+        {
+            let engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+            let engine =
+                engine.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
+            engine.send(Cmd::Job(job, false)).map_err(|_| backend("store engine", "stopped"))?;
+        }
+        rx.await.map_err(|_| backend("store engine", "stopped"))?
     }
 
-    /// Waits until everything sent so far is committed and the database file is released;
+    /// Waits until everything sent so far is committed, synced and the database released;
     /// later operations fail. Closing twice is a no-op.
     async fn close(&self) -> StoreResult<()> {
-        let Some(writer) = self.lock().writer.take() else { return Ok(()) };
+        let Some(engine) = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Ok(());
+        };
         let (ack, done) = oneshot::channel();
-        writer.send(Cmd::Close(ack)).map_err(|_| backend("store writer", "stopped"))?;
-        drop(writer);
-        committed(Some(done)).await
+        engine.send(Cmd::Close(ack)).map_err(|_| backend("store engine", "stopped"))?;
+        drop(engine);
+        done.await.map_err(|_| backend("store engine", "stopped"))?.map_err(|f| f.to_error())
     }
 }

@@ -1,0 +1,47 @@
+//! Browsing the embedded store: a page of a queue's waiting or leased messages after a
+//! number, oldest first, read through the `(queue, state, n)` index without changing a row.
+
+use restmq_shared::{BrowsedMessage, MessageKey, QueueName};
+use rusqlite::params;
+
+use super::ops::{Db, Sql};
+
+/// Message states as the `messages` table keeps them.
+const WAITING: i64 = 0;
+const LEASED: i64 = 2;
+
+impl Db {
+    /// Up to `limit` messages of `queue` numbered above `after`, waiting (or with `leased`,
+    /// out on a lease), expired ones left out.
+    pub fn browse(
+        &self,
+        queue: &QueueName,
+        after: u64,
+        limit: usize,
+        leased: bool,
+        now: u64,
+    ) -> Sql<Vec<BrowsedMessage>> {
+        let Some(meta) = self.catalog.queues.get(queue) else { return Ok(Vec::new()) };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT n, value, expires_at, reads, deliveries, visible_at FROM messages \
+             WHERE queue = ?1 AND state = ?2 AND n > ?3 AND (expires_at IS NULL OR expires_at > ?4) \
+             ORDER BY n LIMIT ?5",
+        )?;
+        let state = if leased { LEASED } else { WAITING };
+        let rows = stmt.query_map(
+            params![meta.id, state, i64::try_from(after).unwrap_or(i64::MAX), now as i64, limit as i64],
+            |r| {
+                let deadline: Option<i64> = r.get(5)?;
+                Ok(BrowsedMessage {
+                    key: MessageKey::new(queue.clone(), r.get::<_, i64>(0)? as u64),
+                    value: r.get(1)?,
+                    expires: r.get::<_, Option<i64>>(2)?.map(|at| at as u64),
+                    count: r.get::<_, i64>(3)? as u64,
+                    deadline: leased.then(|| deadline.map(|d| d as u64)).flatten(),
+                    deliveries: leased.then(|| r.get::<_, i64>(4).map(|d| d as u32)).transpose()?,
+                })
+            },
+        )?;
+        rows.collect()
+    }
+}

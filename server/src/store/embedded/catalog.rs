@@ -1,0 +1,145 @@
+//! The `embedded` backend's SQLite schema and its in-memory catalog: per queue, the counter,
+//! settings, how many messages wait or are delayed, and the leases out. Never a message body:
+//! the catalog is O(queues + leases), whatever the backlog.
+
+use std::collections::BTreeMap;
+
+use restmq_shared::{Policy, QueueName, QueueStatus};
+use rusqlite::{params, Connection};
+
+/// A message's `state` column.
+pub const WAITING: i64 = 0;
+/// Delayed: `visible_at` says when it joins the waiting ones.
+pub const DELAYED: i64 = 1;
+/// Out on a lease: `visible_at` holds the lease's deadline.
+pub const LEASED: i64 = 2;
+
+/// The tables. `messages_order` serves gets (oldest waiting first), counts at start-up (it
+/// covers them: no message body is read) and lookups by key.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS queues(
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+    counter INTEGER NOT NULL, policy INTEGER NOT NULL, status INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages(
+    id INTEGER PRIMARY KEY, queue INTEGER NOT NULL, n INTEGER NOT NULL, state INTEGER NOT NULL,
+    value TEXT NOT NULL, expires_at INTEGER, visible_at INTEGER,
+    reads INTEGER NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS messages_order ON messages(queue, state, n);
+CREATE INDEX IF NOT EXISTS messages_due ON messages(visible_at) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS messages_expiry ON messages(expires_at) WHERE expires_at IS NOT NULL AND state = 0;
+CREATE TABLE IF NOT EXISTS idempotency(
+    queue TEXT NOT NULL, key TEXT NOT NULL, ns TEXT NOT NULL, until INTEGER NOT NULL,
+    PRIMARY KEY(queue, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_until ON idempotency(until);
+CREATE TABLE IF NOT EXISTS probe(id INTEGER PRIMARY KEY, room BLOB NOT NULL);
+";
+
+/// One queue as the catalog keeps it.
+#[derive(Debug, Clone, Default)]
+pub struct QueueMeta {
+    /// Its row in `queues`, and the `queue` column of its messages.
+    pub id: i64,
+    /// The last `n` handed out; kept after its message is gone, so `n` is never reused.
+    pub counter: u64,
+    /// `None` when never set.
+    pub policy: Option<Policy>,
+    pub status: QueueStatus,
+    /// Messages that a get would take (expired ones not yet swept included).
+    pub waiting: u64,
+    pub delayed: u64,
+    /// Leased message numbers and their deadlines (Unix ms).
+    pub leases: BTreeMap<u64, u64>,
+}
+
+impl QueueMeta {
+    /// Policy and status as RestMQ numbers them: `1` broadcast, `2` roundrobin (`0` never
+    /// set); `1` started, `0` paused.
+    pub fn row(&self) -> (i64, i64) {
+        (self.policy.map_or(0, |p| i64::from(p.as_number())), i64::from(self.status.as_number()))
+    }
+
+    pub fn from_row(id: i64, counter: i64, policy: i64, status: i64) -> Self {
+        let policy = match policy {
+            0 => None,
+            2 => Some(Policy::Roundrobin),
+            _ => Some(Policy::Broadcast),
+        };
+        let status = if status == 0 { QueueStatus::Paused } else { QueueStatus::Started };
+        Self { id, counter: counter as u64, policy, status, ..Default::default() }
+    }
+}
+
+/// Every queue, by name.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub queues: BTreeMap<QueueName, QueueMeta>,
+    next_id: i64,
+}
+
+impl Catalog {
+    /// The queue, registered (with a new id) if new; `true` when it was new.
+    pub fn register(&mut self, queue: &QueueName) -> (&mut QueueMeta, bool) {
+        let new = !self.queues.contains_key(queue);
+        if new {
+            self.next_id += 1;
+            let meta = QueueMeta { id: self.next_id, ..Default::default() };
+            self.queues.insert(queue.clone(), meta);
+        }
+        (self.queues.get_mut(queue).expect("registered above"), new)
+    }
+
+    /// Reads the catalog: queue rows, and counts of messages per queue and state from the
+    /// `messages_order` index alone. With `reset_leases` (at start-up), messages left leased
+    /// by the last run wait again; otherwise their leases are read back.
+    pub fn load(conn: &Connection, reset_leases: bool) -> rusqlite::Result<Self> {
+        let mut catalog = Self::default();
+        let mut by_id = BTreeMap::new();
+        let mut stmt = conn.prepare("SELECT id, name, counter, policy, status FROM queues")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        for row in rows {
+            let (id, name, counter, policy, status) = row?;
+            catalog.next_id = catalog.next_id.max(id);
+            let Ok(queue) = QueueName::try_from(name.as_str()) else {
+                tracing::warn!(queue = name, "embedded store: skipping a queue with an invalid name");
+                continue;
+            };
+            by_id.insert(id, queue.clone());
+            catalog.queues.insert(queue, QueueMeta::from_row(id, counter, policy, status));
+        }
+        let mut stmt = conn.prepare("SELECT queue, state, count(*) FROM messages GROUP BY queue, state")?;
+        let counts =
+            stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+        let mut leased = Vec::new();
+        for row in counts {
+            let (id, state, count) = row?;
+            let Some(meta) = by_id.get(&id).and_then(|q| catalog.queues.get_mut(q)) else { continue };
+            match state {
+                WAITING => meta.waiting += count as u64,
+                DELAYED => meta.delayed += count as u64,
+                _ => leased.push((id, count as u64)),
+            }
+        }
+        for (id, count) in leased {
+            let Some(meta) = by_id.get(&id).and_then(|q| catalog.queues.get_mut(q)) else { continue };
+            if reset_leases {
+                conn.execute(
+                    "UPDATE messages SET state = 0, visible_at = NULL WHERE queue = ?1 AND state = 2",
+                    params![id],
+                )?;
+                meta.waiting += count;
+                continue;
+            }
+            let mut stmt =
+                conn.prepare("SELECT n, visible_at FROM messages WHERE queue = ?1 AND state = 2")?;
+            let rows =
+                stmt.query_map(params![id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))?;
+            for row in rows {
+                let (n, deadline) = row?;
+                meta.leases.insert(n as u64, deadline.unwrap_or(0) as u64);
+            }
+        }
+        Ok(catalog)
+    }
+}

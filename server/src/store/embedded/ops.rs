@@ -1,0 +1,460 @@
+//! The `embedded` backend's operations on its SQLite connection and catalog, run by the
+//! engine thread inside the transaction of their batch. Each returns `Err` only for an SQLite
+//! failure (which rolls the whole batch back); refusals (a full queue) are in the `Ok` value.
+
+use std::collections::BTreeSet;
+
+use restmq_shared::{MessageKey, QueueName};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::catalog::{Catalog, QueueMeta, DELAYED, LEASED, WAITING};
+use crate::store::{
+    dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit, PeekedMessage, StoreError, StoreResult,
+    StoredMessage,
+};
+
+pub type Sql<T> = rusqlite::Result<T>;
+
+/// The connection and the catalog, owned by the engine thread.
+pub struct Db {
+    pub conn: Connection,
+    pub catalog: Catalog,
+    /// Queues whose row (counter, settings) changed in the open transaction.
+    pub dirty: BTreeSet<QueueName>,
+}
+
+/// One waiting message as a get reads it.
+struct Row {
+    id: i64,
+    n: u64,
+    value: String,
+    expires_at: Option<i64>,
+    reads: i64,
+    deliveries: i64,
+}
+
+const HEAD: &str = "SELECT id, n, value, expires_at, reads, deliveries FROM messages \
+                    WHERE queue = ?1 AND state = 0 ORDER BY n LIMIT ?2";
+
+impl Db {
+    fn meta(&self, queue: &QueueName) -> Option<&QueueMeta> {
+        self.catalog.queues.get(queue)
+    }
+
+    /// The queue's meta, registering it; its row is written before the commit.
+    fn register(&mut self, queue: &QueueName) -> &mut QueueMeta {
+        self.dirty.insert(queue.clone());
+        self.catalog.register(queue).0
+    }
+
+    /// Writes the rows of the queues changed in this transaction.
+    pub fn flush_dirty(&mut self) -> Sql<()> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO queues(id, name, counter, policy, status) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(id) DO UPDATE SET counter = excluded.counter, policy = excluded.policy, \
+             status = excluded.status",
+        )?;
+        for queue in dirty {
+            let Some(meta) = self.catalog.queues.get(&queue) else { continue };
+            let (policy, status) = meta.row();
+            stmt.execute(params![meta.id, queue.as_str(), meta.counter as i64, policy, status])?;
+        }
+        Ok(())
+    }
+
+    /// The oldest `max` waiting rows of queue `id`.
+    fn head(&self, id: i64, max: usize) -> Sql<Vec<Row>> {
+        let mut stmt = self.conn.prepare_cached(HEAD)?;
+        let rows = stmt.query_map(params![id, max as i64], |r| {
+            Ok(Row {
+                id: r.get(0)?,
+                n: r.get::<_, i64>(1)? as u64,
+                value: r.get(2)?,
+                expires_at: r.get(3)?,
+                reads: r.get(4)?,
+                deliveries: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    fn delete_row(&self, id: i64) -> Sql<()> {
+        self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute(params![id])?;
+        Ok(())
+    }
+
+    /// Inserts message `n` of queue `id`.
+    fn insert(
+        &self,
+        id: i64,
+        n: u64,
+        state: i64,
+        value: &str,
+        expires_at: Option<u64>,
+        visible_at: Option<u64>,
+    ) -> Sql<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO messages(queue, n, state, value, expires_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        stmt.execute(params![
+            id,
+            n as i64,
+            state,
+            value,
+            expires_at.map(|t| t as i64),
+            visible_at.map(|t| t as i64)
+        ])?;
+        Ok(())
+    }
+
+    /// Appends waiting messages; returns their numbers.
+    pub fn add(&mut self, queue: &QueueName, values: &[String], expires_at: Option<u64>) -> Sql<Vec<u64>> {
+        let meta = self.register(queue);
+        let (id, first) = (meta.id, meta.counter + 1);
+        meta.counter += values.len() as u64;
+        meta.waiting += values.len() as u64;
+        for (i, value) in values.iter().enumerate() {
+            self.insert(id, first + i as u64, WAITING, value, expires_at, None)?;
+        }
+        Ok((first..first + values.len() as u64).collect())
+    }
+
+    /// How many more messages `queue` may hold under `max` (waiting and delayed count).
+    fn room(&self, queue: &QueueName, max: u64) -> u64 {
+        max.saturating_sub(self.meta(queue).map_or(0, |m| m.waiting + m.delayed))
+    }
+
+    pub fn add_batch(
+        &mut self,
+        queue: &QueueName,
+        values: &[String],
+        expires_at: Option<u64>,
+        limit: Option<LengthLimit>,
+        now: u64,
+    ) -> Sql<StoreResult<Vec<u64>>> {
+        if let Some(limit) = limit {
+            let wanted = self.meta(queue).map_or(0, |m| m.waiting) + values.len() as u64;
+            if wanted > limit.max {
+                if !limit.drop_oldest || values.len() as u64 > limit.max {
+                    return Ok(Err(StoreError::QueueFull(limit.max)));
+                }
+                self.take(queue, (wanted - limit.max) as usize, now, |db, (_, _, id, _, _)| {
+                    db.delete_row(id)
+                })?;
+            }
+        }
+        self.add(queue, values, expires_at).map(Ok)
+    }
+
+    pub fn add_delayed(
+        &mut self,
+        queue: &QueueName,
+        value: &str,
+        expires_at: Option<u64>,
+        visible_at: u64,
+        limit: Option<LengthLimit>,
+    ) -> Sql<StoreResult<u64>> {
+        if let Some(limit) = limit.filter(|l| self.room(queue, l.max) == 0) {
+            return Ok(Err(StoreError::QueueFull(limit.max)));
+        }
+        let meta = self.register(queue);
+        meta.counter += 1;
+        meta.delayed += 1;
+        let (id, n) = (meta.id, meta.counter);
+        self.insert(id, n, DELAYED, value, expires_at, Some(visible_at))?;
+        Ok(Ok(n))
+    }
+
+    /// Takes up to `max` of the oldest live waiting messages off `queue`, calling `each` with
+    /// every one (expired ones are deleted on the way, unseen). Returns how many were taken.
+    fn take(
+        &mut self,
+        queue: &QueueName,
+        max: usize,
+        now: u64,
+        mut each: impl FnMut(&Self, (u64, String, i64, i64, i64)) -> Sql<()>,
+    ) -> Sql<usize> {
+        let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(0) };
+        let mut taken = 0;
+        while taken < max {
+            let rows = self.head(id, max - taken)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                if row.expires_at.is_some_and(|at| at as u64 <= now) {
+                    self.delete_row(row.id)?;
+                } else {
+                    each(self, (row.n, row.value, row.id, row.reads, row.deliveries))?;
+                    taken += 1;
+                }
+                if let Some(meta) = self.catalog.queues.get_mut(queue) {
+                    meta.waiting = meta.waiting.saturating_sub(1);
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    pub fn pop(&mut self, queue: &QueueName, max: usize, now: u64) -> Sql<Vec<StoredMessage>> {
+        let mut out = Vec::new();
+        self.take(queue, max, now, |db, (n, value, id, _, _)| {
+            db.delete_row(id)?;
+            out.push(StoredMessage { key: MessageKey::new(queue.clone(), n), value });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    pub fn peek(&mut self, queue: &QueueName, now: u64) -> Sql<Option<PeekedMessage>> {
+        let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(None) };
+        loop {
+            let Some(row) = self.head(id, 1)?.pop() else { return Ok(None) };
+            if row.expires_at.is_some_and(|at| at as u64 <= now) {
+                self.delete_row(row.id)?;
+                if let Some(meta) = self.catalog.queues.get_mut(queue) {
+                    meta.waiting = meta.waiting.saturating_sub(1);
+                }
+                continue;
+            }
+            self.conn
+                .prepare_cached("UPDATE messages SET reads = reads + 1 WHERE id = ?1")?
+                .execute(params![row.id])?;
+            let key = MessageKey::new(queue.clone(), row.n);
+            return Ok(Some(PeekedMessage { key, value: row.value, count: row.reads as u64 + 1 }));
+        }
+    }
+
+    /// Deletes waiting message `key`; `true` when there was one.
+    pub fn delete(&mut self, key: &MessageKey) -> Sql<bool> {
+        self.delete_in(key, WAITING)
+    }
+
+    fn delete_in(&mut self, key: &MessageKey, state: i64) -> Sql<bool> {
+        let Some(id) = self.meta(&key.queue).map(|m| m.id) else { return Ok(false) };
+        let mut stmt =
+            self.conn.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND state = ?2 AND n = ?3")?;
+        let found = stmt.execute(params![id, state, key.n as i64])? > 0;
+        if found && state == WAITING {
+            let meta = self.catalog.queues.get_mut(&key.queue).expect("has an id");
+            meta.waiting = meta.waiting.saturating_sub(1);
+        }
+        Ok(found)
+    }
+
+    /// Puts messages back as waiting, with no expiry and no reads.
+    pub fn requeue(&mut self, queue: &QueueName, messages: &[StoredMessage]) -> Sql<()> {
+        let meta = self.register(queue);
+        let id = meta.id;
+        for m in messages {
+            meta.counter = meta.counter.max(m.key.n);
+        }
+        meta.waiting += messages.len() as u64;
+        for m in messages {
+            self.insert(id, m.key.n, WAITING, &m.value, None, None)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every message of the queue (waiting, leased, delayed), keeping its counter and
+    /// settings. `true` when it held any.
+    pub fn purge(&mut self, queue: &QueueName) -> Sql<bool> {
+        let Some(meta) = self.catalog.queues.get_mut(queue) else { return Ok(false) };
+        let held = meta.waiting + meta.delayed > 0 || !meta.leases.is_empty();
+        (meta.waiting, meta.delayed) = (0, 0);
+        meta.leases.clear();
+        let id = meta.id;
+        self.conn.prepare_cached("DELETE FROM messages WHERE queue = ?1")?.execute(params![id])?;
+        Ok(held)
+    }
+
+    /// Changes a queue's settings, registering it.
+    pub fn settings(&mut self, queue: &QueueName, change: impl FnOnce(&mut QueueMeta)) -> StoreResult<()> {
+        change(self.register(queue));
+        Ok(())
+    }
+
+    pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
+        let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(Vec::new()) };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT n FROM messages WHERE queue = ?1 AND state = 0 ORDER BY n DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![id, max as i64], |r| r.get::<_, i64>(0))?;
+        rows.map(|n| n.map(|n| MessageKey::new(queue.clone(), n as u64))).collect()
+    }
+
+    /// Makes delayed messages due by `now` wait; returns the queues that got some.
+    pub fn promote_delayed(&mut self, now: u64) -> Sql<Vec<QueueName>> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE messages SET state = 0, visible_at = NULL WHERE state = 1 AND visible_at <= ?1 RETURNING queue",
+        )?;
+        let ids: Vec<i64> = stmt.query_map(params![now as i64], |r| r.get(0))?.collect::<Sql<_>>()?;
+        drop(stmt);
+        let mut queues = BTreeSet::new();
+        for id in ids {
+            if let Some((name, meta)) = self.catalog.queues.iter_mut().find(|(_, m)| m.id == id) {
+                meta.delayed = meta.delayed.saturating_sub(1);
+                meta.waiting += 1;
+                queues.insert(name.clone());
+            }
+        }
+        Ok(queues.into_iter().collect())
+    }
+
+    /// Deletes waiting messages whose ttl ran out, and idempotency answers past their window.
+    pub fn sweep_expired(&mut self, now: u64) -> Sql<u64> {
+        self.conn
+            .prepare_cached("DELETE FROM idempotency WHERE until <= ?1")?
+            .execute(params![now as i64])?;
+        let mut stmt = self.conn.prepare_cached(
+            "DELETE FROM messages WHERE expires_at <= ?1 AND expires_at IS NOT NULL AND state = 0 RETURNING queue",
+        )?;
+        let ids: Vec<i64> = stmt.query_map(params![now as i64], |r| r.get(0))?.collect::<Sql<_>>()?;
+        drop(stmt);
+        for id in &ids {
+            if let Some(meta) = self.catalog.queues.values_mut().find(|m| m.id == *id) {
+                meta.waiting = meta.waiting.saturating_sub(1);
+            }
+        }
+        Ok(ids.len() as u64)
+    }
+
+    /// Leases up to `max` of the oldest live waiting messages until `deadline`.
+    pub fn reserve(
+        &mut self,
+        queue: &QueueName,
+        max: usize,
+        now: u64,
+        deadline: u64,
+    ) -> Sql<Vec<LeasedMessage>> {
+        let mut out = Vec::new();
+        self.take(queue, max, now, |db, (n, value, id, _, deliveries)| {
+            db.conn
+                .prepare_cached("UPDATE messages SET state = 2, visible_at = ?2, deliveries = deliveries + 1 WHERE id = ?1")?
+                .execute(params![id, deadline as i64])?;
+            out.push(LeasedMessage { key: MessageKey::new(queue.clone(), n), value, deliveries: deliveries as u32 + 1 });
+            Ok(())
+        })?;
+        if let Some(meta) = self.catalog.queues.get_mut(queue) {
+            meta.leases.extend(out.iter().map(|m| (m.key.n, deadline)));
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges a leased message: it is gone.
+    pub fn ack(&mut self, key: &MessageKey) -> Sql<bool> {
+        let leased =
+            self.catalog.queues.get_mut(&key.queue).is_some_and(|m| m.leases.remove(&key.n).is_some());
+        if leased {
+            self.delete_in(key, LEASED)?;
+        }
+        Ok(leased)
+    }
+
+    /// Gives a leased message back to the head of its queue, its delivery count kept.
+    pub fn nack(&mut self, key: &MessageKey) -> Sql<bool> {
+        let Some(meta) = self.catalog.queues.get_mut(&key.queue) else { return Ok(false) };
+        if meta.leases.remove(&key.n).is_none() {
+            return Ok(false);
+        }
+        meta.waiting += 1;
+        let id = meta.id;
+        self.conn
+            .prepare_cached(
+                "UPDATE messages SET state = 0, visible_at = NULL WHERE queue = ?1 AND state = 2 AND n = ?2",
+            )?
+            .execute(params![id, key.n as i64])?;
+        Ok(true)
+    }
+
+    /// Ends leases past their deadline: back to the head, or to `<queue>.dead` after
+    /// `max_deliveries` deliveries.
+    pub fn expire_leases(&mut self, now: u64, max_deliveries: u32) -> Sql<Vec<ExpiredLeases>> {
+        let due: Vec<(QueueName, Vec<u64>)> = self
+            .catalog
+            .queues
+            .iter()
+            .map(|(q, m)| (q.clone(), m.leases.iter().filter(|(_, d)| **d <= now).map(|(n, _)| *n).collect()))
+            .filter(|(_, ns): &(QueueName, Vec<u64>)| !ns.is_empty())
+            .collect();
+        let mut out = Vec::new();
+        for (queue, ns) in due {
+            let mut done = ExpiredLeases { queue: queue.clone(), returned: 0, dead: 0 };
+            let id = self.catalog.queues[&queue].id;
+            for n in ns {
+                let row: Option<(i64, String, i64)> = self
+                    .conn
+                    .prepare_cached("SELECT id, value, deliveries FROM messages WHERE queue = ?1 AND state = 2 AND n = ?2")?
+                    .query_row(params![id, n as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?;
+                let key = MessageKey::new(queue.clone(), n);
+                match row {
+                    Some((row, value, deliveries)) if deliveries as u32 >= max_deliveries => {
+                        self.catalog.queues.get_mut(&queue).map(|m| m.leases.remove(&n));
+                        self.delete_row(row)?;
+                        self.add(&dead_letter_queue(&queue), &[value], None)?;
+                        done.dead += 1;
+                    }
+                    Some(_) => {
+                        self.nack(&key)?;
+                        done.returned += 1;
+                    }
+                    None => drop(self.catalog.queues.get_mut(&queue).map(|m| m.leases.remove(&n))),
+                }
+            }
+            out.push(done);
+        }
+        Ok(out)
+    }
+
+    /// Moves waiting messages of `from` to the end of `to`, as many as `to` has room for.
+    pub fn redrive(
+        &mut self,
+        from: &QueueName,
+        to: &QueueName,
+        limit: Option<LengthLimit>,
+        now: u64,
+    ) -> Sql<u64> {
+        let room = limit.map_or(usize::MAX, |l| usize::try_from(self.room(to, l.max)).unwrap_or(usize::MAX));
+        let mut moved = 0u64;
+        while (moved as usize) < room {
+            let mut values = Vec::new();
+            let chunk = (room - moved as usize).min(512);
+            self.take(from, chunk, now, |db, (_, value, id, _, _)| {
+                db.delete_row(id)?;
+                values.push(value);
+                Ok(())
+            })?;
+            if values.is_empty() {
+                break;
+            }
+            moved += values.len() as u64;
+            self.add(to, &values, None)?;
+        }
+        Ok(moved)
+    }
+
+    /// The answer recorded for an idempotency key of `queue`, while inside its window.
+    pub fn answered(&self, queue: &QueueName, key: &str, now: u64) -> Sql<Option<Vec<MessageKey>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT ns FROM idempotency WHERE queue = ?1 AND key = ?2 AND until > ?3")?;
+        let ns: Option<String> =
+            stmt.query_row(params![queue.as_str(), key, now as i64], |r| r.get(0)).optional()?;
+        Ok(ns.map(|ns| {
+            ns.split(',').filter_map(|n| n.parse().ok()).map(|n| MessageKey::new(queue.clone(), n)).collect()
+        }))
+    }
+
+    /// Records the answer of an idempotent publish, in the transaction of its add.
+    pub fn record_answer(&self, queue: &QueueName, key: &str, ns: &[u64], until: u64) -> Sql<()> {
+        let ns = ns.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO idempotency(queue, key, ns, until) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![queue.as_str(), key, ns, until as i64])?;
+        Ok(())
+    }
+}
