@@ -17,8 +17,8 @@ pub mod queue;
 pub mod reply;
 
 pub use error::{ErrorBody, ErrorCode, ErrorResponse};
+pub use look::*;
 pub use name::{MessageKey, NameError, QueueName};
 pub use protocol::{Command, CommandReply};
 pub use queue::{Policy, QueueStatus};
-pub use look::*;
 pub use reply::*;

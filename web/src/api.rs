@@ -5,8 +5,8 @@ use std::fmt;
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use restmq_shared::{
-    Command, CommandReply, ErrorCode, ErrorResponse, MessageKey, Policy, PurgeReply, QueueName, QueueStatus,
-    StatsReply,
+    BrowseReply, Command, CommandReply, ErrorCode, ErrorResponse, MessageKey, Policy, PurgeReply, QueueName,
+    QueueStatus, StatsReply,
 };
 use serde::de::DeserializeOwned;
 use web_sys::UrlSearchParams;
@@ -108,6 +108,14 @@ pub async fn get_message(queue: &QueueName, soft: bool) -> Result<Option<Got>, A
         CommandReply::Empty { .. } => Ok(None),
         other => Err(unexpected(&other)),
     }
+}
+
+/// `GET /browse/<queue>`: up to `limit` waiting messages after `after`, oldest first; takes nothing.
+pub async fn browse(queue: &QueueName, after: Option<&str>, limit: u32) -> Result<BrowseReply, ApiError> {
+    let mut query = vec![("limit", limit.to_string())];
+    query.extend(after.map(|key| ("after", key.to_owned())));
+    read_json(Request::get(&format!("/browse/{queue}")).query(query.iter().map(|(k, v)| (*k, v.as_str()))))
+        .await
 }
 
 /// `POST /p/<queue>`: sets the delivery policy.

@@ -1,0 +1,419 @@
+//! Browser map/reduce, the queue side (the user's code runs in [`crate::sandbox`]):
+//!
+//! - [`use_job_runner`]: this tab as a worker. It sets the input queue to roundrobin and
+//!   consumes it over `/ws/<q>?ack=1`, runs the map step on each message, and every
+//!   [`FLUSH_MESSAGES`] messages (or [`FLUSH_DELAY`]) posts the partial to the result queue and
+//!   only then acks the messages it covers: a tab closed mid-run loses nothing, since what it
+//!   held unacked goes back to the queue. A message delivered again (its first holder went
+//!   away) is posted in a partial of its own, so the reduce view can tell a repeat.
+//! - [`use_reducer_view`]: the reduce step over the result queue, by browsing it (never
+//!   taking) from the start, then every second for what is new; it survives reloads.
+
+use std::{cell::RefCell, collections::VecDeque, rc::Rc, time::Duration};
+
+use futures_util::{future, Sink, SinkExt, StreamExt};
+use gloo_net::websocket::{futures::WebSocket, Message, State};
+use restmq_shared::{LeasedStreamMessage, Policy, QueueName};
+use serde_json::{json, Value};
+use yew::{
+    platform::{pinned::oneshot, spawn_local, time::sleep},
+    prelude::*,
+};
+
+use crate::{
+    api::{self, ApiError},
+    hooks::now_ms,
+    sandbox::{Failure, Sandbox},
+    state::job::{Job, Partial, Progress},
+    stream::websocket_url,
+};
+
+/// A partial is posted once this many messages are covered (below the 32 an ack consumer may hold).
+pub const FLUSH_MESSAGES: usize = 20;
+/// Longest a processed message waits for its partial to be posted.
+pub const FLUSH_DELAY: Duration = Duration::from_millis(300);
+/// Step failures listed.
+const REPORTS: usize = 8;
+/// Result messages browsed per request.
+const BROWSE_PAGE: u32 = 1000;
+
+/// A failed step: the message key (or the partial's) and what happened.
+pub type Report = (String, String);
+
+/// What the worker view shows.
+#[derive(Default)]
+pub struct RunnerState {
+    pub running: bool,
+    pub connected: bool,
+    pub processed: u64,
+    pub skipped: u64,
+    pub posted: u64,
+    /// Sandbox workers started (more than one: a step was stopped).
+    pub sandboxes: u32,
+    pub reports: VecDeque<Report>,
+    pub error: Option<String>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl RunnerState {
+    fn report(&mut self, key: String, failure: &Failure) {
+        self.reports.push_front((key, failure.to_string()));
+        self.reports.truncate(REPORTS);
+    }
+}
+
+/// The runner and its controls: `start` takes the job to run.
+pub struct RunnerHandle {
+    pub state: Rc<RefCell<RunnerState>>,
+    pub start: Callback<Job>,
+    pub stop: Callback<()>,
+}
+
+/// This tab as a worker of `input`, named `id`.
+#[hook]
+pub fn use_job_runner(input: QueueName, id: String) -> RunnerHandle {
+    let state = use_mut_ref(RunnerState::default);
+    let update = use_force_update();
+    let stop = {
+        let (state, update) = (state.clone(), update.clone());
+        use_callback((), move |(), _| {
+            let mut state = state.borrow_mut();
+            state.stop = None; // ends the task: the socket closes, unacked messages go back
+            state.running = false;
+            state.connected = false;
+            drop(state);
+            update.force_update();
+        })
+    };
+    let start = {
+        let (state, update) = (state.clone(), update);
+        use_callback((input, id), move |job: Job, (input, id)| {
+            if state.borrow().running {
+                return;
+            }
+            let (tx, stopped) = oneshot::channel();
+            *state.borrow_mut() = RunnerState { running: true, stop: Some(tx), ..RunnerState::default() };
+            update.force_update();
+            let runner = Runner {
+                input: input.clone(),
+                id: id.clone(),
+                job,
+                state: state.clone(),
+                update: update.clone(),
+            };
+            spawn_local(async move {
+                future::select(Box::pin(runner.run()), stopped).await;
+            });
+        })
+    };
+    {
+        let state = state.clone();
+        use_effect_with((), move |()| move || drop(state.borrow_mut().stop.take()));
+    }
+    RunnerHandle { state, start, stop }
+}
+
+struct Runner {
+    input: QueueName,
+    id: String,
+    job: Job,
+    state: Rc<RefCell<RunnerState>>,
+    update: UseForceUpdateHandle,
+}
+
+/// Messages processed since the last post: key, value, and whether the map step succeeded.
+#[derive(Default)]
+struct Batch {
+    covered: Vec<(String, String, bool)>,
+    skipped: u64,
+    first_at: f64,
+}
+
+impl Runner {
+    fn set(&self, change: impl FnOnce(&mut RunnerState)) {
+        change(&mut self.state.borrow_mut());
+        self.update.force_update();
+    }
+
+    fn fail(&self, error: String) {
+        self.set(|s| {
+            s.error = Some(error);
+            s.running = false;
+            s.connected = false;
+        });
+    }
+
+    async fn run(self) {
+        let results = match QueueName::try_from(self.job.results_for(self.input.as_str())) {
+            Ok(results) => results,
+            Err(e) => return self.fail(format!("result queue: {e}")),
+        };
+        if let Err(error) = api::set_policy(&self.input, Policy::Roundrobin).await {
+            return self.fail(error.to_string());
+        }
+        let mut sandbox = Sandbox::new(&self.job);
+        if let Err(failure) = sandbox.ready().await {
+            return self.fail(format!("the job {failure}"));
+        }
+        let since = now_ms();
+        loop {
+            let path = format!("/ws/{}?ack=1", self.input);
+            if let Some(ws) = websocket_url(&path).and_then(|url| WebSocket::open(&url).ok()) {
+                self.consume(ws, &mut sandbox, &results, since).await;
+            }
+            self.set(|s| s.connected = false);
+            // Whatever the sandbox holds covers messages that went back unacked: drop it.
+            let _ = sandbox.call(&json!({ "take": true })).await;
+            sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn consume(&self, ws: WebSocket, sandbox: &mut Sandbox, results: &QueueName, since: f64) {
+        let mut ws = ws;
+        // The socket is ready once open, or as soon as it failed to open.
+        let ready = future::poll_fn(|cx| std::pin::Pin::new(&mut ws).poll_ready(cx)).await;
+        if ready.is_err() || !matches!(ws.state(), State::Open) {
+            return;
+        }
+        let (mut sink, mut frames) = ws.split();
+        self.set(|s| {
+            s.connected = true;
+            s.error = None;
+        });
+        let mut batch = Batch::default();
+        loop {
+            let frame = if batch.covered.is_empty() {
+                frames.next().await
+            } else {
+                let wait = (batch.first_at + FLUSH_DELAY.as_millis() as f64 - now_ms()).max(0.0);
+                match future::select(frames.next(), Box::pin(sleep(Duration::from_millis(wait as u64)))).await
+                {
+                    future::Either::Left((frame, _)) => frame,
+                    future::Either::Right(_) => {
+                        if !self.flush(&mut batch, sandbox, results, since, &mut sink).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            };
+            let text = match frame {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Bytes(_))) => continue,
+                Some(Err(_)) | None => return,
+            };
+            let Ok(message) = serde_json::from_str::<LeasedStreamMessage>(&text) else { continue };
+            let again = message.deliveries > 1;
+            if again
+                && !batch.covered.is_empty()
+                && !self.flush(&mut batch, sandbox, results, since, &mut sink).await
+            {
+                return;
+            }
+            self.process(&mut batch, sandbox, message.key.to_string(), message.value).await;
+            let full = again || batch.covered.len() >= FLUSH_MESSAGES;
+            if full && !self.flush(&mut batch, sandbox, results, since, &mut sink).await {
+                return;
+            }
+        }
+    }
+
+    /// Runs the map step on one message; if the sandbox had to be replaced, runs it again on
+    /// the messages of the batch whose results were lost with it.
+    async fn process(&self, batch: &mut Batch, sandbox: &mut Sandbox, key: String, value: String) {
+        if batch.covered.is_empty() {
+            batch.first_at = now_ms();
+        }
+        let outcome = sandbox.call(&json!({ "map": value })).await;
+        let ok = outcome.is_ok();
+        let replaced = matches!(outcome, Err(Failure::TimedOut(_) | Failure::Broken(_)));
+        if let Err(failure) = &outcome {
+            batch.skipped += 1;
+            self.set(|s| s.report(key.clone(), failure));
+        }
+        batch.covered.push((key, value, ok));
+        if replaced {
+            for index in 0..batch.covered.len() {
+                let (key, value, ok) = &batch.covered[index];
+                if !*ok {
+                    continue;
+                }
+                if let Err(failure) = sandbox.call(&json!({ "map": value })).await {
+                    self.set(|s| s.report(key.clone(), &failure));
+                    batch.covered[index].2 = false;
+                    batch.skipped += 1;
+                }
+            }
+        }
+        let sandboxes = sandbox.started;
+        self.set(|s| {
+            s.processed += 1;
+            s.skipped += u64::from(!ok);
+            s.sandboxes = sandboxes;
+        });
+    }
+
+    /// Posts the batch's partial (retrying until the server takes it), then acks its messages.
+    /// `false` when the socket is gone.
+    async fn flush<S>(
+        &self,
+        batch: &mut Batch,
+        sandbox: &mut Sandbox,
+        results: &QueueName,
+        since: f64,
+        sink: &mut S,
+    ) -> bool
+    where
+        S: Sink<Message> + Unpin,
+    {
+        let batch = std::mem::take(batch);
+        let partial = match sandbox.call(&json!({ "take": true })).await {
+            Ok(Value::Object(mut answer)) => match answer.remove("partial") {
+                Some(Value::Object(partial)) => partial,
+                _ => serde_json::Map::new(),
+            },
+            Ok(_) => serde_json::Map::new(),
+            Err(failure) => {
+                self.set(|s| s.report("partial".to_owned(), &failure));
+                serde_json::Map::new()
+            }
+        };
+        let keys: Vec<String> = batch.covered.iter().map(|(key, _, _)| key.clone()).collect();
+        let partial = Partial {
+            worker: self.id.clone(),
+            job: self.job.id(),
+            processed: keys.len() as u64,
+            skipped: batch.skipped,
+            keys,
+            since,
+            at: now_ms(),
+            partial,
+        };
+        let body = serde_json::to_string(&partial).unwrap_or_default();
+        loop {
+            match api::publish(results, body.clone()).await {
+                Ok(_) => break,
+                Err(error) => {
+                    self.set(|s| s.error = Some(error.to_string()));
+                    sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        for key in &partial.keys {
+            let ack = json!({ "cmd": "ack", "key": key }).to_string();
+            if sink.send(Message::Text(ack)).await.is_err() {
+                return false;
+            }
+        }
+        self.set(|s| {
+            s.posted += 1;
+            s.error = None;
+        });
+        true
+    }
+}
+
+/// What the reduce view shows.
+#[derive(Default)]
+pub struct ReduceState {
+    pub progress: Progress,
+    /// Distinct keys in the total.
+    pub keys: u64,
+    /// The top keys with their combined values, highest first.
+    pub top: Vec<(String, Value)>,
+    /// Partials whose reduce step failed (left out).
+    pub failed: u64,
+    pub reports: VecDeque<Report>,
+    pub error: Option<ApiError>,
+    /// Messages of the result queue read so far.
+    pub read: u64,
+}
+
+/// The reduce step of `job` over result queue `results`, kept up to date while mounted.
+#[hook]
+pub fn use_reducer_view(results: QueueName, job: Job) -> Rc<RefCell<ReduceState>> {
+    let state = use_mut_ref(ReduceState::default);
+    let update = use_force_update();
+    {
+        let state = state.clone();
+        use_effect_with((results, job), move |(results, job)| {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = reduce(results.clone(), job.clone(), state, update);
+            spawn_local(async move {
+                future::select(Box::pin(task), stopped).await;
+            });
+            move || drop(stop)
+        });
+    }
+    state
+}
+
+async fn reduce(results: QueueName, job: Job, state: Rc<RefCell<ReduceState>>, update: UseForceUpdateHandle) {
+    let job_id = job.id();
+    let mut sandbox = Sandbox::new(&job);
+    // Partials whose reduce step stopped the sandbox: the total is rebuilt without them.
+    let mut poisoned: Vec<String> = Vec::new();
+    'rebuild: loop {
+        let reports = std::mem::take(&mut state.borrow_mut().reports);
+        *state.borrow_mut() =
+            ReduceState { failed: poisoned.len() as u64, reports, ..ReduceState::default() };
+        let mut after: Option<String> = None;
+        loop {
+            let page = match api::browse(&results, after.as_deref(), BROWSE_PAGE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    state.borrow_mut().error = Some(error);
+                    update.force_update();
+                    sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+            };
+            state.borrow_mut().error = None;
+            let last_page = page.next.is_none();
+            for message in page.messages {
+                let key = message.key.to_string();
+                after = Some(key.clone());
+                state.borrow_mut().read += 1;
+                if poisoned.contains(&key) {
+                    continue;
+                }
+                let Some(partial) = state.borrow_mut().progress.accept(&message.value, &job_id) else {
+                    continue;
+                };
+                let request = json!({ "combine": partial.partial, "top": job.top });
+                match sandbox.call(&request).await {
+                    Ok(answer) => {
+                        let mut state = state.borrow_mut();
+                        state.keys = answer["keys"].as_u64().unwrap_or(0);
+                        state.top = top_entries(&answer["top"]);
+                    }
+                    Err(failure) => {
+                        let lost = matches!(failure, Failure::TimedOut(_) | Failure::Broken(_));
+                        let mut s = state.borrow_mut();
+                        s.failed += 1;
+                        s.reports.push_front((key.clone(), failure.to_string()));
+                        s.reports.truncate(REPORTS);
+                        drop(s);
+                        if lost {
+                            poisoned.push(key);
+                            update.force_update();
+                            continue 'rebuild;
+                        }
+                    }
+                }
+            }
+            update.force_update();
+            if last_page {
+                sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn top_entries(top: &Value) -> Vec<(String, Value)> {
+    let entries = top.as_array().map(Vec::as_slice).unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|entry| Some((entry.get(0)?.as_str()?.to_owned(), entry.get(1)?.clone())))
+        .collect()
+}
