@@ -104,9 +104,12 @@ pub async fn classify(state: &AppState, mut parts: Parts, body: Body) -> Result<
     let live = queue.as_deref().and_then(|q| q.strip_suffix(".dead")).map(str::to_owned);
     let scope = queue.map_or(Scope::All, Scope::Queue);
     let need = |right: Right| Need::Right(right, scope.clone());
+    // Reads that only look (soft gets, observers) need `observe`, which `consume` implies.
+    let looks = reading && only_looks(&parts);
+    let take = |right: Right| need(if looks { Right::Observe } else { right });
     let access = match (template.as_str(), &method) {
         ("/healthz" | "/readyz", _) => Access::open(),
-        ("/q/{queue}", _) if reading => Access { need: need(Right::Consume), section: section(None) },
+        ("/q/{queue}", _) if reading => Access { need: take(Right::Consume), section: section(None) },
         ("/q/{queue}", &Method::POST) => Access { need: need(Right::Produce), section: section(None) },
         // Ack (DELETE) and nack (POST) of a leased message; `POST /q/<q>.dead/redrive` is admin
         // on `<q>.dead` and produce on `<q>`.
@@ -121,10 +124,13 @@ pub async fn classify(state: &AppState, mut parts: Parts, body: Body) -> Result<
             section: section(None),
         },
         ("/c/{queue}" | "/sse/{queue}", _) if reading => {
-            Access { need: need(Right::Consume), section: section(Some(Section::CometConsumer)) }
+            Access { need: take(Right::Consume), section: section(Some(Section::CometConsumer)) }
         }
         ("/ws/{queue}", _) if reading => {
-            Access { need: need(Right::Consume), section: section(Some(Section::WebsocketConsumer)) }
+            Access { need: take(Right::Consume), section: section(Some(Section::WebsocketConsumer)) }
+        }
+        ("/browse/{queue}" | "/history/{queue}" | "/consumers/{queue}", _) if reading => {
+            Access { need: need(Right::Observe), section: section(None) }
         }
         ("/collectd/data" | "/collectd/event", &Method::POST) => {
             let feed = state.feeds.collectd(&state.broker);
@@ -135,6 +141,25 @@ pub async fn classify(state: &AppState, mut parts: Parts, body: Body) -> Result<
         _ => Access { need: need(Right::Admin), section: section(None) },
     };
     Ok((Request::from_parts(parts, body), access))
+}
+
+/// Whether a read only looks: `HEAD`, or its query asks for a soft get (`soft`) or an
+/// observer (`observe`) and nothing that takes (`reserve`, `ack`). Only the query counts,
+/// so a request with a body (whose fields the handler would read too) never qualifies.
+fn only_looks(parts: &Parts) -> bool {
+    if parts.method == Method::HEAD {
+        return true;
+    }
+    let has_body = parts.headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || parts
+            .headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.to_str().map_or(true, |v| v.trim() != "0"));
+    if has_body {
+        return false;
+    }
+    let Ok(args) = Args::from_query(parts.uri.query().unwrap_or_default()) else { return false };
+    (args.flag("soft") || args.flag("observe")) && args.get("reserve").is_none() && !args.flag("ack")
 }
 
 fn right(right: Right, queue: &str) -> Need {

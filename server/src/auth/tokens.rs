@@ -25,6 +25,9 @@ pub enum Right {
     Consume,
     /// Purge, policy, pause, figures, listings.
     Admin,
+    /// Look without taking: observe streams, browse, soft gets, history, the consumers
+    /// list. Implied by `consume` and by `admin`.
+    Observe,
 }
 
 impl Right {
@@ -33,7 +36,13 @@ impl Right {
             Self::Produce => "produce",
             Self::Consume => "consume",
             Self::Admin => "admin",
+            Self::Observe => "observe",
         }
+    }
+
+    /// Whether holding this right grants `wanted`.
+    pub fn grants(self, wanted: Right) -> bool {
+        self == wanted || (wanted == Self::Observe && matches!(self, Self::Consume | Self::Admin))
     }
 }
 
@@ -114,7 +123,7 @@ impl Tokens {
         let name = if first.name.is_empty() { "unnamed".to_owned() } else { first.name.clone() };
         let Some(right) = right else { return Ok(name) };
         let granted = matching.iter().any(|e| {
-            e.rights.contains(&right)
+            e.rights.iter().any(|r| r.grants(right))
                 && e.queues.iter().any(|p| match scope {
                     Scope::Queue(queue) => glob_match(p, queue),
                     Scope::All => p == "*",

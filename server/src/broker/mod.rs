@@ -13,6 +13,7 @@ mod history;
 mod hub;
 mod idempotency;
 mod lease;
+mod look;
 mod publish;
 mod shared;
 mod sweep;
@@ -34,6 +35,7 @@ pub use history::Replay;
 pub use hub::{CloseReason, Delivery, Hub, Subscription};
 use hub::{Consumer, Ending, Requeue};
 pub use idempotency::MAX_KEY_BYTES as MAX_IDEMPOTENCY_KEY_BYTES;
+pub use look::{DEFAULT_BROWSE_LIMIT, MAX_BROWSE_LIMIT};
 
 use crate::metrics::Metrics;
 use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};

@@ -109,6 +109,13 @@ impl Args {
         }
     }
 
+    /// The arguments of a query string alone, read as the handlers read them.
+    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+        let mut args = Self::default();
+        args.merge_form(query.as_bytes())?;
+        Ok(args)
+    }
+
     /// Adds the pairs of a query string or urlencoded body (`+` is a space, `%XX` a byte). A
     /// name or value that is not UTF-8 once decoded is refused, not patched with U+FFFD.
     fn merge_form(&mut self, form: &[u8]) -> Result<(), ApiError> {

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod collectd;
 pub mod command;
 pub mod deadline;
+pub mod look;
 pub mod metrics;
 pub mod reply;
 pub mod rest;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rest::routes())
         .merge(command::routes())
         .merge(admin::routes())
+        .merge(look::routes())
         .merge(collectd::routes())
         .merge(transport::routes())
         .merge(metrics::routes())

@@ -43,10 +43,12 @@ pub enum StoreOp {
     PopBroadcast,
     ReportPresence,
     Nodes,
+    Browse,
+    MarkObserved,
 }
 
 impl StoreOp {
-    pub const ALL: [StoreOp; 22] = [
+    pub const ALL: [StoreOp; 24] = [
         Self::Add,
         Self::Pop,
         Self::Peek,
@@ -69,6 +71,8 @@ impl StoreOp {
         Self::PopBroadcast,
         Self::ReportPresence,
         Self::Nodes,
+        Self::Browse,
+        Self::MarkObserved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +99,8 @@ impl StoreOp {
             Self::PopBroadcast => "pop_broadcast",
             Self::ReportPresence => "report_presence",
             Self::Nodes => "nodes",
+            Self::Browse => "browse",
+            Self::MarkObserved => "mark_observed",
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
 use super::{
     Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, NodePresence, PeekedMessage,
@@ -119,6 +119,17 @@ impl QueueStore for Store {
 
     async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
         dispatch!(self, StoreOp::Peek, s => s.peek(queue).await)
+    }
+
+    async fn browse(
+        &self,
+        queue: &QueueName,
+        after: u64,
+        limit: usize,
+        leased: bool,
+    ) -> StoreResult<Vec<BrowsedMessage>> {
+        dispatch!(self, StoreOp::Browse, s => s.browse(queue, after, limit, leased).await)
+            .map_err(StoreError::read_only)
     }
 
     async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {

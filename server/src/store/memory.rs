@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
 use super::state::{after, expiry, millis, now_ms, State};
 use super::{
@@ -80,6 +80,16 @@ impl QueueStore for MemoryStore {
 
     async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
         Ok(self.state().peek(queue, now_ms(), &mut Vec::new()))
+    }
+
+    async fn browse(
+        &self,
+        queue: &QueueName,
+        after: u64,
+        limit: usize,
+        leased: bool,
+    ) -> StoreResult<Vec<BrowsedMessage>> {
+        Ok(self.state().browse(queue, after, limit, leased, now_ms()))
     }
 
     async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {

@@ -6,6 +6,7 @@
 //! still present.
 
 mod backend;
+mod browse;
 mod embedded;
 mod lease;
 mod memory;
@@ -15,7 +16,7 @@ mod state;
 use std::future::Future;
 use std::time::Duration;
 
-use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
 pub use self::redis::{RedisOptions, RedisStore};
 pub use backend::Store;
@@ -197,6 +198,17 @@ pub trait QueueStore: Send + Sync + 'static {
 
     /// Returns the oldest message without removing it, counting the read.
     fn peek(&self, queue: &QueueName) -> impl Future<Output = StoreResult<Option<PeekedMessage>>> + Send;
+
+    /// Up to `limit` of `queue`'s messages numbered above `after`, oldest first: the waiting
+    /// ones, or with `leased` those out on a lease (with deadline and deliveries). Changes
+    /// nothing, soft-read counts included.
+    fn browse(
+        &self,
+        queue: &QueueName,
+        after: u64,
+        limit: usize,
+        leased: bool,
+    ) -> impl Future<Output = StoreResult<Vec<BrowsedMessage>>> + Send;
 
     /// Deletes one message by key; `false` when there was none.
     fn delete(&self, key: &MessageKey) -> impl Future<Output = StoreResult<bool>> + Send;

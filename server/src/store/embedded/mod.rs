@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use redb::Database;
-use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 use tokio::sync::oneshot;
 
 use self::schema::Meta;
@@ -326,6 +326,16 @@ impl QueueStore for EmbeddedStore {
             ((), vec![Op::SetMeta { queue: queue.clone(), meta: meta(state, queue) }])
         })?;
         committed(done).await
+    }
+
+    async fn browse(
+        &self,
+        queue: &QueueName,
+        after: u64,
+        limit: usize,
+        leased: bool,
+    ) -> StoreResult<Vec<BrowsedMessage>> {
+        self.read(|state| state.browse(queue, after, limit, leased, now_ms()))
     }
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {

@@ -1,6 +1,7 @@
 //! The `redis` backend: RestMQ's key layout on a Redis server or cluster, every operation
 //! one Lua script, and a pub/sub bus so that many restmq processes act as one server.
 
+mod browse;
 mod bus;
 mod coalesce;
 mod conn;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{AsyncCommands, ScriptInvocation};
-use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
+use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -292,6 +293,16 @@ impl QueueStore for RedisStore {
     async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
         let value = if status == QueueStatus::Paused { "0" } else { "1" };
         self.set_setting(queue, self.keys(queue).status(), value).await
+    }
+
+    async fn browse(
+        &self,
+        queue: &QueueName,
+        after: u64,
+        limit: usize,
+        leased: bool,
+    ) -> StoreResult<Vec<BrowsedMessage>> {
+        self.browse_page(queue, after, limit, leased).await
     }
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {

@@ -1,0 +1,38 @@
+//! Looking without taking: `/browse/<q>` (waiting or leased messages, paged),
+//! `/history/<q>` (the last hour of figures) and `/consumers/<q>` (who streams from it).
+//! They need the `observe` right; none of them changes the queue.
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use restmq_shared::MessageKey;
+
+use super::args::{Args, QueuePath};
+use super::reply;
+use crate::broker::{DEFAULT_BROWSE_LIMIT, MAX_BROWSE_LIMIT};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/browse/{queue}", get(browse))
+}
+
+/// `GET /browse/<queue>?limit=N&after=<key>[&leased=1]`.
+async fn browse(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+    let callback = args.callback()?;
+    let limit = match args.get("limit") {
+        None => DEFAULT_BROWSE_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n @ 1..=MAX_BROWSE_LIMIT) => n,
+            _ => {
+                return Err(ApiError::InvalidArgument(format!(
+                    "limit must be 1 to {MAX_BROWSE_LIMIT}, not {v:?}"
+                )))
+            }
+        },
+    };
+    let after = args.get("after").map(MessageKey::try_from).transpose()?;
+    let page = state.broker.browse(&queue, after.as_ref(), limit, args.flag("leased")).await?;
+    reply::json(&page, callback)
+}
