@@ -48,7 +48,10 @@ async fn browse_pages_through_ten_thousand_in_order(store: StoreKind) {
     }
     assert_eq!(seen.len(), 10_000);
     for (i, (key, value, count)) in seen.iter().enumerate() {
-        assert_eq!((key.as_str(), value.as_str()), (format!("deep:{}", i + 1).as_str(), format!("m{i}").as_str()));
+        assert_eq!(
+            (key.as_str(), value.as_str()),
+            (format!("deep:{}", i + 1).as_str(), format!("m{i}").as_str())
+        );
         assert_eq!(*count, u64::from(i == 0), "soft-read count of {key}");
     }
     let first = page(&s, "/browse/deep").await;
@@ -81,14 +84,18 @@ async fn browse_shows_leases_dead_letters_and_expiry(store: StoreKind) {
     let after_gone = page(&s, "/browse/work?after=work:1&limit=1").await;
     assert_eq!(after_gone.messages[0].key.to_string(), "work:2");
     assert_eq!(after_gone.next.map(|k| k.to_string()).as_deref(), Some("work:2"));
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let expires = waiting.messages[2].expires.expect("work:4 has a ttl");
     assert!(expires > now_ms + 500_000 && expires <= now_ms + 601_000, "expires {expires} vs now {now_ms}");
 
     let leased = page(&s, "/browse/work?leased=1").await;
     assert_eq!(leased.messages.len(), 1);
     let lease = &leased.messages[0];
-    assert_eq!((lease.key.to_string().as_str(), lease.value.as_str(), lease.deliveries), ("work:1", "a", Some(1)));
+    assert_eq!(
+        (lease.key.to_string().as_str(), lease.value.as_str(), lease.deliveries),
+        ("work:1", "a", Some(1))
+    );
     let deadline = lease.deadline.expect("a leased message has a deadline");
     assert!(deadline > now_ms + 200_000 && deadline <= now_ms + 301_000, "deadline {deadline}");
 
@@ -111,7 +118,13 @@ async fn browse_shows_leases_dead_letters_and_expiry(store: StoreKind) {
 async fn browse_refuses_bad_arguments(store: StoreKind) {
     let s = TestServer::start(store).await;
     s.add("q1", "x").await;
-    for path in ["/browse/q1?limit=0", "/browse/q1?limit=1001", "/browse/q1?limit=ten", "/browse/q1?after=q2:1", "/browse/q1?after=nokey"] {
+    for path in [
+        "/browse/q1?limit=0",
+        "/browse/q1?limit=1001",
+        "/browse/q1?limit=ten",
+        "/browse/q1?after=q2:1",
+        "/browse/q1?after=nokey",
+    ] {
         let (status, body) = s.get(path).await;
         assert_eq!(status, 400, "{path}: {body}");
         assert!(body.contains("\"error\""), "{path}: {body}");

@@ -72,7 +72,7 @@ impl Sandbox {
     /// A sandbox for `job`; its worker starts on the first request.
     pub fn new(job: &Job) -> Self {
         let code = json!({ "job": { "map": job.map, "reduce": job.reduce } });
-        let budget = Duration::from_millis(job.budget_ms.max(1).into());
+        let budget = Duration::from_millis(job.budget().into());
         Self { job: code, budget, live: None, started: 0 }
     }
 

@@ -19,7 +19,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /browse/<queue>?limit=N&after=<key>[&leased=1]`.
-async fn browse(State(state): State<AppState>, QueuePath(queue): QueuePath, args: Args) -> Result<Response, ApiError> {
+async fn browse(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
     let callback = args.callback()?;
     let limit = match args.get("limit") {
         None => DEFAULT_BROWSE_LIMIT,

@@ -11,7 +11,14 @@ impl State {
     /// Up to `limit` messages of `queue` numbered above `after`, oldest first: the waiting
     /// ones, or with `leased` the ones out on a lease. Expired and uncommitted ones are left
     /// out.
-    pub fn browse(&self, queue: &QueueName, after: u64, limit: usize, leased: bool, now: u64) -> Vec<BrowsedMessage> {
+    pub fn browse(
+        &self,
+        queue: &QueueName,
+        after: u64,
+        limit: usize,
+        leased: bool,
+        now: u64,
+    ) -> Vec<BrowsedMessage> {
         let Some(q) = self.queues.get(queue) else { return Vec::new() };
         let entry = |n: u64, e: &Entry, lease: Option<(u64, u32)>| BrowsedMessage {
             key: MessageKey::new(queue.clone(), n),

@@ -56,12 +56,12 @@ pub fn job_editor(props: &JobEditorProps) -> Html {
                         oninput={field(|j, v| j.results = v)} />
                 </label>
                 <label>{ "Budget (ms per step) " }
-                    <input id="job-budget" type="number" min="1" value={job.budget_ms.to_string()}
-                        oninput={field(|j, v| j.budget_ms = v.trim().parse().unwrap_or(j.budget_ms))} />
+                    <input id="job-budget" inputmode="numeric" value={shown(job.budget_ms)}
+                        oninput={field(|j, v| j.budget_ms = number(&v, j.budget_ms))} />
                 </label>
                 <label>{ "Top keys " }
-                    <input id="job-top" type="number" min="1" value={job.top.to_string()}
-                        oninput={field(|j, v| j.top = v.trim().parse().unwrap_or(j.top))} />
+                    <input id="job-top" inputmode="numeric" value={shown(job.top)}
+                        oninput={field(|j, v| j.top = number(&v, j.top))} />
                 </label>
             </div>
             <label class="code-field">
@@ -73,5 +73,22 @@ pub fn job_editor(props: &JobEditorProps) -> Html {
                 <textarea id="job-reduce" rows="3" spellcheck="false" value={job.reduce.clone()} oninput={field(|j, v| j.reduce = v)} />
             </label>
         </fieldset>
+    }
+}
+
+/// A number field's text: empty for 0 (the field was cleared, the default applies).
+fn shown(n: u32) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        n.to_string()
+    }
+}
+
+/// A number field's value: 0 when cleared, the previous one while the text is not a number.
+fn number(text: &str, previous: u32) -> u32 {
+    match text.trim() {
+        "" => 0,
+        digits => digits.parse().unwrap_or(previous),
     }
 }

@@ -380,7 +380,7 @@ async fn reduce(results: QueueName, job: Job, state: Rc<RefCell<ReduceState>>, u
                 let Some(partial) = state.borrow_mut().progress.accept(&message.value, &job_id) else {
                     continue;
                 };
-                let request = json!({ "combine": partial.partial, "top": job.top });
+                let request = json!({ "combine": partial.partial, "top": job.top_keys() });
                 match sandbox.call(&request).await {
                     Ok(answer) => {
                         let mut state = state.borrow_mut();

@@ -72,6 +72,24 @@ impl Job {
         format!("{hash:08x}")
     }
 
+    /// The time budget of one step (the default when unset).
+    pub fn budget(&self) -> u32 {
+        if self.budget_ms == 0 {
+            DEFAULT_BUDGET_MS
+        } else {
+            self.budget_ms
+        }
+    }
+
+    /// Keys the reduce view lists (the default when unset).
+    pub fn top_keys(&self) -> u32 {
+        if self.top == 0 {
+            DEFAULT_TOP
+        } else {
+            self.top
+        }
+    }
+
     /// The result queue's name for input queue `input`.
     pub fn results_for(&self, input: &str) -> String {
         match self.results.trim() {

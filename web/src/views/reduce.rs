@@ -98,7 +98,7 @@ fn reduce_panel(props: &ReducePanelProps) -> Html {
                     </tbody>
                 </table>
                 <table class="plain" id="reduce-top">
-                    <caption>{ format!("Top {} keys", props.job.top) }</caption>
+                    <caption>{ format!("Top {} keys", props.job.top_keys()) }</caption>
                     <tbody>
                         { for state.top.iter().map(|(key, value)| html! {
                             <tr data-key={key.clone()}><th scope="row">{ key }</th><td class="num value">{ show(value) }</td></tr>
