@@ -140,15 +140,17 @@ fn two_tabs_share_an_edited_job_and_a_closed_tab_loses_nothing() {
 const COUNT_FRAMES: &str =
     "window.__frames = 0; const tick = () => { window.__frames++; requestAnimationFrame(tick); }; tick();";
 
-/// A step that loops forever is stopped at its time budget and reported, a step that throws is
-/// reported, both are skipped, the page keeps rendering meanwhile, and the other messages count.
+/// A step that loops forever is stopped at its time budget and reported, a step that throws (or
+/// reaches for the network, or builds code from a string) is reported, all are skipped, the page keeps rendering meanwhile, and the other messages count.
 #[test]
 fn endless_loop_is_stopped_and_reported_while_the_page_stays_responsive() {
     run(async {
         let server = Server::start().await;
         let browser = Browser::start(&server).await;
         browser.open("/#/worker/e2e-loop").await;
-        let map = "if (value === 'loop') { while (true) {} } if (value === 'throw') throw new Error('bad input'); emit(value, 1);";
+        let map = "if (value === 'loop') { while (true) {} } if (value === 'throw') throw new Error('bad input'); \
+            if (value === 'net') fetch('/stats/'); if (value === 'eval') (() => {}).constructor('return 1')(); \
+            emit(value, 1);";
         browser.fill("#job-map", map).await;
         browser.fill("#job-budget", "700").await;
         browser.click("#worker-start").await;
@@ -156,28 +158,31 @@ fn endless_loop_is_stopped_and_reported_while_the_page_stays_responsive() {
         browser.js(COUNT_FRAMES, vec![]).await;
         let before = browser.js("return window.__frames", vec![]).await.as_u64().unwrap();
 
-        for value in ["a", "loop", "b", "throw", "a", "loop", "c"] {
+        for value in ["a", "loop", "b", "throw", "a", "loop", "net", "eval", "c"] {
             server.add("e2e-loop", value).await;
         }
-        browser.wait_number("#worker-processed", 7, Duration::from_secs(30)).await;
-        assert_eq!(browser.number("#worker-skipped").await, 3);
+        browser.wait_number("#worker-processed", 9, Duration::from_secs(30)).await;
+        assert_eq!(browser.number("#worker-skipped").await, 5);
         let frames = browser.js("return window.__frames", vec![]).await.as_u64().unwrap() - before;
         // Two steps of 700 ms each ran to their budget: a blocked page would draw no frame.
         assert!(frames >= 10, "only {frames} frames while two steps looped");
         let reports = browser.text("#job-reports").await.expect("the skipped steps are listed");
         assert_eq!(reports.matches("time budget of 700 ms").count(), 2, "{reports}");
         assert!(reports.contains("bad input"), "{reports}");
+        // The sandbox has no network and no way to build code from a string.
+        assert!(reports.contains("e2e-loop:7 threw TypeError: fetch is not a function"), "{reports}");
+        assert!(reports.contains("e2e-loop:8 threw TypeError"), "{reports}");
 
         // The steps that worked are in the result, and the reduce view shows them.
         browser.click("#job-reduce-link").await;
-        browser.wait_number("#reduce-processed", 7, WAIT).await;
+        browser.wait_number("#reduce-processed", 9, WAIT).await;
         let shown = eventually("the reduced counts", WAIT, || async {
             let rows = reduced(&browser).await;
             (rows.len() == 3).then_some(rows)
         })
         .await;
         assert_eq!(shown, BTreeMap::from([("a".into(), 2), ("b".into(), 1), ("c".into(), 1)]));
-        assert_eq!(browser.number("#reduce-skipped").await, 3);
+        assert_eq!(browser.number("#reduce-skipped").await, 5);
         assert_eq!(browser.console_errors().await, Vec::<String>::new());
         browser.close().await;
     });
