@@ -104,6 +104,11 @@ pub struct ServeConfig {
     #[arg(long, env = "RESTMQ_HISTORY_AGE_SECS", default_value_t = 300)]
     pub history_age_secs: u64,
 
+    /// Seconds between the points of each queue's history (`/history/<q>`, an hour kept).
+    #[arg(long, env = "RESTMQ_QUEUE_HISTORY_STEP_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub queue_history_step_secs: u64,
+
     /// Bytes of replay history kept per queue (its oldest messages go first).
     #[arg(long, env = "RESTMQ_HISTORY_QUEUE_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub history_queue_bytes: usize,

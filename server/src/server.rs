@@ -56,6 +56,7 @@ pub async fn run(
         lease: Duration::from_secs(config.lease_secs.max(1)),
         history_len: config.history_len,
         history_age: Duration::from_secs(config.history_age_secs),
+        timeline_step: Duration::from_secs(config.queue_history_step_secs.max(1)),
         history_queue_bytes: config.history_queue_bytes,
         history_total_bytes: config.history_total_bytes,
         length_limit: (config.max_queue_len > 0).then_some(crate::store::LengthLimit {

@@ -159,3 +159,50 @@ async fn standalone_feed_posts_over_http() {
     let got = feed_util::drain(&s, "remote").await;
     assert_eq!(got, ["first", "{\"level\":\"error\"}", "last"]);
 }
+
+/// `browse` lists waiting messages (all pages, or JSON), `tail --observe` sees adds and
+/// takes none, and `consumers` lists the observer while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browse_consumers_and_observing_tail() {
+    let s = TestServer::start(StoreKind::Memory).await;
+    for i in 1..=120 {
+        s.add("looked", &format!("value {i}")).await;
+    }
+    let table = restmq(&s.url(""), &["browse", "looked", "--all", "--limit", "50"], "").await;
+    assert_eq!(table.code, 0);
+    assert!(table.stdout.starts_with("120 waiting in looked\n"), "{}", table.stdout);
+    let rows: Vec<&str> = table.stdout.lines().filter(|l| l.starts_with("looked:")).collect();
+    assert_eq!(rows.len(), 120);
+    assert!(rows[0].contains("value 1") && rows[119].starts_with("looked:120 "), "{rows:?}");
+    let json =
+        restmq(&s.url(""), &["browse", "looked", "--limit", "2", "--after", "looked:7", "--json"], "").await;
+    let page: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(
+        (page["messages"][0]["key"].as_str(), page["next"].as_str()),
+        (Some("looked:8"), Some("looked:9"))
+    );
+
+    let server = s.url("");
+    let tail = tokio::spawn(async move {
+        restmq(&server, &["tail", "looked", "--observe", "--count", "2", "--timeout", "30"], "").await
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let who = restmq(&s.url(""), &["consumers", "looked"], "").await;
+        if who.stdout.lines().any(|l| l.starts_with("observer ") && l.contains(" ws ")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no observer listed:\n{}", who.stdout);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.add("looked", "new one").await;
+    s.add("looked", "new two").await;
+    let tail = tail.await.unwrap();
+    assert_eq!(tail.code, 0, "{}", tail.stderr);
+    let seen: Vec<Value> = tail.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        seen,
+        [json!({"key": "looked:121", "value": "new one"}), json!({"key": "looked:122", "value": "new two"})]
+    );
+    assert_eq!(s.get_json("/stats/looked").await["len"], 122, "looking took nothing");
+}

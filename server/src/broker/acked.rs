@@ -26,6 +26,8 @@ pub struct AckedSubscription {
     hub: Arc<Hub>,
     /// Message numbers held, with when their lease ends.
     held: BTreeMap<u64, Instant>,
+    /// Its entry in the consumers list, once its transport described it.
+    listed: Option<super::roster::Enlisted>,
 }
 
 impl Broker {
@@ -33,13 +35,18 @@ impl Broker {
     pub fn subscribe_acked(&self, queue: &QueueName) -> AckedSubscription {
         let hub = self.hub(queue);
         hub.ack_consumers.fetch_add(1, Ordering::Relaxed);
-        AckedSubscription { broker: self.clone(), hub, held: BTreeMap::new() }
+        AckedSubscription { broker: self.clone(), hub, held: BTreeMap::new(), listed: None }
     }
 }
 
 impl AckedSubscription {
     pub fn queue(&self) -> &QueueName {
         &self.hub.queue
+    }
+
+    /// Puts this connection in the queue's consumers list while it lasts.
+    pub fn list_as(&mut self, info: super::roster::StreamInfo) {
+        self.listed = Some(super::roster::Enlisted::new(self.hub.clone(), info));
     }
 
     /// A wake-up for when messages may be there to reserve. Take it *before*
@@ -70,6 +77,9 @@ impl AckedSubscription {
         let batch = self.broker.reserve_many(&self.hub.queue, room, lease).await?;
         let until = Instant::now() + lease;
         self.held.extend(batch.iter().map(|m| (m.key.n, until)));
+        if let Some(listed) = &self.listed {
+            listed.handed(batch.len());
+        }
         Ok(batch)
     }
 

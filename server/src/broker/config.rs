@@ -35,6 +35,8 @@ pub struct BrokerConfig {
     /// The largest message accepted, in bytes (the HTTP routes answer 413 beyond it; feeds
     /// skip such messages).
     pub max_message_bytes: usize,
+    /// The step of each queue's history (`/history/<q>`): one point per step, an hour kept.
+    pub timeline_step: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -54,6 +56,7 @@ impl Default for BrokerConfig {
             idempotency_window: Duration::from_secs(300),
             idempotency_max_bytes: 64 * 1024 * 1024,
             max_message_bytes: 1024 * 1024,
+            timeline_step: Duration::from_secs(10),
         }
     }
 }

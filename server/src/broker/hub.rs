@@ -44,6 +44,8 @@ pub struct Counters {
     pub redelivered: AtomicU64,
     /// Leased messages moved to the dead-letter queue.
     pub dead: AtomicU64,
+    /// Messages written to observers (they take nothing; see [`super::observe`]).
+    pub observed: AtomicU64,
 }
 
 /// A consumer as the dispatcher sees it.
@@ -124,6 +126,14 @@ pub(super) struct HubState {
     /// Shared stores: messages this process popped for broadcast that have not come back
     /// over the bus yet. May dip below zero when one arrives before it was counted.
     pub in_flight: i64,
+    /// Observers (see [`super::observe`]): they see adds and take nothing.
+    pub observers: Vec<Consumer>,
+    /// The key number observers see next; `None` until the first observer joins.
+    pub observe_next: Option<u64>,
+    /// Added messages waiting for a lower key to be shown first.
+    pub observe_pending: std::collections::BTreeMap<u64, StoredMessage>,
+    /// Since when the oldest pending message has waited.
+    pub observe_waiting: Option<Instant>,
 }
 
 /// One queue's in-process hub. Shared by the broker, its dispatcher and subscriptions.
@@ -135,6 +145,10 @@ pub struct Hub {
     pub(super) ack_waiters: Arc<Notify>,
     /// `ack=1` consumers connected now.
     pub(super) ack_consumers: std::sync::atomic::AtomicUsize,
+    /// Observers connected now (kept equal to the length of the hub's observer list).
+    pub(super) observers: std::sync::atomic::AtomicUsize,
+    /// Every streaming connection of the queue, for the consumers list.
+    pub(super) roster: super::roster::Roster,
     /// Recent broadcast messages, for `since` replay.
     pub(super) history: Mutex<super::history::History>,
     /// The start of the hub's clock (see [`Hub::clock_ms`]).
@@ -153,6 +167,8 @@ impl Hub {
             notify: Notify::new(),
             ack_waiters: Arc::new(Notify::new()),
             ack_consumers: std::sync::atomic::AtomicUsize::new(0),
+            observers: std::sync::atomic::AtomicUsize::new(0),
+            roster: super::roster::Roster::default(),
             history: Mutex::default(),
             born: Instant::now(),
             maybe_gone: AtomicBool::new(false),
@@ -181,15 +197,18 @@ impl Hub {
     pub(super) fn cut_stalled(&self, timeout: Duration) -> usize {
         let (now, timeout_ms) = (self.clock_ms(), u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
         let mut st = self.lock();
-        let before = st.consumers.len();
-        st.consumers.retain(|c| {
+        let before = st.consumers.len() + st.observers.len();
+        let keep = |c: &Consumer| {
             let stalled = c.closed.stalled(now, timeout_ms);
             if stalled {
                 c.close(CloseReason::SlowConsumer);
             }
             !stalled
-        });
-        before - st.consumers.len()
+        };
+        st.consumers.retain(keep);
+        st.observers.retain(keep);
+        self.observers.store(st.observers.len(), Ordering::Relaxed);
+        before - st.consumers.len() - st.observers.len()
     }
 
     /// Asks the sweep to check whether the queue still exists.
@@ -202,10 +221,16 @@ impl Hub {
         self.lock().consumers.len() + self.ack_consumers.load(Ordering::Relaxed)
     }
 
-    /// Ends every consumer with `reason`.
+    /// Ends every consumer and observer with `reason`.
     pub(super) fn close_all(&self, reason: CloseReason) {
-        let consumers = std::mem::take(&mut self.lock().consumers);
-        for c in &consumers {
+        let (consumers, observers) = {
+            let mut st = self.lock();
+            st.observe_next = None;
+            st.observe_pending.clear();
+            (std::mem::take(&mut st.consumers), std::mem::take(&mut st.observers))
+        };
+        self.observers.store(0, Ordering::Relaxed);
+        for c in consumers.iter().chain(&observers) {
             c.close(reason);
         }
     }
@@ -225,6 +250,8 @@ pub struct Delivery {
     /// `{"key":"q:7","value":"…"}`.
     pub json: Bytes,
     delivered: AtomicBool,
+    /// Shown to observers: writing it counts as observed, not delivered.
+    observed: bool,
     hub: Arc<Hub>,
     /// Where it goes back if no consumer writes it, with the hub epoch it was popped in.
     requeue: Option<(mpsc::UnboundedSender<Requeue>, u64)>,
@@ -240,13 +267,21 @@ impl Delivery {
     ) -> Self {
         let wire = StreamMessage { key: message.key.clone(), value: message.value.clone() };
         let json = Bytes::from(serde_json::to_vec(&wire).unwrap_or_default());
-        Self { message, json, delivered: AtomicBool::new(false), hub, requeue }
+        Self { message, json, delivered: AtomicBool::new(false), observed: false, hub, requeue }
+    }
+
+    /// A message shown to observers: it never goes back anywhere.
+    pub(super) fn observed(message: StoredMessage, hub: Arc<Hub>) -> Self {
+        let mut delivery = Self::new(message, hub, None);
+        delivery.observed = true;
+        delivery
     }
 
     /// Call once the message was written to a consumer's connection.
     pub fn mark_delivered(&self) {
         self.delivered.store(true, Ordering::Release);
-        self.hub.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        let counter = if self.observed { &self.hub.counters.observed } else { &self.hub.counters.delivered };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -274,6 +309,10 @@ pub struct Subscription {
     /// these: a message below the replayed ones that was never sent (delayed, back from a
     /// lease) is delivered. At most one replay's worth (the history is bounded).
     pub(super) replayed: std::collections::BTreeSet<u64>,
+    /// An observer (see [`super::observe`]), not a consumer.
+    pub(super) observer: bool,
+    /// Its entry in the consumers list, once its transport described it.
+    pub(super) listed: Option<super::roster::Enlisted>,
 }
 
 impl Subscription {
@@ -295,10 +334,18 @@ impl Subscription {
                 return None;
             }
             if !self.replayed.remove(&delivery.message.key.n) {
+                if let Some(listed) = &self.listed {
+                    listed.handed(1);
+                }
                 return Some(delivery);
             }
             delivery.mark_delivered(); // this consumer already got it from the history
         }
+    }
+
+    /// Puts this connection in the queue's consumers list (`/consumers/<q>`) while it lasts.
+    pub fn list_as(&mut self, info: super::roster::StreamInfo) {
+        self.listed = Some(super::roster::Enlisted::new(self.hub.clone(), info));
     }
 
     /// Notes that these messages were replayed, so live copies of them are skipped.
@@ -338,7 +385,18 @@ impl Drop for Waiting<'_> {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.hub.lock().consumers.retain(|c| c.id != self.id);
+        if self.observer {
+            let mut st = self.hub.lock();
+            st.observers.retain(|c| c.id != self.id);
+            self.hub.observers.store(st.observers.len(), Ordering::Relaxed);
+            if st.observers.is_empty() {
+                // The next observer starts from the queue as it is then.
+                st.observe_next = None;
+                st.observe_pending.clear();
+            }
+        } else {
+            self.hub.lock().consumers.retain(|c| c.id != self.id);
+        }
         // Undelivered messages still buffered go back to the queue as `rx` drops them.
         self.rx.close();
         self.hub.mark_maybe_gone();

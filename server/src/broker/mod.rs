@@ -14,9 +14,12 @@ mod hub;
 mod idempotency;
 mod lease;
 mod look;
+mod observe;
 mod publish;
+mod roster;
 mod shared;
 mod sweep;
+mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +39,7 @@ pub use hub::{CloseReason, Delivery, Hub, Subscription};
 use hub::{Consumer, Ending, Requeue};
 pub use idempotency::MAX_KEY_BYTES as MAX_IDEMPOTENCY_KEY_BYTES;
 pub use look::{DEFAULT_BROWSE_LIMIT, MAX_BROWSE_LIMIT};
+pub use roster::{Enlisted, StreamInfo};
 
 use crate::metrics::Metrics;
 use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
@@ -91,6 +95,8 @@ struct Inner {
     remembered: idempotency::Remembered,
     /// Bytes of replay history in every hub (see [`history`]).
     history_bytes: AtomicUsize,
+    /// The last hour of every queue's figures (see [`timeline`]).
+    timeline: Mutex<timeline::Timeline>,
 }
 
 impl Broker {
@@ -113,6 +119,7 @@ impl Broker {
                 tracker,
                 remembered: idempotency::Remembered::default(),
                 history_bytes: AtomicUsize::new(0),
+                timeline: Mutex::default(),
             }),
         };
         let requeuer = broker.clone();
@@ -121,6 +128,8 @@ impl Broker {
         broker.inner.tracker.spawn(async move { expirer.run_lease_expiry().await });
         let sweeper = broker.clone();
         broker.inner.tracker.spawn(async move { sweeper.run_sweeper().await });
+        let sampler = broker.clone();
+        broker.inner.tracker.spawn(async move { sampler.run_timeline().await });
         if let Some(events) = broker.inner.store.watch() {
             broker.start_shared(events);
         }
@@ -186,10 +195,12 @@ impl Broker {
                 .next()
                 .ok_or_else(|| StoreError::Backend("no key for an add".to_owned()).into());
         }
+        let copy = self.copy_for_observers(queue, std::slice::from_ref(&value));
         let key = self.inner.store.add(queue, value, ttl).await?;
         let hub = self.hub(queue);
         hub.counters.added.fetch_add(1, Ordering::Relaxed);
         hub.wake();
+        self.show_observers(queue, std::slice::from_ref(&key), copy);
         Ok(key)
     }
 
@@ -346,7 +357,15 @@ impl Broker {
         } else {
             hub.wake();
         }
-        Subscription { id, hub, rx, closed, replayed: std::collections::BTreeSet::new() }
+        Subscription {
+            id,
+            hub,
+            rx,
+            closed,
+            replayed: std::collections::BTreeSet::new(),
+            observer: false,
+            listed: None,
+        }
     }
 
     /// Puts undelivered messages back, batched per queue, until shutdown.

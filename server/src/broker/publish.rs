@@ -26,10 +26,12 @@ impl Broker {
         values: Vec<String>,
         ttl: Option<Duration>,
     ) -> BrokerResult<Vec<MessageKey>> {
+        let copy = self.copy_for_observers(queue, &values);
         let keys = self.store().add_batch(queue, values, ttl, self.config().length_limit).await?;
         let hub = self.hub(queue);
         hub.counters.added.fetch_add(keys.len() as u64, Ordering::Relaxed);
         hub.wake();
+        self.show_observers(queue, &keys, copy);
         Ok(keys)
     }
 
@@ -41,8 +43,10 @@ impl Broker {
         ttl: Option<Duration>,
         delay: Duration,
     ) -> BrokerResult<MessageKey> {
+        let copy = self.copy_for_observers(queue, std::slice::from_ref(&value));
         let key = self.store().add_delayed(queue, value, ttl, delay, self.config().length_limit).await?;
         self.hub(queue).counters.added.fetch_add(1, Ordering::Relaxed);
+        self.show_observers(queue, std::slice::from_ref(&key), copy);
         Ok(key)
     }
 }

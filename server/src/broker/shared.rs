@@ -52,6 +52,7 @@ impl Broker {
                 }
                 Ok(StoreEvent::Purged(queue)) => self.forget(&queue),
                 Ok(StoreEvent::Broadcast { message, own }) => self.deliver_broadcast(message, own),
+                Ok(StoreEvent::Observed(message)) => self.observed_elsewhere(message),
                 // Events were missed: re-read every queue's settings, wake every dispatcher.
                 Ok(StoreEvent::Resync) | Err(RecvError::Lagged(_)) => {
                     for hub in self.all_hubs() {
@@ -124,7 +125,15 @@ impl Broker {
                 presence.load += n;
                 presence.consumers.insert(hub.queue.to_string(), n);
             }
+            let c = &hub.counters;
+            let counts =
+                [&c.added, &c.taken, &c.delivered].map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+            if counts != [0; 3] {
+                presence.counters.insert(hub.queue.to_string(), counts);
+            }
         }
+        presence.connections =
+            self.local_connections().into_iter().map(|(queue, who)| (queue.to_string(), who)).collect();
         presence
     }
 

@@ -40,6 +40,7 @@ impl Broker {
             self.sweep_history();
             self.cut_stalled_consumers();
             self.look_for_foreign_pushes();
+            self.sweep_observers().await;
             self.forget_gone_queues().await;
         }
     }

@@ -1,5 +1,5 @@
-//! The client commands of the `restmq` binary: `push`, `pop`, `tail`, `stats`, `policy`,
-//! `pause` and `resume`, talking to a server over HTTP and WebSocket.
+//! The client commands of the `restmq` binary: `push`, `pop`, `tail`, `browse`, `consumers`,
+//! `stats`, `policy`, `pause` and `resume`, talking to a server over HTTP and WebSocket.
 //!
 //! Output goes to stdout, messages for people to stderr. Exit codes: 0 done, 1 the server
 //! answered an error, 2 bad usage, 3 the server cannot be reached, 4 nothing to show (empty
@@ -9,10 +9,12 @@
 //! - [`client`]: the HTTP client, server URLs and error answers.
 //! - [`push`]: `push`, one value or standard input's lines, in order.
 //! - [`tail`]: `tail` over WebSocket.
+//! - [`look`]: `browse` and `consumers`, which take nothing.
 //! - [`admin`]: `pop`, `stats`, `policy`, `pause`, `resume`.
 
 pub mod admin;
 pub mod client;
+pub mod look;
 pub mod push;
 pub mod tail;
 
@@ -37,8 +39,12 @@ pub enum ClientCommand {
     Push(push::PushArgs),
     /// Take the oldest message of a queue (or only look with --soft) and print its value.
     Pop(admin::PopArgs),
-    /// Stream a queue's messages over WebSocket, one JSON line each.
+    /// Stream a queue's messages over WebSocket, one JSON line each (--observe: take none).
     Tail(tail::TailArgs),
+    /// List a queue's waiting (or leased) messages, oldest first, taking none.
+    Browse(look::BrowseArgs),
+    /// List who streams from a queue: consumers and observers, on every process.
+    Consumers(look::ConsumersArgs),
     /// Show every queue's figures and the feeds' counters.
     Stats(admin::StatsArgs),
     /// Show a queue's delivery policy, or set it.
@@ -55,6 +61,8 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Push(args) => push::run(args).await,
         ClientCommand::Pop(args) => admin::pop(args).await,
         ClientCommand::Tail(args) => tail::run(args).await,
+        ClientCommand::Browse(args) => look::browse(args).await,
+        ClientCommand::Consumers(args) => look::consumers(args).await,
         ClientCommand::Stats(args) => admin::stats(args).await,
         ClientCommand::Policy(args) => admin::policy(args).await,
         ClientCommand::Pause(args) => admin::control(args, false).await,

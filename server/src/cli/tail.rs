@@ -1,6 +1,6 @@
 //! `restmq tail QUEUE`: streams a queue over WebSocket (`/ws/<queue>`) and prints each
 //! message as one JSON line, `{"key":"q:7","value":"…"}`, until stopped, `--count` messages,
-//! or `--timeout` seconds.
+//! or `--timeout` seconds. With `--observe` it only looks (`?observe=1`): nothing is taken.
 
 use std::io::Write;
 use std::time::Duration;
@@ -20,6 +20,10 @@ pub struct TailArgs {
     /// Resume after this key (sent as `?since=`; servers without history ignore it).
     #[arg(long)]
     pub since: Option<MessageKey>,
+
+    /// Only look: see every message added from now on and take none (an observer).
+    #[arg(long)]
+    pub observe: bool,
 
     /// Stop after this many messages.
     #[arg(long)]
@@ -97,6 +101,9 @@ fn ws_url(args: &TailArgs) -> Result<reqwest::Url, CliError> {
     url.set_path(&format!("{base}/ws/{}", args.queue));
     if let Some(since) = &args.since {
         url.query_pairs_mut().append_pair("since", &since.to_string());
+    }
+    if args.observe {
+        url.query_pairs_mut().append_pair("observe", "1");
     }
     Ok(url)
 }

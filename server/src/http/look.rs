@@ -15,7 +15,10 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/browse/{queue}", get(browse))
+    Router::new()
+        .route("/browse/{queue}", get(browse))
+        .route("/history/{queue}", get(history))
+        .route("/consumers/{queue}", get(consumers))
 }
 
 /// `GET /browse/<queue>?limit=N&after=<key>[&leased=1]`.
@@ -39,4 +42,24 @@ async fn browse(
     let after = args.get("after").map(MessageKey::try_from).transpose()?;
     let page = state.broker.browse(&queue, after.as_ref(), limit, args.flag("leased")).await?;
     reply::json(&page, callback)
+}
+
+/// `GET /history/<queue>`: the last hour of the queue's figures.
+async fn history(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
+    let callback = args.callback()?;
+    reply::json(&state.broker.queue_history(&queue), callback)
+}
+
+/// `GET /consumers/<queue>`: every streaming connection on the queue, on every process.
+async fn consumers(
+    State(state): State<AppState>,
+    QueuePath(queue): QueuePath,
+    args: Args,
+) -> Result<Response, ApiError> {
+    let callback = args.callback()?;
+    reply::json(&state.broker.consumers_of(&queue).await?, callback)
 }

@@ -21,13 +21,15 @@ struct QueueFigures {
     dead: u64,
     len: u64,
     consumers: u64,
+    observed: u64,
+    observers: u64,
 }
 
 /// A per-queue counter: its name, help text, and where its value is.
 type Counter = (&'static str, &'static str, fn(&QueueFigures) -> u64);
 
 /// The per-queue counters.
-const COUNTERS: [Counter; 6] = [
+const COUNTERS: [Counter; 7] = [
     ("restmq_messages_added_total", "Messages added to the queue.", |f| f.added),
     ("restmq_messages_taken_total", "Messages removed by a hard get.", |f| f.taken),
     ("restmq_messages_delivered_total", "Messages written to streaming consumers.", |f| f.delivered),
@@ -38,6 +40,7 @@ const COUNTERS: [Counter; 6] = [
         |f| f.redelivered,
     ),
     ("restmq_messages_dead_total", "Leased messages moved to the dead-letter queue.", |f| f.dead),
+    ("restmq_messages_observed_total", "Messages written to observers (which take nothing).", |f| f.observed),
 ];
 
 /// Renders every figure of `broker` and its process.
@@ -60,6 +63,8 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
         f.redelivered = c.redelivered.load(Ordering::Relaxed);
         f.dead = c.dead.load(Ordering::Relaxed);
         f.consumers = hub.consumer_count() as u64;
+        f.observed = c.observed.load(Ordering::Relaxed);
+        f.observers = hub.observer_count() as u64;
     }
     let mut out = String::with_capacity(4096 + queues.len() * 512);
     for (name, help, field) in COUNTERS {
@@ -75,6 +80,15 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
     header(&mut out, "restmq_consumers", "Streaming consumers of the queue in this process.", "gauge");
     for (queue, f) in &queues {
         let _ = writeln!(out, "restmq_consumers{{queue=\"{}\"}} {}", escape(queue), f.consumers);
+    }
+    header(
+        &mut out,
+        "restmq_observers",
+        "Observers of the queue in this process (they take nothing).",
+        "gauge",
+    );
+    for (queue, f) in &queues {
+        let _ = writeln!(out, "restmq_observers{{queue=\"{}\"}} {}", escape(queue), f.observers);
     }
     header(&mut out, "restmq_history_bytes", "Bytes of broadcast messages kept for replay.", "gauge");
     let _ = writeln!(out, "restmq_history_bytes {}", broker.history_bytes());

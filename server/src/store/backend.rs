@@ -223,6 +223,10 @@ impl QueueStore for Store {
         dispatch!(self, StoreOp::PopBroadcast, s => s.pop_broadcast(queue, max).await)
     }
 
+    async fn mark_observed(&self, queue: &QueueName, ttl: Duration) -> StoreResult<()> {
+        dispatch!(self, StoreOp::MarkObserved, s => s.mark_observed(queue, ttl).await)
+    }
+
     async fn report_presence(&self, presence: NodePresence) -> StoreResult<()> {
         dispatch!(self, StoreOp::ReportPresence, s => s.report_presence(presence).await)
     }

@@ -326,6 +326,16 @@ pub trait QueueStore: Send + Sync + 'static {
         async { Err(StoreError::Backend("pop_broadcast needs a shared store".to_owned())) }
     }
 
+    /// Shared stores only: for `ttl` from now, every add to `queue` (by any process) is also
+    /// announced as a [`StoreEvent::Observed`], for the observers of every process.
+    fn mark_observed(
+        &self,
+        _queue: &QueueName,
+        _ttl: Duration,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Shared stores only: publishes this process's load and consumers per queue, so that
     /// every process can count all consumers and pick the least-loaded node.
     fn report_presence(&self, _presence: NodePresence) -> impl Future<Output = StoreResult<()>> + Send {
@@ -351,6 +361,10 @@ pub struct NodePresence {
     pub consumers: std::collections::BTreeMap<String, u64>,
     /// Whether this entry is the process asking.
     pub is_self: bool,
+    /// Its streaming connections (queue, who), at most a bounded number.
+    pub connections: Vec<(String, restmq_shared::ConsumerInfo)>,
+    /// Per queue, its counts since it started: added, taken, delivered.
+    pub counters: std::collections::BTreeMap<String, [u64; 3]>,
 }
 
 /// A change made to a shared store, announced to every process using it.
@@ -365,6 +379,8 @@ pub enum StoreEvent {
     /// A message popped for broadcast: every process hands it to its own consumers.
     /// `own` is true in the process that popped it.
     Broadcast { message: StoredMessage, own: bool },
+    /// A message was added to a queue marked observed (see [`QueueStore::mark_observed`]).
+    Observed(StoredMessage),
     /// Events may have been missed (the connection dropped): re-read everything.
     Resync,
 }

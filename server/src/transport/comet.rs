@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::{stream, StreamExt};
 
-use super::{close_notice, cut_when_slow, next, resume, since_arg, Next};
+use super::{close_notice, cut_when_slow, described, join, next, observing, resume, since_arg, Next, Peer};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
@@ -19,12 +19,14 @@ pub async fn stream_comet(
     State(state): State<AppState>,
     QueuePath(queue): QueuePath,
     cut: Option<Extension<ConnectionCut>>,
+    peer: Peer,
     args: Args,
 ) -> Result<Response, ApiError> {
     let callback = args.callback()?.map(str::to_owned);
     state.check_stream_capacity()?;
     let since = since_arg(&args, &queue)?;
-    let mut sub = state.broker.subscribe(&queue);
+    let observe = observing(&args)?;
+    let mut sub = join(&state.broker, &queue, observe, described("comet", observe, false, peer)).await?;
     cut_when_slow(&sub, cut);
     let replayed: Vec<Result<Bytes, std::convert::Infallible>> =
         resume(&state.broker, &mut sub, since.as_ref())

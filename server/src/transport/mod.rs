@@ -14,7 +14,7 @@ use axum::{Extension, Router};
 use bytes::Bytes;
 use restmq_shared::{CloseNotice, GapNotice, GapRange, MessageKey, QueueName};
 
-use crate::broker::{Broker, CloseReason, Delivery, Replay, Subscription};
+use crate::broker::{Broker, CloseReason, Delivery, Replay, StreamInfo, Subscription};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::Args;
@@ -42,6 +42,51 @@ pub(crate) async fn next(sub: &mut Subscription, shutdown: &tokio_util::sync::Ca
         },
         () = shutdown.cancelled() => Next::Closed(CloseReason::Shutdown),
     }
+}
+
+/// The client's address as the server saw it (`unknown` without a socket, as when a test
+/// calls the router directly).
+pub(crate) struct Peer(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Self(peer.map_or_else(|| "unknown".to_owned(), |info| info.0.to_string())))
+    }
+}
+
+/// How a stream shows in the consumers list.
+pub(crate) fn described(transport: &'static str, observer: bool, ack: bool, peer: Peer) -> StreamInfo {
+    StreamInfo { observer, transport, addr: peer.0, ack }
+}
+
+/// Whether the stream only looks (`observe=1`: an observer, which takes nothing) rather than
+/// consumes. An observer has nothing to acknowledge, so `ack=1` with it is refused.
+pub(crate) fn observing(args: &Args) -> Result<bool, ApiError> {
+    let observe = args.flag("observe");
+    if observe && args.flag("ack") {
+        return Err(ApiError::InvalidArgument(
+            "observe=1 takes nothing, so there is nothing to acknowledge: drop ack=1 or observe=1".to_owned(),
+        ));
+    }
+    Ok(observe)
+}
+
+/// Joins `queue` as an observer or as a consumer, listed in its consumers list as `info`.
+pub(crate) async fn join(
+    broker: &Broker,
+    queue: &QueueName,
+    observe: bool,
+    info: StreamInfo,
+) -> Result<Subscription, ApiError> {
+    let mut sub = if observe { broker.observe(queue).await? } else { broker.subscribe(queue) };
+    sub.list_as(info);
+    Ok(sub)
 }
 
 /// A frame replayed to a resuming consumer: a missed message, or a gap notice.

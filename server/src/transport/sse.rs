@@ -11,7 +11,7 @@ use axum::Extension;
 use futures_util::{stream, StreamExt};
 use restmq_shared::{MessageKey, QueueName};
 
-use super::{close_notice, cut_when_slow, next, resume, since_arg, Next};
+use super::{close_notice, cut_when_slow, described, join, next, observing, resume, since_arg, Next, Peer};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
@@ -23,6 +23,7 @@ pub async fn stream_sse(
     QueuePath(queue): QueuePath,
     headers: HeaderMap,
     cut: Option<Extension<ConnectionCut>>,
+    peer: Peer,
     args: Args,
 ) -> Result<Response, ApiError> {
     // A reconnecting EventSource sends `Last-Event-ID`; `since` wins when both are given.
@@ -30,9 +31,10 @@ pub async fn stream_sse(
         Some(key) => Some(key),
         None => last_event_id(&headers, &queue),
     };
-    let mut sub = state.broker.subscribe(&queue);
-    cut_when_slow(&sub, cut);
+    let observe = observing(&args)?;
     state.check_stream_capacity()?;
+    let mut sub = join(&state.broker, &queue, observe, described("sse", observe, false, peer)).await?;
+    cut_when_slow(&sub, cut);
     let replayed: Vec<Result<Event, Infallible>> = resume(&state.broker, &mut sub, since.as_ref())
         .into_iter()
         .map(|f| {

@@ -10,9 +10,9 @@ use axum::response::Response;
 use restmq_shared::{ErrorResponse, MessageKey, QueueName};
 
 use super::heartbeat::{beat, heard, Beat, Pinger};
-use super::{cut_when_slow, next, resume, since_arg, Next};
+use super::{cut_when_slow, described, next, observing, resume, since_arg, Next, Peer};
 use crate::auth::AddFrames;
-use crate::broker::{Broker, CloseReason};
+use crate::broker::{Broker, CloseReason, StreamInfo, Subscription};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
@@ -34,6 +34,7 @@ pub async fn stream_websocket(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     add_frames: Option<Extension<AddFrames>>,
     cut: Option<Extension<ConnectionCut>>,
+    peer: Peer,
     args: Args,
 ) -> Result<Response, ApiError> {
     // With access checks on, add frames pass the producer rules of `POST /q/<queue>`.
@@ -44,6 +45,10 @@ pub async fn stream_websocket(
     let max = state.broker.config().max_message_bytes;
     let acked = args.flag("ack");
     let since = since_arg(&args, &queue)?;
+    // An observer joins before the upgrade, so a store that cannot mark it answers an error.
+    let observe = observing(&args)?;
+    let info = described("ws", observe, acked, peer);
+    let observer = if observe { Some(state.broker.observe(&queue).await?) } else { None };
     let heartbeat = state.settings.heartbeat;
     let upgrade = upgrade.max_message_size(max + 1024).write_buffer_size(0).read_buffer_size(READ_BUFFER);
     Ok(upgrade.on_upgrade(move |socket| {
@@ -51,9 +56,11 @@ pub async fn stream_websocket(
         async move {
             let _connection = broker.metrics().open_connection();
             if acked {
-                tracker.track_future(super::ws_ack::serve_acked(socket, broker, queue, heartbeat)).await;
+                tracker
+                    .track_future(super::ws_ack::serve_acked(socket, broker, queue, heartbeat, info))
+                    .await;
             } else {
-                let consumer = Consumer { broker, queue, since, may_add, heartbeat };
+                let consumer = Consumer { broker, queue, since, may_add, heartbeat, observer, info };
                 tracker.track_future(serve(socket, consumer, cut)).await;
             }
         }
@@ -68,12 +75,17 @@ struct Consumer {
     /// Whether its `add` frames pass the producer rules.
     may_add: Result<(), ErrorResponse>,
     heartbeat: Option<std::time::Duration>,
+    /// Set when it observes (`observe=1`) instead of consuming.
+    observer: Option<Subscription>,
+    /// How it shows in the consumers list.
+    info: StreamInfo,
 }
 
 async fn serve(mut socket: WebSocket, consumer: Consumer, cut: Option<Extension<ConnectionCut>>) {
-    let Consumer { broker, queue, since, may_add, heartbeat } = consumer;
+    let Consumer { broker, queue, since, may_add, heartbeat, observer, info } = consumer;
     let mut pinger = Pinger::new(heartbeat);
-    let mut sub = broker.subscribe(&queue);
+    let mut sub = observer.unwrap_or_else(|| broker.subscribe(&queue));
+    sub.list_as(info);
     cut_when_slow(&sub, cut);
     for replayed in resume(&broker, &mut sub, since.as_ref()) {
         let Ok(text) = Utf8Bytes::try_from(replayed.json) else { continue };

@@ -8,7 +8,7 @@ use restmq_shared::{ErrorCode, ErrorResponse, LeasedStreamMessage, MessageKey, Q
 use serde::Deserialize;
 
 use super::heartbeat::{beat, heard, Beat, Pinger};
-use crate::broker::{AckedSubscription, Broker};
+use crate::broker::{AckedSubscription, Broker, StreamInfo};
 
 /// A frame from an `ack=1` client.
 #[derive(Deserialize)]
@@ -23,9 +23,11 @@ pub async fn serve_acked(
     broker: Broker,
     queue: QueueName,
     heartbeat: Option<std::time::Duration>,
+    info: StreamInfo,
 ) {
     let mut pinger = Pinger::new(heartbeat);
     let mut sub = broker.subscribe_acked(&queue);
+    sub.list_as(info);
     let shutdown = broker.shutdown_token().clone();
     loop {
         let waiter = sub.waiter();

@@ -50,6 +50,15 @@ impl TestServer {
         Self::start_inner(StoreKind::Redis, |config| config.redis_url = url.to_owned()).await
     }
 
+    /// Starts a server on a shared Redis, letting `tweak` change the configuration first.
+    pub async fn start_inner_on_redis(url: &str, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        Self::start_inner(StoreKind::Redis, |config| {
+            config.redis_url = url.to_owned();
+            tweak(config);
+        })
+        .await
+    }
+
     async fn start_inner(store: StoreKind, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = ServeConfig::defaults();

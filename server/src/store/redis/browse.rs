@@ -1,9 +1,9 @@
 //! Browsing on Redis: a page of a queue's waiting messages in list order (the order they
 //! will be handed out), or of its leased ones, read in one script that changes nothing.
 //!
-//! The page after a key starts behind that key's place in the list (`LPOS` from the oldest
-//! end, so the cost grows with how far into the queue the page is, not with its length);
-//! when the key has left the list meanwhile, behind the oldest entry numbered above it.
+//! The page after a key starts at the first entry numbered above it, found by a binary
+//! search over the list (which is in number order but for messages put back or promoted
+//! late): a page costs log(length) lookups plus what it returns, never a scan.
 
 use std::sync::LazyLock;
 
@@ -16,28 +16,25 @@ use super::RedisStore;
 use crate::store::state::now_ms;
 use crate::store::StoreResult;
 
-/// KEYS: list. ARGV: after key (empty for none), after n, max. Returns
+/// KEYS: list. ARGV: after n (0 for none), max. Returns
 /// `[key, value, reads, pttl, …]` of up to max waiting messages, oldest first.
 static BROWSE_WAITING: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local list, after, max = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local list, after, max = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 local len = redis.call('LLEN', list)
 local function n_of(k) return tonumber(string.match(k, '(%d+)$')) or 0 end
--- d: how far from the oldest end the page starts.
-local d = len
-if ARGV[1] == '' then d = 0 else
-  local p = redis.call('LPOS', list, ARGV[1], 'RANK', -1)
-  if p then d = len - p else
-    local i = 0
-    while i < len and d == len do
-      local chunk = redis.call('LRANGE', list, -(i + 256), -(i + 1))
-      for j = #chunk, 1, -1 do
-        if n_of(chunk[j]) > after then d = i + #chunk - j break end
-      end
-      i = i + 256
-    end
+-- d: how far from the oldest end the page starts: past the first entry numbered above after.
+-- Keys enter in number order, so the list is in that order but for the few put back or
+-- promoted late; a binary search finds the place in log(len) steps.
+local d = 0
+if after > 0 then
+  local lo, hi = 0, len
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if n_of(redis.call('LINDEX', list, -(mid + 1))) > after then hi = mid else lo = mid + 1 end
   end
+  d = lo
 end
 local out = {}
 while d < len and #out < max * 4 do
@@ -107,14 +104,7 @@ impl RedisStore {
         let fields: Vec<Field> = if leased {
             BROWSE_LEASED.key(keys.leased()).arg(after).arg(limit).invoke_async(&mut self.conn()).await
         } else {
-            let after_key = if after == 0 { String::new() } else { keys.message(after) };
-            BROWSE_WAITING
-                .key(keys.list())
-                .arg(after_key)
-                .arg(after)
-                .arg(limit)
-                .invoke_async(&mut self.conn())
-                .await
+            BROWSE_WAITING.key(keys.list()).arg(after).arg(limit).invoke_async(&mut self.conn()).await
         }
         .map_err(error)?;
         let now = now_ms();

@@ -91,6 +91,13 @@ fn parse(payload: &[u8], node: &str) -> Option<StoreEvent> {
                 own: origin == node,
             }
         }
+        "o" => {
+            let mut parts = rest.splitn(3, ' ');
+            let queue = QueueName::try_from(parts.next()?).ok()?;
+            let n: u64 = parts.next()?.parse().ok()?;
+            let value = parts.next().unwrap_or_default().to_owned();
+            StoreEvent::Observed(StoredMessage { key: client_key(&queue, n), value })
+        }
         _ => return None,
     })
 }
@@ -114,6 +121,8 @@ mod tests {
             ("jobs:7".to_owned(), "hello big world")
         );
         assert!(matches!(parse(b"m other jobs 8 ", "me"), Some(StoreEvent::Broadcast { own: false, .. })));
+        let Some(StoreEvent::Observed(seen)) = parse(b"o jobs 9 a b ", "me") else { panic!("not observed") };
+        assert_eq!((seen.key.to_string(), seen.value.as_str()), ("jobs:9".to_owned(), "a b "));
         assert_eq!(parse(b"x jobs", "me"), None);
         assert_eq!(parse(b"a bad name", "me"), None);
     }

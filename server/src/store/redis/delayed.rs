@@ -37,7 +37,10 @@ impl RedisStore {
             .arg(keys.message_prefix())
             .arg(visible_at);
         once::claim_args(&mut inv, queue, claim.as_ref());
-        inv.arg(super::expires_at(super::ttl_secs(ttl))).arg(limit.map_or(0, |l| l.max)).arg(keys.list());
+        inv.arg(super::expires_at(super::ttl_secs(ttl)))
+            .arg(limit.map_or(0, |l| l.max))
+            .arg(keys.list())
+            .arg(BUS);
         let n: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         let n = once::first_added(n, limit.map_or(0, |l| l.max))?;
         Ok(client_key(queue, n))

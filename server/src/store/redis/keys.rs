@@ -31,6 +31,7 @@
 //! | `<q>:\|ttl` | keys of messages with a ttl, scored by expiry |
 //! | `<q>:\|leased` | leased message keys, scored by lease deadline |
 //! | `<q>:\|idem\|<key>` | what a publish with that `Idempotency-Key` answered |
+//! | `<q>:\|observed` | present while some process has observers of the queue |
 //! | `<q>:<n>\|deliveries` | how often a message was leased (written by the scripts) |
 //!
 //! In cluster mode `<q>` is written `{<q>}` in every key (so `{jobs}:7`), which Redis hashes
@@ -94,6 +95,12 @@ impl QueueKeys {
     /// The sorted set of keys of messages added with a ttl, scored by expiry (Unix ms).
     pub fn expiring(&self) -> String {
         format!("{}:|ttl", self.base)
+    }
+
+    /// Present (with an expiry) while some process has observers of the queue: adds then
+    /// announce their messages on the bus.
+    pub fn observed(&self) -> String {
+        format!("{}:|observed", self.base)
     }
 
     /// The sorted set of leased message keys, scored by lease deadline (Unix ms).

@@ -305,6 +305,12 @@ impl QueueStore for RedisStore {
         self.browse_page(queue, after, limit, leased).await
     }
 
+    async fn mark_observed(&self, queue: &QueueName, ttl: Duration) -> StoreResult<()> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let () = self.conn().pset_ex(self.keys(queue).observed(), 1, ms).await.map_err(error)?;
+        Ok(())
+    }
+
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
         let stop = isize::try_from(max).unwrap_or(isize::MAX) - 1;
         let listed: Vec<String> =

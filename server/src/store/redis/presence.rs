@@ -1,5 +1,6 @@
 //! Presence and node balancing (the scored-set pattern of the Redis Cookbook): each process
-//! keeps a hash `restmq|node|<id>` with its address, load and consumers per queue, expiring
+//! keeps a hash `restmq|node|<id>` with its address, load, consumers per queue, streaming
+//! connections and per-queue counts (as JSON), expiring
 //! within seconds unless refreshed, and its load as its score in the sorted set
 //! `restmq|nodes`. Dead processes drop out when their hash expires.
 
@@ -18,7 +19,13 @@ pub const PRESENCE_TTL_SECS: i64 = 5;
 pub async fn report(conn: &mut Conn, p: &NodePresence) -> StoreResult<()> {
     let key = node_key(&p.id);
     let consumers = serde_json::to_string(&p.consumers).unwrap_or_default();
-    let fields = [("addr", p.addr.clone()), ("load", p.load.to_string()), ("consumers", consumers)];
+    let fields = [
+        ("addr", p.addr.clone()),
+        ("load", p.load.to_string()),
+        ("consumers", consumers),
+        ("connections", serde_json::to_string(&p.connections).unwrap_or_default()),
+        ("counters", serde_json::to_string(&p.counters).unwrap_or_default()),
+    ];
     let () = conn.hset_multiple(&key, &fields).await.map_err(error)?;
     let () = conn.expire(&key, PRESENCE_TTL_SECS).await.map_err(error)?;
     let () = conn.zadd(NODES, &p.id, p.load).await.map_err(error)?;
@@ -45,11 +52,19 @@ pub async fn nodes(conn: &mut Conn) -> StoreResult<Vec<NodePresence>> {
         live.push(NodePresence {
             addr: fields.get("addr").cloned().unwrap_or_default(),
             load: fields.get("load").and_then(|l| l.parse().ok()).unwrap_or(0),
-            consumers: fields.get("consumers").and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default(),
+            consumers: json_field(&fields, "consumers"),
+            connections: json_field(&fields, "connections"),
+            counters: json_field(&fields, "counters"),
             id,
             is_self: false,
         });
     }
     live.sort_by_key(|n| n.load);
     Ok(live)
+}
+
+/// A field of a presence hash holding JSON; empty when absent or unreadable (an older
+/// process's report).
+fn json_field<T: serde::de::DeserializeOwned + Default>(fields: &BTreeMap<String, String>, name: &str) -> T {
+    fields.get(name).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
 }

@@ -266,7 +266,7 @@ return moved
 /// ARGV: queue, ttl seconds (0 = none), message-key prefix, bus, max length (0 = none), drop
 /// oldest (`1`/`0`), claim token (empty for none), answer window seconds, client key prefix,
 /// expiry (Unix ms, with a ttl), then the values. Messages with a ttl are indexed for the sweep
-/// in the same step. Adds all values or none; returns the first new `n`, -1 when the queue is full, or
+/// in the same step. On a queue marked observed (`<q>:|observed`) each is announced on the bus. Adds all values or none; returns the first new `n`, -1 when the queue is full, or
 /// -2 when the idempotency record no longer holds the claim (then nothing is added; with it,
 /// the record becomes the list of client keys, in the same step as the add). A queue's first
 /// message marks it started unless a status was set before, as RestMQ's `queue_add` did (a
@@ -316,6 +316,9 @@ if idem then
 end
 if queueset then redis.call('SADD', queueset, ARGV[1]) end
 redis.call('PUBLISH', ARGV[4], 'a ' .. ARGV[1])
+if redis.call('EXISTS', ARGV[3] .. '|observed') == 1 then
+  for i = 0, count - 1 do redis.call('PUBLISH', ARGV[4], 'o ' .. ARGV[1] .. ' ' .. (first + i) .. ' ' .. ARGV[11 + i]) end
+end
 return first
 ",
     )
@@ -324,7 +327,7 @@ return first
 /// KEYS: counter, delayed, status, ttl index, [idempotency record, with a claim], [QUEUESET].
 /// ARGV: queue, value, ttl seconds (0 = none), message-key prefix, visible-at (Unix ms), claim
 /// token (empty for none), answer window seconds, client key prefix, expiry (Unix ms, with a
-/// ttl), max length (0 = none), list. A queue at its max length (waiting and delayed messages
+/// ttl), max length (0 = none), list, bus. A queue at its max length (waiting and delayed messages
 /// count) refuses it: -1. Adds a message hidden until
 /// visible-at; returns its `n`, or -2 when the claim is lost, as in [`ADD_BATCH`]; a first
 /// message marks the queue started, as there.
@@ -348,6 +351,9 @@ end
 redis.call('ZADD', KEYS[2], ARGV[5], key)
 if idem then redis.call('SET', idem, ARGV[8] .. n, 'EX', ARGV[7]) end
 if queueset then redis.call('SADD', queueset, ARGV[1]) end
+if redis.call('EXISTS', ARGV[4] .. '|observed') == 1 then
+  redis.call('PUBLISH', ARGV[12], 'o ' .. ARGV[1] .. ' ' .. n .. ' ' .. ARGV[2])
+end
 return n
 ",
     )
