@@ -113,7 +113,18 @@ fn two_tabs_share_an_edited_job_and_a_closed_tab_loses_nothing() {
         let reduce = client.new_window(true).await.unwrap().handle;
         client.switch_to_window(reduce).await.unwrap();
         client.goto(reduce_href.as_str().unwrap()).await.unwrap();
-        browser.wait_number("#reduce-processed", MESSAGES, Duration::from_secs(120)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while browser.number("#reduce-processed").await != MESSAGES {
+            if std::time::Instant::now() > deadline {
+                let view = browser.text("section.reduce").await;
+                let input = server.queue_stats("e2e-mr").await;
+                let results = server.queue_stats("e2e-mr.results").await;
+                panic!(
+                    "the reduce view never read {MESSAGES}: {view:?}\ninput {input:?}\nresults {results:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let expected = expected();
         eventually("the reduce view to show the total", WAIT, || async {
             (reduced(&browser).await == expected).then_some(())
@@ -126,7 +137,11 @@ fn two_tabs_share_an_edited_job_and_a_closed_tab_loses_nothing() {
         assert_eq!(input["len"], 0, "every message was taken: {input}");
 
         // Looking never takes: after a reload, the same total from the same result queue.
-        let partials = server.queue_stats("e2e-mr.results").await.unwrap()["len"].clone();
+        let results = server.queue_stats("e2e-mr.results").await.unwrap();
+        let partials = results["len"].as_u64().unwrap();
+        assert!(partials >= MESSAGES / 20, "the partials stay in the result queue: {results}");
+        assert_eq!(browser.number("#reduce-read").await, partials, "the view read every partial");
+        assert_eq!(results["consumers"], 0, "the reduce view observes, it does not consume: {results}");
         client.refresh().await.unwrap();
         browser.wait_number("#reduce-processed", MESSAGES, Duration::from_secs(30)).await;
         assert_eq!(reduced(&browser).await, expected);

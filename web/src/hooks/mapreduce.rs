@@ -1,13 +1,10 @@
-//! Browser map/reduce, the queue side (the user's code runs in [`crate::sandbox`]):
-//!
-//! - [`use_job_runner`]: this tab as a worker. It sets the input queue to roundrobin and
+//! Browser map/reduce, the worker side (the user's code runs in [`crate::sandbox`]; the
+//! reduce view is [`super::reduce`]): [`use_job_runner`] runs this tab as a worker. It sets the input queue to roundrobin and
 //!   consumes it over `/ws/<q>?ack=1`, runs the map step on each message, and every
 //!   [`FLUSH_MESSAGES`] messages (or [`FLUSH_DELAY`]) posts the partial to the result queue and
 //!   only then acks the messages it covers: a tab closed mid-run loses nothing, since what it
 //!   held unacked goes back to the queue. A message delivered again (its first holder went
 //!   away) is posted in a partial of its own, so the reduce view can tell a repeat.
-//! - [`use_reducer_view`]: the reduce step over the result queue, by browsing it (never
-//!   taking) from the start, then every second for what is new; it survives reloads.
 
 use std::{cell::RefCell, collections::VecDeque, rc::Rc, time::Duration};
 
@@ -21,10 +18,10 @@ use yew::{
 };
 
 use crate::{
-    api::{self, ApiError},
+    api,
     hooks::now_ms,
     sandbox::{Failure, Sandbox},
-    state::job::{Job, Partial, Progress},
+    state::job::{Job, Partial},
     stream::websocket_url,
 };
 
@@ -33,9 +30,7 @@ pub const FLUSH_MESSAGES: usize = 20;
 /// Longest a processed message waits for its partial to be posted.
 pub const FLUSH_DELAY: Duration = Duration::from_millis(300);
 /// Step failures listed.
-const REPORTS: usize = 8;
-/// Result messages browsed per request.
-const BROWSE_PAGE: u32 = 1000;
+pub const REPORTS: usize = 8;
 
 /// A failed step: the message key (or the partial's) and what happened.
 pub type Report = (String, String);
@@ -311,109 +306,4 @@ impl Runner {
         });
         true
     }
-}
-
-/// What the reduce view shows.
-#[derive(Default)]
-pub struct ReduceState {
-    pub progress: Progress,
-    /// Distinct keys in the total.
-    pub keys: u64,
-    /// The top keys with their combined values, highest first.
-    pub top: Vec<(String, Value)>,
-    /// Partials whose reduce step failed (left out).
-    pub failed: u64,
-    pub reports: VecDeque<Report>,
-    pub error: Option<ApiError>,
-    /// Messages of the result queue read so far.
-    pub read: u64,
-}
-
-/// The reduce step of `job` over result queue `results`, kept up to date while mounted.
-#[hook]
-pub fn use_reducer_view(results: QueueName, job: Job) -> Rc<RefCell<ReduceState>> {
-    let state = use_mut_ref(ReduceState::default);
-    let update = use_force_update();
-    {
-        let state = state.clone();
-        use_effect_with((results, job), move |(results, job)| {
-            let (stop, stopped) = oneshot::channel::<()>();
-            let task = reduce(results.clone(), job.clone(), state, update);
-            spawn_local(async move {
-                future::select(Box::pin(task), stopped).await;
-            });
-            move || drop(stop)
-        });
-    }
-    state
-}
-
-async fn reduce(results: QueueName, job: Job, state: Rc<RefCell<ReduceState>>, update: UseForceUpdateHandle) {
-    let job_id = job.id();
-    let mut sandbox = Sandbox::new(&job);
-    // Partials whose reduce step stopped the sandbox: the total is rebuilt without them.
-    let mut poisoned: Vec<String> = Vec::new();
-    'rebuild: loop {
-        let reports = std::mem::take(&mut state.borrow_mut().reports);
-        *state.borrow_mut() =
-            ReduceState { failed: poisoned.len() as u64, reports, ..ReduceState::default() };
-        let mut after: Option<String> = None;
-        loop {
-            let page = match api::browse(&results, after.as_deref(), BROWSE_PAGE).await {
-                Ok(page) => page,
-                Err(error) => {
-                    state.borrow_mut().error = Some(error);
-                    update.force_update();
-                    sleep(Duration::from_secs(2)).await;
-                    continue;
-                }
-            };
-            state.borrow_mut().error = None;
-            let last_page = page.next.is_none();
-            for message in page.messages {
-                let key = message.key.to_string();
-                after = Some(key.clone());
-                state.borrow_mut().read += 1;
-                if poisoned.contains(&key) {
-                    continue;
-                }
-                let Some(partial) = state.borrow_mut().progress.accept(&message.value, &job_id) else {
-                    continue;
-                };
-                let request = json!({ "combine": partial.partial, "top": job.top_keys() });
-                match sandbox.call(&request).await {
-                    Ok(answer) => {
-                        let mut state = state.borrow_mut();
-                        state.keys = answer["keys"].as_u64().unwrap_or(0);
-                        state.top = top_entries(&answer["top"]);
-                    }
-                    Err(failure) => {
-                        let lost = matches!(failure, Failure::TimedOut(_) | Failure::Broken(_));
-                        let mut s = state.borrow_mut();
-                        s.failed += 1;
-                        s.reports.push_front((key.clone(), failure.to_string()));
-                        s.reports.truncate(REPORTS);
-                        drop(s);
-                        if lost {
-                            poisoned.push(key);
-                            update.force_update();
-                            continue 'rebuild;
-                        }
-                    }
-                }
-            }
-            update.force_update();
-            if last_page {
-                sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
-
-fn top_entries(top: &Value) -> Vec<(String, Value)> {
-    let entries = top.as_array().map(Vec::as_slice).unwrap_or_default();
-    entries
-        .iter()
-        .filter_map(|entry| Some((entry.get(0)?.as_str()?.to_owned(), entry.get(1)?.clone())))
-        .collect()
 }

@@ -3,9 +3,11 @@
 //! # Layout
 //! - this file: `use_route` (the hash), `use_stats` (polling `/stats/` with rates), `now_ms`.
 //! - [`stream`]: `use_queue_stream` and `use_charts`, fed once per animation frame.
-//! - [`mapreduce`]: `use_job_runner` (this tab as a map/reduce worker) and `use_reducer_view`.
+//! - [`mapreduce`]: `use_job_runner`, this tab as a map/reduce worker.
+//! - [`reduce`]: `use_reducer_view`, the reduce step over a result queue.
 
 pub mod mapreduce;
+pub mod reduce;
 pub mod stream;
 
 use std::{cell::Cell, collections::BTreeMap, rc::Rc, time::Duration};

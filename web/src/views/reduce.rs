@@ -8,7 +8,7 @@ use yew::prelude::*;
 
 use super::worker::page_link;
 use crate::{
-    hooks::{mapreduce::use_reducer_view, use_stats},
+    hooks::{reduce::use_reducer_view, use_stats},
     route::Route,
     state::job::Job,
 };
