@@ -109,10 +109,7 @@ fn two_tabs_share_an_edited_job_and_a_closed_tab_loses_nothing() {
         client.close_window().await.unwrap();
         client.switch_to_window(first.clone()).await.unwrap();
 
-        let reduce_href = browser.js("return document.querySelector('#job-reduce-link').href", vec![]).await;
-        let reduce = client.new_window(true).await.unwrap().handle;
-        client.switch_to_window(reduce).await.unwrap();
-        client.goto(reduce_href.as_str().unwrap()).await.unwrap();
+        open_reduce_view(&browser).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while browser.number("#reduce-processed").await != MESSAGES {
             if std::time::Instant::now() > deadline {
@@ -189,7 +186,7 @@ fn endless_loop_is_stopped_and_reported_while_the_page_stays_responsive() {
         assert!(reports.contains("e2e-loop:8 threw TypeError"), "{reports}");
 
         // The steps that worked are in the result, and the reduce view shows them.
-        browser.click("#job-reduce-link").await;
+        open_reduce_view(&browser).await;
         browser.wait_number("#reduce-processed", 9, WAIT).await;
         let shown = eventually("the reduced counts", WAIT, || async {
             let rows = reduced(&browser).await;
@@ -198,6 +195,72 @@ fn endless_loop_is_stopped_and_reported_while_the_page_stays_responsive() {
         .await;
         assert_eq!(shown, BTreeMap::from([("a".into(), 2), ("b".into(), 1), ("c".into(), 1)]));
         assert_eq!(browser.number("#reduce-skipped").await, 5);
+        assert_eq!(browser.console_errors().await, Vec::<String>::new());
+        browser.close().await;
+    });
+}
+
+/// Opens the reduce view of the worker tab's job in a new tab.
+async fn open_reduce_view(browser: &Browser) {
+    let href = browser.js("return document.querySelector('#job-reduce-link').href", vec![]).await;
+    let client = browser.client();
+    let tab = client.new_window(true).await.unwrap().handle;
+    client.switch_to_window(tab).await.unwrap();
+    client.goto(href.as_str().unwrap()).await.unwrap();
+}
+
+/// Picks the preset named `name` in the job editor.
+async fn pick_preset(browser: &Browser, name: &str) {
+    let script = "const s = document.querySelector('#job-preset'); s.value = arguments[0]; \
+        s.dispatchEvent(new Event('change', { bubbles: true }));";
+    browser.js(script, vec![json!(name)]).await;
+}
+
+/// The presets of the README's worked examples compute what they say: stats of `cpu.total`
+/// over system-feed-shaped samples, and the word count.
+#[test]
+fn presets_compute_stats_and_word_counts() {
+    run(async {
+        let server = Server::start().await;
+        let browser = Browser::start(&server).await;
+        browser.open("/#/worker/e2e-sys").await;
+        pick_preset(&browser, "stats of a JSON field").await;
+        browser.wait_text("#job-map", "the preset's code", |_| true).await;
+        assert!(field(&browser, "#job-map").await.contains("cpu?.total"));
+        browser.click("#worker-start").await;
+        browser.wait_for("[data-link=live]", "the worker to consume").await;
+        for total in [10.0, 20.0, 30.5] {
+            server.add("e2e-sys", &json!({ "cpu": { "total": total, "cores": [total] } }).to_string()).await;
+        }
+        browser.wait_number("#worker-processed", 3, WAIT).await;
+        // Leaving the worker view would stop it, and messages it has not acked would go back: the
+        // reduce view opens in another tab.
+        open_reduce_view(&browser).await;
+        let stats =
+            browser.wait_text("tr[data-key='cpu.total'] td", "the stats row", |t| t.contains("30.5")).await;
+        let stats: Value = serde_json::from_str(&stats).expect("the stats as JSON");
+        assert_eq!(stats["count"], 3);
+        assert_eq!(stats["sum"], 60.5);
+        assert_eq!((stats["min"].as_f64(), stats["max"].as_f64()), (Some(10.0), Some(30.5)));
+        assert!((stats["mean"].as_f64().unwrap() - 60.5 / 3.0).abs() < 1e-9, "{stats}");
+
+        let first = browser.client().windows().await.unwrap()[0].clone();
+        browser.client().switch_to_window(first).await.unwrap();
+        browser.open("/#/worker/e2e-text").await;
+        browser.click("#worker-start").await; // the word count preset is the default
+        browser.wait_for("[data-link=live]", "the word count to consume").await;
+        server.add("e2e-text", "The light, the LIGHT.").await;
+        server.add("e2e-text", "Naïve light-keeper").await;
+        browser.wait_number("#worker-processed", 2, WAIT).await;
+        open_reduce_view(&browser).await;
+        browser.wait_number("#reduce-processed", 2, WAIT).await;
+        let counts = eventually("the word counts", WAIT, || async {
+            let rows = reduced(&browser).await;
+            (rows.len() == 4).then_some(rows)
+        })
+        .await;
+        let expected = [("light", 3), ("the", 2), ("naïve", 1), ("keeper", 1)];
+        assert_eq!(counts, expected.iter().map(|(w, n)| ((*w).to_owned(), *n)).collect());
         assert_eq!(browser.console_errors().await, Vec::<String>::new());
         browser.close().await;
     });
