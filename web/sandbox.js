@@ -8,7 +8,7 @@
 // Protocol (JSON text both ways, one answer per request, in order):
 //   {"job":{"map":"…","reduce":"…"}}  -> {"ready":true}            compiles the two steps
 //   {"map":"<message value>"}         -> {"emitted":n}             map, then reduce into the partial
-//   {"take":true}                     -> {"partial":{key:value…}}  the partial so far, then empty
+//   {"take":true}                     -> {"partial":{key:value…},"outputs":[…]}  so far, then empty
 //   {"combine":{key:value…},"top":n}  -> {"keys":n,"top":[[k,v]…]} reduce a partial into the total
 // Any step that throws answers {"error":"…"} and changes nothing.
 (() => {
@@ -21,7 +21,8 @@
 
   // Ways out of the worker, and ways to build code from strings (which could hide `import(`).
   const BLOCKED = [
-    "fetch", "XMLHttpRequest", "WebSocket", "WebTransport", "EventSource", "importScripts",
+    "fetch", "fetchLater", "XMLHttpRequest", "WebSocket", "WebSocketStream", "WebTransport",
+    "EventSource", "importScripts",
     "indexedDB", "caches", "BroadcastChannel", "MessageChannel", "Worker", "SharedWorker",
     "navigator", "postMessage", "addEventListener", "removeEventListener", "onmessage",
     "onmessageerror", "close", "eval", "Function", "setTimeout", "setInterval", "WebAssembly",
@@ -46,6 +47,7 @@
   let map = null;
   let reduce = null;
   let acc = new Map();
+  let outputs = [];
 
   const build = (params, body) => {
     if (/\bimport\b/.test(body)) throw new Error("import is not available in a job");
@@ -68,9 +70,10 @@
 
   const handle = (request) => {
     if (request.job) {
-      map = build(["value", "emit"], String(request.job.map));
+      map = build(["value", "emit", "output"], String(request.job.map));
       reduce = build(["a", "b", "key"], String(request.job.reduce));
       acc = new Map();
+      outputs = [];
       return { ready: true };
     }
     if (!map) throw new Error("no job");
@@ -80,14 +83,20 @@
         const json = stringify(value === undefined ? null : value);
         emitted.push([String(key), parse(json)]);
       };
-      map(request.map, emit);
+      const out = [];
+      const output = (value) => {
+        out.push(typeof value === "string" ? value : parse(stringify(value === undefined ? null : value)));
+      };
+      map(request.map, emit, output);
       fold(acc, emitted);
+      outputs.push(...out);
       return { emitted: emitted.length };
     }
     if (request.take) {
-      const partial = Object.fromEntries(acc);
+      const answer = { partial: Object.fromEntries(acc), outputs };
       acc = new Map();
-      return { partial };
+      outputs = [];
+      return answer;
     }
     if (request.combine) {
       const entries = Object.entries(request.combine).map(([k, v]) => [k, v]);

@@ -217,9 +217,10 @@ async fn pick_preset(browser: &Browser, name: &str) {
 }
 
 /// The presets of the README's worked examples compute what they say: stats of `cpu.total`
-/// over system-feed-shaped samples, and the word count.
+/// over system-feed-shaped samples, the word count, and grep, whose matching lines go to the
+/// output queue.
 #[test]
-fn presets_compute_stats_and_word_counts() {
+fn presets_compute_stats_word_counts_and_grep() {
     run(async {
         let server = Server::start().await;
         let browser = Browser::start(&server).await;
@@ -261,6 +262,27 @@ fn presets_compute_stats_and_word_counts() {
         .await;
         let expected = [("light", 3), ("the", 2), ("naïve", 1), ("keeper", 1)];
         assert_eq!(counts, expected.iter().map(|(w, n)| ((*w).to_owned(), *n)).collect());
+
+        // grep outputs the matching lines to the output queue, and counts them.
+        let first = browser.client().windows().await.unwrap()[0].clone();
+        browser.client().switch_to_window(first).await.unwrap();
+        browser.open("/#/worker/e2e-grep").await;
+        pick_preset(&browser, "grep").await;
+        browser.wait_text("#job-map", "the grep preset", |_| true).await;
+        browser.click("#worker-start").await;
+        browser.wait_for("[data-link=live]", "grep to consume").await;
+        server.add("e2e-grep", "a dark night\nthe Light came on\nno match").await;
+        server.add("e2e-grep", "lighthouse").await;
+        server.add("e2e-grep", "nothing here").await;
+        browser.wait_number("#worker-processed", 3, WAIT).await;
+        browser.wait_number("#worker-outputs", 2, WAIT).await;
+        let out = server.get_json("/browse/e2e-grep.out").await;
+        let lines: Vec<&str> =
+            out["messages"].as_array().unwrap().iter().filter_map(|m| m["value"].as_str()).collect();
+        assert_eq!(lines, ["the Light came on", "lighthouse"]);
+        open_reduce_view(&browser).await;
+        browser.wait_number("#reduce-outputs", 2, WAIT).await;
+        browser.wait_number("tr[data-key='matching lines'] td", 2, WAIT).await;
         assert_eq!(browser.console_errors().await, Vec::<String>::new());
         browser.close().await;
     });

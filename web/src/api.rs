@@ -98,6 +98,16 @@ pub async fn publish(queue: &QueueName, value: String) -> Result<MessageKey, Api
     }
 }
 
+/// Adds several messages in one request (`POST /q/<queue>`, NDJSON): each value is a JSON
+/// string (taken as it is) or any JSON (stored as its compact text).
+pub async fn publish_batch(queue: &QueueName, values: &[serde_json::Value]) -> Result<(), ApiError> {
+    let lines: Vec<String> = values.iter().map(serde_json::Value::to_string).collect();
+    let request = Request::post(&format!("/q/{queue}")).header("content-type", "application/x-ndjson");
+    let request = request.body(lines.join("\n")).map_err(|e| ApiError::Network(e.to_string()))?;
+    let response = request.send().await.map_err(|e| ApiError::Network(e.to_string()))?;
+    check(response).await.map(drop)
+}
+
 /// Hard get (`take`, removes the message) or soft get (`get`, peeks); `None` when empty.
 pub async fn get_message(queue: &QueueName, soft: bool) -> Result<Option<Got>, ApiError> {
     let cmd =

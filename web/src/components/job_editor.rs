@@ -1,5 +1,5 @@
 //! The map/reduce job editor: a preset to start from, the map and reduce steps (JavaScript
-//! function bodies), the result queue and the time budget. Every edit goes out as a whole job.
+//! function bodies), the result and output queues, the time budget and the keys listed. Every edit goes out as a whole job.
 
 use yew::prelude::*;
 
@@ -38,6 +38,7 @@ pub fn job_editor(props: &JobEditorProps) -> Html {
     let job = &props.job;
     let disabled = props.disabled;
     let default_results = format!("{}.results", props.input);
+    let default_output = format!("{}.out", props.input);
     html! {
         <fieldset class="job" {disabled}>
             <legend>{ "Job" }</legend>
@@ -55,6 +56,10 @@ pub fn job_editor(props: &JobEditorProps) -> Html {
                     <input id="job-results" value={job.results.clone()} placeholder={default_results}
                         oninput={field(|j, v| j.results = v)} />
                 </label>
+                <label>{ "Output to " }
+                    <input id="job-output" value={job.output.clone()} placeholder={default_output}
+                        oninput={field(|j, v| j.output = v)} />
+                </label>
                 <label>{ "Budget (ms per step) " }
                     <input id="job-budget" inputmode="numeric" value={shown(job.budget_ms)}
                         oninput={field(|j, v| j.budget_ms = number(&v, j.budget_ms))} />
@@ -65,7 +70,7 @@ pub fn job_editor(props: &JobEditorProps) -> Html {
                 </label>
             </div>
             <label class="code-field">
-                <span><code>{ "map(value, emit)" }</code>{ " — value is the message text; call emit(key, value) for each pair" }</span>
+                <span><code>{ "map(value, emit, output)" }</code>{ " — value is the message text; call emit(key, value) for each pair, output(message) to add a message to the output queue" }</span>
                 <textarea id="job-map" rows="6" spellcheck="false" value={job.map.clone()} oninput={field(|j, v| j.map = v)} />
             </label>
             <label class="code-field">

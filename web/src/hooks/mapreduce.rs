@@ -6,7 +6,7 @@
 //!   held unacked goes back to the queue. A message delivered again (its first holder went
 //!   away) is posted in a partial of its own, so the reduce view can tell a repeat.
 
-use std::{cell::RefCell, collections::VecDeque, rc::Rc, time::Duration};
+use std::{cell::RefCell, collections::VecDeque, future::Future, rc::Rc, time::Duration};
 
 use futures_util::{future, Sink, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message, State};
@@ -18,7 +18,7 @@ use yew::{
 };
 
 use crate::{
-    api,
+    api::{self, ApiError},
     hooks::now_ms,
     sandbox::{Failure, Sandbox},
     state::job::{Job, Partial},
@@ -29,6 +29,8 @@ use crate::{
 pub const FLUSH_MESSAGES: usize = 20;
 /// Longest a processed message waits for its partial to be posted.
 pub const FLUSH_DELAY: Duration = Duration::from_millis(300);
+/// Output messages posted per request at most.
+const OUTPUT_BATCH: usize = 1000;
 /// Step failures listed.
 pub const REPORTS: usize = 8;
 
@@ -43,6 +45,8 @@ pub struct RunnerState {
     pub processed: u64,
     pub skipped: u64,
     pub posted: u64,
+    /// Messages the map step output, posted to the output queue.
+    pub outputs: u64,
     /// Sandbox workers started (more than one: a step was stopped).
     pub sandboxes: u32,
     pub reports: VecDeque<Report>,
@@ -139,9 +143,12 @@ impl Runner {
     }
 
     async fn run(self) {
-        let results = match QueueName::try_from(self.job.results_for(self.input.as_str())) {
-            Ok(results) => results,
-            Err(e) => return self.fail(format!("result queue: {e}")),
+        let queue = |name: String| QueueName::try_from(name.clone()).map_err(|e| format!("“{name}”: {e}"));
+        let outlets = queue(self.job.results_for(self.input.as_str()))
+            .and_then(|results| Ok((results, queue(self.job.output_for(self.input.as_str()))?)));
+        let (results, output) = match outlets {
+            Ok(queues) => queues,
+            Err(error) => return self.fail(error),
         };
         if let Err(error) = api::set_policy(&self.input, Policy::Roundrobin).await {
             return self.fail(error.to_string());
@@ -150,11 +157,11 @@ impl Runner {
         if let Err(failure) = sandbox.ready().await {
             return self.fail(format!("the job {failure}"));
         }
-        let since = now_ms();
+        let out = Outlets { results, output, since: now_ms() };
         loop {
             let path = format!("/ws/{}?ack=1", self.input);
             if let Some(ws) = websocket_url(&path).and_then(|url| WebSocket::open(&url).ok()) {
-                self.consume(ws, &mut sandbox, &results, since).await;
+                self.consume(ws, &mut sandbox, &out).await;
             }
             self.set(|s| s.connected = false);
             // Whatever the sandbox holds covers messages that went back unacked: drop it.
@@ -163,7 +170,7 @@ impl Runner {
         }
     }
 
-    async fn consume(&self, ws: WebSocket, sandbox: &mut Sandbox, results: &QueueName, since: f64) {
+    async fn consume(&self, ws: WebSocket, sandbox: &mut Sandbox, out: &Outlets) {
         let mut ws = ws;
         // The socket is ready once open, or as soon as it failed to open.
         let ready = future::poll_fn(|cx| std::pin::Pin::new(&mut ws).poll_ready(cx)).await;
@@ -185,7 +192,7 @@ impl Runner {
                 {
                     future::Either::Left((frame, _)) => frame,
                     future::Either::Right(_) => {
-                        if !self.flush(&mut batch, sandbox, results, since, &mut sink).await {
+                        if !self.flush(&mut batch, sandbox, out, &mut sink).await {
                             return;
                         }
                         continue;
@@ -199,15 +206,12 @@ impl Runner {
             };
             let Ok(message) = serde_json::from_str::<LeasedStreamMessage>(&text) else { continue };
             let again = message.deliveries > 1;
-            if again
-                && !batch.covered.is_empty()
-                && !self.flush(&mut batch, sandbox, results, since, &mut sink).await
-            {
+            if again && !batch.covered.is_empty() && !self.flush(&mut batch, sandbox, out, &mut sink).await {
                 return;
             }
             self.process(&mut batch, sandbox, message.key.to_string(), message.value).await;
             let full = again || batch.covered.len() >= FLUSH_MESSAGES;
-            if full && !self.flush(&mut batch, sandbox, results, since, &mut sink).await {
+            if full && !self.flush(&mut batch, sandbox, out, &mut sink).await {
                 return;
             }
         }
@@ -250,50 +254,47 @@ impl Runner {
 
     /// Posts the batch's partial (retrying until the server takes it), then acks its messages.
     /// `false` when the socket is gone.
-    async fn flush<S>(
-        &self,
-        batch: &mut Batch,
-        sandbox: &mut Sandbox,
-        results: &QueueName,
-        since: f64,
-        sink: &mut S,
-    ) -> bool
+    async fn flush<S>(&self, batch: &mut Batch, sandbox: &mut Sandbox, out: &Outlets, sink: &mut S) -> bool
     where
         S: Sink<Message> + Unpin,
     {
         let batch = std::mem::take(batch);
-        let partial = match sandbox.call(&json!({ "take": true })).await {
-            Ok(Value::Object(mut answer)) => match answer.remove("partial") {
-                Some(Value::Object(partial)) => partial,
-                _ => serde_json::Map::new(),
-            },
-            Ok(_) => serde_json::Map::new(),
+        let (partial, outputs) = match sandbox.call(&json!({ "take": true })).await {
+            Ok(Value::Object(mut answer)) => {
+                let partial = match answer.remove("partial") {
+                    Some(Value::Object(partial)) => partial,
+                    _ => serde_json::Map::new(),
+                };
+                let outputs = match answer.remove("outputs") {
+                    Some(Value::Array(outputs)) => outputs,
+                    _ => Vec::new(),
+                };
+                (partial, outputs)
+            }
+            Ok(_) => (serde_json::Map::new(), Vec::new()),
             Err(failure) => {
                 self.set(|s| s.report("partial".to_owned(), &failure));
-                serde_json::Map::new()
+                (serde_json::Map::new(), Vec::new())
             }
         };
+        // Outputs first: once the partial is posted, the messages are acked.
+        for chunk in outputs.chunks(OUTPUT_BATCH) {
+            retry(|| api::publish_batch(&out.output, chunk), |e| self.set(|s| s.error = Some(e))).await;
+        }
         let keys: Vec<String> = batch.covered.iter().map(|(key, _, _)| key.clone()).collect();
         let partial = Partial {
             worker: self.id.clone(),
             job: self.job.id(),
             processed: keys.len() as u64,
             skipped: batch.skipped,
+            outputs: outputs.len() as u64,
             keys,
-            since,
+            since: out.since,
             at: now_ms(),
             partial,
         };
         let body = serde_json::to_string(&partial).unwrap_or_default();
-        loop {
-            match api::publish(results, body.clone()).await {
-                Ok(_) => break,
-                Err(error) => {
-                    self.set(|s| s.error = Some(error.to_string()));
-                    sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
+        retry(|| api::publish(&out.results, body.clone()), |e| self.set(|s| s.error = Some(e))).await;
         for key in &partial.keys {
             let ack = json!({ "cmd": "ack", "key": key }).to_string();
             if sink.send(Message::Text(ack)).await.is_err() {
@@ -302,8 +303,24 @@ impl Runner {
         }
         self.set(|s| {
             s.posted += 1;
+            s.outputs += partial.outputs;
             s.error = None;
         });
         true
+    }
+}
+
+/// Where a job's results go, and when its worker started (ms since the epoch).
+struct Outlets {
+    results: QueueName,
+    output: QueueName,
+    since: f64,
+}
+
+/// Runs `post` until the server takes it, a second apart, telling `on_error` each failure.
+async fn retry<T, F: Future<Output = Result<T, ApiError>>>(post: impl Fn() -> F, on_error: impl Fn(String)) {
+    while let Err(error) = post().await {
+        on_error(error.to_string());
+        sleep(Duration::from_secs(1)).await;
     }
 }

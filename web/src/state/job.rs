@@ -15,8 +15,8 @@ pub const DEFAULT_TOP: u32 = 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     pub name: String,
-    /// Body of `function (value, emit)`: `value` is the message text; `emit(key, value)` any
-    /// number of times.
+    /// Body of `function (value, emit, output)`: `value` is the message text; `emit(key, value)`
+    /// any number of times; `output(message)` adds a message to the output queue.
     pub map: String,
     /// Body of `function (a, b, key)`: combines two values of one key (associative and
     /// commutative, since partials are combined in any order).
@@ -24,6 +24,9 @@ pub struct Job {
     /// Result queue; empty means `<input>.results`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub results: String,
+    /// Queue of the messages the map step outputs; empty means `<input>.out`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
     /// Keys listed by the reduce view, highest first.
     #[serde(default = "default_top")]
     pub top: u32,
@@ -47,6 +50,7 @@ impl Job {
             map: map.to_owned(),
             reduce: reduce.to_owned(),
             results: String::new(),
+            output: String::new(),
             top,
             budget_ms: DEFAULT_BUDGET_MS,
         }
@@ -90,6 +94,14 @@ impl Job {
         }
     }
 
+    /// The output queue's name for input queue `input`.
+    pub fn output_for(&self, input: &str) -> String {
+        match self.output.trim() {
+            "" => format!("{input}.out"),
+            named => named.to_owned(),
+        }
+    }
+
     /// The result queue's name for input queue `input`.
     pub fn results_for(&self, input: &str) -> String {
         match self.results.trim() {
@@ -110,9 +122,9 @@ pub fn presets() -> Vec<Job> {
         ),
         Job::preset(
             "grep",
-            "// Keeps the lines that match, with how often each was seen.\nconst pattern = /light/i;\nfor (const line of value.split('\\n')) if (pattern.test(line)) emit(line.trim(), 1);",
+            "// Outputs the lines that match to the output queue, and counts them.\nconst pattern = /light/i;\nfor (const line of value.split('\\n')) if (pattern.test(line)) { output(line); emit('matching lines', 1); }",
             "return a + b;",
-            50,
+            DEFAULT_TOP,
         ),
         Job::preset(
             "stats of a JSON field",
@@ -139,6 +151,9 @@ pub struct Partial {
     /// Messages whose step threw or ran out of time.
     #[serde(default)]
     pub skipped: u64,
+    /// Messages the map step output (posted to the output queue before this partial).
+    #[serde(default)]
+    pub outputs: u64,
     /// The input keys covered, so that a message delivered again is counted once.
     #[serde(default)]
     pub keys: Vec<String>,
@@ -176,6 +191,7 @@ pub struct Progress {
     pub workers: BTreeMap<String, WorkerFigures>,
     pub processed: u64,
     pub skipped: u64,
+    pub outputs: u64,
     /// Partials of other jobs, unreadable ones, and duplicates, left out.
     pub ignored: u64,
     counted: std::collections::HashSet<String>,
@@ -207,6 +223,7 @@ impl Progress {
         figures.partials += 1;
         self.processed += partial.processed;
         self.skipped += partial.skipped;
+        self.outputs += partial.outputs;
         Some(partial)
     }
 }
@@ -273,6 +290,7 @@ mod tests {
         let edited = Job { reduce: "return a;".into(), ..job.clone() };
         assert_ne!(edited.id(), job.id());
         assert_eq!(job.results_for("system"), "cpu.stats");
+        assert_eq!(job.output_for("system"), "system.out");
         assert_eq!(presets()[0].results_for("text"), "text.results");
         assert_eq!(Job::decode("not base64!"), None);
         // Fields left out take their defaults.
@@ -287,6 +305,7 @@ mod tests {
             job: "j1".into(),
             processed: keys.len() as u64,
             skipped: u64::from(worker == "b"),
+            outputs: 1,
             keys,
             since,
             at,
@@ -307,6 +326,7 @@ mod tests {
         assert!(progress.accept(&partial("a", &["q:6"], 1000.0, 3100.0), "other-job").is_none());
         assert!(progress.accept("not json", "j1").is_none());
         assert_eq!((progress.processed, progress.skipped, progress.ignored), (5, 1, 3));
+        assert_eq!(progress.outputs, 3);
         let a = &progress.workers["a"];
         assert_eq!((a.processed, a.partials), (4, 2));
         assert!((a.rate() - 2.0).abs() < 1e-9, "4 messages in 2 s: {}", a.rate());

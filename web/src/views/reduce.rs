@@ -68,6 +68,7 @@ fn reduce_panel(props: &ReducePanelProps) -> Html {
             <dl class="figures">
                 <div><dt>{ "messages reduced" }</dt><dd><output id="reduce-processed">{ done }</output></dd></div>
                 <div><dt>{ "skipped" }</dt><dd><output id="reduce-skipped">{ progress.skipped }</output></dd></div>
+                <div><dt>{ "messages output" }</dt><dd><output id="reduce-outputs">{ progress.outputs }</output></dd></div>
                 <div><dt>{ "keys" }</dt><dd><output id="reduce-keys">{ state.keys }</output></dd></div>
                 <div><dt>{ "waiting in input" }</dt><dd><output id="reduce-waiting">{ waiting.map(|n| n.to_string()).unwrap_or_default() }</output></dd></div>
                 <div><dt>{ "results read" }</dt><dd><output id="reduce-read">{ state.read }</output></dd></div>

@@ -68,7 +68,7 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
                 { "Write a job, or start from a preset; Start runs it in a sandboxed Web Worker on the messages of " }
                 <code>{ input.as_str() }</code>
                 { " (this tab joins it as a roundrobin consumer in ack mode) and posts partial results to " }
-                <code>{ &results }</code>{ ". Open the link in more tabs, or on other machines, to share the work." }
+                <code>{ &results }</code>{ " (and what it outputs to " }<code>{ job.output_for(input.as_str()) }</code>{ "). Open the link in more tabs, or on other machines, to share the work." }
             </p>
             <JobEditor job={(*job).clone()} input={AttrValue::from(input.to_string())} disabled={state.running} {on_change} />
             <div class="controls">
@@ -92,6 +92,7 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
                 <div><dt>{ "processed" }</dt><dd><output id="worker-processed">{ state.processed }</output></dd></div>
                 <div><dt>{ "skipped" }</dt><dd><output id="worker-skipped">{ state.skipped }</output></dd></div>
                 <div><dt>{ "partials posted" }</dt><dd><output id="worker-posted">{ state.posted }</output></dd></div>
+                <div><dt>{ "messages output" }</dt><dd><output id="worker-outputs">{ state.outputs }</output></dd></div>
                 <div><dt>{ "waiting" }</dt><dd><output id="worker-waiting">{ waiting.map(|n| n.to_string()).unwrap_or_default() }</output></dd></div>
             </dl>
             if let Some(consumers) = consumers {
