@@ -6,7 +6,6 @@ use restmq_shared::QueueName;
 use serde_json::Value;
 use yew::prelude::*;
 
-use super::worker::page_link;
 use crate::{
     hooks::{reduce::use_reducer_view, use_stats},
     route::Route,
@@ -59,8 +58,8 @@ fn reduce_panel(props: &ReducePanelProps) -> Html {
             <p class="hint">
                 { "Combines the partials posted to " }<code>{ results.as_str() }</code>
                 { " by the workers of " }<code>{ props.input.as_str() }</code>
-                { " with the job's reduce step. It only browses the result queue, so every reload shows the whole total. Workers join with " }
-                <a href={worker_href.clone()}>{ page_link(&Route::Worker(props.input.clone(), Some(props.job.clone()))) }</a>
+                { " with the job's reduce step. It only browses and observes the result queue, never takes from it, so every reload shows the whole total. Tabs join the work with " }
+                <a id="reduce-worker-link" href={worker_href.clone()}>{ "the job's worker link" }</a>{ "." }
             </p>
             if let Some(error) = &state.error {
                 <p class="notice error" data-code={error.code().to_owned()} role="alert">{ error.to_string() }</p>

@@ -110,7 +110,7 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
 }
 
 /// The whole address of `route` on this page, to share.
-pub fn page_link(route: &Route) -> String {
+fn page_link(route: &Route) -> String {
     let location = web_sys::window().map(|w| w.location());
     let origin = location.as_ref().and_then(|l| l.origin().ok()).unwrap_or_default();
     let path = location.as_ref().and_then(|l| l.pathname().ok()).unwrap_or_default();
