@@ -29,6 +29,9 @@ use crate::{
 pub const FLUSH_MESSAGES: usize = 20;
 /// Longest a processed message waits for its partial to be posted.
 pub const FLUSH_DELAY: Duration = Duration::from_millis(300);
+/// A batch older than this is posted after its current step, however slow the steps: well
+/// within the server's lease (30 s by default), so no message comes back while still held.
+pub const MAX_BATCH_AGE: Duration = Duration::from_secs(10);
 /// Output messages posted per request at most.
 const OUTPUT_BATCH: usize = 1000;
 /// Step failures listed.
@@ -210,7 +213,8 @@ impl Runner {
                 return;
             }
             self.process(&mut batch, sandbox, message.key.to_string(), message.value).await;
-            let full = again || batch.covered.len() >= FLUSH_MESSAGES;
+            let old = now_ms() - batch.first_at > MAX_BATCH_AGE.as_millis() as f64;
+            let full = again || old || batch.covered.len() >= FLUSH_MESSAGES;
             if full && !self.flush(&mut batch, sandbox, out, &mut sink).await {
                 return;
             }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// Default time budget of one step, in milliseconds.
 pub const DEFAULT_BUDGET_MS: u32 = 1000;
+/// The longest budget: a batch's messages must be acked within the server's lease (30 s).
+pub const MAX_BUDGET_MS: u32 = 5000;
 /// Keys the reduce view lists by default.
 pub const DEFAULT_TOP: u32 = 20;
 
@@ -76,12 +78,12 @@ impl Job {
         format!("{hash:08x}")
     }
 
-    /// The time budget of one step (the default when unset).
+    /// The time budget of one step (the default when unset), at most [`MAX_BUDGET_MS`].
     pub fn budget(&self) -> u32 {
         if self.budget_ms == 0 {
             DEFAULT_BUDGET_MS
         } else {
-            self.budget_ms
+            self.budget_ms.min(MAX_BUDGET_MS)
         }
     }
 
@@ -296,6 +298,8 @@ mod tests {
         // Fields left out take their defaults.
         let short = base64url_encode(br#"{"name":"n","map":"m","reduce":"r"}"#);
         assert_eq!(Job::decode(&short).map(|j| (j.top, j.budget_ms)), Some((DEFAULT_TOP, DEFAULT_BUDGET_MS)));
+        let budgets = [0, 700, 60_000].map(|budget_ms| Job { budget_ms, ..job.clone() }.budget());
+        assert_eq!(budgets, [DEFAULT_BUDGET_MS, 700, MAX_BUDGET_MS]);
     }
 
     fn partial(worker: &str, keys: &[&str], since: f64, at: f64) -> String {
