@@ -1,6 +1,8 @@
 //! RestMQ's `acl.conf` (`--acl`): INI sections `rest:producer`, `rest:consumer`,
 //! `comet:consumer` and `websocket:consumer`, each with `hosts_allow`, `hosts_deny`,
 //! `username` and `password`; reloaded when the file changes.
+//! The INI syntax is read by `rust-ini`; the thin layer over it keeps what Python's
+//! `ConfigParser` did with RestMQ's file (case-insensitive keys, last value wins, `key: value`).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -121,38 +123,20 @@ pub struct Acl {
 impl Acl {
     /// Parses the INI text the way Python's `ConfigParser` reads RestMQ's file: `[section]`
     /// headers, `key = value` or `key: value`, `#`/`;` comment lines, indented continuation
-    /// lines; keys are case-insensitive; other sections and keys are ignored.
+    /// lines; keys are case-insensitive; a key or section given twice keeps its last value;
+    /// other sections and keys are ignored.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut acl = Acl::default();
-        let mut section: Option<usize> = None;
-        let mut last_key: Option<&'static str> = None;
         let mut values: [[String; 4]; 4] = Default::default();
         const KEYS: [&str; 4] = ["hosts_allow", "hosts_deny", "username", "password"];
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+        for (name, props) in read_ini(text)?.iter() {
+            let Some(s) = Section::ALL.iter().position(|s| Some(s.name()) == name.map(str::trim)) else {
                 continue;
-            }
-            if raw.starts_with([' ', '\t']) {
-                if let (Some(s), Some(key)) = (section, last_key) {
-                    let k = KEYS.iter().position(|k| *k == key).expect("a known key");
-                    values[s][k].push(' ');
-                    values[s][k].push_str(line);
+            };
+            for (key, value) in props.iter() {
+                if let Some(k) = KEYS.iter().position(|k| k.eq_ignore_ascii_case(key)) {
+                    values[s][k] = value.split('\n').map(str::trim).collect::<Vec<_>>().join(" ");
                 }
-                continue;
-            }
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                section = Section::ALL.iter().position(|s| s.name() == name.trim());
-                last_key = None;
-                continue;
-            }
-            let (key, value) = line
-                .split_once(['=', ':'])
-                .ok_or_else(|| format!("line {}: expected `key = value` or `[section]`", n + 1))?;
-            let key = key.trim().to_ascii_lowercase();
-            last_key = KEYS.iter().find(|k| **k == key).copied();
-            if let (Some(s), Some(k)) = (section, KEYS.iter().position(|k| *k == key)) {
-                values[s][k] = value.trim().to_owned();
             }
         }
         for (rules, [allow, deny, username, password]) in acl.sections.iter_mut().zip(values) {
@@ -203,6 +187,34 @@ impl Acl {
         }
         pass(password_ok())
     }
+}
+
+/// The INI reading itself (`rust-ini`), set up as `ConfigParser` reads: quotes and
+/// backslashes are part of values, no inline comments, indented lines continue the value above.
+/// Two lines are prepared first: a comment line is blank even when indented (`rust-ini` would
+/// continue a value with it), and a header line ends at its `]`, as `ConfigParser` reads it.
+fn read_ini(text: &str) -> Result<ini::Ini, String> {
+    let text: String = text
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with(['#', ';']) {
+                ""
+            } else if let (true, Some(end)) = (line.starts_with('['), line.find(']')) {
+                &line[..=end]
+            } else {
+                line
+            }
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    let options = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        enabled_indented_mutiline_value: true,
+        enabled_preserve_key_leading_whitespace: false,
+    };
+    ini::Ini::load_from_str_opt(&text, options).map_err(|e| e.to_string())
 }
 
 fn credentials_match(section: Section, headers: &HeaderMap, user: &str, password: &str) -> bool {
@@ -344,5 +356,37 @@ mod tests {
         assert_eq!(acl, Acl::default());
         assert_eq!(acl.check(Section::RestProducer, None, &HeaderMap::new()), Ok(()));
         assert!(Acl::parse("[rest:producer]\nnonsense line\n").is_err());
+    }
+
+    fn producer(text: &str) -> Rules {
+        Acl::parse(text).unwrap().sections[Section::RestProducer as usize].clone()
+    }
+
+    /// ConfigParser's reading over the INI crate: `:` or `=`, keys in any case, the last value
+    /// of a key wins and a repeated section adds to the first; quotes, backslashes, `;` and `#`
+    /// inside a value are part of it; an indented comment does not continue a value; section
+    /// names keep their case and a header ends at its `]`.
+    #[test]
+    fn configparser_quirks_over_the_ini_crate() {
+        let both = |user: &str, password: &str| (Some(user.to_owned()), Some(password.to_owned()));
+        let creds = |r: Rules| (r.username, r.password);
+        assert_eq!(creds(producer("[rest:producer]\nUserName: u\nPASSWORD = p\n")), both("u", "p"));
+        assert_eq!(creds(producer("[rest:producer]\nusername=u\nusername=v\npassword=p\n")), both("v", "p"));
+        let split = "[rest:producer]\nusername=u\n[rest:consumer]\nusername=c\n[rest:producer]\npassword=p\n";
+        assert_eq!(creds(producer(split)), both("u", "p"));
+        let literal = "[rest:producer]\nusername = \"u v\"\npassword = a\\b ;c #d\n";
+        assert_eq!(creds(producer(literal)), both("\"u v\"", "a\\b ;c #d"));
+        assert_eq!(creds(producer("[rest:producer]\nusername=a=b\npassword=c:d\n")), both("a=b", "c:d"));
+        let hosts =
+            producer("[rest:producer]\nhosts_allow = 1.2.3.4\n   # 9.9.9.9\n\t; 8.8.8.8\n  5.6.7.8\n");
+        let net = |s: &str| HostPattern::Net(s.parse().unwrap());
+        assert_eq!(hosts.allow, Hosts::Some(vec![net("1.2.3.4"), net("5.6.7.8")]));
+        assert_eq!(creds(producer("[REST:PRODUCER]\nusername=u\npassword=p\n")), (None, None));
+        assert_eq!(creds(producer("username=u\n[rest:producer]\n")), (None, None), "no section yet");
+        assert_eq!(creds(producer("[rest:producer] x\nusername=u\npassword=p\n")), both("u", "p"));
+        assert_eq!(creds(producer("[rest:producer]\r\nusername=u\r\npassword=p\r\n")), both("u", "p"));
+        for bad in ["[rest:producer\nusername=u\n", "[rest:producer]\n=x\n", "[rest:producer]\nkey\n"] {
+            assert!(Acl::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

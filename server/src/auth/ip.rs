@@ -1,5 +1,7 @@
 //! Client addresses: CIDR blocks, the `--allow-ip`/`--deny-ip` lists, and `X-Forwarded-For`
 //! read only when the peer is a `--trusted-proxy`.
+//! [`IpNet`] is a thin layer over the `ipnet` crate that keeps two RestMQ habits: a bare address
+//! is a one-address block, and an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) counts as IPv4.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -12,25 +14,12 @@ use crate::error::ApiError;
 
 /// An address block such as `10.0.0.0/8`, `::1/128`, or a single address (`127.0.0.1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 impl IpNet {
     /// Whether `ip` is inside the block (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
     }
 }
 
@@ -39,23 +28,22 @@ impl FromStr for IpNet {
 
     fn from_str(text: &str) -> Result<Self, String> {
         let bad = || format!("{text:?} is not an IP address or CIDR block (like 10.0.0.0/8)");
-        let (addr, prefix) = match text.trim().split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (text.trim(), None),
+        let text = text.trim();
+        let net = match text.split_once('/') {
+            Some((addr, prefix)) => {
+                let addr = addr.parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
+                let prefix = prefix.parse::<u8>().map_err(|_| bad())?;
+                ipnet::IpNet::new(addr, prefix).map_err(|_| bad())?
+            }
+            None => ipnet::IpNet::from(text.parse::<IpAddr>().map_err(|_| bad())?.to_canonical()),
         };
-        let addr = addr.parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-            None => max,
-        };
-        Ok(Self { addr, prefix })
+        Ok(Self(net))
     }
 }
 
 impl fmt::Display for IpNet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+        self.0.fmt(f)
     }
 }
 
@@ -164,9 +152,26 @@ mod tests {
         assert!(net("fe80::/10").contains(ip("fe80::1")));
         assert!(net("127.0.0.0/8").contains(ip("::ffff:127.0.0.5")));
         assert!(!net("::/0").contains(ip("1.2.3.4")));
-        for bad in ["", "10.0.0.0/33", "::/129", "host", "10.0.0/8", "1.2.3.4/x"] {
+        for bad in ["", "10.0.0.0/33", "::/129", "host", "10.0.0/8", "1.2.3.4/x", "1.2.3.4/"] {
             assert!(bad.parse::<IpNet>().is_err(), "{bad}");
         }
+    }
+
+    /// IPv6 blocks of every prefix length, host bits set in the written address, and mapped
+    /// IPv4 addresses on either side.
+    #[test]
+    fn ipv6_and_mapped_blocks() {
+        assert!(net("2001:db8::/32").contains(ip("2001:db8:ffff::1")));
+        assert!(!net("2001:db8::/32").contains(ip("2001:db9::1")));
+        assert!(net("2001:db8::1/64").contains(ip("2001:db8::ffff")), "host bits are ignored");
+        assert!(net("::/0").contains(ip("::1")));
+        assert!(net("::1/128").contains(ip("::1")) && !net("::1/128").contains(ip("::2")));
+        assert!(net("::ffff:10.0.0.0/8").contains(ip("10.1.2.3")), "a mapped block is IPv4");
+        assert!(net("10.0.0.0/8").contains(ip("::ffff:10.1.2.3")));
+        assert!(!net("10.0.0.0/8").contains(ip("::a01:203")), "an IPv4-compatible address is IPv6");
+        assert_eq!(net(" 10.1.2.3/8 ").to_string(), "10.1.2.3/8");
+        assert_eq!(net("::1").to_string(), "::1/128");
+        assert_eq!(net("127.0.0.1").to_string(), "127.0.0.1/32");
     }
 
     fn parts(peer: &str, forwarded: &[&str]) -> Parts {

@@ -7,9 +7,12 @@
 //! ]}
 //! ```
 //! A token listed in several entries has every entry's grants.
+//! Queue patterns are `globset` globs under a thin layer that keeps RestMQ's two wildcards
+//! only: `*` (any run, `**` the same) and `?`; `[`, `{` and `\` stay literal characters.
 
 use std::path::Path;
 
+use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
 use super::secret::ct_eq;
@@ -83,10 +86,17 @@ pub enum TokenError {
     NotGranted { name: String },
 }
 
+/// An entry with its queue patterns compiled.
+#[derive(Debug, Clone)]
+struct Grant {
+    entry: TokenEntry,
+    queues: Vec<QueuePattern>,
+}
+
 /// The loaded tokens.
 #[derive(Debug, Clone)]
 pub struct Tokens {
-    entries: Vec<TokenEntry>,
+    grants: Vec<Grant>,
 }
 
 impl Tokens {
@@ -100,7 +110,8 @@ impl Tokens {
     /// Parses the JSON text of a token file.
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: TokenFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        for (i, entry) in file.tokens.iter().enumerate() {
+        let mut grants = Vec::with_capacity(file.tokens.len());
+        for (i, entry) in file.tokens.into_iter().enumerate() {
             if entry.token.trim().is_empty() {
                 return Err(format!("entry {i} has an empty token"));
             }
@@ -110,23 +121,26 @@ impl Tokens {
                     entry.name
                 ));
             }
+            let queues = entry.queues.iter().map(|p| QueuePattern::new(p)).collect::<Result<_, _>>();
+            let queues = queues.map_err(|e| format!("entry {i} ({}): {e}", entry.name))?;
+            grants.push(Grant { entry, queues });
         }
-        Ok(Self { entries: file.tokens })
+        Ok(Self { grants })
     }
 
     /// Checks that `token` grants `right` on `scope`; answers the token's name.
     pub fn authorize(&self, token: &str, right: Option<Right>, scope: &Scope) -> Result<String, TokenError> {
         // Every entry is compared, so the time taken does not tell which one matched.
-        let matching: Vec<&TokenEntry> =
-            self.entries.iter().filter(|e| ct_eq(e.token.as_bytes(), token.as_bytes())).collect();
-        let first = matching.first().ok_or(TokenError::Unknown)?;
+        let matching: Vec<&Grant> =
+            self.grants.iter().filter(|g| ct_eq(g.entry.token.as_bytes(), token.as_bytes())).collect();
+        let first = &matching.first().ok_or(TokenError::Unknown)?.entry;
         let name = if first.name.is_empty() { "unnamed".to_owned() } else { first.name.clone() };
         let Some(right) = right else { return Ok(name) };
-        let granted = matching.iter().any(|e| {
-            e.rights.iter().any(|r| r.grants(right))
-                && e.queues.iter().any(|p| match scope {
-                    Scope::Queue(queue) => glob_match(p, queue),
-                    Scope::All => p == "*",
+        let granted = matching.iter().any(|g| {
+            g.entry.rights.iter().any(|r| r.grants(right))
+                && g.queues.iter().any(|p| match scope {
+                    Scope::Queue(queue) => p.matches(queue),
+                    Scope::All => p.is_everything(),
                 })
         });
         if granted {
@@ -137,39 +151,55 @@ impl Tokens {
     }
 }
 
-/// Whether `name` matches `pattern`, where `*` is any run of characters (dots included) and
-/// `?` exactly one.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        match p.get(pi) {
-            Some('*') => {
-                backtrack = Some((pi, ni));
-                pi += 1;
+/// A queue-name glob: `*` is any run of characters (dots included), `?` exactly one, and
+/// every other character stands for itself. `globset` matches bytes, so `?` is one byte: the
+/// same as one character for every valid (ASCII) queue name.
+#[derive(Debug, Clone)]
+pub struct QueuePattern {
+    text: String,
+    matcher: GlobMatcher,
+}
+
+impl QueuePattern {
+    /// Compiles `pattern`; runs of `*` are one `*` (queue names have no `/` for `**` to cross).
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        let mut glob = String::with_capacity(pattern.len() + 8);
+        for c in pattern.chars() {
+            match c {
+                '*' if glob.ends_with('*') => {}
+                '*' | '?' => glob.push(c),
+                c => glob.push_str(&globset::escape(c.encode_utf8(&mut [0; 4]))),
             }
-            Some(&c) if c == '?' || c == n[ni] => {
-                pi += 1;
-                ni += 1;
-            }
-            _ => match backtrack {
-                Some((star, matched)) => {
-                    pi = star + 1;
-                    ni = matched + 1;
-                    backtrack = Some((star, matched + 1));
-                }
-                None => return false,
-            },
         }
+        let matcher = GlobBuilder::new(&glob)
+            .literal_separator(false)
+            .backslash_escape(false)
+            .build()
+            .map_err(|e| format!("queue pattern {pattern:?}: {e}"))?
+            .compile_matcher();
+        Ok(Self { text: pattern.to_owned(), matcher })
     }
-    p[pi..].iter().all(|&c| c == '*')
+
+    /// Whether `queue` matches.
+    pub fn matches(&self, queue: &str) -> bool {
+        self.matcher.is_match(queue)
+    }
+
+    /// Whether the pattern is exactly `*`, the one that grants rights on every queue at once.
+    pub fn is_everything(&self) -> bool {
+        self.text == "*"
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn glob_match(pattern: &str, name: &str) -> bool {
+        QueuePattern::new(pattern).unwrap().matches(name)
+    }
+
+    /// `*` crosses dots, `?` is one character, the rest is literal.
     #[test]
     fn globs_match_queue_names() {
         assert!(glob_match("*", "anything.at:all"));
@@ -184,6 +214,29 @@ mod tests {
         assert!(!glob_match("a*b*c", "a-x-c-y-b"));
         assert!(glob_match("exact", "exact"));
         assert!(!glob_match("exact", "exactly"));
+    }
+
+    /// `**` is `*`; glob syntax beyond `*` and `?` (classes, alternations, escapes) is literal,
+    /// so no pattern grants more than it did; non-ASCII and empty patterns behave.
+    #[test]
+    fn globs_keep_restmq_wildcards_only() {
+        assert!(glob_match("**", "a.b:c"));
+        assert!(glob_match("jobs.**", "jobs.a.b"));
+        assert!(glob_match("a**b", "a-x-b"));
+        assert!(!glob_match("jobs.**", "jobs"));
+        assert!(glob_match("***.dead", "x.dead"));
+        assert!(!glob_match("jobs.[ab]", "jobs.a"));
+        assert!(glob_match("jobs.[ab]", "jobs.[ab]"));
+        assert!(!glob_match("{a,b}", "a"));
+        assert!(glob_match("{a,b}", "{a,b}"));
+        assert!(!glob_match("a\\*", "a*"));
+        assert!(glob_match("a\\*", "a\\xyz"));
+        assert!(!glob_match("q?", "qé"), "`?` is one byte; queue names are ASCII");
+        assert!(glob_match("q??", "qé"));
+        assert!(glob_match("é*", "été"));
+        assert!(glob_match("", ""));
+        assert!(!glob_match("", "a"));
+        assert!(glob_match("a/b", "a/b") && glob_match("*", "a/b"), "`/` is an ordinary character");
     }
 
     const FILE: &str = r#"{"tokens": [
@@ -218,5 +271,9 @@ mod tests {
         assert!(Tokens::parse(r#"{"tokens":[{"token":"t","queues":[],"rights":["admin"]}]}"#).is_err());
         assert!(Tokens::parse(r#"{"tokens":[{"token":"t","queues":["*"],"rights":["root"]}]}"#).is_err());
         assert!(Tokens::parse(r#"{"tokens":[{"token":"t","queue":["*"],"rights":["admin"]}]}"#).is_err());
+        let odd = r#"{"tokens":[{"token":"t","queues":["[","{","\\","**"],"rights":["admin"]}]}"#;
+        let tokens = Tokens::parse(odd).unwrap();
+        assert!(tokens.authorize("t", Some(Right::Admin), &Scope::Queue("q".to_owned())).is_ok(), "`**`");
+        assert!(tokens.authorize("t", Some(Right::Admin), &Scope::All).is_err(), "only `*` is every queue");
     }
 }

@@ -15,7 +15,7 @@ use super::hub::{CloseReason, Delivery, Hub};
 use super::Broker;
 use crate::store::QueueStore;
 
-type Sender = mpsc::Sender<Arc<Delivery>>;
+pub(super) type Sender = mpsc::Sender<Arc<Delivery>>;
 
 /// What the dispatcher does next, decided under the hub's lock.
 enum Step {
@@ -43,20 +43,8 @@ pub(super) async fn run(broker: Broker, hub: Arc<Hub>) {
             Step::Load => load_settings(&broker, &hub).await,
             Step::Wait => wait(&broker, &hub).await,
             Step::Full { id, tx } => wait_for_room(&broker, &hub, id, tx).await,
-            Step::Send { policy: Policy::Broadcast, n, .. } if broker.store().is_shared() => {
-                match broker.store().pop_broadcast(&hub.queue, n).await {
-                    // Deliveries come back over the bus, to every process in the same order.
-                    Ok((popped, published)) => {
-                        hub.lock().in_flight += published as i64;
-                        if popped == 0 {
-                            wait(&broker, &hub).await;
-                        }
-                    }
-                    Err(err) => {
-                        tracing::warn!(queue = %hub.queue, %err, "broadcast pop failed");
-                        backoff(&broker).await;
-                    }
-                }
+            Step::Send { policy: Policy::Broadcast, targets, n, epoch } if broker.store().is_shared() => {
+                broker.fan_out(&hub, &targets, n, epoch).await;
             }
             Step::Send { policy, targets, n, epoch } => {
                 let messages = match broker.store().pop(&hub.queue, n).await {
@@ -119,11 +107,6 @@ fn plan(hub: &Hub, batch: usize) -> Step {
         Policy::Broadcast => capacities.min().unwrap_or(0),
         Policy::Roundrobin => capacities.sum(),
     };
-    if room > 0 && policy == Policy::Broadcast && st.in_flight >= room as i64 {
-        return Step::Wait; // room is taken by broadcasts still on their way back
-    }
-    let room =
-        if policy == Policy::Broadcast { room - st.in_flight.clamp(0, room as i64) as usize } else { room };
     if room == 0 {
         let (id, tx) =
             targets.iter().find(|(_, tx)| tx.capacity() == 0).cloned().unwrap_or_else(|| targets[0].clone());
@@ -134,7 +117,7 @@ fn plan(hub: &Hub, batch: usize) -> Step {
 
 /// Every target gets every message. A target that left just drops its copy; if all left,
 /// the last drop puts the message back.
-fn broadcast(deliveries: impl Iterator<Item = Arc<Delivery>>, targets: &[(u64, Sender)]) {
+pub(super) fn broadcast(deliveries: impl Iterator<Item = Arc<Delivery>>, targets: &[(u64, Sender)]) {
     for delivery in deliveries {
         for (_, tx) in targets {
             let _ = tx.try_send(delivery.clone());
@@ -179,14 +162,14 @@ async fn load_settings(broker: &Broker, hub: &Hub) {
     }
 }
 
-async fn wait(broker: &Broker, hub: &Hub) {
+pub(super) async fn wait(broker: &Broker, hub: &Hub) {
     tokio::select! {
         () = hub.notify.notified() => {}
         () = broker.shutdown_token().cancelled() => {}
     }
 }
 
-async fn backoff(broker: &Broker) {
+pub(super) async fn backoff(broker: &Broker) {
     tokio::select! {
         () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
         () = broker.shutdown_token().cancelled() => {}

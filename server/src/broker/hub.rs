@@ -123,9 +123,12 @@ pub(super) struct HubState {
     pub dispatching: bool,
     /// Bumped by purge, so messages popped before it are not put back after it.
     pub epoch: u64,
-    /// Shared stores: messages this process popped for broadcast that have not come back
-    /// over the bus yet. May dip below zero when one arrives before it was counted.
-    pub in_flight: i64,
+    /// Shared stores: how far this process has read the queue's broadcast log (see
+    /// [`super::shared`]); `None` until its first broadcast consumer.
+    pub fanout_cursor: Option<String>,
+    /// Shared stores: numbers of the messages this process moved into the broadcast log and
+    /// has not read back yet; they go back to the queue if no consumer here writes them.
+    pub fanout_own: std::collections::BTreeSet<u64>,
     /// Observers (see [`super::observe`]): they see adds and take nothing.
     pub observers: Vec<Consumer>,
     /// The key number observers see next; `None` until the first observer joins.

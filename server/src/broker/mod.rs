@@ -242,6 +242,8 @@ impl Broker {
                 st.epoch += 1;
                 st.policy = None;
                 st.status = None;
+                st.fanout_cursor = None;
+                st.fanout_own.clear();
             }
             hub.history().clear(&self.inner.history_bytes);
             hub.close_all(CloseReason::Purged);
@@ -381,9 +383,11 @@ impl Broker {
         }
     }
 
-    /// Puts back whatever undelivered messages are waiting. Called at shutdown, after the
+    /// Puts back whatever undelivered messages are waiting, those this process moved into a
+    /// broadcast log and had not handed out included. Called at shutdown, after the
     /// transports have ended, before the store closes.
     pub async fn flush_requeues(&self) {
+        self.take_back_fanout().await;
         let mut rx = self.inner.requeue_rx.lock().await;
         let mut batch = Vec::new();
         while let Ok(item) = rx.try_recv() {

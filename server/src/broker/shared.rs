@@ -1,7 +1,8 @@
 //! Working as one server with the other processes on a shared store (Redis): applies their
-//! changes from the bus, delivers broadcast messages that any process popped, and keeps
-//! this process's presence (load, consumers per queue) published for `/stats/` and
-//! `/nodes`.
+//! changes from the bus, delivers broadcast messages from each queue's broadcast log (which
+//! any process with consumers fills from the queue, and every one reads from its own
+//! cursor), and keeps this process's presence (load, consumers per queue, streams, counts)
+//! published for `/stats/`, `/nodes`, `/consumers/` and `/history/`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,11 +11,11 @@ use std::time::Duration;
 use restmq_shared::QueueStats;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
-use tokio::sync::mpsc::error::TrySendError;
 
-use super::hub::{CloseReason, Delivery, Hub};
+use super::dispatch::{backoff, broadcast, wait, Sender};
+use super::hub::{Delivery, Hub};
 use super::{Broker, BrokerResult};
-use crate::store::{NodePresence, QueueStore, StoreEvent, StoredMessage};
+use crate::store::{NodePresence, QueueStore, StoreEvent};
 
 /// How often this process republishes its presence.
 const PRESENCE_EVERY: Duration = Duration::from_secs(1);
@@ -34,10 +35,7 @@ impl Broker {
         loop {
             let event = tokio::select! {
                 event = events.recv() => event,
-                () = self.shutdown_token().cancelled() => {
-                    self.drain_own_broadcasts(&mut events).await;
-                    return;
-                }
+                () = self.shutdown_token().cancelled() => return,
             };
             match event {
                 Ok(StoreEvent::Added(queue)) => {
@@ -51,12 +49,10 @@ impl Broker {
                     }
                 }
                 Ok(StoreEvent::Purged(queue)) => self.forget(&queue),
-                Ok(StoreEvent::Broadcast { message, own }) => self.deliver_broadcast(message, own),
                 Ok(StoreEvent::Observed(message)) => self.observed_elsewhere(message),
                 // Events were missed: re-read every queue's settings, wake every dispatcher.
                 Ok(StoreEvent::Resync) | Err(RecvError::Lagged(_)) => {
                     for hub in self.all_hubs() {
-                        hub.lock().in_flight = 0;
                         forget_settings(&hub);
                     }
                 }
@@ -65,54 +61,86 @@ impl Broker {
         }
     }
 
-    /// Until a second has passed, or the bus has been quiet for 100 ms with nothing of
-    /// ours in flight (a pop may still be publishing when shutdown begins).
-    async fn drain_own_broadcasts(&self, events: &mut Receiver<StoreEvent>) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        loop {
-            let quiet = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
-            match tokio::time::timeout_at(quiet, events.recv()).await {
-                Ok(Ok(StoreEvent::Broadcast { message, own: true })) => self.deliver_broadcast(message, true),
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) => return,
-                Err(_) => {
-                    let waiting = self.all_hubs().iter().any(|h| h.lock().in_flight > 0);
-                    if !waiting || tokio::time::Instant::now() >= deadline {
-                        return;
-                    }
-                }
+    /// One broadcast step on a shared store: hands this process's consumers what the
+    /// queue's broadcast log holds past its cursor; when it holds nothing new, moves up to
+    /// `n` messages from the queue into the log (read back on the next step, here and in
+    /// every process with consumers). A message this process moved goes back to the queue
+    /// if none of its own consumers writes it (its consumers left meanwhile).
+    pub(super) async fn fan_out(&self, hub: &Arc<Hub>, targets: &[(u64, Sender)], n: usize, epoch: u64) {
+        let cursor = hub.lock().fanout_cursor.clone();
+        let (next, messages) = match self.store().read_fanout(&hub.queue, cursor.as_deref(), n).await {
+            Ok(read) => read,
+            Err(err) => {
+                tracing::warn!(queue = %hub.queue, %err, "reading the broadcast log failed");
+                return backoff(self).await;
+            }
+        };
+        let own: Vec<bool> = {
+            let mut st = hub.lock();
+            if st.epoch != epoch {
+                return; // purged meanwhile: start again from the log's end
+            }
+            st.fanout_cursor = Some(next);
+            let own = messages.iter().map(|m| st.fanout_own.remove(&m.key.n)).collect();
+            // Moved here but trimmed from the log before being read: nothing to put back.
+            if let Some(last) = messages.last() {
+                let n = last.key.n;
+                st.fanout_own.retain(|own| *own > n);
+            }
+            own
+        };
+        if cursor.is_none() {
+            return; // the cursor is set: what is moved from now on is read
+        }
+        if !messages.is_empty() {
+            let requeue = self.requeue_sender();
+            let deliveries: Vec<_> = messages
+                .into_iter()
+                .zip(own)
+                .map(|(message, own)| {
+                    let back = own.then(|| (requeue.clone(), epoch));
+                    let delivery = Arc::new(Delivery::new(message, hub.clone(), back));
+                    self.record(hub, &delivery);
+                    delivery
+                })
+                .collect();
+            broadcast(deliveries.into_iter(), targets);
+            return;
+        }
+        match self.store().move_to_fanout(&hub.queue, n).await {
+            Ok(moved) if moved.is_empty() => wait(self, hub).await,
+            Ok(moved) => hub.lock().fanout_own.extend(moved),
+            Err(err) => {
+                tracing::warn!(queue = %hub.queue, %err, "moving to the broadcast log failed");
+                backoff(self).await;
             }
         }
     }
 
-    /// Hands a broadcast message, popped by any process, to every local consumer. A
-    /// consumer whose buffer is full is cut off: the bus does not wait. The process that
-    /// popped it puts it back if no consumer of its own writes it (so a message is not lost
-    /// when its consumers leave, at the price of a possible repeat on other processes).
-    fn deliver_broadcast(&self, message: StoredMessage, own: bool) {
-        let Some(hub) = self.existing_hub(&message.key.queue) else { return };
-        let (targets, epoch): (Vec<_>, u64) = {
-            let mut st = hub.lock();
-            if own {
-                st.in_flight -= 1;
-            }
-            (st.consumers.iter().map(|c| (c.id, c.tx.clone())).collect(), st.epoch)
-        };
-        let requeue = own.then(|| (self.requeue_sender(), epoch));
-        let delivery = Arc::new(Delivery::new(message, hub.clone(), requeue));
-        self.record(&hub, &delivery);
-        for (id, tx) in targets {
-            if let Err(TrySendError::Full(_)) = tx.try_send(delivery.clone()) {
-                tracing::info!(queue = %hub.queue, consumer = id, "disconnecting slow consumer");
-                let mut st = hub.lock();
-                if let Some(c) = st.consumers.iter().find(|c| c.id == id) {
-                    c.close(CloseReason::SlowConsumer);
+    /// At shutdown: the messages this process moved into broadcast logs and has not read
+    /// back yet go back to their queues (its consumers are gone; without this, no process
+    /// that has no cursor before them would ever hand them out).
+    pub(super) async fn take_back_fanout(&self) {
+        for hub in self.all_hubs() {
+            let (cursor, mut own, epoch) = {
+                let st = hub.lock();
+                (st.fanout_cursor.clone(), st.fanout_own.clone(), st.epoch)
+            };
+            let Some(mut cursor) = cursor else { continue };
+            while !own.is_empty() {
+                let Ok((next, messages)) = self.store().read_fanout(&hub.queue, Some(&cursor), 512).await
+                else {
+                    break;
+                };
+                if messages.is_empty() {
+                    break;
                 }
-                st.consumers.retain(|c| c.id != id);
+                cursor = next;
+                for message in messages.into_iter().filter(|m| own.remove(&m.key.n)) {
+                    let _ =
+                        self.requeue_sender().send(super::hub::Requeue { hub: hub.clone(), epoch, message });
+                }
             }
-        }
-        if own {
-            hub.wake();
         }
     }
 

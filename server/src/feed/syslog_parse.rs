@@ -216,4 +216,24 @@ mod tests {
         }
         assert_eq!(parse("just text").msg, "just text");
     }
+
+    /// Odd lines keep what can be read: a priority before free text, a date that does not
+    /// exist, timestamps exactly as the sender wrote them, a tag without a message.
+    #[test]
+    fn odd_lines() {
+        let p = parse("<13>hello there");
+        assert_eq!((p.facility, p.severity, p.msg.as_str()), (Some("user"), Some("notice"), "hello there"));
+        let p = parse("<191>Feb 30 17:32:18 host x: y");
+        assert_eq!((p.facility, p.timestamp.as_deref()), (Some("local7"), Some("Feb 30 17:32:18")));
+        assert_eq!((p.host.as_deref(), p.app.as_deref(), p.msg.as_str()), (Some("host"), Some("x"), "y"));
+        for stamp in ["2024-05-01T10:00:00+00:00", "2024-05-01T10:00:00.120Z", "2024-05-01T10:00:00-03:30"] {
+            assert_eq!(parse(&format!("<13>1 {stamp} h a - - - x")).timestamp.as_deref(), Some(stamp));
+        }
+        let p = parse("<13>Feb  5 17:32:18 host tag:");
+        assert_eq!((p.app.as_deref(), p.msg.as_str()), (Some("tag"), ""));
+        let p = parse("<13>1 2024-05-01T10:00:00Z h a - - [unterminated");
+        assert_eq!((p.host.as_deref(), p.msg.as_str()), (Some("h"), ""), "no panic past the end");
+        assert_eq!(parse("<0>").facility, Some("kern"));
+        assert_eq!(parse("<13>é").msg, "é");
+    }
 }

@@ -40,7 +40,8 @@ pub enum StoreOp {
     ExpireLeases,
     Redrive,
     Ping,
-    PopBroadcast,
+    MoveToFanout,
+    ReadFanout,
     ReportPresence,
     Nodes,
     Browse,
@@ -48,7 +49,7 @@ pub enum StoreOp {
 }
 
 impl StoreOp {
-    pub const ALL: [StoreOp; 24] = [
+    pub const ALL: [StoreOp; 25] = [
         Self::Add,
         Self::Pop,
         Self::Peek,
@@ -68,7 +69,8 @@ impl StoreOp {
         Self::ExpireLeases,
         Self::Redrive,
         Self::Ping,
-        Self::PopBroadcast,
+        Self::MoveToFanout,
+        Self::ReadFanout,
         Self::ReportPresence,
         Self::Nodes,
         Self::Browse,
@@ -96,7 +98,8 @@ impl StoreOp {
             Self::ExpireLeases => "expire_leases",
             Self::Redrive => "redrive",
             Self::Ping => "ping",
-            Self::PopBroadcast => "pop_broadcast",
+            Self::MoveToFanout => "move_to_fanout",
+            Self::ReadFanout => "read_fanout",
             Self::ReportPresence => "report_presence",
             Self::Nodes => "nodes",
             Self::Browse => "browse",

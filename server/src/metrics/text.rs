@@ -1,4 +1,10 @@
 //! The `/metrics` page: every figure in Prometheus text format (version 0.0.4).
+//! Written by hand rather than with `prometheus-client` 0.26 (measured with a `Collector` and its
+//! `encode_registry`): it writes OpenMetrics, so a counter's `# TYPE` names `x` while its samples
+//! are `x_total` (untyped to a 0.0.4 scraper), and a histogram's `le` comes before the other
+//! labels and reads `le="1.0"` where this page has `le="1"` — new series for existing dashboards,
+//! and a page `tests/metrics.rs` no longer finds `{op="add",le=…}` in. Undoing that means
+//! rewriting its output, for a page of ~100 lines of plain `writeln!`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -170,5 +176,21 @@ mod tests {
     #[test]
     fn escaping() {
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    /// The 0.0.4 shape scrapers and dashboards rely on: `# TYPE` names the sample itself
+    /// (`…_total` for counters), `le` follows the other labels and whole bounds print bare.
+    #[test]
+    fn text_format_shape() {
+        let mut out = String::new();
+        header(&mut out, "restmq_x_total", "Help.", "counter");
+        assert_eq!(out, "# HELP restmq_x_total Help.\n# TYPE restmq_x_total counter\n");
+        let h = HistogramSnapshot { buckets: vec![(1.0, 0), (0.00001, 0)], sum_secs: 0.0, count: 0 };
+        let mut out = String::new();
+        histogram(&mut out, "x", "op=\"add\"", &h);
+        assert!(
+            out.starts_with("x_bucket{op=\"add\",le=\"1\"} 0\nx_bucket{op=\"add\",le=\"0.00001\"} 0\n"),
+            "{out}"
+        );
     }
 }

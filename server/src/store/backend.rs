@@ -219,8 +219,18 @@ impl QueueStore for Store {
         dispatch!(self, s => s.claim_idempotent(queue, claim).await)
     }
 
-    async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {
-        dispatch!(self, StoreOp::PopBroadcast, s => s.pop_broadcast(queue, max).await)
+    async fn move_to_fanout(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<u64>> {
+        dispatch!(self, StoreOp::MoveToFanout, s => s.move_to_fanout(queue, max).await)
+    }
+
+    async fn read_fanout(
+        &self,
+        queue: &QueueName,
+        cursor: Option<&str>,
+        max: usize,
+    ) -> StoreResult<(String, Vec<StoredMessage>)> {
+        dispatch!(self, StoreOp::ReadFanout, s => s.read_fanout(queue, cursor, max).await)
+            .map_err(StoreError::read_only)
     }
 
     async fn mark_observed(&self, queue: &QueueName, ttl: Duration) -> StoreResult<()> {

@@ -315,15 +315,26 @@ pub trait QueueStore: Send + Sync + 'static {
         async { Ok(()) }
     }
 
-    /// Shared stores (Redis) only: pops up to `max` messages and announces each as a
-    /// [`StoreEvent::Broadcast`] to every process, in key order, instead of returning them.
-    /// Returns `(entries popped, messages announced)`.
-    fn pop_broadcast(
+    /// Shared stores (Redis) only: moves up to `max` of the oldest messages into the queue's
+    /// broadcast log, in order, for every process to read with [`QueueStore::read_fanout`];
+    /// returns their numbers.
+    fn move_to_fanout(
         &self,
         _queue: &QueueName,
         _max: usize,
-    ) -> impl Future<Output = StoreResult<(usize, usize)>> + Send {
-        async { Err(StoreError::Backend("pop_broadcast needs a shared store".to_owned())) }
+    ) -> impl Future<Output = StoreResult<Vec<u64>>> + Send {
+        async { Err(StoreError::Backend("broadcast logs need a shared store".to_owned())) }
+    }
+
+    /// Shared stores only: up to `max` entries of the queue's broadcast log after `cursor`, and
+    /// the cursor after them. Without a cursor: none, and the cursor of the log's end now.
+    fn read_fanout(
+        &self,
+        _queue: &QueueName,
+        _cursor: Option<&str>,
+        _max: usize,
+    ) -> impl Future<Output = StoreResult<(String, Vec<StoredMessage>)>> + Send {
+        async { Err(StoreError::Backend("broadcast logs need a shared store".to_owned())) }
     }
 
     /// Shared stores only: for `ttl` from now, every add to `queue` (by any process) is also
@@ -376,9 +387,6 @@ pub enum StoreEvent {
     Settings(QueueName),
     /// The queue was purged.
     Purged(QueueName),
-    /// A message popped for broadcast: every process hands it to its own consumers.
-    /// `own` is true in the process that popped it.
-    Broadcast { message: StoredMessage, own: bool },
     /// A message was added to a queue marked observed (see [`QueueStore::mark_observed`]).
     Observed(StoredMessage),
     /// Events may have been missed (the connection dropped): re-read everything.

@@ -23,17 +23,18 @@ pub async fn subscribe(client: &redis::Client) -> redis::RedisResult<PubSub> {
     Ok(pubsub)
 }
 
-/// Relays bus messages to `events` until `stop`, resubscribing after connection loss.
-/// `up` says whether the subscription is in place.
+/// Relays bus messages to `events` until `stop`, resubscribing after connection loss to the
+/// next node that answers, in turn (a cluster forwards every node's publishes to all, so any
+/// node will do). `up` says whether the subscription is in place.
 pub async fn run(
-    client: redis::Client,
+    nodes: Vec<redis::Client>,
     mut pubsub: PubSub,
-    node: String,
     events: broadcast::Sender<StoreEvent>,
     up: Arc<AtomicBool>,
     stop: CancellationToken,
 ) {
     let mut delay = Duration::from_millis(100);
+    let mut turn = 0;
     loop {
         up.store(true, Ordering::Release);
         {
@@ -42,7 +43,7 @@ pub async fn run(
                 tokio::select! {
                     msg = messages.next() => match msg {
                         Some(msg) => {
-                            if let Some(event) = parse(msg.get_payload_bytes(), &node) {
+                            if let Some(event) = parse(msg.get_payload_bytes()) {
                                 let _ = events.send(event);
                             }
                         }
@@ -59,38 +60,31 @@ pub async fn run(
                 () = tokio::time::sleep(delay) => {}
                 () = stop.cancelled() => return,
             }
-            match subscribe(&client).await {
-                Ok(p) => break p,
-                Err(err) => {
-                    tracing::debug!(%err, "redis bus resubscribe failed");
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
+            turn = (turn + 1) % nodes.len().max(1);
+            let attempt = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribe(&nodes[turn])).await;
+            match attempt {
+                Ok(Ok(p)) => break p,
+                Ok(Err(err)) => tracing::debug!(%err, "redis bus resubscribe failed"),
+                Err(_) => tracing::debug!("redis bus resubscribe timed out"),
             }
+            delay = (delay * 2).min(Duration::from_secs(1));
         };
         delay = Duration::from_millis(100);
         let _ = events.send(StoreEvent::Resync);
     }
 }
 
-/// `a <q>`, `s <q>`, `p <q>`, or `m <origin> <q> <n> <value>`.
-fn parse(payload: &[u8], node: &str) -> Option<StoreEvent> {
+/// How long one node may take to accept the bus subscription.
+pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `a <q>`, `s <q>`, `p <q>`, or `o <q> <n> <value>`.
+fn parse(payload: &[u8]) -> Option<StoreEvent> {
     let text = std::str::from_utf8(payload).ok()?;
     let (kind, rest) = text.split_once(' ')?;
     Some(match kind {
         "a" => StoreEvent::Added(QueueName::try_from(rest).ok()?),
         "s" => StoreEvent::Settings(QueueName::try_from(rest).ok()?),
         "p" => StoreEvent::Purged(QueueName::try_from(rest).ok()?),
-        "m" => {
-            let mut parts = rest.splitn(4, ' ');
-            let origin = parts.next()?;
-            let queue = QueueName::try_from(parts.next()?).ok()?;
-            let n: u64 = parts.next()?.parse().ok()?;
-            let value = parts.next().unwrap_or_default().to_owned();
-            StoreEvent::Broadcast {
-                message: StoredMessage { key: client_key(&queue, n), value },
-                own: origin == node,
-            }
-        }
         "o" => {
             let mut parts = rest.splitn(3, ' ');
             let queue = QueueName::try_from(parts.next()?).ok()?;
@@ -110,20 +104,11 @@ mod tests {
     #[test]
     fn parses_bus_lines() {
         let q: QueueName = "jobs".parse().unwrap();
-        assert_eq!(parse(b"a jobs", "me"), Some(StoreEvent::Added(q.clone())));
-        assert_eq!(parse(b"p jobs", "me"), Some(StoreEvent::Purged(q)));
-        let Some(StoreEvent::Broadcast { message, own }) = parse(b"m me jobs 7 hello big world", "me") else {
-            panic!("not a broadcast")
-        };
-        assert!(own);
-        assert_eq!(
-            (message.key.to_string(), message.value.as_str()),
-            ("jobs:7".to_owned(), "hello big world")
-        );
-        assert!(matches!(parse(b"m other jobs 8 ", "me"), Some(StoreEvent::Broadcast { own: false, .. })));
-        let Some(StoreEvent::Observed(seen)) = parse(b"o jobs 9 a b ", "me") else { panic!("not observed") };
+        assert_eq!(parse(b"a jobs"), Some(StoreEvent::Added(q.clone())));
+        assert_eq!(parse(b"p jobs"), Some(StoreEvent::Purged(q)));
+        let Some(StoreEvent::Observed(seen)) = parse(b"o jobs 9 a b ") else { panic!("not observed") };
         assert_eq!((seen.key.to_string(), seen.value.as_str()), ("jobs:9".to_owned(), "a b "));
-        assert_eq!(parse(b"x jobs", "me"), None);
-        assert_eq!(parse(b"a bad name", "me"), None);
+        assert_eq!(parse(b"x jobs"), None);
+        assert_eq!(parse(b"a bad name"), None);
     }
 }

@@ -1,11 +1,14 @@
-//! Coalesces concurrent single adds: the adds that arrive while earlier ones are on their way
-//! to Redis go together as one `ADD_BATCH` per queue, so Redis runs one script and sends one
-//! bus notice for many messages. Each add stays atomic; a failed batch fails each of its adds.
+//! Coalesces concurrent single adds: the adds to a queue that arrive while its earlier ones
+//! are on their way to Redis go together as one `ADD_BATCH`, so Redis runs one script and
+//! sends one bus notice for many messages. Each add stays atomic; a failed batch fails each
+//! of its adds.
 
-use futures_util::future::join_all;
+use std::collections::{HashMap, HashSet};
+
 use redis::ScriptInvocation;
 use restmq_shared::QueueName;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 use super::conn::{error, Conn};
 use super::keys::{QueueKeys, BUS};
@@ -46,18 +49,52 @@ impl Coalescer {
     }
 }
 
-/// Takes what has queued up, sends it grouped by queue and ttl, and waits for the answers:
-/// one batch on its way at a time, while the next adds queue up behind it.
+/// Takes what has queued up and sends it, one batch on its way per queue at a time while
+/// that queue's next adds queue up behind it. Queues do not wait for each other: a batch
+/// held up by one Redis node (a failover in a cluster) delays only the queues it serves.
 async fn run(mut rx: mpsc::UnboundedReceiver<Pending>, conn: Conn, cluster: bool) {
-    while let Some(first) = rx.recv().await {
-        let mut taken = vec![first];
-        while taken.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(pending) => taken.push(pending),
-                Err(_) => break,
+    let mut waiting: HashMap<QueueName, Vec<Pending>> = HashMap::new();
+    let mut flights: JoinSet<QueueName> = JoinSet::new();
+    let mut busy: HashSet<QueueName> = HashSet::new();
+    let mut open = true;
+    while open || !flights.is_empty() {
+        tokio::select! {
+            got = rx.recv(), if open => match got {
+                Some(first) => {
+                    let mut taken = vec![first];
+                    while taken.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(pending) => taken.push(pending),
+                            Err(_) => break,
+                        }
+                    }
+                    for pending in taken {
+                        waiting.entry(pending.queue.clone()).or_default().push(pending);
+                    }
+                }
+                None => open = false,
+            },
+            Some(done) = flights.join_next(), if !flights.is_empty() => {
+                if let Ok(queue) = done {
+                    busy.remove(&queue);
+                }
             }
         }
-        join_all(by_queue_and_ttl(taken).into_iter().map(|group| send(group, conn.clone(), cluster))).await;
+        let ready: Vec<QueueName> = waiting.keys().filter(|q| !busy.contains(*q)).cloned().collect();
+        for queue in ready {
+            let Some(mut pending) = waiting.remove(&queue) else { continue };
+            if pending.len() > MAX_BATCH {
+                waiting.insert(queue.clone(), pending.split_off(MAX_BATCH));
+            }
+            busy.insert(queue.clone());
+            let conn = conn.clone();
+            flights.spawn(async move {
+                for group in by_queue_and_ttl(pending) {
+                    send(group, conn.clone(), cluster).await;
+                }
+                queue
+            });
+        }
     }
 }
 

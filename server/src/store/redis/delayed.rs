@@ -23,7 +23,7 @@ impl RedisStore {
     ) -> StoreResult<MessageKey> {
         self.register_in_cluster(queue).await?;
         self.note_expiring(queue, ttl).await?;
-        let () = self.conn().sadd(DELAYED_QUEUES, queue.as_str()).await.map_err(error)?;
+        self.register(DELAYED_QUEUES, queue).await?;
         let keys = self.keys(queue);
         let visible_at = crate::store::state::after(delay);
         let mut inv = scripts::ADD_DELAYED.key(keys.counter());
@@ -73,7 +73,7 @@ impl RedisStore {
     /// lookup, so this may run even when the add then fails.
     pub(super) async fn note_expiring(&self, queue: &QueueName, ttl: Option<Duration>) -> StoreResult<()> {
         if ttl.is_some() {
-            let () = self.conn().sadd(TTL_QUEUES, queue.as_str()).await.map_err(error)?;
+            self.register(TTL_QUEUES, queue).await?;
         }
         Ok(())
     }

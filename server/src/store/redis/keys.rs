@@ -32,6 +32,7 @@
 //! | `<q>:\|leased` | leased message keys, scored by lease deadline |
 //! | `<q>:\|idem\|<key>` | what a publish with that `Idempotency-Key` answered |
 //! | `<q>:\|observed` | present while some process has observers of the queue |
+//! | `<q>:\|fanout` | the broadcast log: messages moved out of the list for every process |
 //! | `<q>:<n>\|deliveries` | how often a message was leased (written by the scripts) |
 //!
 //! In cluster mode `<q>` is written `{<q>}` in every key (so `{jobs}:7`), which Redis hashes
@@ -95,6 +96,11 @@ impl QueueKeys {
     /// The sorted set of keys of messages added with a ttl, scored by expiry (Unix ms).
     pub fn expiring(&self) -> String {
         format!("{}:|ttl", self.base)
+    }
+
+    /// The stream of broadcast messages every process reads (see `fanout.rs`).
+    pub fn fanout(&self) -> String {
+        format!("{}:|fanout", self.base)
     }
 
     /// Present (with an expiry) while some process has observers of the queue: adds then

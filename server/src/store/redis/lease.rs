@@ -21,7 +21,7 @@ impl RedisStore {
     ) -> StoreResult<Vec<LeasedMessage>> {
         let keys = self.keys(queue);
         let deadline = crate::store::state::after(lease);
-        let () = self.conn().sadd(LEASED_QUEUES, queue.as_str()).await.map_err(error)?;
+        self.register(LEASED_QUEUES, queue).await?;
         let out: Vec<String> = scripts::RESERVE
             .key(keys.list())
             .key(keys.leased())

@@ -6,11 +6,13 @@ mod bus;
 mod coalesce;
 mod conn;
 mod delayed;
+mod fanout;
 mod keys;
 mod lease;
 mod listing;
 mod once;
 mod presence;
+mod registry;
 mod scripts;
 mod upgrade;
 
@@ -56,6 +58,8 @@ struct Inner {
     events: broadcast::Sender<StoreEvent>,
     /// Whether the bus subscription is in place: broadcasts wait while it is not.
     bus_up: Arc<AtomicBool>,
+    /// Cluster only: registrations in the server-wide sets, done and owed.
+    registry: registry::Registry,
     stop: CancellationToken,
 }
 
@@ -68,19 +72,37 @@ impl Drop for Inner {
 impl RedisStore {
     /// Connects, subscribes to the bus, and returns once both are in place.
     pub async fn open(options: RedisOptions) -> StoreResult<Self> {
-        let first = options.urls.first().ok_or_else(|| StoreError::Backend("no Redis URL".to_owned()))?;
+        if options.urls.is_empty() {
+            return Err(StoreError::Backend("no Redis URL".to_owned()));
+        }
         let conn = Conn::open(&options.urls, options.cluster).await?;
         upgrade::move_legacy_keys(&mut conn.clone(), options.cluster).await?;
-        let client = redis::Client::open(first.as_str()).map_err(error)?;
-        let pubsub = bus::subscribe(&client).await.map_err(error)?;
+        let nodes: Vec<redis::Client> = options
+            .urls
+            .iter()
+            .map(|url| redis::Client::open(url.as_str()))
+            .collect::<Result<_, _>>()
+            .map_err(error)?;
+        let pubsub = first_subscription(&nodes).await?;
         let (events, _) = broadcast::channel(65_536);
         let stop = CancellationToken::new();
         let node = format!("{}-{}-{:x}", options.node_addr, std::process::id(), super::state::now_ms());
         let bus_up = Arc::new(AtomicBool::new(true));
-        tokio::spawn(bus::run(client, pubsub, node.clone(), events.clone(), bus_up.clone(), stop.clone()));
+        tokio::spawn(bus::run(nodes, pubsub, events.clone(), bus_up.clone(), stop.clone()));
         let adds = coalesce::Coalescer::start(conn.clone(), options.cluster);
         let cluster = options.cluster;
-        Ok(Self { inner: Arc::new(Inner { conn, adds, cluster, node, events, bus_up, stop }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn,
+                adds,
+                cluster,
+                node,
+                events,
+                bus_up,
+                registry: Default::default(),
+                stop,
+            }),
+        })
     }
 
     fn conn(&self) -> Conn {
@@ -102,7 +124,7 @@ impl RedisStore {
     /// In a cluster `QUEUESET` lives in another slot, so it is written on its own.
     async fn register_in_cluster(&self, queue: &QueueName) -> StoreResult<()> {
         if self.inner.cluster {
-            let () = self.conn().sadd(QUEUESET, queue.as_str()).await.map_err(error)?;
+            self.register(QUEUESET, queue).await?;
         }
         Ok(())
     }
@@ -114,6 +136,19 @@ impl RedisStore {
         let _: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         Ok(())
     }
+}
+
+/// The bus subscription on the first node that accepts it.
+async fn first_subscription(nodes: &[redis::Client]) -> StoreResult<redis::aio::PubSub> {
+    let mut last = StoreError::Unavailable("no Redis node to subscribe to".to_owned());
+    for node in nodes {
+        match tokio::time::timeout(bus::SUBSCRIBE_TIMEOUT, bus::subscribe(node)).await {
+            Ok(Ok(pubsub)) => return Ok(pubsub),
+            Ok(Err(err)) => last = error(err),
+            Err(_) => last = StoreError::Unavailable("subscribing to the Redis bus timed out".to_owned()),
+        }
+    }
+    Err(last)
 }
 
 /// Adds `QUEUESET` as the script's last key unless `cluster` (where it lives in another slot).
@@ -253,7 +288,8 @@ impl QueueStore for RedisStore {
     async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
         let keys = self.keys(queue);
         let mut inv = scripts::PURGE.key(keys.list());
-        inv.key(keys.leased()).key(keys.delayed()).key(keys.expiring()).arg(queue.as_str()).arg(BUS);
+        inv.key(keys.leased()).key(keys.delayed()).key(keys.expiring()).key(keys.fanout());
+        inv.arg(queue.as_str()).arg(BUS);
         let held: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         Ok(held > 0)
     }
@@ -340,6 +376,9 @@ impl QueueStore for RedisStore {
     }
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
+        if self.inner.cluster {
+            self.repay_registrations().await;
+        }
         self.promote_due().await
     }
 
@@ -389,25 +428,37 @@ impl QueueStore for RedisStore {
         self.claim_once(queue, claim).await
     }
 
+    /// Ready when the bus is subscribed and Redis answers; in a cluster, when every slot is
+    /// served (`cluster_state:ok`, which a node reports only then).
     async fn ping(&self) -> StoreResult<()> {
+        if !self.inner.bus_up.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the Redis bus is reconnecting".to_owned()));
+        }
+        if self.inner.cluster {
+            let info: String =
+                redis::cmd("CLUSTER").arg("INFO").query_async(&mut self.conn()).await.map_err(error)?;
+            if !info.contains("cluster_state:ok") {
+                return Err(StoreError::Unavailable(
+                    "the Redis cluster does not serve every slot".to_owned(),
+                ));
+            }
+            return Ok(());
+        }
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await.map_err(error)?;
         Ok(())
     }
 
-    async fn pop_broadcast(&self, queue: &QueueName, max: usize) -> StoreResult<(usize, usize)> {
-        if !self.inner.bus_up.load(Ordering::Acquire) {
-            return Err(StoreError::Unavailable("the Redis bus is reconnecting".to_owned()));
-        }
-        let (popped, published): (usize, usize) = scripts::POP_BROADCAST
-            .key(self.keys(queue).list())
-            .arg(max)
-            .arg(BUS)
-            .arg(&self.inner.node)
-            .arg(queue.as_str())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(error)?;
-        Ok((popped, published))
+    async fn move_to_fanout(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<u64>> {
+        self.move_to_log(queue, max).await
+    }
+
+    async fn read_fanout(
+        &self,
+        queue: &QueueName,
+        cursor: Option<&str>,
+        max: usize,
+    ) -> StoreResult<(String, Vec<StoredMessage>)> {
+        self.read_log(queue, cursor, max).await
     }
 
     async fn report_presence(&self, mut presence: NodePresence) -> StoreResult<()> {

@@ -36,36 +36,6 @@ return out
     )
 });
 
-/// KEYS: list. ARGV: max, bus, origin, queue. Like [`POP`], but publishes each message on
-/// the bus instead of returning it, so every process delivers it to its consumers in the
-/// same order. A message nobody is subscribed to hear stays in the queue. Returns
-/// `[entries_popped, published]`.
-pub static POP_BROADCAST: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local popped, published = 0, 0
-local max = tonumber(ARGV[1])
-while published < max do
-  local key = redis.call('RPOP', KEYS[1])
-  if not key then break end
-  local v = redis.call('GET', key)
-  if v then
-    local n = string.match(key, ':(%d+)$')
-    local heard = redis.call('PUBLISH', ARGV[2], 'm ' .. ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. n .. ' ' .. v)
-    if heard == 0 then
-      redis.call('RPUSH', KEYS[1], key)
-      break
-    end
-    published = published + 1
-  end
-  popped = popped + 1
-  redis.call('DEL', key, key .. ':refcount')
-end
-return {popped, published}
-",
-    )
-});
-
 /// KEYS: list. Counts a soft read of the oldest live message; drops expired entries met on
 /// the way. Returns `[key, value, count]` or nil.
 pub static PEEK: LazyLock<Script> = LazyLock::new(|| {
@@ -113,7 +83,7 @@ return 1
     )
 });
 
-/// KEYS: list, leased, delayed, ttl index. ARGV: queue, bus. Removes every message of the
+/// KEYS: list, leased, delayed, ttl index, broadcast log. ARGV: queue, bus. Removes every message of the
 /// queue with all its keys, leased and delayed ones included; the counter, policy, status and
 /// `QUEUESET` entry stay, as in RestMQ (keys are never reused, a paused queue stays paused).
 /// Returns 1 when it held any message.
@@ -124,7 +94,7 @@ local keys = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do table.insert(keys, k) end
 for _, k in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do table.insert(keys, k) end
 for _, k in ipairs(keys) do redis.call('DEL', k, k .. ':refcount', k .. '|deliveries') end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('PUBLISH', ARGV[2], 'p ' .. ARGV[1])
 if #keys > 0 then return 1 end
 return 0
