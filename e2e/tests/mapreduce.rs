@@ -129,6 +129,14 @@ fn two_tabs_share_an_edited_job_and_a_closed_tab_loses_nothing() {
         .await;
         let workers = browser.count("#reduce-workers tr[data-worker]").await;
         assert_eq!(workers, 2, "both tabs posted partials");
+        let rows = browser
+            .js(
+                "return [...document.querySelectorAll('#reduce-workers tr')].map(tr => tr.textContent)",
+                vec![],
+            )
+            .await;
+        let left_out = browser.text(".reduce .notice").await;
+        eprintln!("tab 2 processed {second_done} before it closed; per worker: {rows}; {left_out:?}");
         assert_eq!(browser.number("#reduce-skipped").await, 0);
         let input = server.queue_stats("e2e-mr").await.unwrap();
         assert_eq!(input["len"], 0, "every message was taken: {input}");
