@@ -1,5 +1,5 @@
 //! The web client in headless Chromium, asserted through the real DOM against a real server:
-//! the live view, the dashboard and its actions, 1,000 messages/s, and two worker tabs.
+//! the live view, the dashboard and its actions, 1,000 messages/s (map/reduce: `mapreduce.rs`).
 
 mod harness;
 
@@ -300,67 +300,6 @@ async fn publish_at_rate(server: &Server, queue: &str, total: u64, per_sec: u64)
         let status = sent.send().await.expect("POST a batch").status();
         assert_eq!(status, 200, "POST a batch to {queue}");
     }
-}
-
-/// Two worker tabs on a roundrobin job queue both do part of the work, and the totals add up.
-#[test]
-fn two_worker_tabs_split_a_roundrobin_job() {
-    run(async {
-        let server = Server::start().await;
-        let browser = Browser::start(&server).await;
-        let client = browser.client();
-        let first = client.window().await.unwrap();
-        browser.open("/#/worker/e2e-jobs").await;
-        browser.click("#worker-start").await;
-        browser.wait_for("[data-link=live]", "worker 1 to connect").await;
-        let second = client.new_window(true).await.unwrap().handle;
-        client.switch_to_window(second.clone()).await.unwrap();
-        browser.open("/#/worker/e2e-jobs").await;
-        browser.click("#worker-start").await;
-        browser.wait_for("[data-link=live]", "worker 2 to connect").await;
-        eventually("two roundrobin consumers on e2e-jobs", WAIT, || async {
-            let q = server.queue_stats("e2e-jobs").await?;
-            (q["consumers"] == 2 && q["policy_name"] == "roundrobin").then_some(())
-        })
-        .await;
-
-        let jobs: Vec<String> =
-            (0..40).map(|i| format!("alpha beta {}gamma{}", "delta ".repeat(i % 3), i % 4)).collect();
-        for job in &jobs {
-            server.add("e2e-jobs", job).await;
-        }
-        let words: usize = jobs.iter().map(|j| j.split_whitespace().count()).sum();
-        let deltas: usize = jobs.iter().map(|j| j.matches("delta").count()).sum();
-
-        let done = eventually("the two workers to process all 40 jobs", Duration::from_secs(30), || async {
-            let mut done = Vec::new();
-            for window in [&first, &second] {
-                client.switch_to_window(window.clone()).await.unwrap();
-                done.push((browser.text("#worker-id").await?, browser.number("#worker-processed").await));
-            }
-            (done[0].1 + done[1].1 == 40).then_some(done)
-        })
-        .await;
-        assert!(done[0].1 > 0 && done[1].1 > 0, "one worker did everything: {done:?}");
-        assert_ne!(done[0].0, done[1].0, "the tabs have distinct worker ids");
-
-        let totals = client.new_window(true).await.unwrap().handle;
-        client.switch_to_window(totals).await.unwrap();
-        browser.open("/#/totals/e2e-jobs.counts").await;
-        browser.wait_number("#totals-messages", 40, Duration::from_secs(20)).await;
-        browser.wait_number("#totals-words", words as u64, WAIT).await;
-        assert_eq!(browser.number("tr[data-word='alpha'] td").await, 40);
-        assert_eq!(browser.number("tr[data-word='delta'] td").await, deltas as u64);
-        for (id, processed) in &done {
-            assert_eq!(
-                browser.number(&format!("tr[data-worker='{id}'] td")).await,
-                *processed,
-                "worker {id}"
-            );
-        }
-        assert_eq!(browser.console_errors().await, Vec::<String>::new());
-        browser.close().await;
-    });
 }
 
 /// The live view renders a mixed stream for the README screenshot (written to docs/screenshot.png when missing, or with RESTMQ_SCREENSHOT=1).

@@ -5,8 +5,8 @@ use std::fmt;
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use restmq_shared::{
-    Command, CommandReply, ErrorCode, ErrorResponse, MessageKey, Policy, PurgeReply, QueueName, QueueStatus,
-    StatsReply,
+    BrowseReply, Command, CommandReply, ErrorCode, ErrorResponse, MessageKey, Policy, PurgeReply, QueueName,
+    QueueStatus, StatsReply,
 };
 use serde::de::DeserializeOwned;
 use web_sys::UrlSearchParams;
@@ -98,6 +98,16 @@ pub async fn publish(queue: &QueueName, value: String) -> Result<MessageKey, Api
     }
 }
 
+/// Adds several messages in one request (`POST /q/<queue>`, NDJSON): each value is a JSON
+/// string (taken as it is) or any JSON (stored as its compact text).
+pub async fn publish_batch(queue: &QueueName, values: &[serde_json::Value]) -> Result<(), ApiError> {
+    let lines: Vec<String> = values.iter().map(serde_json::Value::to_string).collect();
+    let request = Request::post(&format!("/q/{queue}")).header("content-type", "application/x-ndjson");
+    let request = request.body(lines.join("\n")).map_err(|e| ApiError::Network(e.to_string()))?;
+    let response = request.send().await.map_err(|e| ApiError::Network(e.to_string()))?;
+    check(response).await.map(drop)
+}
+
 /// Hard get (`take`, removes the message) or soft get (`get`, peeks); `None` when empty.
 pub async fn get_message(queue: &QueueName, soft: bool) -> Result<Option<Got>, ApiError> {
     let cmd =
@@ -108,6 +118,14 @@ pub async fn get_message(queue: &QueueName, soft: bool) -> Result<Option<Got>, A
         CommandReply::Empty { .. } => Ok(None),
         other => Err(unexpected(&other)),
     }
+}
+
+/// `GET /browse/<queue>`: up to `limit` waiting messages after `after`, oldest first; takes nothing.
+pub async fn browse(queue: &QueueName, after: Option<&str>, limit: u32) -> Result<BrowseReply, ApiError> {
+    let mut query = vec![("limit", limit.to_string())];
+    query.extend(after.map(|key| ("after", key.to_owned())));
+    read_json(Request::get(&format!("/browse/{queue}")).query(query.iter().map(|(k, v)| (*k, v.as_str()))))
+        .await
 }
 
 /// `POST /p/<queue>`: sets the delivery policy.

@@ -5,7 +5,7 @@ use yew::prelude::*;
 use crate::{
     hooks::use_route,
     route::{Route, DEFAULT_JOBS, SYSTEM_QUEUE},
-    views::{ChartsView, Dashboard, StreamView, TotalsView, WorkerView},
+    views::{ChartsView, Dashboard, ReduceView, StreamView, WorkerView},
 };
 
 #[function_component(App)]
@@ -24,8 +24,12 @@ pub fn app() -> Html {
         Route::Dashboard => html! { <Dashboard /> },
         Route::Stream(queue) => html! { <StreamView key={route.to_hash()} queue={queue.clone()} /> },
         Route::Charts(queue) => html! { <ChartsView key={route.to_hash()} queue={queue.clone()} /> },
-        Route::Worker(jobs) => html! { <WorkerView key={route.to_hash()} jobs={jobs.clone()} /> },
-        Route::Totals(results) => html! { <TotalsView key={route.to_hash()} results={results.clone()} /> },
+        Route::Worker(input, job) => {
+            html! { <WorkerView key={route.to_hash()} input={input.clone()} job={job.clone()} /> }
+        }
+        Route::Reduce(input, job) => {
+            html! { <ReduceView key={route.to_hash()} input={input.clone()} job={job.clone()} /> }
+        }
         Route::NotFound(hash) => html! {
             <p class="notice error" role="alert">
                 { format!("Nothing at “{hash}”: queue names are letters, digits and . _ - : @. ") }

@@ -2,9 +2,10 @@
 //!
 //! # Layout
 //! - [`app`]: the root component, navigation and routing.
-//! - [`route`]: hash routes (`#/stream/<queue>`, `#/dashboard`, `#/charts/<queue>`, `#/worker/<queue>`, `#/totals/<queue>`).
-//! - [`state`]: the pure logic (reducers, rates, filter, caps, series, word counts), tested on the host.
+//! - [`route`]: hash routes (`#/stream/<queue>`, `#/dashboard`, `#/charts/<queue>`, `#/worker/<queue>?job=…`, `#/reduce/<queue>?job=…`).
+//! - [`state`]: the pure logic (reducers, rates, filter, caps, series, map/reduce jobs), tested on the host.
 //! - [`api`]: HTTP calls; [`stream`]: WebSocket / SSE / COMET subscriptions.
+//! - [`sandbox`]: the Web Worker that runs a map/reduce job's user code, within a time budget.
 //! - [`hooks`]: the IO the views use; [`views`]: one per route; [`components`]: presentation.
 
 mod api;
@@ -12,6 +13,7 @@ mod app;
 mod components;
 mod hooks;
 mod route;
+mod sandbox;
 mod state;
 mod stream;
 mod views;

@@ -3,6 +3,8 @@
 
 use restmq_shared::QueueName;
 
+use crate::state::job::{presets, Job};
+
 /// The queue the charts view opens on: the system feed's.
 pub const SYSTEM_QUEUE: &str = "system";
 /// The queue the worker view proposes when the link names none.
@@ -17,10 +19,12 @@ pub enum Route {
     Stream(Option<QueueName>),
     /// `#/charts/<queue>`: line charts of the numeric fields of a queue's messages.
     Charts(QueueName),
-    /// `#/worker/<queue>`: the browser worker on a job queue (`#/worker`: the default one).
-    Worker(QueueName),
-    /// `#/totals/<queue>`: the reduced results the workers post to a result queue.
-    Totals(QueueName),
+    /// `#/worker/<queue>?job=<link>`: this tab as a map/reduce worker on an input queue
+    /// (`#/worker`: the default one), with the job of the link or a preset to edit.
+    Worker(QueueName, Option<Job>),
+    /// `#/reduce/<queue>?job=<link>`: the reduced results of a job over an input queue, read
+    /// from its result queue (without a job: the word count preset).
+    Reduce(QueueName, Job),
     /// Anything else, kept to say what was not understood.
     NotFound(String),
 }
@@ -28,7 +32,16 @@ pub enum Route {
 impl Route {
     /// Parses `location.hash` (with or without its leading `#`).
     pub fn parse(hash: &str) -> Self {
-        let path = hash.trim_start_matches('#').trim_start_matches('/').trim_end_matches('/');
+        let path = hash.trim_start_matches('#').trim_start_matches('/');
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let path = path.trim_end_matches('/');
+        let job = match query.split('&').find_map(|pair| pair.strip_prefix("job=")) {
+            Some(text) => match Job::decode(text) {
+                Some(job) => Some(job),
+                None => return Self::NotFound(hash.to_owned()),
+            },
+            None => None,
+        };
         let (view, arg) = match path.split_once('/') {
             Some((view, arg)) => (view, Some(arg)),
             None => (path, None),
@@ -41,8 +54,10 @@ impl Route {
                 Some(name) => QueueName::try_from(name).ok().map(|q| Self::Stream(Some(q))),
             },
             "charts" => queue(arg, SYSTEM_QUEUE).map(Self::Charts),
-            "worker" => queue(arg, DEFAULT_JOBS).map(Self::Worker),
-            "totals" => queue(arg, &results_queue_name(DEFAULT_JOBS)).map(Self::Totals),
+            "worker" => queue(arg, DEFAULT_JOBS).map(|q| Self::Worker(q, job)),
+            "reduce" => {
+                queue(arg, DEFAULT_JOBS).map(|q| Self::Reduce(q, job.unwrap_or_else(|| presets().remove(0))))
+            }
             _ => None,
         };
         route.unwrap_or_else(|| Self::NotFound(hash.to_owned()))
@@ -55,8 +70,9 @@ impl Route {
             Self::Stream(None) => "#/stream".to_owned(),
             Self::Stream(Some(queue)) => format!("#/stream/{queue}"),
             Self::Charts(queue) => format!("#/charts/{queue}"),
-            Self::Worker(queue) => format!("#/worker/{queue}"),
-            Self::Totals(queue) => format!("#/totals/{queue}"),
+            Self::Worker(queue, None) => format!("#/worker/{queue}"),
+            Self::Worker(queue, Some(job)) => format!("#/worker/{queue}?job={}", job.encode()),
+            Self::Reduce(queue, job) => format!("#/reduce/{queue}?job={}", job.encode()),
             Self::NotFound(hash) => hash.clone(),
         }
     }
@@ -67,19 +83,9 @@ impl Route {
             Self::Dashboard | Self::NotFound(_) => "dashboard",
             Self::Stream(_) => "stream",
             Self::Charts(_) => "charts",
-            Self::Worker(_) | Self::Totals(_) => "worker",
+            Self::Worker(..) | Self::Reduce(..) => "worker",
         }
     }
-}
-
-/// The result queue that goes with a job queue: `<jobs>.counts`.
-pub fn results_queue_name(jobs: &str) -> String {
-    format!("{jobs}.counts")
-}
-
-/// [`results_queue_name`] for a valid job queue; `None` when the suffix makes it too long.
-pub fn results_queue(jobs: &QueueName) -> Option<QueueName> {
-    QueueName::try_from(results_queue_name(jobs.as_str())).ok()
 }
 
 #[cfg(test)]
@@ -98,8 +104,9 @@ mod tests {
             Route::Stream(None),
             Route::Stream(Some(q("syslogd:web-1"))),
             Route::Charts(q("system")),
-            Route::Worker(q("jobs")),
-            Route::Totals(q("jobs.counts")),
+            Route::Worker(q("jobs"), None),
+            Route::Worker(q("text"), Some(presets().remove(1))),
+            Route::Reduce(q("system"), presets().remove(2)),
         ] {
             assert_eq!(Route::parse(&route.to_hash()), route, "{}", route.to_hash());
         }
@@ -113,8 +120,8 @@ mod tests {
         assert_eq!(Route::parse("#/"), Route::Dashboard);
         assert_eq!(Route::parse("#/stream/"), Route::Stream(None));
         assert_eq!(Route::parse("#/charts"), Route::Charts(q("system")));
-        assert_eq!(Route::parse("#/worker"), Route::Worker(q("jobs")));
-        assert_eq!(Route::parse("#/totals"), Route::Totals(q("jobs.counts")));
+        assert_eq!(Route::parse("#/worker"), Route::Worker(q("jobs"), None));
+        assert_eq!(Route::parse("#/reduce/text"), Route::Reduce(q("text"), presets().remove(0)));
         assert_eq!(Route::parse("#/stream/news/"), Route::Stream(Some(q("news"))));
     }
 
@@ -125,12 +132,6 @@ mod tests {
         assert_eq!(Route::parse("#/stream/a/b"), Route::NotFound("#/stream/a/b".to_owned()));
         assert_eq!(Route::parse("#/nope"), Route::NotFound("#/nope".to_owned()));
         assert_eq!(Route::parse("#/dashboard/x"), Route::NotFound("#/dashboard/x".to_owned()));
-    }
-
-    /// The result queue is `<jobs>.counts`.
-    #[test]
-    fn result_queue_names() {
-        assert_eq!(results_queue(&q("jobs")), Some(q("jobs.counts")));
-        assert_eq!(results_queue(&q(&"j".repeat(128))), None);
+        assert_eq!(Route::parse("#/worker/q?job=%%"), Route::NotFound("#/worker/q?job=%%".to_owned()));
     }
 }

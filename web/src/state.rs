@@ -7,12 +7,12 @@
 //! - [`dial`]: transport fallback (WebSocket → SSE → COMET) and reconnect back-off.
 //! - [`rate`]: message rates, the sparkline, queue in/out rates from `/stats/`.
 //! - [`series`]: numeric series of JSON messages for the charts.
-//! - [`words`]: the worker's word count and the reduction of its partial results.
+//! - [`job`]: map/reduce jobs (presets, links), their partial results and the reduce view's progress.
 
 pub mod dial;
+pub mod job;
 pub mod rate;
 pub mod series;
-pub mod words;
 
 use std::collections::VecDeque;
 use std::rc::Rc;

@@ -120,7 +120,7 @@ impl Session {
 }
 
 /// The absolute `ws://` / `wss://` URL of `path` on the page's server.
-fn websocket_url(path: &str) -> Option<String> {
+pub fn websocket_url(path: &str) -> Option<String> {
     let location = web_sys::window()?.location();
     let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
     Some(format!("{scheme}://{}{path}", location.host().ok()?))

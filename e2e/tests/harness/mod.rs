@@ -1,6 +1,9 @@
 //! Test harness: a restmq server in-process serving the built web app, a headless Chromium
 //! per test ([`browser`]), and bounded waiting. Tests run one at a time (they share two cores
-//! and measure timing), each under an overall time limit.
+//! and measure timing), each under an overall time limit. Each test binary (`browser.rs`,
+//! `mapreduce.rs`) uses a part of it.
+
+#![allow(dead_code)]
 
 pub mod browser;
 

@@ -1,6 +1,7 @@
 //! Presentation components: props in, HTML out, no IO. Actions go out through `on*` callbacks.
 
 mod chart;
+mod job_editor;
 mod link_badge;
 mod message_list;
 mod publish_form;
@@ -8,6 +9,7 @@ mod queue_picker;
 mod queue_table;
 
 pub use chart::{LineChart, Sparkline};
+pub use job_editor::JobEditor;
 pub use link_badge::LinkBadge;
 pub use message_list::MessageList;
 pub use publish_form::PublishForm;

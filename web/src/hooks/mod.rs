@@ -3,10 +3,12 @@
 //! # Layout
 //! - this file: `use_route` (the hash), `use_stats` (polling `/stats/` with rates), `now_ms`.
 //! - [`stream`]: `use_queue_stream` and `use_charts`, fed once per animation frame.
-//! - [`worker`]: `use_worker` (the map step) and `use_totals` (the reduce step).
+//! - [`mapreduce`]: `use_job_runner`, this tab as a map/reduce worker.
+//! - [`reduce`]: `use_reducer_view`, the reduce step over a result queue.
 
+pub mod mapreduce;
+pub mod reduce;
 pub mod stream;
-pub mod worker;
 
 use std::{cell::Cell, collections::BTreeMap, rc::Rc, time::Duration};
 

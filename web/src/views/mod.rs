@@ -2,10 +2,12 @@
 
 mod charts;
 mod dashboard;
+mod reduce;
 mod stream;
 mod worker;
 
 pub use charts::ChartsView;
 pub use dashboard::Dashboard;
+pub use reduce::ReduceView;
 pub use stream::StreamView;
-pub use worker::{TotalsView, WorkerView};
+pub use worker::WorkerView;

@@ -1,99 +1,120 @@
-//! `#/worker/<queue>`: this tab as a worker on a job queue (roundrobin, so tabs share the
-//! jobs), counting words in wasm and posting partial counts to `<queue>.counts`; and
-//! `#/totals/<queue>`: the totals reduced from such a result queue.
+//! `#/worker/<queue>?job=…`: this tab as a map/reduce worker. The user edits a job (or opens
+//! someone's link), starts it, and the tab consumes the input queue with the other tabs on it
+//! (roundrobin, ack mode), running the job in a sandboxed Web Worker.
 
 use restmq_shared::QueueName;
 use yew::prelude::*;
 
 use crate::{
-    components::{plural, LinkBadge, QueuePicker},
-    hooks::{
-        navigate, use_stats,
-        worker::{use_totals, use_worker},
-    },
-    route::{results_queue, Route},
-    state::words::FLUSH_MESSAGES,
+    components::{plural, JobEditor, QueuePicker},
+    hooks::{mapreduce::use_job_runner, navigate, use_stats},
+    route::Route,
+    state::job::{presets, Job},
 };
-
-/// Words listed in the totals.
-const TOP_WORDS: usize = 20;
 
 #[derive(Properties, PartialEq)]
 pub struct WorkerViewProps {
-    pub jobs: QueueName,
+    pub input: QueueName,
+    pub job: Option<Job>,
 }
 
 #[function_component(WorkerView)]
 pub fn worker_view(props: &WorkerViewProps) -> Html {
     let (stats, _) = use_stats();
-    let consumers = stats.reply.as_ref().and_then(|r| r.queues.get(props.jobs.as_str())).map(|q| q.consumers);
+    let queue = stats.reply.as_ref().and_then(|r| r.queues.get(props.input.as_str()));
+    let consumers = queue.map(|q| q.consumers);
+    let waiting = queue.map(|q| q.len);
+    let job = use_state(|| props.job.clone().unwrap_or_else(|| presets().remove(0)));
+    let id = use_state(worker_id);
+    let runner = use_job_runner(props.input.clone(), (*id).clone());
+    let state = runner.state.borrow();
+    let input = props.input.clone();
+    let route = Route::Worker(input.clone(), Some((*job).clone()));
+    let link = page_link(&route);
+    let start = {
+        let (job, start) = (job.clone(), runner.start.clone());
+        let hash = route.to_hash();
+        Callback::from(move |_: MouseEvent| {
+            // The address bar carries the job, without reloading the view.
+            if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+                let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&hash));
+            }
+            start.emit((*job).clone());
+        })
+    };
+    let stop = runner.stop.reform(|_: MouseEvent| ());
+    let copy = {
+        let link = link.clone();
+        Callback::from(move |_: MouseEvent| {
+            if let Some(window) = web_sys::window() {
+                let _ = window.navigator().clipboard().write_text(&link);
+            }
+        })
+    };
+    let on_change = {
+        let job = job.clone();
+        Callback::from(move |edited: Job| job.set(edited))
+    };
+    let results = job.results_for(input.as_str());
+    let reduce_href = Route::Reduce(input.clone(), (*job).clone()).to_hash();
     html! {
         <section class="worker" aria-labelledby="worker-title">
             <div class="view-head">
-                <h2 id="worker-title">{ "Browser worker" }</h2>
-                <QueuePicker id="worker-jobs" label="Job queue" action="Use" queue={Some(props.jobs.clone())}
-                    queues={stats.queue_names()} on_pick={Callback::from(|q| navigate(&Route::Worker(q)))} />
+                <h2 id="worker-title">{ "Browser map/reduce" }</h2>
+                <QueuePicker id="worker-jobs" label="Input queue" action="Use" queue={Some(input.clone())}
+                    queues={stats.queue_names()} on_pick={Callback::from(|q| navigate(&Route::Worker(q, None)))} />
             </div>
-            if let Some(results) = results_queue(&props.jobs) {
-                <WorkerPanel key={props.jobs.as_str().to_owned()} jobs={props.jobs.clone()} {results} {consumers} />
-            } else {
-                <p class="notice error">{ "That queue name is too long to add “.counts” to it." }</p>
+            <p class="hint">
+                { "Write a job, or start from a preset; Start runs it in a sandboxed Web Worker on the messages of " }
+                <code>{ input.as_str() }</code>
+                { " (this tab joins it as a roundrobin consumer in ack mode) and posts partial results to " }
+                <code>{ &results }</code>{ " (and what it outputs to " }<code>{ job.output_for(input.as_str()) }</code>{ "). Open the link in more tabs, or on other machines, to share the work." }
+            </p>
+            <JobEditor job={(*job).clone()} input={AttrValue::from(input.to_string())} disabled={state.running} {on_change} />
+            <div class="controls">
+                if state.running {
+                    <button id="worker-stop" onclick={stop}>{ "Stop" }</button>
+                } else {
+                    <button id="worker-start" class="primary" onclick={start}>{ "Start" }</button>
+                }
+                <span class="link" data-link={if state.connected { "live" } else if state.running { "connecting" } else { "idle" }}>
+                    { if state.connected { "consuming" } else if state.running { "connecting…" } else { "stopped" } }
+                </span>
+                <button id="job-copy" onclick={copy}>{ "Copy link" }</button>
+                <input id="job-link" class="job-link" readonly=true value={link} aria-label="link to this job" />
+                <a id="job-reduce-link" class="more" href={reduce_href}>{ "Reduce view →" }</a>
+            </div>
+            if let Some(error) = &state.error {
+                <p class="notice error" role="alert">{ error }</p>
+            }
+            <dl class="figures">
+                <div><dt>{ "worker" }</dt><dd><code id="worker-id">{ &*id }</code></dd></div>
+                <div><dt>{ "processed" }</dt><dd><output id="worker-processed">{ state.processed }</output></dd></div>
+                <div><dt>{ "skipped" }</dt><dd><output id="worker-skipped">{ state.skipped }</output></dd></div>
+                <div><dt>{ "partials posted" }</dt><dd><output id="worker-posted">{ state.posted }</output></dd></div>
+                <div><dt>{ "messages output" }</dt><dd><output id="worker-outputs">{ state.outputs }</output></dd></div>
+                <div><dt>{ "waiting" }</dt><dd><output id="worker-waiting">{ waiting.map(|n| n.to_string()).unwrap_or_default() }</output></dd></div>
+            </dl>
+            if let Some(consumers) = consumers {
+                <p class="meter">{ format!("{} on {input}", plural(consumers, "consumer")) }</p>
+            }
+            if !state.reports.is_empty() {
+                <ol id="job-reports" class="reports" aria-label="skipped steps">
+                    { for state.reports.iter().map(|(key, why)| html! {
+                        <li><span class="key">{ key }</span>{ format!(" {why}") }</li>
+                    }) }
+                </ol>
             }
         </section>
     }
 }
 
-#[derive(Properties, PartialEq)]
-struct WorkerPanelProps {
-    jobs: QueueName,
-    results: QueueName,
-    /// Streaming consumers of the job queue, from the latest stats.
-    consumers: Option<u64>,
-}
-
-#[function_component(WorkerPanel)]
-fn worker_panel(props: &WorkerPanelProps) -> Html {
-    let id = use_state(worker_id);
-    let handle = use_worker(props.jobs.clone(), props.results.clone(), (*id).clone());
-    let worker = handle.worker.borrow();
-    let start = handle.start.reform(|_: MouseEvent| ());
-    let stop = handle.stop.reform(|_: MouseEvent| ());
-    let (jobs, results) = (&props.jobs, &props.results);
-    html! {
-        <div class="panel">
-            <p class="hint">
-                { "Joins " }<code>{ jobs.as_str() }</code>{ " as a roundrobin consumer (it sets the queue's policy), counts the words of each message in wasm, and posts partial counts as JSON to " }
-                <a href={Route::Totals(results.clone()).to_hash()}><code>{ results.as_str() }</code></a>
-                { format!(" every {FLUSH_MESSAGES} messages or quarter second. Open this page in more tabs to share the work.") }
-            </p>
-            <div class="controls">
-                if worker.running {
-                    <button id="worker-stop" onclick={stop}>{ "Stop worker" }</button>
-                } else {
-                    <button id="worker-start" class="primary" onclick={start}>{ "Start worker" }</button>
-                }
-                <LinkBadge link={worker.link.clone()} />
-                if let Some(consumers) = props.consumers {
-                    <span class="meter">{ format!("{} on {jobs}", plural(consumers, "consumer")) }</span>
-                }
-                <a class="more" href={Route::Totals(results.clone()).to_hash()}>{ "Totals →" }</a>
-            </div>
-            if let Some(error) = &worker.error {
-                <p class="notice error" data-code={error.code().to_owned()} role="alert"><code class="code">{ error.code() }</code>{ " " }{ error.to_string() }</p>
-            }
-            <dl class="figures">
-                <div><dt>{ "worker" }</dt><dd><code id="worker-id">{ &worker.tally.worker }</code></dd></div>
-                <div><dt>{ "jobs done" }</dt><dd><output id="worker-processed">{ worker.tally.processed }</output></dd></div>
-                <div><dt>{ "words counted" }</dt><dd><output id="worker-words">{ worker.tally.words }</output></dd></div>
-                <div><dt>{ "partials posted" }</dt><dd><output id="worker-posted">{ worker.tally.posted }</output></dd></div>
-            </dl>
-            <ol class="recent" aria-label="latest jobs">
-                { for worker.recent.iter().map(|(key, words)| html! {
-                    <li><span class="key">{ key }</span>{ format!(" {}", plural(*words, "word")) }</li>
-                }) }
-            </ol>
-        </div>
-    }
+/// The whole address of `route` on this page, to share.
+fn page_link(route: &Route) -> String {
+    let location = web_sys::window().map(|w| w.location());
+    let origin = location.as_ref().and_then(|l| l.origin().ok()).unwrap_or_default();
+    let path = location.as_ref().and_then(|l| l.pathname().ok()).unwrap_or_default();
+    format!("{origin}{path}{}", route.to_hash())
 }
 
 /// A short random id for this tab's worker.
@@ -107,55 +128,4 @@ fn worker_id() -> String {
         })
         .collect();
     format!("w-{digits}")
-}
-
-#[derive(Properties, PartialEq)]
-pub struct TotalsViewProps {
-    pub results: QueueName,
-}
-
-#[function_component(TotalsView)]
-pub fn totals_view(props: &TotalsViewProps) -> Html {
-    let state = use_totals(props.results.clone());
-    let state = state.borrow();
-    let totals = &state.totals;
-    html! {
-        <section class="totals" aria-labelledby="totals-title">
-            <div class="view-head">
-                <h2 id="totals-title">{ "Word count totals" }</h2>
-                <LinkBadge link={state.link.clone()} />
-            </div>
-            <p class="hint">
-                { "Reduces the partial counts the workers post to " }<code>{ props.results.as_str() }</code>
-                { " (counted from when this page connected, plus whatever was waiting in the queue)." }
-            </p>
-            <dl class="figures">
-                <div><dt>{ "jobs" }</dt><dd><output id="totals-messages">{ totals.messages }</output></dd></div>
-                <div><dt>{ "words" }</dt><dd><output id="totals-words">{ totals.words }</output></dd></div>
-                <div><dt>{ "distinct words" }</dt><dd><output id="totals-distinct">{ totals.distinct_words() }</output></dd></div>
-                <div><dt>{ "partials" }</dt><dd><output id="totals-partials">{ totals.partials }</output></dd></div>
-            </dl>
-            if totals.rejected > 0 {
-                <p class="notice error">{ format!("{} messages were not partial results", totals.rejected) }</p>
-            }
-            <div class="columns">
-                <table class="plain">
-                    <caption>{ "Jobs per worker" }</caption>
-                    <tbody>
-                        { for totals.workers.iter().map(|(worker, n)| html! {
-                            <tr data-worker={worker.clone()}><th scope="row"><code>{ worker }</code></th><td class="num">{ n }</td></tr>
-                        }) }
-                    </tbody>
-                </table>
-                <table class="plain">
-                    <caption>{ format!("Top {TOP_WORDS} words") }</caption>
-                    <tbody>
-                        { for totals.top(TOP_WORDS).into_iter().map(|(word, n)| html! {
-                            <tr data-word={word.to_owned()}><th scope="row">{ word }</th><td class="num">{ n }</td></tr>
-                        }) }
-                    </tbody>
-                </table>
-            </div>
-        </section>
-    }
 }
