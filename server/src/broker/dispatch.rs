@@ -43,7 +43,9 @@ pub(super) async fn run(broker: Broker, hub: Arc<Hub>) {
             Step::Load => load_settings(&broker, &hub).await,
             Step::Wait => wait(&broker, &hub).await,
             Step::Full { id, tx } => wait_for_room(&broker, &hub, id, tx).await,
-            Step::Send { policy: Policy::Broadcast, targets, n, epoch } if broker.store().is_shared() => {
+            Step::Send { policy: Policy::Broadcast, targets, n, epoch }
+                if broker.store().shared().is_some() =>
+            {
                 broker.fan_out(&hub, &targets, n, epoch).await;
             }
             Step::Send { policy, targets, n, epoch } => {

@@ -151,7 +151,7 @@ impl Broker {
         messages: usize,
     ) -> BrokerResult<Idempotent> {
         let retry = (queue.clone(), idempotency_key.to_owned());
-        if self.store().is_shared() {
+        if self.store().shared().is_some() {
             let window = self.config().idempotency_window;
             let shared = IdempotencyClaim { key: idempotency_key.to_owned(), token: claim_token(), window };
             return match self.store().claim_idempotent(queue, &shared).await? {

@@ -130,8 +130,8 @@ impl Broker {
         broker.inner.tracker.spawn(async move { sweeper.run_sweeper().await });
         let sampler = broker.clone();
         broker.inner.tracker.spawn(async move { sampler.run_timeline().await });
-        if let Some(events) = broker.inner.store.watch() {
-            broker.start_shared(events);
+        if let Some(shared) = broker.inner.store.shared() {
+            broker.start_shared(shared.watch());
         }
         broker
     }

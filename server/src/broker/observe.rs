@@ -32,8 +32,8 @@ impl Broker {
     /// Joins `queue` as an observer: from now on every message added to it arrives here, and
     /// nothing is taken from it.
     pub async fn observe(&self, queue: &QueueName) -> BrokerResult<Subscription> {
-        if self.store().is_shared() {
-            self.store().mark_observed(queue, OBSERVED_MARK).await?;
+        if let Some(shared) = self.store().shared() {
+            shared.mark_observed(queue, OBSERVED_MARK).await?;
         }
         let last = self.store().info(queue).await?.map_or(0, |i| i.last);
         let hub = self.hub(queue);
@@ -56,7 +56,7 @@ impl Broker {
     /// Before an add on a local store: a copy of the values for the queue's observers, if
     /// it has any in this process.
     pub(super) fn copy_for_observers(&self, queue: &QueueName, values: &[String]) -> Option<Vec<String>> {
-        let observed = !self.store().is_shared()
+        let observed = self.store().shared().is_none()
             && self.existing_hub(queue).is_some_and(|h| h.observers.load(Ordering::Relaxed) > 0);
         observed.then(|| values.to_vec())
     }
@@ -80,8 +80,8 @@ impl Broker {
     pub(super) async fn sweep_observers(&self) {
         for hub in self.all_hubs().into_iter().filter(|h| h.observers.load(Ordering::Relaxed) > 0) {
             hub.observed(Vec::new());
-            if self.store().is_shared() {
-                if let Err(err) = self.store().mark_observed(&hub.queue, OBSERVED_MARK).await {
+            if let Some(shared) = self.store().shared() {
+                if let Err(err) = shared.mark_observed(&hub.queue, OBSERVED_MARK).await {
                     tracing::warn!(queue = %hub.queue, %err, "could not renew the observed mark");
                 }
             }

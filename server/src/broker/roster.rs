@@ -10,7 +10,6 @@ use restmq_shared::{ConsumerInfo, ConsumersReply, QueueName};
 
 use super::hub::Hub;
 use super::{Broker, BrokerResult};
-use crate::store::QueueStore;
 
 /// The most connections of one process a presence report lists (the rest are counted only).
 pub const MAX_REPORTED: usize = 1000;
@@ -107,8 +106,14 @@ impl Broker {
     pub async fn consumers_of(&self, queue: &QueueName) -> BrokerResult<ConsumersReply> {
         let mut consumers: Vec<ConsumerInfo> =
             self.local_connections().into_iter().filter(|(q, _)| q == queue).map(|(_, c)| c).collect();
-        if self.store().is_shared() {
-            for node in self.store().nodes().await?.into_iter().filter(|n| !n.is_self) {
+        if let Some(shared) = self.store().shared() {
+            for node in shared
+                .nodes()
+                .await
+                .map_err(crate::store::StoreError::read_only)?
+                .into_iter()
+                .filter(|n| !n.is_self)
+            {
                 consumers.extend(
                     node.connections.into_iter().filter(|(q, _)| q == queue.as_str()).map(|(_, c)| c),
                 );

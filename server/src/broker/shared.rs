@@ -15,7 +15,7 @@ use tokio::sync::broadcast::Receiver;
 use super::dispatch::{backoff, broadcast, wait, Sender};
 use super::hub::{Delivery, Hub};
 use super::{Broker, BrokerResult};
-use crate::store::{NodePresence, QueueStore, StoreEvent};
+use crate::store::{NodePresence, StoreEvent};
 
 /// How often this process republishes its presence.
 const PRESENCE_EVERY: Duration = Duration::from_secs(1);
@@ -68,7 +68,9 @@ impl Broker {
     /// if none of its own consumers writes it (its consumers left meanwhile).
     pub(super) async fn fan_out(&self, hub: &Arc<Hub>, targets: &[(u64, Sender)], n: usize, epoch: u64) {
         let cursor = hub.lock().fanout_cursor.clone();
-        let (next, messages) = match self.store().read_fanout(&hub.queue, cursor.as_deref(), n).await {
+        let Some(shared) = self.store().shared() else { return };
+        let read = shared.read_fanout(&hub.queue, cursor.as_deref(), n);
+        let (next, messages) = match self.metrics().time_store("read_fanout", read).await {
             Ok(read) => read,
             Err(err) => {
                 tracing::warn!(queue = %hub.queue, %err, "reading the broadcast log failed");
@@ -107,7 +109,7 @@ impl Broker {
             broadcast(deliveries.into_iter(), targets);
             return;
         }
-        match self.store().move_to_fanout(&hub.queue, n).await {
+        match self.metrics().time_store("move_to_fanout", shared.move_to_fanout(&hub.queue, n)).await {
             Ok(moved) if moved.is_empty() => wait(self, hub).await,
             Ok(moved) => hub.lock().fanout_own.extend(moved),
             Err(err) => {
@@ -128,8 +130,8 @@ impl Broker {
             };
             let Some(mut cursor) = cursor else { continue };
             while !own.is_empty() {
-                let Ok((next, messages)) = self.store().read_fanout(&hub.queue, Some(&cursor), 512).await
-                else {
+                let Some(shared) = self.store().shared() else { return };
+                let Ok((next, messages)) = shared.read_fanout(&hub.queue, Some(&cursor), 512).await else {
                     break;
                 };
                 if messages.is_empty() {
@@ -175,7 +177,8 @@ impl Broker {
             }
             let mut presence = self.local_presence();
             presence.addr.clone_from(&self.config().node_addr);
-            if let Err(err) = self.store().report_presence(presence).await {
+            let Some(shared) = self.store().shared() else { return };
+            if let Err(err) = shared.report_presence(presence).await {
                 tracing::debug!(%err, "could not publish presence");
             }
         }
@@ -185,11 +188,11 @@ impl Broker {
     pub async fn nodes(&self) -> BrokerResult<Vec<NodePresence>> {
         let mut local = self.local_presence();
         local.addr.clone_from(&self.config().node_addr);
-        if !self.store().is_shared() {
+        let Some(shared) = self.store().shared() else {
             local.id.clone_from(&local.addr);
             return Ok(vec![local]);
-        }
-        let mut nodes = self.store().nodes().await?;
+        };
+        let mut nodes = shared.nodes().await.map_err(crate::store::StoreError::read_only)?;
         // This process's own entry may be a second old: use what it knows now.
         if let Some(me) = nodes.iter_mut().find(|n| n.is_self) {
             (me.load, me.consumers) = (local.load, local.consumers);
@@ -203,10 +206,14 @@ impl Broker {
         &self,
         queues: &mut BTreeMap<String, QueueStats>,
     ) -> BrokerResult<()> {
-        if !self.store().is_shared() {
-            return Ok(());
-        }
-        for node in self.store().nodes().await?.into_iter().filter(|n| !n.is_self) {
+        let Some(shared) = self.store().shared() else { return Ok(()) };
+        for node in shared
+            .nodes()
+            .await
+            .map_err(crate::store::StoreError::read_only)?
+            .into_iter()
+            .filter(|n| !n.is_self)
+        {
             for (queue, n) in node.consumers {
                 if let Some(stats) = queues.get_mut(&queue) {
                     stats.consumers += n;

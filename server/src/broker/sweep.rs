@@ -62,7 +62,7 @@ impl Broker {
     /// so a message another program pushed (not through restmq, so without a bus notice) is
     /// delivered within a second: one pop attempt a second per such queue.
     fn look_for_foreign_pushes(&self) {
-        if !self.store().is_shared() {
+        if self.store().shared().is_none() {
             return;
         }
         for hub in self.all_hubs() {

@@ -15,7 +15,6 @@ use restmq_shared::{HistoryPoint, HistoryReply, QueueName};
 
 use super::roster::unix_secs;
 use super::{Broker, BrokerResult};
-use crate::store::QueueStore;
 
 /// The window kept per queue.
 const WINDOW: Duration = Duration::from_secs(3600);
@@ -68,8 +67,14 @@ impl Broker {
                 point(&mut points, &hub.queue, t).consumers += n;
             }
         }
-        if self.store().is_shared() {
-            for node in self.store().nodes().await?.into_iter().filter(|n| !n.is_self) {
+        if let Some(shared) = self.store().shared() {
+            for node in shared
+                .nodes()
+                .await
+                .map_err(crate::store::StoreError::read_only)?
+                .into_iter()
+                .filter(|n| !n.is_self)
+            {
                 for (queue, n) in &node.consumers {
                     if let Ok(queue) = QueueName::try_from(queue.as_str()) {
                         point(&mut points, &queue, t).consumers += n;

@@ -18,96 +18,6 @@ pub const BUCKETS: [f64; 17] = [
     0.5, 1.0, 2.5,
 ];
 
-/// One store operation, the `op` label of `restmq_store_op_seconds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreOp {
-    Add,
-    Pop,
-    Peek,
-    Delete,
-    Requeue,
-    Purge,
-    Queues,
-    Info,
-    SetPolicy,
-    SetStatus,
-    RecentKeys,
-    Close,
-    Reserve,
-    Ack,
-    Nack,
-    Release,
-    ExpireLeases,
-    Redrive,
-    Ping,
-    MoveToFanout,
-    ReadFanout,
-    ReportPresence,
-    Nodes,
-    Browse,
-    MarkObserved,
-}
-
-impl StoreOp {
-    pub const ALL: [StoreOp; 25] = [
-        Self::Add,
-        Self::Pop,
-        Self::Peek,
-        Self::Delete,
-        Self::Requeue,
-        Self::Purge,
-        Self::Queues,
-        Self::Info,
-        Self::SetPolicy,
-        Self::SetStatus,
-        Self::RecentKeys,
-        Self::Close,
-        Self::Reserve,
-        Self::Ack,
-        Self::Nack,
-        Self::Release,
-        Self::ExpireLeases,
-        Self::Redrive,
-        Self::Ping,
-        Self::MoveToFanout,
-        Self::ReadFanout,
-        Self::ReportPresence,
-        Self::Nodes,
-        Self::Browse,
-        Self::MarkObserved,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Add => "add",
-            Self::Pop => "pop",
-            Self::Peek => "peek",
-            Self::Delete => "delete",
-            Self::Requeue => "requeue",
-            Self::Purge => "purge",
-            Self::Queues => "queues",
-            Self::Info => "info",
-            Self::SetPolicy => "set_policy",
-            Self::SetStatus => "set_status",
-            Self::RecentKeys => "recent_keys",
-            Self::Close => "close",
-            Self::Reserve => "reserve",
-            Self::Ack => "ack",
-            Self::Nack => "nack",
-            Self::Release => "release",
-            Self::ExpireLeases => "expire_leases",
-            Self::Redrive => "redrive",
-            Self::Ping => "ping",
-            Self::MoveToFanout => "move_to_fanout",
-            Self::ReadFanout => "read_fanout",
-            Self::ReportPresence => "report_presence",
-            Self::Nodes => "nodes",
-            Self::Browse => "browse",
-            Self::MarkObserved => "mark_observed",
-        }
-    }
-}
-
 /// A latency histogram of fixed buckets: one atomic per bucket, plus sum and count.
 #[derive(Debug, Default)]
 pub struct Histogram {
@@ -157,7 +67,9 @@ impl Histogram {
 /// The process-wide figures of one server.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    store_ops: [Histogram; StoreOp::ALL.len()],
+    /// Store call latency by operation name (the store method's name, given where the call
+    /// is dispatched): a handful of names, each added on first use.
+    store_ops: std::sync::RwLock<BTreeMap<&'static str, Arc<Histogram>>>,
     connections: AtomicI64,
     /// Requests answered, by matched route and status.
     /// Answered requests by route, then status; looked up by `&str`, so counting a request
@@ -167,13 +79,27 @@ pub struct Metrics {
 
 impl Metrics {
     /// Records how long one store call took.
-    pub fn observe_store(&self, op: StoreOp, elapsed: Duration) {
-        self.store_ops[op as usize].observe(elapsed);
+    pub fn observe_store(&self, op: &'static str, elapsed: Duration) {
+        let known = self.store_ops.read().unwrap_or_else(|p| p.into_inner()).get(op).cloned();
+        let histogram = known.unwrap_or_else(|| {
+            let mut ops = self.store_ops.write().unwrap_or_else(|p| p.into_inner());
+            ops.entry(op).or_default().clone()
+        });
+        histogram.observe(elapsed);
     }
 
-    /// The latency histogram of `op`.
-    pub fn store_op(&self, op: StoreOp) -> HistogramSnapshot {
-        self.store_ops[op as usize].snapshot()
+    /// Times `call` as store operation `op`.
+    pub async fn time_store<T>(&self, op: &'static str, call: impl std::future::Future<Output = T>) -> T {
+        let start = std::time::Instant::now();
+        let out = call.await;
+        self.observe_store(op, start.elapsed());
+        out
+    }
+
+    /// The latency histogram of every store operation called so far, by name.
+    pub fn store_ops(&self) -> Vec<(&'static str, HistogramSnapshot)> {
+        let ops = self.store_ops.read().unwrap_or_else(|p| p.into_inner());
+        ops.iter().map(|(op, h)| (*op, h.snapshot())).collect()
     }
 
     /// Counts one streaming connection until the guard drops.
@@ -273,13 +199,16 @@ mod tests {
         assert_eq!(m.requests(), expected);
     }
 
-    /// Every operation has its own slot and a distinct label.
+    /// Each operation name gets its own histogram, listed by name.
     #[test]
-    fn op_labels() {
-        let labels: std::collections::HashSet<_> = StoreOp::ALL.iter().map(|op| op.as_str()).collect();
-        assert_eq!(labels.len(), StoreOp::ALL.len());
-        for (i, op) in StoreOp::ALL.iter().enumerate() {
-            assert_eq!(*op as usize, i);
-        }
+    fn store_ops_by_name() {
+        let m = Metrics::default();
+        m.observe_store("pop", Duration::from_micros(30));
+        m.observe_store("add", Duration::from_micros(5));
+        m.observe_store("add", Duration::from_millis(3));
+        let ops = m.store_ops();
+        let names: Vec<&str> = ops.iter().map(|(op, _)| *op).collect();
+        assert_eq!(names, ["add", "pop"]);
+        assert_eq!((ops[0].1.count, ops[1].1.count), (2, 1));
     }
 }

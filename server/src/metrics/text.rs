@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use super::{HistogramSnapshot, Metrics, StoreOp};
+use super::{HistogramSnapshot, Metrics};
 use crate::broker::{Broker, BrokerResult};
 
 /// The `Content-Type` of the page.
@@ -129,11 +129,8 @@ fn process(out: &mut String, metrics: &Metrics) {
         );
     }
     header(out, "restmq_store_op_seconds", "Store call latency, by operation.", "histogram");
-    for op in StoreOp::ALL {
-        let snapshot = metrics.store_op(op);
-        if snapshot.count > 0 {
-            histogram(out, "restmq_store_op_seconds", &format!("op=\"{}\"", op.as_str()), &snapshot);
-        }
+    for (op, snapshot) in metrics.store_ops() {
+        histogram(out, "restmq_store_op_seconds", &format!("op=\"{op}\""), &snapshot);
     }
 }
 

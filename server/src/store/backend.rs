@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
 use super::{
-    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, NodePresence, PeekedMessage,
-    QueueInfo, QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
+    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo,
+    QueueStore, StoreError, StoreResult, StoredMessage,
 };
 use super::{EmbeddedStore, MemoryStore, RedisStore};
-use crate::metrics::{Metrics, StoreOp};
+use crate::metrics::Metrics;
 
 /// The configured backend, with the figures its calls are timed into. Handlers hold this,
 /// not a generic; cloning is shallow.
@@ -32,6 +32,16 @@ enum Backend {
 impl Store {
     fn new(backend: Backend) -> Self {
         Self { backend, metrics: Arc::default() }
+    }
+
+    /// The multi-process side of the store — its bus, broadcast logs, observed marks and
+    /// presence — when other processes may share it (Redis); `None` for stores only this
+    /// process uses.
+    pub fn shared(&self) -> Option<&RedisStore> {
+        match &self.backend {
+            Backend::Redis(redis) => Some(redis),
+            Backend::Memory(_) | Backend::Embedded(_) => None,
+        }
     }
 
     /// Where this store's timings (and the server's other figures) go.
@@ -58,7 +68,7 @@ impl From<RedisStore> for Store {
     }
 }
 
-/// Calls the backend in use; with a [`StoreOp`], times the call.
+/// Calls the backend in use; with an operation name, times the call under it.
 macro_rules! dispatch {
     ($self:ident, $store:ident => $call:expr) => {
         match &$self.backend {
@@ -67,7 +77,7 @@ macro_rules! dispatch {
             Backend::Redis($store) => $call,
         }
     };
-    ($self:ident, $op:expr, $store:ident => $call:expr) => {{
+    ($self:ident, $op:literal, $store:ident => $call:expr) => {{
         let start = Instant::now();
         let out = dispatch!($self, $store => $call);
         $self.metrics.observe_store($op, start.elapsed());
@@ -81,7 +91,7 @@ impl QueueStore for Store {
     }
 
     async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
-        dispatch!(self, StoreOp::Add, s => s.add(queue, value, ttl).await)
+        dispatch!(self, "add", s => s.add(queue, value, ttl).await)
     }
 
     async fn add_batch(
@@ -91,7 +101,7 @@ impl QueueStore for Store {
         ttl: Option<Duration>,
         limit: Option<LengthLimit>,
     ) -> StoreResult<Vec<MessageKey>> {
-        dispatch!(self, StoreOp::Add, s => s.add_batch(queue, values, ttl, limit).await)
+        dispatch!(self, "add", s => s.add_batch(queue, values, ttl, limit).await)
     }
 
     async fn add_delayed(
@@ -102,7 +112,7 @@ impl QueueStore for Store {
         delay: Duration,
         limit: Option<LengthLimit>,
     ) -> StoreResult<MessageKey> {
-        dispatch!(self, StoreOp::Add, s => s.add_delayed(queue, value, ttl, delay, limit).await)
+        dispatch!(self, "add", s => s.add_delayed(queue, value, ttl, delay, limit).await)
     }
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
@@ -114,11 +124,11 @@ impl QueueStore for Store {
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
-        dispatch!(self, StoreOp::Pop, s => s.pop(queue, max).await)
+        dispatch!(self, "pop", s => s.pop(queue, max).await)
     }
 
     async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
-        dispatch!(self, StoreOp::Peek, s => s.peek(queue).await)
+        dispatch!(self, "peek", s => s.peek(queue).await)
     }
 
     async fn browse(
@@ -128,45 +138,44 @@ impl QueueStore for Store {
         limit: usize,
         leased: bool,
     ) -> StoreResult<Vec<BrowsedMessage>> {
-        dispatch!(self, StoreOp::Browse, s => s.browse(queue, after, limit, leased).await)
+        dispatch!(self, "browse", s => s.browse(queue, after, limit, leased).await)
             .map_err(StoreError::read_only)
     }
 
     async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
-        dispatch!(self, StoreOp::Delete, s => s.delete(key).await)
+        dispatch!(self, "delete", s => s.delete(key).await)
     }
 
     async fn requeue(&self, queue: &QueueName, messages: Vec<StoredMessage>) -> StoreResult<()> {
-        dispatch!(self, StoreOp::Requeue, s => s.requeue(queue, messages).await)
+        dispatch!(self, "requeue", s => s.requeue(queue, messages).await)
     }
 
     async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
-        dispatch!(self, StoreOp::Purge, s => s.purge(queue).await)
+        dispatch!(self, "purge", s => s.purge(queue).await)
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueName>> {
-        dispatch!(self, StoreOp::Queues, s => s.queues().await).map_err(StoreError::read_only)
+        dispatch!(self, "queues", s => s.queues().await).map_err(StoreError::read_only)
     }
 
     async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
-        dispatch!(self, StoreOp::Info, s => s.info(queue).await).map_err(StoreError::read_only)
+        dispatch!(self, "info", s => s.info(queue).await).map_err(StoreError::read_only)
     }
 
     async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
-        dispatch!(self, StoreOp::SetPolicy, s => s.set_policy(queue, policy).await)
+        dispatch!(self, "set_policy", s => s.set_policy(queue, policy).await)
     }
 
     async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
-        dispatch!(self, StoreOp::SetStatus, s => s.set_status(queue, status).await)
+        dispatch!(self, "set_status", s => s.set_status(queue, status).await)
     }
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
-        dispatch!(self, StoreOp::RecentKeys, s => s.recent_keys(queue, max).await)
-            .map_err(StoreError::read_only)
+        dispatch!(self, "recent_keys", s => s.recent_keys(queue, max).await).map_err(StoreError::read_only)
     }
 
     async fn close(&self) -> StoreResult<()> {
-        dispatch!(self, StoreOp::Close, s => s.close().await)
+        dispatch!(self, "close", s => s.close().await)
     }
 
     async fn reserve(
@@ -175,23 +184,23 @@ impl QueueStore for Store {
         max: usize,
         lease: Duration,
     ) -> StoreResult<Vec<LeasedMessage>> {
-        dispatch!(self, StoreOp::Reserve, s => s.reserve(queue, max, lease).await)
+        dispatch!(self, "reserve", s => s.reserve(queue, max, lease).await)
     }
 
     async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
-        dispatch!(self, StoreOp::Ack, s => s.ack(key).await)
+        dispatch!(self, "ack", s => s.ack(key).await)
     }
 
     async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
-        dispatch!(self, StoreOp::Nack, s => s.nack(key).await)
+        dispatch!(self, "nack", s => s.nack(key).await)
     }
 
     async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
-        dispatch!(self, StoreOp::Release, s => s.release(queue, ns).await)
+        dispatch!(self, "release", s => s.release(queue, ns).await)
     }
 
     async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
-        dispatch!(self, StoreOp::ExpireLeases, s => s.expire_leases(max_deliveries).await)
+        dispatch!(self, "expire_leases", s => s.expire_leases(max_deliveries).await)
     }
 
     async fn redrive(
@@ -200,48 +209,14 @@ impl QueueStore for Store {
         to: &QueueName,
         limit: Option<LengthLimit>,
     ) -> StoreResult<u64> {
-        dispatch!(self, StoreOp::Redrive, s => s.redrive(from, to, limit).await)
-    }
-
-    fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
-        dispatch!(self, s => s.watch())
-    }
-
-    fn is_shared(&self) -> bool {
-        dispatch!(self, s => s.is_shared())
+        dispatch!(self, "redrive", s => s.redrive(from, to, limit).await)
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        dispatch!(self, StoreOp::Ping, s => s.ping().await)
+        dispatch!(self, "ping", s => s.ping().await)
     }
 
     async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
         dispatch!(self, s => s.claim_idempotent(queue, claim).await)
-    }
-
-    async fn move_to_fanout(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<u64>> {
-        dispatch!(self, StoreOp::MoveToFanout, s => s.move_to_fanout(queue, max).await)
-    }
-
-    async fn read_fanout(
-        &self,
-        queue: &QueueName,
-        cursor: Option<&str>,
-        max: usize,
-    ) -> StoreResult<(String, Vec<StoredMessage>)> {
-        dispatch!(self, StoreOp::ReadFanout, s => s.read_fanout(queue, cursor, max).await)
-            .map_err(StoreError::read_only)
-    }
-
-    async fn mark_observed(&self, queue: &QueueName, ttl: Duration) -> StoreResult<()> {
-        dispatch!(self, StoreOp::MarkObserved, s => s.mark_observed(queue, ttl).await)
-    }
-
-    async fn report_presence(&self, presence: NodePresence) -> StoreResult<()> {
-        dispatch!(self, StoreOp::ReportPresence, s => s.report_presence(presence).await)
-    }
-
-    async fn nodes(&self) -> StoreResult<Vec<NodePresence>> {
-        dispatch!(self, StoreOp::Nodes, s => s.nodes().await).map_err(StoreError::read_only)
     }
 }

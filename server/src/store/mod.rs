@@ -286,17 +286,6 @@ pub trait QueueStore: Send + Sync + 'static {
         limit: Option<LengthLimit>,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
-    /// Changes made to the store, by this process or others sharing it, for the broker to
-    /// wake its consumers. `None` for backends only this process uses (memory, embedded).
-    fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
-        None
-    }
-
-    /// Whether other processes may use the same store at once (Redis).
-    fn is_shared(&self) -> bool {
-        false
-    }
-
     /// Shared stores only: claims an idempotency key for one publish (by any process), or
     /// says what the publish that holds it got. The publish then runs inside
     /// [`PUBLISH_ONCE`]`.scope(claim, …)`, and the store adds only while the claim is still
@@ -313,49 +302,6 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Checks that the store answers (for `/readyz`).
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send {
         async { Ok(()) }
-    }
-
-    /// Shared stores (Redis) only: moves up to `max` of the oldest messages into the queue's
-    /// broadcast log, in order, for every process to read with [`QueueStore::read_fanout`];
-    /// returns their numbers.
-    fn move_to_fanout(
-        &self,
-        _queue: &QueueName,
-        _max: usize,
-    ) -> impl Future<Output = StoreResult<Vec<u64>>> + Send {
-        async { Err(StoreError::Backend("broadcast logs need a shared store".to_owned())) }
-    }
-
-    /// Shared stores only: up to `max` entries of the queue's broadcast log after `cursor`, and
-    /// the cursor after them. Without a cursor: none, and the cursor of the log's end now.
-    fn read_fanout(
-        &self,
-        _queue: &QueueName,
-        _cursor: Option<&str>,
-        _max: usize,
-    ) -> impl Future<Output = StoreResult<(String, Vec<StoredMessage>)>> + Send {
-        async { Err(StoreError::Backend("broadcast logs need a shared store".to_owned())) }
-    }
-
-    /// Shared stores only: for `ttl` from now, every add to `queue` (by any process) is also
-    /// announced as a [`StoreEvent::Observed`], for the observers of every process.
-    fn mark_observed(
-        &self,
-        _queue: &QueueName,
-        _ttl: Duration,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        async { Ok(()) }
-    }
-
-    /// Shared stores only: publishes this process's load and consumers per queue, so that
-    /// every process can count all consumers and pick the least-loaded node.
-    fn report_presence(&self, _presence: NodePresence) -> impl Future<Output = StoreResult<()>> + Send {
-        async { Ok(()) }
-    }
-
-    /// Shared stores only: every live process's presence. Empty for local stores.
-    fn nodes(&self) -> impl Future<Output = StoreResult<Vec<NodePresence>>> + Send {
-        async { Ok(Vec::new()) }
     }
 }
 

@@ -341,12 +341,6 @@ impl QueueStore for RedisStore {
         self.browse_page(queue, after, limit, leased).await
     }
 
-    async fn mark_observed(&self, queue: &QueueName, ttl: Duration) -> StoreResult<()> {
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let () = self.conn().pset_ex(self.keys(queue).observed(), 1, ms).await.map_err(error)?;
-        Ok(())
-    }
-
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
         let stop = isize::try_from(max).unwrap_or(isize::MAX) - 1;
         let listed: Vec<String> =
@@ -416,14 +410,6 @@ impl QueueStore for RedisStore {
         self.redrive_dead(from, to, limit).await
     }
 
-    fn watch(&self) -> Option<broadcast::Receiver<StoreEvent>> {
-        Some(self.inner.events.subscribe())
-    }
-
-    fn is_shared(&self) -> bool {
-        true
-    }
-
     async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
         self.claim_once(queue, claim).await
     }
@@ -447,12 +433,33 @@ impl QueueStore for RedisStore {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await.map_err(error)?;
         Ok(())
     }
+}
 
-    async fn move_to_fanout(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<u64>> {
+/// What only a store shared by many processes does: the bus of changes, broadcast logs,
+/// observed marks and presence.
+impl RedisStore {
+    /// For `ttl` from now, every add to `queue` (by any process) is also announced as a
+    /// [`StoreEvent::Observed`], for the observers of every process.
+    pub async fn mark_observed(&self, queue: &QueueName, ttl: Duration) -> StoreResult<()> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let () = self.conn().pset_ex(self.keys(queue).observed(), 1, ms).await.map_err(error)?;
+        Ok(())
+    }
+
+    /// Changes made to the store by this process or others sharing it.
+    pub fn watch(&self) -> broadcast::Receiver<StoreEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Moves up to `max` of the oldest messages into the queue's broadcast log, in order;
+    /// returns their numbers (see `fanout.rs`).
+    pub async fn move_to_fanout(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<u64>> {
         self.move_to_log(queue, max).await
     }
 
-    async fn read_fanout(
+    /// Up to `max` entries of the queue's broadcast log after `cursor`, and the cursor after
+    /// them; without a cursor, none, and the cursor of the log's end now.
+    pub async fn read_fanout(
         &self,
         queue: &QueueName,
         cursor: Option<&str>,
@@ -461,12 +468,14 @@ impl QueueStore for RedisStore {
         self.read_log(queue, cursor, max).await
     }
 
-    async fn report_presence(&self, mut presence: NodePresence) -> StoreResult<()> {
+    /// Publishes this process's presence, so that every process can count all consumers.
+    pub async fn report_presence(&self, mut presence: NodePresence) -> StoreResult<()> {
         presence.id.clone_from(&self.inner.node);
         presence::report(&mut self.conn(), &presence).await
     }
 
-    async fn nodes(&self) -> StoreResult<Vec<NodePresence>> {
+    /// Every live process's presence.
+    pub async fn nodes(&self) -> StoreResult<Vec<NodePresence>> {
         let mut nodes = presence::nodes(&mut self.conn()).await?;
         for node in &mut nodes {
             node.is_self = node.id == self.inner.node;
