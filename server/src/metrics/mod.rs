@@ -139,20 +139,6 @@ impl Metrics {
 #[derive(Debug)]
 pub struct ConnectionGuard(Arc<Metrics>);
 
-impl ConnectionGuard {
-    /// Keeps this connection counted for as long as `stream` (a streaming response body) lives.
-    pub fn hold<S>(self, stream: S) -> impl futures_util::Stream<Item = S::Item> + Send + 'static
-    where
-        S: futures_util::Stream + Send + 'static,
-    {
-        use futures_util::StreamExt;
-        stream.map(move |item| {
-            let _counted = &self;
-            item
-        })
-    }
-}
-
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);

@@ -7,19 +7,21 @@ use axum::extract::State;
 use axum::Extension;
 
 use axum::response::Response;
+use bytes::Bytes;
 use restmq_shared::{ErrorResponse, MessageKey, QueueName};
 
 use super::heartbeat::{beat, heard, Beat, Pinger};
-use super::{cut_when_slow, described, next, observing, resume, since_arg, Next, Peer};
+use super::source::{observing, open, Encoder, Next, Opening, Source};
+use super::{since_arg, Peer};
 use crate::auth::AddFrames;
-use crate::broker::{Broker, CloseReason, StreamInfo, Subscription};
+use crate::broker::{Broker, CloseReason, StreamInfo};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::http::args::{Args, QueuePath};
 use crate::state::AppState;
 
 /// Close code for "going away" (server shutdown) and for policy ends (purge, slow).
-const GOING_AWAY: u16 = 1001;
+pub(super) const GOING_AWAY: u16 = 1001;
 const POLICY: u16 = 1008;
 
 /// Bytes tungstenite reads frames into. Its 128 KiB default is touched by the first read and
@@ -40,74 +42,57 @@ pub async fn stream_websocket(
     // With access checks on, add frames pass the producer rules of `POST /q/<queue>`.
     let may_add = add_frames.map_or(Ok(()), |Extension(AddFrames(verdict))| verdict);
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
-    state.check_stream_capacity()?;
-    let broker = state.broker.clone();
-    let max = state.broker.config().max_message_bytes;
-    let acked = args.flag("ack");
-    let since = since_arg(&args, &queue)?;
-    // An observer joins before the upgrade, so a store that cannot mark it answers an error.
     let observe = observing(&args)?;
-    let info = described("ws", observe, acked, peer);
-    let observer = if observe { Some(state.broker.observe(&queue).await?) } else { None };
-    let heartbeat = state.settings.heartbeat;
+    let since = since_arg(&args, &queue)?;
+    let (broker, heartbeat) = (state.broker.clone(), state.settings.heartbeat);
+    let max = broker.config().max_message_bytes;
     let upgrade = upgrade.max_message_size(max + 1024).write_buffer_size(0).read_buffer_size(READ_BUFFER);
-    Ok(upgrade.on_upgrade(move |socket| {
-        let tracker = broker.tracker().clone();
-        async move {
+    let tracker = broker.tracker().clone();
+    if args.flag("ack") {
+        state.check_stream_capacity()?;
+        let info = StreamInfo { observer: false, transport: "ws", addr: peer.0, ack: true };
+        return Ok(upgrade.on_upgrade(move |socket| async move {
             let _connection = broker.metrics().open_connection();
-            if acked {
-                tracker
-                    .track_future(super::ws_ack::serve_acked(socket, broker, queue, heartbeat, info))
-                    .await;
-            } else {
-                let consumer = Consumer { broker, queue, since, may_add, heartbeat, observer, info };
-                tracker.track_future(serve(socket, consumer, cut)).await;
-            }
-        }
-    }))
+            tracker.track_future(super::ws_ack::serve_acked(socket, broker, queue, heartbeat, info)).await;
+        }));
+    }
+    // The stream joins before the upgrade, so a refusal is still an HTTP answer.
+    let opening = Opening { queue: queue.clone(), transport: "ws", since, peer, cut };
+    let source = open(&state, opening, observe).await?;
+    let consumer = Consumer { broker, queue, source, may_add, heartbeat };
+    Ok(upgrade.on_upgrade(move |socket| tracker.track_future(serve(socket, consumer))))
 }
 
-/// What one WebSocket consumer was opened with.
+/// One WebSocket stream, consumer or observer, as it was opened.
 struct Consumer {
     broker: Broker,
     queue: QueueName,
-    since: Option<MessageKey>,
+    source: Source,
     /// Whether its `add` frames pass the producer rules.
     may_add: Result<(), ErrorResponse>,
     heartbeat: Option<std::time::Duration>,
-    /// Set when it observes (`observe=1`) instead of consuming.
-    observer: Option<Subscription>,
-    /// How it shows in the consumers list.
-    info: StreamInfo,
 }
 
-async fn serve(mut socket: WebSocket, consumer: Consumer, cut: Option<Extension<ConnectionCut>>) {
-    let Consumer { broker, queue, since, may_add, heartbeat, observer, info } = consumer;
+async fn serve(mut socket: WebSocket, consumer: Consumer) {
+    let Consumer { broker, queue, mut source, may_add, heartbeat } = consumer;
     let mut pinger = Pinger::new(heartbeat);
-    let mut sub = observer.unwrap_or_else(|| broker.subscribe(&queue));
-    sub.list_as(info);
-    cut_when_slow(&sub, cut);
-    for replayed in resume(&broker, &mut sub, since.as_ref()) {
-        let Ok(text) = Utf8Bytes::try_from(replayed.json) else { continue };
-        if socket.send(Message::Text(text)).await.is_err() {
-            return;
-        }
-    }
-    let shutdown = broker.shutdown_token().clone();
     loop {
         tokio::select! {
-            next = next(&mut sub, &shutdown) => match next {
+            next = source.next() => match next {
+                Next::Replayed(f) => {
+                    if socket.send(Frames.message(f.key.as_ref(), &f.json)).await.is_err() {
+                        return;
+                    }
+                }
                 Next::Message(delivery) => {
-                    let Ok(text) = Utf8Bytes::try_from(delivery.json.clone()) else { continue };
-                    if socket.send(Message::Text(text)).await.is_err() {
+                    let frame = Frames.message(Some(&delivery.message.key), &delivery.json);
+                    if socket.send(frame).await.is_err() {
                         return; // the delivery drops undelivered and goes back
                     }
                     delivery.mark_delivered();
                 }
                 Next::Closed(reason) => {
-                    let code = if reason == CloseReason::Shutdown { GOING_AWAY } else { POLICY };
-                    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason.as_str()) };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    let _ = socket.send(Frames.closed(reason, source.close_notice(reason))).await;
                     return;
                 }
             },
@@ -136,6 +121,23 @@ async fn serve(mut socket: WebSocket, consumer: Consumer, cut: Option<Extension<
                 }
             },
         }
+    }
+}
+
+/// WebSocket frames: a text frame per message or notice; a close frame saying why the
+/// server ended the stream (`1001` at shutdown, `1008` for purge and slow consumers).
+struct Frames;
+
+impl Encoder for Frames {
+    type Frame = Message;
+
+    fn message(&self, _key: Option<&MessageKey>, json: &Bytes) -> Message {
+        Message::Text(Utf8Bytes::try_from(json.clone()).unwrap_or_default())
+    }
+
+    fn closed(&self, reason: CloseReason, _notice: String) -> Message {
+        let code = if reason == CloseReason::Shutdown { GOING_AWAY } else { POLICY };
+        Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason.as_str()) }))
     }
 }
 

@@ -70,7 +70,7 @@ pub async fn serve_acked(
                 }
             },
             () = shutdown.cancelled() => {
-                let frame = CloseFrame { code: 1001, reason: Utf8Bytes::from_static("shutdown") };
+                let frame = CloseFrame { code: super::ws::GOING_AWAY, reason: Utf8Bytes::from_static("shutdown") };
                 let _ = socket.send(Message::Close(Some(frame))).await;
                 return;
             }
