@@ -130,10 +130,89 @@ async fn browse_shows_a_promoted_delayed_message(store: StoreKind) {
     s.stop().await;
 }
 
+/// Reads an SSE response until `done` holds for what arrived, or nothing comes for 5 s.
+async fn sse_until(res: reqwest::Response, done: impl Fn(&str) -> bool) -> String {
+    let mut events = res.bytes_stream();
+    let mut text = String::new();
+    while !done(&text) {
+        match tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+            Ok(Some(Ok(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    text
+}
+
+/// A message dead-lettered into `<q>.dead` and one redriven back into `<q>` are added to
+/// those queues (with new keys): their observers see them, as they see any other add.
+async fn observers_see_dead_letters_and_redrives(store: StoreKind) {
+    let s = TestServer::start_with(store, |c| c.max_deliveries = 1).await;
+    let dead_obs = s.http.get(s.url("/sse/work.dead?observe=1")).send().await.unwrap();
+    let live_obs = s.http.get(s.url("/sse/work?observe=1")).send().await.unwrap();
+    metric_reaches(&s, "restmq_observers{queue=\"work.dead\"}", 1.0).await;
+    metric_reaches(&s, "restmq_observers{queue=\"work\"}", 1.0).await;
+    assert_eq!(s.add("work", "a").await, "work:1");
+    assert_eq!(s.get_json("/q/work?reserve=1").await["key"], "work:1");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while s.get_json("/stats/work.dead").await["len"] != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "work:1 was never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = s.post_form("/q/work.dead/redrive", &[]).await;
+    assert_eq!(status, 200, "redrive: {body}");
+    assert_eq!(s.add("work", "z").await, "work:3", "the redriven message took work:2");
+    let dead_seen = sse_until(dead_obs, |t| t.contains("id: work.dead:1")).await;
+    let live_seen = sse_until(live_obs, |t| t.contains("id: work:3")).await;
+    let ids = |t: &str| t.lines().filter_map(|l| l.strip_prefix("id: ")).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        (ids(&dead_seen), ids(&live_seen)),
+        (vec!["work.dead:1".to_owned()], vec!["work:1".to_owned(), "work:2".to_owned(), "work:3".to_owned()]),
+        "what the observers of work.dead and work saw"
+    );
+    s.stop().await;
+}
+
+/// `/history/<q>` counts every add: 5, a purge (after which the idle queue's state is
+/// forgotten), then 8 more within one step make 13, not 5 + (8 - 5).
+async fn history_counts_adds_across_a_purge(store: StoreKind) {
+    let s = TestServer::start_with(store, |c| c.queue_history_step_secs = 6).await;
+    let added = |h: &serde_json::Value| -> u64 {
+        h["points"].as_array().unwrap().iter().map(|p| p["added"].as_u64().unwrap_or(0)).sum()
+    };
+    for i in 0..5 {
+        s.add("hist", &format!("a{i}")).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while added(&s.get_json("/history/hist").await) < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "the first 5 adds were never sampled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.http.delete(s.url("/q/hist")).send().await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await; // the sweep forgets the idle queue
+    for i in 0..8 {
+        s.add("hist", &format!("b{i}")).await;
+    }
+    let points = |h: &serde_json::Value| h["points"].as_array().unwrap().len();
+    let before = points(&s.get_json("/history/hist").await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let history = loop {
+        let h = s.get_json("/history/hist").await;
+        if points(&h) > before {
+            break h;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no new sample");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(added(&history), 13, "adds in the history: {history}");
+    s.stop().await;
+}
+
 on_every_store!(
     observer_keeps_up_with_a_large_batch,
     browse_after_nacks_shows_every_message,
-    browse_shows_a_promoted_delayed_message
+    browse_shows_a_promoted_delayed_message,
+    observers_see_dead_letters_and_redrives,
+    history_counts_adds_across_a_purge
 );
 
 /// Opens a raw streaming request that is never read from.
