@@ -186,3 +186,47 @@ async fn adds_succeed_while_the_queueset_master_is_down() {
     let (status, body) = s.get(&format!("/q/{fresh}")).await;
     assert_eq!((status, body.contains("during")), (200, true), "{body}");
 }
+
+/// An observer on a process that outlives a Redis restart (AOF always, so nothing stored
+/// is lost) sees every add the server acknowledged after Redis came back: an add answered
+/// 200 while the bus is still resubscribing must not vanish for observers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_misses_no_acknowledged_add_across_a_redis_restart() {
+    let mut redis = RedisServer::start_durable();
+    let s = TestServer::start_on_redis(&redis.url()).await;
+    s.add("watch", "before").await;
+    let observer = s.http.get(s.url("/sse/watch?observe=1")).send().await.unwrap();
+    metric_reaches(&s, "restmq_observers{queue=\"watch\"}", 1.0).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    redis.restart();
+
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let mut acked = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.len() < 30 {
+        assert!(Instant::now() < deadline, "adds never succeeded again");
+        let res = http.post(s.url("/q/watch")).form(&[("value", "after")]).send().await;
+        match res {
+            Ok(res) if res.status() == 200 => acked.push(res.text().await.unwrap().trim_end().to_owned()),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    // And one more once the server says it is ready again (its bus resubscribed).
+    while s.get("/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    acked.push(s.add("watch", "ready").await);
+    let last = acked.last().unwrap().clone();
+    let mut events = observer.bytes_stream();
+    let mut text = String::new();
+    while !text.contains(&format!("id: {last}\n")) {
+        match tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+            Ok(Some(Ok(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    let missed: Vec<&String> = acked.iter().filter(|k| !text.contains(&format!("id: {k}\n"))).collect();
+    assert!(missed.is_empty(), "the observer missed {} of {} acknowledged adds: {missed:?}; it got: {text:?}", missed.len(), acked.len());
+}
