@@ -181,7 +181,11 @@ async fn adds_succeed_while_the_queueset_master_is_down() {
             Ok(res) => (res.status().as_u16(), res.text().await.unwrap_or_default()),
             Err(err) => (0, err.to_string()),
         };
-        assert_eq!((status, body.trim_end()), (200, expected.as_str()), "add to {queue} with QUEUESET's master down");
+        assert_eq!(
+            (status, body.trim_end()),
+            (200, expected.as_str()),
+            "add to {queue} with QUEUESET's master down"
+        );
     }
     let (status, body) = s.get(&format!("/q/{fresh}")).await;
     assert_eq!((status, body.contains("during")), (200, true), "{body}");
@@ -228,5 +232,10 @@ async fn an_observer_misses_no_acknowledged_add_across_a_redis_restart() {
         }
     }
     let missed: Vec<&String> = acked.iter().filter(|k| !text.contains(&format!("id: {k}\n"))).collect();
-    assert!(missed.is_empty(), "the observer missed {} of {} acknowledged adds: {missed:?}; it got: {text:?}", missed.len(), acked.len());
+    assert!(
+        missed.is_empty(),
+        "the observer missed {} of {} acknowledged adds: {missed:?}; it got: {text:?}",
+        missed.len(),
+        acked.len()
+    );
 }

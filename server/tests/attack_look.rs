@@ -116,7 +116,8 @@ async fn browse_shows_a_promoted_delayed_message(store: StoreKind) {
         s.add("dl", v).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while s.get_json("/stats/dl").await["len"] != 4 || page(&s, "/browse/dl?limit=10").await.messages.len() < 4
+    while s.get_json("/stats/dl").await["len"] != 4
+        || page(&s, "/browse/dl?limit=10").await.messages.len() < 4
     {
         assert!(tokio::time::Instant::now() < deadline, "dl:1 never became visible");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -163,7 +164,8 @@ async fn observers_see_dead_letters_and_redrives(store: StoreKind) {
     assert_eq!(s.add("work", "z").await, "work:3", "the redriven message took work:2");
     let dead_seen = sse_until(dead_obs, |t| t.contains("id: work.dead:1")).await;
     let live_seen = sse_until(live_obs, |t| t.contains("id: work:3")).await;
-    let ids = |t: &str| t.lines().filter_map(|l| l.strip_prefix("id: ")).map(str::to_owned).collect::<Vec<_>>();
+    let ids =
+        |t: &str| t.lines().filter_map(|l| l.strip_prefix("id: ")).map(str::to_owned).collect::<Vec<_>>();
     assert_eq!(
         (ids(&dead_seen), ids(&live_seen)),
         (vec!["work.dead:1".to_owned()], vec!["work:1".to_owned(), "work:2".to_owned(), "work:3".to_owned()]),

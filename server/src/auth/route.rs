@@ -105,7 +105,7 @@ pub async fn classify(state: &AppState, mut parts: Parts, body: Body) -> Result<
     let scope = queue.map_or(Scope::All, Scope::Queue);
     let need = |right: Right| Need::Right(right, scope.clone());
     // Reads that only look (soft gets, observers) need `observe`, which `consume` implies.
-    let looks = reading && only_looks(&parts);
+    let looks = reading && only_looks(&parts, &template);
     let take = |right: Right| need(if looks { Right::Observe } else { right });
     let access = match (template.as_str(), &method) {
         ("/healthz" | "/readyz", _) => Access::open(),
@@ -143,11 +143,13 @@ pub async fn classify(state: &AppState, mut parts: Parts, body: Body) -> Result<
     Ok((Request::from_parts(parts, body), access))
 }
 
-/// Whether a read only looks: `HEAD`, or its query asks for a soft get (`soft`) or an
-/// observer (`observe`) and nothing that takes (`reserve`, `ack`). Only the query counts,
-/// so a request with a body (whose fields the handler would read too) never qualifies.
-fn only_looks(parts: &Parts) -> bool {
-    if parts.method == Method::HEAD {
+/// Whether a read only looks: `HEAD /q/<q>` (which says whether a message waits), or a
+/// query asking for a soft get (`soft`) or an observer (`observe`) and nothing that takes
+/// (`reserve`, `ack`). Only the query counts, so a request with a body (whose fields the
+/// handler would read too) never qualifies; a `HEAD` on a stream is served as a `GET`,
+/// which consumes, so it looks only with `observe=1` like that `GET`.
+fn only_looks(parts: &Parts, template: &str) -> bool {
+    if parts.method == Method::HEAD && template == "/q/{queue}" {
         return true;
     }
     let has_body = parts.headers.contains_key(axum::http::header::TRANSFER_ENCODING)

@@ -137,11 +137,16 @@ pub(super) struct HubState {
     pub observe_pending: std::collections::BTreeMap<u64, StoredMessage>,
     /// Since when the oldest pending message has waited.
     pub observe_waiting: Option<Instant>,
+    /// Per observer, what did not fit its buffer, in order (see [`super::observe`]).
+    pub observer_backlog: std::collections::HashMap<u64, std::collections::VecDeque<Arc<Delivery>>>,
 }
 
 /// One queue's in-process hub. Shared by the broker, its dispatcher and subscriptions.
 pub struct Hub {
     pub queue: QueueName,
+    /// Unique in this process: a queue's hub made again (after it was forgotten) counts
+    /// from 0 under a new serial.
+    pub serial: u64,
     pub counters: Counters,
     pub(super) notify: Notify,
     /// Wakes `ack=1` consumers, which reserve messages themselves.
@@ -152,6 +157,9 @@ pub struct Hub {
     pub(super) observers: std::sync::atomic::AtomicUsize,
     /// Every streaming connection of the queue, for the consumers list.
     pub(super) roster: super::roster::Roster,
+    /// Shared stores: whether other processes read the queue's broadcast log (as of this
+    /// process's last read of it).
+    pub(super) consumed_elsewhere: AtomicBool,
     /// Recent broadcast messages, for `since` replay.
     pub(super) history: Mutex<super::history::History>,
     /// The start of the hub's clock (see [`Hub::clock_ms`]).
@@ -164,14 +172,17 @@ pub struct Hub {
 
 impl Hub {
     pub(super) fn new(queue: QueueName) -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
         Self {
             queue,
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
             counters: Counters::default(),
             notify: Notify::new(),
             ack_waiters: Arc::new(Notify::new()),
             ack_consumers: std::sync::atomic::AtomicUsize::new(0),
             observers: std::sync::atomic::AtomicUsize::new(0),
             roster: super::roster::Roster::default(),
+            consumed_elsewhere: AtomicBool::new(false),
             history: Mutex::default(),
             born: Instant::now(),
             maybe_gone: AtomicBool::new(false),
@@ -331,7 +342,11 @@ impl Subscription {
         }
         let _waiting = Waiting::start(&self.closed, &self.hub);
         loop {
-            let delivery = self.rx.recv().await?;
+            let delivery = if self.observer {
+                super::observe::next_observed(&mut self.rx, &self.hub, self.id).await?
+            } else {
+                self.rx.recv().await?
+            };
             // Closed while this one was buffered: leave it for the queue.
             if self.closed.get().is_some() {
                 return None;
@@ -391,6 +406,7 @@ impl Drop for Subscription {
         if self.observer {
             let mut st = self.hub.lock();
             st.observers.retain(|c| c.id != self.id);
+            st.observer_backlog.remove(&self.id);
             self.hub.observers.store(st.observers.len(), Ordering::Relaxed);
             if st.observers.is_empty() {
                 // The next observer starts from the queue as it is then.

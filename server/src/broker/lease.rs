@@ -61,6 +61,9 @@ impl Broker {
         let hub = self.hub(&live);
         hub.mark_maybe_gone(); // nothing may have moved to a queue that does not exist
         hub.wake();
+        if moved > 0 && self.store().shared().is_none() {
+            self.catch_up_observers(&live).await;
+        }
         Ok((live, moved))
     }
 
@@ -81,6 +84,9 @@ impl Broker {
                         hub.counters.redelivered.fetch_add(e.returned, Ordering::Relaxed);
                         hub.counters.dead.fetch_add(e.dead, Ordering::Relaxed);
                         hub.wake();
+                        if e.dead > 0 && self.store().shared().is_none() {
+                            self.catch_up_observers(&crate::store::dead_letter_queue(&e.queue)).await;
+                        }
                     }
                 }
                 Err(err) => tracing::debug!(%err, "lease expiry pass failed"),

@@ -25,6 +25,9 @@ use crate::store::{QueueStore, StoredMessage};
 /// How long a message waits for a lower key still being added before it is shown anyway.
 const GAP_WAIT: Duration = Duration::from_millis(50);
 
+/// Messages an observer may have waiting beyond its buffer before it is cut as slow.
+const MAX_BACKLOG: usize = 16_384;
+
 /// How long a shared store keeps a queue marked observed; the mark is renewed well before.
 pub(super) const OBSERVED_MARK: Duration = Duration::from_secs(30);
 
@@ -66,6 +69,18 @@ impl Broker {
         let (Some(values), Some(hub)) = (values, self.existing_hub(queue)) else { return };
         let messages = keys.iter().zip(values).map(|(key, value)| StoredMessage { key: key.clone(), value });
         hub.observed(messages.collect());
+    }
+
+    /// Shows `queue`'s observers what waits in it past what they saw, read back from the
+    /// store: after messages came in other than by an add on a local store (moved to a
+    /// dead-letter queue, redriven; a shared store announces those itself), and on a shared
+    /// store after the bus was down (its announcements were lost).
+    pub(super) async fn catch_up_observers(&self, queue: &QueueName) {
+        let Some(hub) = self.existing_hub(queue) else { return };
+        let Some(next) = hub.lock().observe_next else { return };
+        if let Ok(page) = self.store().browse(queue, next.saturating_sub(1), 1000, false).await {
+            hub.observed(page.into_iter().map(|m| StoredMessage { key: m.key, value: m.value }).collect());
+        }
     }
 
     /// Messages a shared store announced as added: shown to this process's observers.
@@ -126,18 +141,52 @@ impl Hub {
         self.send_to_observers(&mut st, ready);
     }
 
+    /// Hands each message to every observer: into its buffer, or when that is full (or
+    /// something already waits behind it), onto its backlog; an observer whose backlog passes
+    /// [`MAX_BACKLOG`] is cut as slow (one that stops reading is cut by the stall check).
     fn send_to_observers(self: &Arc<Self>, st: &mut HubState, ready: Vec<StoredMessage>) {
+        let HubState { observers, observer_backlog, .. } = st;
         for message in ready {
             let delivery = Arc::new(Delivery::observed(message, self.clone()));
-            st.observers.retain(|o| match o.tx.try_send(delivery.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    o.close(CloseReason::SlowConsumer);
-                    false
+            observers.retain(|o| {
+                let backlog = observer_backlog.entry(o.id).or_default();
+                if backlog.is_empty() {
+                    match o.tx.try_send(delivery.clone()) {
+                        Ok(()) => return true,
+                        Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                        Err(mpsc::error::TrySendError::Full(_)) => {}
+                    }
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                backlog.push_back(delivery.clone());
+                if backlog.len() > MAX_BACKLOG {
+                    o.close(CloseReason::SlowConsumer);
+                    observer_backlog.remove(&o.id);
+                    return false;
+                }
+                true
             });
         }
-        self.observers.store(st.observers.len(), Ordering::Relaxed);
+        self.observers.store(observers.len(), Ordering::Relaxed);
+    }
+
+    /// The next message waiting on observer `id`'s backlog.
+    fn take_backlog(&self, id: u64) -> Option<Arc<Delivery>> {
+        self.lock().observer_backlog.get_mut(&id)?.pop_front()
+    }
+}
+
+/// Observer `id`'s next message: its buffer first, then its backlog, then wait.
+pub(super) async fn next_observed(
+    rx: &mut mpsc::Receiver<Arc<Delivery>>,
+    hub: &Hub,
+    id: u64,
+) -> Option<Arc<Delivery>> {
+    match rx.try_recv() {
+        Ok(delivery) => Some(delivery),
+        Err(mpsc::error::TryRecvError::Disconnected) => None,
+        Err(mpsc::error::TryRecvError::Empty) => match hub.take_backlog(id) {
+            Some(delivery) => Some(delivery),
+            None => rx.recv().await,
+        },
     }
 }

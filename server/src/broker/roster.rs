@@ -33,6 +33,22 @@ struct Listed {
     delivered: AtomicU64,
 }
 
+impl Listed {
+    /// The connection as the consumers list shows it.
+    fn describe(&self, node: &str) -> ConsumerInfo {
+        let StreamInfo { observer, transport, ref addr, ack } = self.info;
+        ConsumerInfo {
+            mode: if observer { "observer" } else { "consumer" }.to_owned(),
+            transport: transport.to_owned(),
+            addr: addr.clone(),
+            since: self.since,
+            delivered: self.delivered.load(Ordering::Relaxed),
+            ack,
+            node: node.to_owned(),
+        }
+    }
+}
+
 /// The streaming connections of one queue in this process.
 #[derive(Default)]
 pub(super) struct Roster {
@@ -75,7 +91,15 @@ impl Enlisted {
 }
 
 impl Broker {
-    /// This process's streaming connections, on every queue (at most [`MAX_REPORTED`]).
+    /// This process's streaming connections of `queue`, every one.
+    fn connections_of(&self, queue: &QueueName) -> Vec<ConsumerInfo> {
+        let Some(hub) = self.existing_hub(queue) else { return Vec::new() };
+        let node = self.config().node_addr.clone();
+        hub.roster.entries().iter().map(|listed| listed.describe(&node)).collect()
+    }
+
+    /// This process's streaming connections, on every queue (at most [`MAX_REPORTED`]), for
+    /// its presence report.
     pub(super) fn local_connections(&self) -> Vec<(QueueName, ConsumerInfo)> {
         let node = self.config().node_addr.clone();
         let mut all = Vec::new();
@@ -84,19 +108,7 @@ impl Broker {
                 if all.len() == MAX_REPORTED {
                     return all;
                 }
-                let StreamInfo { observer, transport, addr, ack } = listed.info.clone();
-                all.push((
-                    hub.queue.clone(),
-                    ConsumerInfo {
-                        mode: if observer { "observer" } else { "consumer" }.to_owned(),
-                        transport: transport.to_owned(),
-                        addr,
-                        since: listed.since,
-                        delivered: listed.delivered.load(Ordering::Relaxed),
-                        ack,
-                        node: node.clone(),
-                    },
-                ));
+                all.push((hub.queue.clone(), listed.describe(&node)));
             }
         }
         all
@@ -104,8 +116,7 @@ impl Broker {
 
     /// Who streams from `queue`: here, and on a shared store in every other process too.
     pub async fn consumers_of(&self, queue: &QueueName) -> BrokerResult<ConsumersReply> {
-        let mut consumers: Vec<ConsumerInfo> =
-            self.local_connections().into_iter().filter(|(q, _)| q == queue).map(|(_, c)| c).collect();
+        let mut consumers = self.connections_of(queue);
         if let Some(shared) = self.store().shared() {
             for node in shared
                 .nodes()

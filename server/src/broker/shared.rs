@@ -15,7 +15,7 @@ use tokio::sync::broadcast::Receiver;
 use super::dispatch::{backoff, broadcast, wait, Sender};
 use super::hub::{Delivery, Hub};
 use super::{Broker, BrokerResult};
-use crate::store::{NodePresence, StoreEvent};
+use crate::store::{FanoutRead, NodePresence, StoreEvent};
 
 /// How often this process republishes its presence.
 const PRESENCE_EVERY: Duration = Duration::from_secs(1);
@@ -54,6 +54,9 @@ impl Broker {
                 Ok(StoreEvent::Resync) | Err(RecvError::Lagged(_)) => {
                     for hub in self.all_hubs() {
                         forget_settings(&hub);
+                        if hub.observer_count() > 0 {
+                            self.catch_up_observers(&hub.queue).await;
+                        }
                     }
                 }
                 Err(RecvError::Closed) => return,
@@ -70,13 +73,18 @@ impl Broker {
         let cursor = hub.lock().fanout_cursor.clone();
         let Some(shared) = self.store().shared() else { return };
         let read = shared.read_fanout(&hub.queue, cursor.as_deref(), n);
-        let (next, messages) = match self.metrics().time_store("read_fanout", read).await {
-            Ok(read) => read,
-            Err(err) => {
-                tracing::warn!(queue = %hub.queue, %err, "reading the broadcast log failed");
-                return backoff(self).await;
-            }
-        };
+        let FanoutRead { cursor: next, messages, others_reading } =
+            match self.metrics().time_store("read_fanout", read).await {
+                Ok(read) => read,
+                Err(err) => {
+                    tracing::warn!(queue = %hub.queue, %err, "reading the broadcast log failed");
+                    return backoff(self).await;
+                }
+            };
+        // Other processes reading the log hand its entries to their consumers: then what this
+        // process moved is not put back when no consumer here writes it (a repeat for them).
+        hub.consumed_elsewhere.store(others_reading, std::sync::atomic::Ordering::Relaxed);
+        let others = others_reading;
         let own: Vec<bool> = {
             let mut st = hub.lock();
             if st.epoch != epoch {
@@ -100,7 +108,7 @@ impl Broker {
                 .into_iter()
                 .zip(own)
                 .map(|(message, own)| {
-                    let back = own.then(|| (requeue.clone(), epoch));
+                    let back = (own && !others).then(|| (requeue.clone(), epoch));
                     let delivery = Arc::new(Delivery::new(message, hub.clone(), back));
                     self.record(hub, &delivery);
                     delivery
@@ -129,9 +137,14 @@ impl Broker {
                 (st.fanout_cursor.clone(), st.fanout_own.clone(), st.epoch)
             };
             let Some(mut cursor) = cursor else { continue };
+            if hub.consumed_elsewhere.load(std::sync::atomic::Ordering::Relaxed) {
+                continue; // the other processes' consumers read them from the log
+            }
             while !own.is_empty() {
                 let Some(shared) = self.store().shared() else { return };
-                let Ok((next, messages)) = shared.read_fanout(&hub.queue, Some(&cursor), 512).await else {
+                let Ok(FanoutRead { cursor: next, messages, .. }) =
+                    shared.read_fanout(&hub.queue, Some(&cursor), 512).await
+                else {
                     break;
                 };
                 if messages.is_empty() {
@@ -156,10 +169,10 @@ impl Broker {
                 presence.consumers.insert(hub.queue.to_string(), n);
             }
             let c = &hub.counters;
-            let counts =
+            let [added, taken, delivered] =
                 [&c.added, &c.taken, &c.delivered].map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
-            if counts != [0; 3] {
-                presence.counters.insert(hub.queue.to_string(), counts);
+            if [added, taken, delivered] != [0; 3] {
+                presence.counters.insert(hub.queue.to_string(), [added, taken, delivered, hub.serial]);
             }
         }
         presence.connections =

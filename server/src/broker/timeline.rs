@@ -26,8 +26,9 @@ pub const MAX_POINTS: usize = 360_000;
 #[derive(Default)]
 pub(super) struct Timeline {
     queues: BTreeMap<QueueName, VecDeque<HistoryPoint>>,
-    /// Added, taken, delivered per (process, queue) at the last sample.
-    seen: HashMap<(String, String), [u64; 3]>,
+    /// Added, taken, delivered and the serial of the counting state, per (process, queue),
+    /// at the last sample.
+    seen: HashMap<(String, String), [u64; 4]>,
 }
 
 impl Broker {
@@ -57,11 +58,12 @@ impl Broker {
             }
         }
         // Every process's counts since it started, and its consumers.
-        let mut counts: Vec<(String, String, [u64; 3])> = Vec::new();
+        let mut counts: Vec<(String, String, [u64; 4])> = Vec::new();
         for hub in self.all_hubs() {
             let c = &hub.counters;
-            let now = [&c.added, &c.taken, &c.delivered].map(|c| c.load(Ordering::Relaxed));
-            counts.push((String::new(), hub.queue.to_string(), now));
+            let [added, taken, delivered] =
+                [&c.added, &c.taken, &c.delivered].map(|c| c.load(Ordering::Relaxed));
+            counts.push((String::new(), hub.queue.to_string(), [added, taken, delivered, hub.serial]));
             let n = hub.consumer_count() as u64;
             if n > 0 {
                 point(&mut points, &hub.queue, t).consumers += n;
@@ -87,9 +89,13 @@ impl Broker {
         let mut seen = HashMap::with_capacity(counts.len());
         for (node, queue, now) in counts {
             let before = timeline.seen.get(&(node.clone(), queue.clone())).copied().unwrap_or_default();
-            // A count below the last one restarted (its process, or a forgotten queue).
+            // Counts under another serial started again from 0 (a queue's state made anew);
+            // a count below the last one, too (its process restarted).
+            let fresh = before[3] != now[3];
             let moved: [u64; 3] =
-                std::array::from_fn(|i| if now[i] >= before[i] { now[i] - before[i] } else { now[i] });
+                std::array::from_fn(
+                    |i| if fresh || now[i] < before[i] { now[i] } else { now[i] - before[i] },
+                );
             if moved != [0; 3] {
                 if let Ok(queue) = QueueName::try_from(queue.as_str()) {
                     let p = point(&mut points, &queue, t);

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
-pub use self::redis::{RedisOptions, RedisStore};
+pub use self::redis::{FanoutRead, RedisOptions, RedisStore};
 pub use backend::Store;
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use lease::dead_letter_queue;
@@ -320,8 +320,9 @@ pub struct NodePresence {
     pub is_self: bool,
     /// Its streaming connections (queue, who), at most a bounded number.
     pub connections: Vec<(String, restmq_shared::ConsumerInfo)>,
-    /// Per queue, its counts since it started: added, taken, delivered.
-    pub counters: std::collections::BTreeMap<String, [u64; 3]>,
+    /// Per queue, its counts since its state there was made: added, taken, delivered, and
+    /// the serial of that state (counts under a new serial start again from 0).
+    pub counters: std::collections::BTreeMap<String, [u64; 4]>,
 }
 
 /// A change made to a shared store, announced to every process using it.

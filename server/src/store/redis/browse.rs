@@ -1,9 +1,10 @@
 //! Browsing on Redis: a page of a queue's waiting messages in list order (the order they
 //! will be handed out), or of its leased ones, read in one script that changes nothing.
 //!
-//! The page after a key starts at the first entry numbered above it, found by a binary
-//! search over the list (which is in number order but for messages put back or promoted
-//! late): a page costs log(length) lookups plus what it returns, never a scan.
+//! The page after a key starts just past that key's place in the list, the order messages
+//! are handed out in (found from the oldest end, so a page costs about how deep into the
+//! queue it is, in C, plus what it returns); when the key has left the list, past the first
+//! entry numbered above it, by a binary search.
 
 use std::sync::LazyLock;
 
@@ -16,7 +17,7 @@ use super::RedisStore;
 use crate::store::state::now_ms;
 use crate::store::StoreResult;
 
-/// KEYS: list. ARGV: after n (0 for none), max. Returns
+/// KEYS: list. ARGV: after n (0 for none), max, message-key prefix. Returns
 /// `[key, value, reads, pttl, …]` of up to max waiting messages, oldest first.
 static BROWSE_WAITING: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -24,17 +25,23 @@ static BROWSE_WAITING: LazyLock<Script> = LazyLock::new(|| {
 local list, after, max = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 local len = redis.call('LLEN', list)
 local function n_of(k) return tonumber(string.match(k, '(%d+)$')) or 0 end
--- d: how far from the oldest end the page starts: past the first entry numbered above after.
--- Keys enter in number order, so the list is in that order but for the few put back or
--- promoted late; a binary search finds the place in log(len) steps.
+-- d: how far from the oldest end the page starts: just past the after key's place in the
+-- list (LPOS from the oldest end, so the cost grows with how deep the page is); when that key
+-- has left the list, past the first entry numbered above it, found by a binary search (the
+-- list is in number order but for messages put back or promoted late).
 local d = 0
 if after > 0 then
-  local lo, hi = 0, len
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if n_of(redis.call('LINDEX', list, -(mid + 1))) > after then hi = mid else lo = mid + 1 end
+  local p = redis.call('LPOS', list, ARGV[3] .. after, 'RANK', -1)
+  if p then
+    d = len - p
+  else
+    local lo, hi = 0, len
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if n_of(redis.call('LINDEX', list, -(mid + 1))) > after then hi = mid else lo = mid + 1 end
+    end
+    d = lo
   end
-  d = lo
 end
 local out = {}
 while d < len and #out < max * 4 do
@@ -104,7 +111,9 @@ impl RedisStore {
         let fields: Vec<Field> = if leased {
             BROWSE_LEASED.key(keys.leased()).arg(after).arg(limit).invoke_async(&mut self.conn()).await
         } else {
-            BROWSE_WAITING.key(keys.list()).arg(after).arg(limit).invoke_async(&mut self.conn()).await
+            let mut invocation = BROWSE_WAITING.key(keys.list());
+            invocation.arg(after).arg(limit).arg(keys.message_prefix());
+            invocation.invoke_async(&mut self.conn()).await
         }
         .map_err(error)?;
         let now = now_ms();

@@ -33,6 +33,7 @@
 //! | `<q>:\|idem\|<key>` | what a publish with that `Idempotency-Key` answered |
 //! | `<q>:\|observed` | present while some process has observers of the queue |
 //! | `<q>:\|fanout` | the broadcast log: messages moved out of the list for every process |
+//! | `<q>:\|readers` | processes reading the broadcast log, scored by when they last did |
 //! | `<q>:<n>\|deliveries` | how often a message was leased (written by the scripts) |
 //!
 //! In cluster mode `<q>` is written `{<q>}` in every key (so `{jobs}:7`), which Redis hashes
@@ -101,6 +102,11 @@ impl QueueKeys {
     /// The stream of broadcast messages every process reads (see `fanout.rs`).
     pub fn fanout(&self) -> String {
         format!("{}:|fanout", self.base)
+    }
+
+    /// The processes reading the broadcast log, scored by when they last read it.
+    pub fn readers(&self) -> String {
+        format!("{}:|readers", self.base)
     }
 
     /// Present (with an expiry) while some process has observers of the queue: adds then

@@ -26,6 +26,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use self::conn::{error, Conn};
+pub use self::fanout::FanoutRead;
 use self::keys::{client_key, number, QueueKeys, BUS, QUEUESET};
 use super::{
     Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, NodePresence, PeekedMessage,
@@ -288,7 +289,11 @@ impl QueueStore for RedisStore {
     async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
         let keys = self.keys(queue);
         let mut inv = scripts::PURGE.key(keys.list());
-        inv.key(keys.leased()).key(keys.delayed()).key(keys.expiring()).key(keys.fanout());
+        inv.key(keys.leased())
+            .key(keys.delayed())
+            .key(keys.expiring())
+            .key(keys.fanout())
+            .key(keys.readers());
         inv.arg(queue.as_str()).arg(BUS);
         let held: i64 = inv.invoke_async(&mut self.conn()).await.map_err(error)?;
         Ok(held > 0)
@@ -464,7 +469,7 @@ impl RedisStore {
         queue: &QueueName,
         cursor: Option<&str>,
         max: usize,
-    ) -> StoreResult<(String, Vec<StoredMessage>)> {
+    ) -> StoreResult<FanoutRead> {
         self.read_log(queue, cursor, max).await
     }
 

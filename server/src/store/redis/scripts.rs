@@ -83,7 +83,7 @@ return 1
     )
 });
 
-/// KEYS: list, leased, delayed, ttl index, broadcast log. ARGV: queue, bus. Removes every message of the
+/// KEYS: list, leased, delayed, ttl index, broadcast log, its readers. ARGV: queue, bus. Removes every message of the
 /// queue with all its keys, leased and delayed ones included; the counter, policy, status and
 /// `QUEUESET` entry stay, as in RestMQ (keys are never reused, a paused queue stays paused).
 /// Returns 1 when it held any message.
@@ -94,7 +94,7 @@ local keys = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do table.insert(keys, k) end
 for _, k in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do table.insert(keys, k) end
 for _, k in ipairs(keys) do redis.call('DEL', k, k .. ':refcount', k .. '|deliveries') end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('PUBLISH', ARGV[2], 'p ' .. ARGV[1])
 if #keys > 0 then return 1 end
 return 0
@@ -174,12 +174,14 @@ return back
 
 /// KEYS: leased, list, dead counter, dead list. ARGV: now (ms), max deliveries, queue, bus,
 /// dead message-key prefix, dead queue. Ends due leases: back to the head, or to the
-/// dead-letter queue once delivered `max` times. Returns `[returned, dead]`.
+/// dead-letter queue once delivered `max` times (announced to its observers, as an add).
+/// Returns `[returned, dead]`.
 pub static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local back, dead = 0, 0
+local observed = redis.call('EXISTS', ARGV[5] .. '|observed') == 1
 for _, key in ipairs(due) do
   redis.call('ZREM', KEYS[1], key)
   local d = tonumber(redis.call('GET', key .. '|deliveries') or '0')
@@ -189,6 +191,7 @@ for _, key in ipairs(due) do
     redis.call('SET', ARGV[5] .. n, v)
     redis.call('LPUSH', KEYS[4], ARGV[5] .. n)
     redis.call('DEL', key, key .. ':refcount', key .. '|deliveries')
+    if observed then redis.call('PUBLISH', ARGV[4], 'o ' .. ARGV[6] .. ' ' .. n .. ' ' .. v) end
     dead = dead + 1
   elseif v then
     redis.call('RPUSH', KEYS[2], key)
@@ -205,11 +208,12 @@ return {back, dead}
 /// KEYS: from list, to counter, to list. ARGV: to message-key prefix, to queue, bus, max length
 /// (0 = none), to delayed set. Moves the messages of one queue to the end of another as new
 /// messages, oldest first, as many as the other's max length has room for (waiting and delayed
-/// messages count). Returns how many.
+/// messages count), each announced to the other's observers as an add. Returns how many.
 pub static REDRIVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local moved = 0
+local observed = redis.call('EXISTS', ARGV[1] .. '|observed') == 1
 local room = -1
 if tonumber(ARGV[4]) > 0 then
   room = tonumber(ARGV[4]) - redis.call('LLEN', KEYS[3]) - redis.call('ZCARD', ARGV[5])
@@ -223,6 +227,7 @@ while room < 0 or moved < room do
     local n = redis.call('INCR', KEYS[2])
     redis.call('SET', ARGV[1] .. n, v)
     redis.call('LPUSH', KEYS[3], ARGV[1] .. n)
+    if observed then redis.call('PUBLISH', ARGV[3], 'o ' .. ARGV[2] .. ' ' .. n .. ' ' .. v) end
     moved = moved + 1
   end
 end
