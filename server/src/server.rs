@@ -84,7 +84,7 @@ pub async fn run(
     let auth = Arc::new(crate::auth::Auth::from_config(&config.auth)?);
     auth.spawn_reload(shutdown.clone(), &tracker);
     let state = AppState { broker: broker.clone(), settings: Arc::new(settings), feeds, auth };
-    let app = crate::http::router(state);
+    let app = crate::app::router(state);
     let limits = crate::connection::Limits::from_config(&config);
 
     tracing::info!(store = store.kind(), "restmq ready at http://{addr}/");

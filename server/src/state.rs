@@ -47,3 +47,20 @@ impl AppState {
         self.broker.config().max_message_bytes.saturating_mul(3).saturating_add(64 * 1024)
     }
 }
+
+impl crate::extract::BodyLimit for AppState {
+    fn body_limit(&self) -> usize {
+        AppState::body_limit(self)
+    }
+}
+
+impl crate::auth::Guarded for AppState {
+    fn auth(&self) -> &crate::auth::Auth {
+        &self.auth
+    }
+
+    fn collectd_queues(&self) -> (restmq_shared::QueueName, restmq_shared::QueueName) {
+        let feed = self.feeds.collectd(&self.broker);
+        (feed.data, feed.event)
+    }
+}

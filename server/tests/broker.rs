@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use restmq_server::broker::{Broker, BrokerConfig, CloseReason, Subscription};
-use restmq_server::store::{MemoryStore, QueueStore, Store};
+use restmq_server::store::{MemoryStore, Store};
 use restmq_shared::{Policy, QueueName};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -121,6 +121,9 @@ async fn shutdown_puts_buffered_messages_back() {
     token.cancel();
     drop(sub);
     broker.flush_requeues().await;
-    let left = broker.store().pop(&queue, 10).await.unwrap();
-    assert_eq!(left.iter().map(|m| m.key.n).collect::<Vec<_>>(), vec![2, 3, 4, 5]);
+    let mut left = Vec::new();
+    while let Some(m) = broker.take(&queue).await.unwrap() {
+        left.push(m.key.n);
+    }
+    assert_eq!(left, vec![2, 3, 4, 5]);
 }

@@ -48,7 +48,6 @@ use self::route::{Access, Need};
 pub use self::tokens::Right;
 use self::tokens::{TokenError, Tokens};
 use crate::error::ApiError;
-use crate::state::AppState;
 
 const BASIC_CHALLENGE: &str = "Basic realm=\"RestMQ Restricted Access\"";
 const BEARER_CHALLENGE: &str = "Bearer realm=\"restmq\"";
@@ -121,14 +120,22 @@ pub struct Granted {
 #[derive(Debug, Clone)]
 pub struct AddFrames(pub Result<(), ErrorResponse>);
 
+/// What the access checks need of the router's state: the rules, the collectd endpoint's
+/// queues (guarded like adds to them), and the body limit (to read arguments).
+pub trait Guarded: crate::extract::BodyLimit + Clone + Send + Sync + 'static {
+    fn auth(&self) -> &Auth;
+    /// The queues of `/collectd/data` and `/collectd/event`.
+    fn collectd_queues(&self) -> (restmq_shared::QueueName, restmq_shared::QueueName);
+}
+
 /// Adds the checks (when any is configured) and CORS (when origins are) to `router`.
-pub fn layer(router: Router<AppState>, state: &AppState) -> Router<AppState> {
-    let router = if state.auth.is_enabled() {
-        router.layer(middleware::from_fn_with_state(state.clone(), check))
+pub fn layer<S: Guarded>(router: Router<S>, state: &S) -> Router<S> {
+    let router = if state.auth().is_enabled() {
+        router.layer(middleware::from_fn_with_state(state.clone(), check::<S>))
     } else {
         router
     };
-    match &state.auth.cors {
+    match &state.auth().cors {
         Some(cors) => router.layer(cors.clone()),
         None => router,
     }
@@ -187,7 +194,7 @@ impl IntoResponse for Denial {
 }
 
 /// The middleware.
-async fn check(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn check<S: Guarded>(State(state): State<S>, req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     match authorize(&state, req).await {
         Ok(req) => next.run(req).await,
@@ -198,8 +205,8 @@ async fn check(State(state): State<AppState>, req: Request, next: Next) -> Respo
     }
 }
 
-async fn authorize(state: &AppState, req: Request) -> Result<Request, Denial> {
-    let auth = &state.auth;
+async fn authorize<S: Guarded>(state: &S, req: Request) -> Result<Request, Denial> {
+    let auth = state.auth();
     let (parts, body) = req.into_parts();
     let client = auth.ip.client_addr(&parts)?;
     auth.ip.check(client)?;

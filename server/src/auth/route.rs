@@ -12,8 +12,7 @@ use serde_json::Value;
 use super::acl::Section;
 use super::tokens::{Right, Scope};
 use crate::error::ApiError;
-use crate::http::args::{read_body, Args};
-use crate::state::AppState;
+use crate::extract::{read_body, Args};
 
 /// What a request must show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +64,11 @@ impl Access {
 }
 
 /// Classifies the request; for `/` and `/queue` the body is read and put back.
-pub async fn classify(state: &AppState, mut parts: Parts, body: Body) -> Result<(Request, Access), ApiError> {
+pub async fn classify<S: super::Guarded>(
+    state: &S,
+    mut parts: Parts,
+    body: Body,
+) -> Result<(Request, Access), ApiError> {
     let Some(template) = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned()) else {
         // The router's fallback: the web app's files, or a JSON 404.
         return Ok((Request::from_parts(parts, body), Access::open()));
@@ -133,8 +136,8 @@ pub async fn classify(state: &AppState, mut parts: Parts, body: Body) -> Result<
             Access { need: need(Right::Observe), section: section(None) }
         }
         ("/collectd/data" | "/collectd/event", &Method::POST) => {
-            let feed = state.feeds.collectd(&state.broker);
-            let queue = if template == "/collectd/data" { feed.data } else { feed.event };
+            let (data, event) = state.collectd_queues();
+            let queue = if template == "/collectd/data" { data } else { event };
             Access { need: right(Right::Produce, queue.as_str()), section: section(None) }
         }
         // Purge, policy, pause, figures, listings, and any route not named here.
@@ -170,8 +173,8 @@ fn right(right: Right, queue: &str) -> Need {
 
 /// The request rebuilt from its buffered body, and its arguments as the handler will read
 /// them (or the handler's own error).
-async fn buffered_args(
-    state: &AppState,
+async fn buffered_args<S: super::Guarded>(
+    state: &S,
     parts: Parts,
     body: Body,
 ) -> Result<(Request, Result<Args, ApiError>), ApiError> {
@@ -212,7 +215,7 @@ mod tests {
 
     fn args_with_body(body: &str) -> Args {
         let mut args = Args::default();
-        args.raw = Some(crate::http::args::RawBody { content_type: None, bytes: body.to_owned().into() });
+        args.raw = Some(crate::extract::RawBody { content_type: None, bytes: body.to_owned().into() });
         args
     }
 

@@ -124,7 +124,7 @@ pub(super) struct HubState {
     /// Bumped by purge, so messages popped before it are not put back after it.
     pub epoch: u64,
     /// Shared stores: how far this process has read the queue's broadcast log (see
-    /// [`super::shared`]); `None` until its first broadcast consumer.
+    /// [`super::cluster`]); `None` until its first broadcast consumer.
     pub fanout_cursor: Option<String>,
     /// Shared stores: numbers of the messages this process moved into the broadcast log and
     /// has not read back yet; they go back to the queue if no consumer here writes them.

@@ -7,6 +7,7 @@
 //! (see [`sweep`]) ages replay history out and forgets the hubs of queues that are gone.
 
 mod acked;
+mod cluster;
 mod config;
 mod dispatch;
 mod history;
@@ -17,7 +18,6 @@ mod look;
 mod observe;
 mod publish;
 mod roster;
-mod shared;
 mod sweep;
 mod timeline;
 
@@ -136,9 +136,17 @@ impl Broker {
         broker
     }
 
-    /// The store; every call through it is timed for `/metrics`.
-    pub fn store(&self) -> &Store {
+    /// The store; every call through it is timed for `/metrics`. Only the broker calls it:
+    /// what the layers above need goes through the broker's own methods.
+    pub(crate) fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Whether the server can serve: the store answers (and takes writes; on Redis, its bus
+    /// and every slot are up). The store's kind when it can.
+    pub async fn ready(&self) -> BrokerResult<&'static str> {
+        self.inner.store.ping().await.map_err(StoreError::read_only)?;
+        Ok(self.inner.store.kind())
     }
 
     /// This server's process-wide figures.

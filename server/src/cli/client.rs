@@ -1,5 +1,6 @@
 //! The HTTP side of the client commands: server URLs, requests, and errors worth reading.
 
+use crate::remote::describe_reqwest;
 use std::time::Duration;
 
 use restmq_shared::ErrorResponse;
@@ -43,21 +44,6 @@ impl CliError {
             },
         }
     }
-}
-
-/// The innermost cause of a reqwest error ("Connection refused (os error 111)"), which says
-/// more than its outer "error sending request".
-pub fn describe_reqwest(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text = cause.to_string();
-        source = cause.source();
-    }
-    text
 }
 
 /// A server to talk to; cloning is shallow.

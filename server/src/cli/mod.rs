@@ -22,15 +22,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-pub use client::{describe_reqwest, CliError};
-
-/// `--server`, shared by every client command and `restmq feed`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServerArg {
-    /// URL of the restmq server.
-    #[arg(long, env = "RESTMQ_SERVER", default_value = "http://127.0.0.1:8888")]
-    pub server: String,
-}
+pub use crate::remote::{describe_reqwest, ServerArg};
+pub use client::CliError;
 
 /// The client commands; `config::Command` flattens them into the top level.
 #[derive(Debug, Subcommand)]

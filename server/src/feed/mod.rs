@@ -243,7 +243,7 @@ pub struct FeedConfig {
     pub specs: Vec<FeedSpec>,
 
     #[command(flatten)]
-    pub server: crate::cli::ServerArg,
+    pub server: crate::remote::ServerArg,
 }
 
 /// `restmq feed`: runs the feeds against a server until they end or `shutdown` is cancelled,

@@ -53,7 +53,7 @@ impl Sink {
                 }
                 let url = format!("{server}/q/{queue}");
                 let res = client.post(&url).form(&form).send().await.map_err(|e| {
-                    SinkError::Http(format!("POST {url}: {}", crate::cli::describe_reqwest(&e)))
+                    SinkError::Http(format!("POST {url}: {}", crate::remote::describe_reqwest(&e)))
                 })?;
                 let status = res.status();
                 let body = res.text().await.unwrap_or_default();

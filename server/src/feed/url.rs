@@ -77,7 +77,7 @@ impl UrlFeed {
         if let Some(id) = &session.last_id {
             request = request.header("Last-Event-ID", id);
         }
-        let response = request.send().await.map_err(|e| crate::cli::describe_reqwest(&e))?;
+        let response = request.send().await.map_err(|e| crate::remote::describe_reqwest(&e))?;
         let status = response.status();
         if status == reqwest::StatusCode::NO_CONTENT {
             tracing::info!(feed = %self.name, "url feed: the server answered 204; stopping");

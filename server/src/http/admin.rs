@@ -10,11 +10,10 @@ use restmq_shared::{
     StatusReply,
 };
 
-use super::args::{Args, QueuePath};
 use super::reply;
 use crate::error::ApiError;
+use crate::extract::{Args, QueuePath};
 use crate::state::AppState;
-use crate::store::QueueStore;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -145,10 +144,12 @@ async fn healthz() -> Result<Response, ApiError> {
 /// `GET /readyz`: the store answers; 503 when it does not (`store_unavailable`, also when it
 /// does not in time) or refuses writes (`insufficient_storage`: its disk is full).
 async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if let Err(error) = state.broker.store().ping().await {
-        let mut response = ApiError::from(error.read_only()).into_response();
-        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        return Ok(response);
+    match state.broker.ready().await {
+        Ok(store) => reply::json(&serde_json::json!({"status": "ready", "store": store}), None),
+        Err(error) => {
+            let mut response = ApiError::from(error).into_response();
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            Ok(response)
+        }
     }
-    reply::json(&serde_json::json!({"status": "ready", "store": state.broker.store().kind()}), None)
 }

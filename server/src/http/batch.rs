@@ -5,8 +5,8 @@
 use restmq_shared::protocol::value_to_text;
 use serde_json::Value;
 
-use super::args::Args;
 use crate::error::ApiError;
+use crate::extract::Args;
 
 /// The most messages in one batch.
 pub const MAX_BATCH: usize = 10_000;

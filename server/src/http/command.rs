@@ -9,9 +9,9 @@ use restmq_shared::protocol::command_names;
 use restmq_shared::{Command, CommandReply, MessageKey, QueueName};
 use serde_json::Value;
 
-use super::args::{lease_duration, Args, IdempotencyKey, DEFAULT_LEASE_SECS};
 use super::reply;
 use crate::error::ApiError;
+use crate::extract::{lease_duration, Args, IdempotencyKey, DEFAULT_LEASE_SECS};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {

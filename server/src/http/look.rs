@@ -8,10 +8,10 @@ use axum::routing::get;
 use axum::Router;
 use restmq_shared::MessageKey;
 
-use super::args::{Args, QueuePath};
 use super::reply;
 use crate::broker::{DEFAULT_BROWSE_LIMIT, MAX_BROWSE_LIMIT};
 use crate::error::ApiError;
+use crate::extract::{Args, QueuePath};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -17,8 +17,9 @@ use tower::{Layer, Service};
 use tracing::field::Empty;
 use tracing::Span;
 
+use super::exposition as text;
 use crate::error::ApiError;
-use crate::metrics::{text, Metrics};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// The `route` label of requests no route matched (static files, unknown paths).

@@ -8,10 +8,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use restmq_shared::{GetReply, LeaseReply, MessageKey, PurgeReply, QueueName, RecentReply, RedriveReply};
 
-use super::args::{Args, IdempotencyKey, QueuePath, MAX_TTL_SECS};
 use super::batch::batch_values;
 use super::{reply, web};
 use crate::error::ApiError;
+use crate::extract::{Args, IdempotencyKey, QueuePath, MAX_TTL_SECS};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -1,11 +1,10 @@
 //! Process-wide figures for `/metrics`: store latency histograms, open streaming
 //! connections and HTTP requests per route and status. Per-queue counters live in the
-//! broker's hubs; [`text`] renders both in Prometheus text format.
+//! broker's hubs; `http::exposition` renders both in Prometheus text format. A leaf: every
+//! layer may write here, and it depends on none of them.
 //!
 //! Everything is plain atomics (and one short-held mutex for the request counters), owned
 //! by the broker: no global registry, so several servers in one test process do not mix.
-
-pub mod text;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -334,7 +334,7 @@ pub enum StoreEvent {
     Settings(QueueName),
     /// The queue was purged.
     Purged(QueueName),
-    /// A message was added to a queue marked observed (see [`QueueStore::mark_observed`]).
+    /// A message was added to a queue marked observed (see [`RedisStore::mark_observed`]).
     Observed(StoredMessage),
     /// Events may have been missed (the connection dropped): re-read everything.
     Resync,

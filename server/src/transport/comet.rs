@@ -16,7 +16,7 @@ use super::{since_arg, Peer};
 use crate::broker::CloseReason;
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
-use crate::http::args::{Args, QueuePath};
+use crate::extract::{Args, QueuePath};
 use crate::state::AppState;
 
 /// Streams the queue's messages as lines until the client leaves or the server ends it.

@@ -13,7 +13,7 @@ use axum::Router;
 use restmq_shared::{MessageKey, QueueName};
 
 use crate::error::ApiError;
-use crate::http::args::Args;
+use crate::extract::Args;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -18,7 +18,7 @@ use super::Peer;
 use crate::broker::{Broker, CloseReason, Delivery, Replay, StreamInfo, Subscription};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
-use crate::http::args::Args;
+use crate::extract::Args;
 use crate::metrics::ConnectionGuard;
 use crate::state::AppState;
 

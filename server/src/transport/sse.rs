@@ -17,7 +17,7 @@ use super::{since_arg, Peer};
 use crate::broker::CloseReason;
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
-use crate::http::args::{Args, QueuePath};
+use crate::extract::{Args, QueuePath};
 use crate::state::AppState;
 
 /// Streams the queue's messages as events until the client leaves or the server ends it.

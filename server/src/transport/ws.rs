@@ -17,7 +17,7 @@ use crate::auth::AddFrames;
 use crate::broker::{Broker, CloseReason, StreamInfo};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
-use crate::http::args::{Args, QueuePath};
+use crate::extract::{Args, QueuePath};
 use crate::state::AppState;
 
 /// Close code for "going away" (server shutdown) and for policy ends (purge, slow).

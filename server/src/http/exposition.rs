@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use super::{HistogramSnapshot, Metrics};
 use crate::broker::{Broker, BrokerResult};
+use crate::metrics::{HistogramSnapshot, Metrics};
 
 /// The `Content-Type` of the page.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -1,6 +1,7 @@
 //! Request arguments as RestMQ reads them: query string, then form fields (urlencoded or
 //! multipart) on top; the last repeat wins and empty values count as missing. Also the
-//! queue-name path extractor and JSONP callback validation.
+//! queue-name path extractor and JSONP callback validation. Shared by the REST routes, the
+//! streaming transports and the access checks.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request};
@@ -11,7 +12,6 @@ use restmq_shared::QueueName;
 
 use crate::broker::MAX_IDEMPOTENCY_KEY_BYTES;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The longest `ttl` accepted: ten years, in seconds.
 pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
@@ -157,10 +157,16 @@ pub fn is_callback(cb: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
 }
 
-impl FromRequest<AppState> for Args {
+/// What the argument extractor needs of the router's state: how many body bytes to read.
+pub trait BodyLimit {
+    /// The most body bytes read for one request.
+    fn body_limit(&self) -> usize;
+}
+
+impl<S: BodyLimit + Send + Sync> FromRequest<S> for Args {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let mut args = Args::default();
         if let Some(query) = req.uri().query() {
             args.merge_form(query.as_bytes())?;
