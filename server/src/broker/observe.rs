@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use restmq_shared::{MessageKey, QueueName};
 use tokio::sync::mpsc;
 
-use super::hub::{CloseReason, Consumer, Delivery, Ending, Hub, HubState, Subscription};
+use super::hub::{CloseReason, Consumer, Delivery, Ending, Hub, HubState};
+use super::subscription::Subscription;
 use super::{Broker, BrokerResult};
 use crate::store::{QueueStore, StoredMessage};
 

@@ -10,13 +10,14 @@ mod fanout;
 mod keys;
 mod lease;
 mod listing;
+mod multi;
 mod once;
 mod presence;
 mod registry;
 mod scripts;
 mod upgrade;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +30,8 @@ use self::conn::{error, Conn};
 pub use self::fanout::FanoutRead;
 use self::keys::{client_key, number, QueueKeys, BUS, QUEUESET};
 use super::{
-    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, NodePresence, PeekedMessage,
-    QueueInfo, QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
+    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo,
+    QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
 };
 
 /// How to reach Redis.
@@ -176,22 +177,6 @@ fn ttl_secs(ttl: Option<Duration>) -> u64 {
     ttl.map_or(0, |t| t.as_secs().max(1))
 }
 
-fn parse_policy(v: Option<String>) -> Policy {
-    if v.as_deref() == Some("2") {
-        Policy::Roundrobin
-    } else {
-        Policy::Broadcast
-    }
-}
-
-fn parse_status(v: Option<String>) -> QueueStatus {
-    if v.as_deref() == Some("0") {
-        QueueStatus::Paused
-    } else {
-        QueueStatus::Started
-    }
-}
-
 impl QueueStore for RedisStore {
     fn kind(&self) -> &'static str {
         "redis"
@@ -304,26 +289,7 @@ impl QueueStore for RedisStore {
     }
 
     async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
-        let keys = self.keys(queue);
-        let mut conn = self.conn();
-        let listed: bool = conn.sismember(QUEUESET, queue.as_str()).await.map_err(error)?;
-        let (len, policy, status, last): (u64, Option<String>, Option<String>, Option<u64>) = redis::pipe()
-            .llen(keys.list())
-            .get(keys.policy())
-            .get(keys.status())
-            .get(keys.counter())
-            .query_async(&mut conn)
-            .await
-            .map_err(error)?;
-        let exists = listed || len > 0 || policy.is_some() || status.is_some();
-        Ok(exists.then(|| QueueInfo {
-            len,
-            policy_set: policy.is_some(),
-            status_set: status.is_some(),
-            policy: parse_policy(policy),
-            status: parse_status(status),
-            last: last.unwrap_or(0),
-        }))
+        self.queue_info(queue).await
     }
 
     async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
@@ -419,72 +385,7 @@ impl QueueStore for RedisStore {
         self.claim_once(queue, claim).await
     }
 
-    /// Ready when the bus is subscribed and Redis answers; in a cluster, when every slot is
-    /// served (`cluster_state:ok`, which a node reports only then).
     async fn ping(&self) -> StoreResult<()> {
-        if !self.inner.bus_up.load(Ordering::Acquire) {
-            return Err(StoreError::Unavailable("the Redis bus is reconnecting".to_owned()));
-        }
-        if self.inner.cluster {
-            let info: String =
-                redis::cmd("CLUSTER").arg("INFO").query_async(&mut self.conn()).await.map_err(error)?;
-            if !info.contains("cluster_state:ok") {
-                return Err(StoreError::Unavailable(
-                    "the Redis cluster does not serve every slot".to_owned(),
-                ));
-            }
-            return Ok(());
-        }
-        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await.map_err(error)?;
-        Ok(())
-    }
-}
-
-/// What only a store shared by many processes does: the bus of changes, broadcast logs,
-/// observed marks and presence.
-impl RedisStore {
-    /// For `ttl` from now, every add to `queue` (by any process) is also announced as a
-    /// [`StoreEvent::Observed`], for the observers of every process.
-    pub async fn mark_observed(&self, queue: &QueueName, ttl: Duration) -> StoreResult<()> {
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let () = self.conn().pset_ex(self.keys(queue).observed(), 1, ms).await.map_err(error)?;
-        Ok(())
-    }
-
-    /// Changes made to the store by this process or others sharing it.
-    pub fn watch(&self) -> broadcast::Receiver<StoreEvent> {
-        self.inner.events.subscribe()
-    }
-
-    /// Moves up to `max` of the oldest messages into the queue's broadcast log, in order;
-    /// returns their numbers (see `fanout.rs`).
-    pub async fn move_to_fanout(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<u64>> {
-        self.move_to_log(queue, max).await
-    }
-
-    /// Up to `max` entries of the queue's broadcast log after `cursor`, and the cursor after
-    /// them; without a cursor, none, and the cursor of the log's end now.
-    pub async fn read_fanout(
-        &self,
-        queue: &QueueName,
-        cursor: Option<&str>,
-        max: usize,
-    ) -> StoreResult<FanoutRead> {
-        self.read_log(queue, cursor, max).await
-    }
-
-    /// Publishes this process's presence, so that every process can count all consumers.
-    pub async fn report_presence(&self, mut presence: NodePresence) -> StoreResult<()> {
-        presence.id.clone_from(&self.inner.node);
-        presence::report(&mut self.conn(), &presence).await
-    }
-
-    /// Every live process's presence.
-    pub async fn nodes(&self) -> StoreResult<Vec<NodePresence>> {
-        let mut nodes = presence::nodes(&mut self.conn()).await?;
-        for node in &mut nodes {
-            node.is_self = node.id == self.inner.node;
-        }
-        Ok(nodes)
+        self.readiness().await
     }
 }

@@ -1,0 +1,121 @@
+//! A streaming connection's end of a queue ([`Subscription`]): what the dispatcher (or, for
+//! observers, the hub) sends it, in key order, until the server ends it or it leaves.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use restmq_shared::QueueName;
+use tokio::sync::mpsc;
+
+use super::hub::{CloseReason, Delivery, Ending, Hub};
+
+/// A streaming consumer's end: messages arrive here in key order until the queue is purged,
+/// the consumer is too slow, or the server stops. Dropping it leaves the queue.
+pub struct Subscription {
+    pub(super) id: u64,
+    pub(super) hub: Arc<Hub>,
+    pub(super) rx: mpsc::Receiver<Arc<Delivery>>,
+    pub(super) closed: Arc<Ending>,
+    /// Messages replayed from history that have not come by live yet: skip them live. Only
+    /// these: a message below the replayed ones that was never sent (delayed, back from a
+    /// lease) is delivered. At most one replay's worth (the history is bounded).
+    pub(super) replayed: std::collections::BTreeSet<u64>,
+    /// An observer (see [`super::observe`]), not a consumer.
+    pub(super) observer: bool,
+    /// Its entry in the consumers list, once its transport described it.
+    pub(super) listed: Option<super::roster::Enlisted>,
+}
+
+impl Subscription {
+    pub fn queue(&self) -> &QueueName {
+        &self.hub.queue
+    }
+
+    /// The next message, or `None` once the server ended this consumer (see
+    /// [`Subscription::close_reason`]).
+    pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
+        if self.closed.get().is_some() {
+            return None;
+        }
+        let _waiting = Waiting::start(&self.closed, &self.hub);
+        loop {
+            let delivery = if self.observer {
+                super::observe::next_observed(&mut self.rx, &self.hub, self.id).await?
+            } else {
+                self.rx.recv().await?
+            };
+            // Closed while this one was buffered: leave it for the queue.
+            if self.closed.get().is_some() {
+                return None;
+            }
+            if !self.replayed.remove(&delivery.message.key.n) {
+                if let Some(listed) = &self.listed {
+                    listed.handed(1);
+                }
+                return Some(delivery);
+            }
+            delivery.mark_delivered(); // this consumer already got it from the history
+        }
+    }
+
+    /// Puts this connection in the queue's consumers list (`/consumers/<q>`) while it lasts.
+    pub fn list_as(&mut self, info: super::roster::StreamInfo) {
+        self.listed = Some(super::roster::Enlisted::new(self.hub.clone(), info));
+    }
+
+    /// Notes that these messages were replayed, so live copies of them are skipped.
+    pub fn skip_replayed(&mut self, ns: impl IntoIterator<Item = u64>) {
+        self.replayed.extend(ns);
+    }
+
+    /// Why the server ended the consumer, if it did.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.closed.get()
+    }
+
+    /// Runs `hook` the moment the server cuts this consumer as slow, from the task that
+    /// decides it: a transport blocked writing to a client that does not read passes what
+    /// aborts its connection, so the socket closes and what it held goes back to the queue.
+    pub fn when_slow(&self, hook: impl FnOnce() + Send + 'static) {
+        self.closed.when_slow(Box::new(hook));
+    }
+}
+
+/// Marks a consumer as waiting in `recv`, and busy again from when it leaves (returning or
+/// cancelled).
+struct Waiting<'a>(&'a Ending, &'a Hub);
+
+impl<'a> Waiting<'a> {
+    fn start(ending: &'a Ending, hub: &'a Hub) -> Self {
+        ending.busy_since.store(0, Ordering::Relaxed);
+        Self(ending, hub)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.busy_since.store(self.1.clock_ms(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if self.observer {
+            let mut st = self.hub.lock();
+            st.observers.retain(|c| c.id != self.id);
+            st.observer_backlog.remove(&self.id);
+            self.hub.observers.store(st.observers.len(), Ordering::Relaxed);
+            if st.observers.is_empty() {
+                // The next observer starts from the queue as it is then.
+                st.observe_next = None;
+                st.observe_pending.clear();
+            }
+        } else {
+            self.hub.lock().consumers.retain(|c| c.id != self.id);
+        }
+        // Undelivered messages still buffered go back to the queue as `rx` drops them.
+        self.rx.close();
+        self.hub.mark_maybe_gone();
+        self.hub.wake();
+    }
+}
