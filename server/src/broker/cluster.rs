@@ -214,19 +214,19 @@ impl Broker {
         Ok(nodes)
     }
 
+    /// Every other live process sharing the store (none on a local store).
+    pub(super) async fn other_nodes(&self) -> BrokerResult<Vec<NodePresence>> {
+        let Some(shared) = self.store().shared() else { return Ok(Vec::new()) };
+        let nodes = shared.nodes().await.map_err(crate::store::StoreError::read_only)?;
+        Ok(nodes.into_iter().filter(|n| !n.is_self).collect())
+    }
+
     /// Adds the consumers other processes have on these queues (shared stores only).
     pub(super) async fn add_remote_consumers(
         &self,
         queues: &mut BTreeMap<String, QueueStats>,
     ) -> BrokerResult<()> {
-        let Some(shared) = self.store().shared() else { return Ok(()) };
-        for node in shared
-            .nodes()
-            .await
-            .map_err(crate::store::StoreError::read_only)?
-            .into_iter()
-            .filter(|n| !n.is_self)
-        {
+        for node in self.other_nodes().await? {
             for (queue, n) in node.consumers {
                 if let Some(stats) = queues.get_mut(&queue) {
                     stats.consumers += n;

@@ -117,18 +117,9 @@ impl Broker {
     /// Who streams from `queue`: here, and on a shared store in every other process too.
     pub async fn consumers_of(&self, queue: &QueueName) -> BrokerResult<ConsumersReply> {
         let mut consumers = self.connections_of(queue);
-        if let Some(shared) = self.store().shared() {
-            for node in shared
-                .nodes()
-                .await
-                .map_err(crate::store::StoreError::read_only)?
-                .into_iter()
-                .filter(|n| !n.is_self)
-            {
-                consumers.extend(
-                    node.connections.into_iter().filter(|(q, _)| q == queue.as_str()).map(|(_, c)| c),
-                );
-            }
+        for node in self.other_nodes().await? {
+            consumers
+                .extend(node.connections.into_iter().filter(|(q, _)| q == queue.as_str()).map(|(_, c)| c));
         }
         consumers.sort_by(|a, b| (a.since, &a.node, &a.addr).cmp(&(b.since, &b.node, &b.addr)));
         Ok(ConsumersReply { queue: queue.clone(), consumers })

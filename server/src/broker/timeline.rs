@@ -69,21 +69,13 @@ impl Broker {
                 point(&mut points, &hub.queue, t).consumers += n;
             }
         }
-        if let Some(shared) = self.store().shared() {
-            for node in shared
-                .nodes()
-                .await
-                .map_err(crate::store::StoreError::read_only)?
-                .into_iter()
-                .filter(|n| !n.is_self)
-            {
-                for (queue, n) in &node.consumers {
-                    if let Ok(queue) = QueueName::try_from(queue.as_str()) {
-                        point(&mut points, &queue, t).consumers += n;
-                    }
+        for node in self.other_nodes().await? {
+            for (queue, n) in &node.consumers {
+                if let Ok(queue) = QueueName::try_from(queue.as_str()) {
+                    point(&mut points, &queue, t).consumers += n;
                 }
-                counts.extend(node.counters.into_iter().map(|(queue, now)| (node.id.clone(), queue, now)));
             }
+            counts.extend(node.counters.into_iter().map(|(queue, now)| (node.id.clone(), queue, now)));
         }
         let mut timeline = self.timeline();
         let mut seen = HashMap::with_capacity(counts.len());
