@@ -8,7 +8,6 @@ use axum::Json;
 use restmq_shared::{ErrorCode, ErrorResponse, NameError};
 
 use crate::broker::BrokerError;
-use crate::store::StoreError;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,12 +60,6 @@ impl From<NameError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        Self::Broker(BrokerError::Store(err))
-    }
-}
-
 impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -92,14 +85,12 @@ impl ApiError {
                 BrokerError::IdempotencyKeyInUse | BrokerError::IdempotencyOutcomeUnknown { .. },
             ) => ErrorCode::IdempotencyKeyInUse,
             Self::Broker(BrokerError::IdempotencyFull { .. }) => ErrorCode::TooManyRequests,
-            Self::Broker(BrokerError::Store(StoreError::Unavailable(_))) => ErrorCode::StoreUnavailable,
-            Self::Broker(BrokerError::Store(StoreError::Unknown(_))) => ErrorCode::OutcomeUnknown,
-            Self::Broker(BrokerError::Store(StoreError::ClaimLost)) => ErrorCode::IdempotencyKeyInUse,
-            Self::Broker(BrokerError::Store(StoreError::Backend(_))) => ErrorCode::Internal,
-            Self::Broker(BrokerError::Store(StoreError::InsufficientStorage(_))) => {
-                ErrorCode::InsufficientStorage
-            }
-            Self::Broker(BrokerError::Store(StoreError::QueueFull(_))) => ErrorCode::TooManyRequests,
+            Self::Broker(BrokerError::Unavailable(_)) => ErrorCode::StoreUnavailable,
+            Self::Broker(BrokerError::OutcomeUnknown(_)) => ErrorCode::OutcomeUnknown,
+            Self::Broker(BrokerError::ClaimLost) => ErrorCode::IdempotencyKeyInUse,
+            Self::Broker(BrokerError::Internal(_)) => ErrorCode::Internal,
+            Self::Broker(BrokerError::InsufficientStorage(_)) => ErrorCode::InsufficientStorage,
+            Self::Broker(BrokerError::QueueFull(_)) => ErrorCode::TooManyRequests,
         }
     }
 }

@@ -49,8 +49,24 @@ use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, Stor
 /// Why a broker operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store cannot be reached now; nothing happened.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The request reached the store but no answer came back: it may have happened.
+    #[error("store outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The store's disk is full; nothing happened.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
+    /// The queue is at its length limit; nothing was added.
+    #[error("queue is full ({0} messages)")]
+    QueueFull(u64),
+    /// The publish's idempotency claim was taken over meanwhile; nothing was added.
+    #[error("the Idempotency-Key claim of this publish was lost")]
+    ClaimLost,
+    /// The store failed; nothing happened. Its cause is logged, never sent.
+    #[error("store failure: {0}")]
+    Internal(String),
     /// A key named in a request belongs to another queue.
     #[error("key {key} is not a key of queue {queue}")]
     ForeignKey { queue: QueueName, key: MessageKey },
@@ -79,6 +95,19 @@ pub enum BrokerError {
 }
 
 pub type BrokerResult<T> = Result<T, BrokerError>;
+
+impl From<StoreError> for BrokerError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(why) => Self::Unavailable(why),
+            StoreError::Unknown(why) => Self::OutcomeUnknown(why),
+            StoreError::InsufficientStorage(why) => Self::InsufficientStorage(why),
+            StoreError::QueueFull(max) => Self::QueueFull(max),
+            StoreError::ClaimLost => Self::ClaimLost,
+            StoreError::Backend(why) => Self::Internal(why),
+        }
+    }
+}
 
 /// The broker handle; cloning is shallow.
 #[derive(Clone)]
