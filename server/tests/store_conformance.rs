@@ -1,10 +1,13 @@
-//! The store conformance suite: every case runs against each backend, so `memory` and
-//! `embedded` keep the same semantics. Embedded-only reopen cases are at the end.
+//! The store conformance suite: every case runs against each backend — memory, embedded and
+//! a real Redis — so all keep the same semantics (leases, delays and redrive are in
+//! `store_leases.rs`). Embedded-only reopen cases are at the end.
+
+mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use restmq_server::store::{EmbeddedStore, MemoryStore, QueueStore, StoredMessage};
+use restmq_server::store::{EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore, StoredMessage};
 use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
 fn q(name: &str) -> QueueName {
@@ -148,15 +151,16 @@ async fn recent_keys_newest_first<S: QueueStore + Clone>(s: S) {
     assert_eq!(s.recent_keys(&q("q"), 2).await.unwrap(), [key("q", 15), key("q", 14)]);
 }
 
-/// A message past its ttl is skipped by pop and peek.
+/// A message past its ttl is skipped by pop and peek. (Whole seconds: the HTTP API takes
+/// ttls in seconds, and Redis keeps them so.)
 async fn ttl_expires_messages<S: QueueStore + Clone>(s: S) {
-    let ttl = Some(Duration::from_millis(50));
+    let ttl = Some(Duration::from_secs(1));
     s.add(&q("p"), "gone".to_owned(), ttl).await.unwrap();
     s.add(&q("p"), "kept".to_owned(), None).await.unwrap();
     s.add(&q("k"), "gone1".to_owned(), ttl).await.unwrap();
     s.add(&q("k"), "gone2".to_owned(), ttl).await.unwrap();
     s.add(&q("k"), "kept".to_owned(), Some(Duration::from_secs(3600))).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(values(&s.pop(&q("p"), 10).await.unwrap()), ["kept"]);
     let peeked = s.peek(&q("k")).await.unwrap().unwrap();
     assert_eq!((peeked.key, peeked.value.as_str(), peeked.count), (key("k", 3), "kept", 1));
@@ -230,6 +234,20 @@ macro_rules! conformance {
                 async fn $case() {
                     let dir = tempfile::tempdir().unwrap();
                     let store = EmbeddedStore::open(dir.path()).unwrap();
+                    super::$case(store.clone()).await;
+                    store.close().await.unwrap();
+                }
+            )*
+        }
+        mod redis {
+            use super::*;
+            $(
+                /// Runs the conformance case of this name on a Redis of its own.
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let redis = common::redis::RedisServer::start();
+                    let options = RedisOptions { urls: vec![redis.url()], cluster: false, node_addr: "test".to_owned() };
+                    let store = RedisStore::open(options).await.unwrap();
                     super::$case(store.clone()).await;
                     store.close().await.unwrap();
                 }

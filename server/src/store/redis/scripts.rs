@@ -181,6 +181,7 @@ pub static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
         r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local back, dead = 0, 0
+local returned = {}
 local observed = redis.call('EXISTS', ARGV[5] .. '|observed') == 1
 for _, key in ipairs(due) do
   redis.call('ZREM', KEYS[1], key)
@@ -194,10 +195,15 @@ for _, key in ipairs(due) do
     if observed then redis.call('PUBLISH', ARGV[4], 'o ' .. ARGV[6] .. ' ' .. n .. ' ' .. v) end
     dead = dead + 1
   elseif v then
-    redis.call('RPUSH', KEYS[2], key)
+    returned[#returned + 1] = key
     back = back + 1
   end
 end
+-- Back at the head in key order: the lowest number is pushed last, so it is next out.
+table.sort(returned, function(a, b)
+  return tonumber(string.match(a, '(%d+)$')) > tonumber(string.match(b, '(%d+)$'))
+end)
+for _, key in ipairs(returned) do redis.call('RPUSH', KEYS[2], key) end
 if back > 0 then redis.call('PUBLISH', ARGV[4], 'a ' .. ARGV[3]) end
 if dead > 0 then redis.call('PUBLISH', ARGV[4], 'a ' .. ARGV[6]) end
 return {back, dead}
