@@ -31,14 +31,14 @@ pub fn lease_duration(secs: u64) -> Result<std::time::Duration, ApiError> {
 }
 
 /// A body that is not a form, kept for routes that read it (raw JSON, NDJSON, …).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RawBody {
     pub content_type: Option<mime::Mime>,
     pub bytes: Bytes,
 }
 
 /// The merged arguments of a request.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Args {
     /// In arrival order; a request has a handful, so a list beats a map.
     fields: Vec<(String, String)>,
@@ -163,10 +163,18 @@ pub trait BodyLimit {
     fn body_limit(&self) -> usize;
 }
 
+/// Arguments already read from the request (by the access checks, which need them to pick
+/// the right): the handler takes these instead of reading the body a second time.
+#[derive(Debug, Clone)]
+pub struct ParsedArgs(pub Args);
+
 impl<S: BodyLimit + Send + Sync> FromRequest<S> for Args {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(mut req: Request, state: &S) -> Result<Self, ApiError> {
+        if let Some(ParsedArgs(args)) = req.extensions_mut().remove::<ParsedArgs>() {
+            return Ok(args);
+        }
         let mut args = Args::default();
         if let Some(query) = req.uri().query() {
             args.merge_form(query.as_bytes())?;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::acl::Section;
 use super::tokens::{Right, Scope};
 use crate::error::ApiError;
-use crate::extract::{read_body, Args};
+use crate::extract::{read_body, Args, ParsedArgs};
 
 /// What a request must show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +79,8 @@ pub async fn classify<S: super::Guarded>(
         streaming.or(Some(if reading { Section::RestConsumer } else { Section::RestProducer }))
     };
     if template == "/" || template == "/queue" {
-        let (req, args) = buffered_args(state, parts, body).await?;
-        let access = match (template.as_str(), args) {
+        let (mut req, args) = buffered_args(state, parts, body).await?;
+        let access = match (template.as_str(), &args) {
             ("/", Ok(args)) if reading => match args.get("queue") {
                 Some(queue) => Access { need: right(Right::Consume, queue), section: section(None) },
                 None => Access::open(),
@@ -89,11 +89,13 @@ pub async fn classify<S: super::Guarded>(
                 Some(queue) => Access { need: right(Right::Produce, queue), section: section(None) },
                 None => Access { need: Need::Authenticated, section: section(None) },
             },
-            ("/queue", Ok(args)) => {
-                Access { need: command_need(&args), section: Some(Section::RestProducer) }
-            }
+            ("/queue", Ok(args)) => Access { need: command_need(args), section: Some(Section::RestProducer) },
             _ => Access { need: Need::Authenticated, section: section(None) },
         };
+        if let Ok(args) = args {
+            // The handler takes these: the body is parsed once.
+            req.extensions_mut().insert(ParsedArgs(args));
+        }
         return Ok((req, access));
     }
     let params: Vec<(String, String)> = RawPathParams::from_request_parts(&mut parts, &())
