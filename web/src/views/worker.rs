@@ -2,12 +2,18 @@
 //! someone's link), starts it, and the tab consumes the input queue with the other tabs on it
 //! (roundrobin, ack mode), running the job in a sandboxed Web Worker.
 
-use restmq_shared::QueueName;
-use yew::prelude::*;
+use std::{cell::RefCell, rc::Rc};
+
+use restmq_shared::{Policy, QueueName};
+use yew::{platform::spawn_local, prelude::*};
 
 use crate::{
+    api,
     components::{plural, JobEditor, QueuePicker},
-    hooks::{mapreduce::use_job_runner, navigate, use_stats},
+    hooks::{
+        mapreduce::{use_job_runner, RunnerState},
+        navigate, use_stats,
+    },
     route::Route,
     state::job::{presets, Job},
 };
@@ -87,6 +93,12 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
             if let Some(error) = &state.error {
                 <p class="notice error" role="alert">{ error }</p>
             }
+            if let Some(previous) = state.previous_policy {
+                <p class="notice" id="policy-changed">
+                    { format!("This worker set {input} to roundrobin, so that tabs share its messages (it was {previous}). ") }
+                    <button id="restore-policy" onclick={restore(input.clone(), previous, runner.state.clone())}>{ format!("Restore {previous}") }</button>
+                </p>
+            }
             <dl class="figures">
                 <div><dt>{ "worker" }</dt><dd><code id="worker-id">{ &*id }</code></dd></div>
                 <div><dt>{ "processed" }</dt><dd><output id="worker-processed">{ state.processed }</output></dd></div>
@@ -107,6 +119,21 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
             }
         </section>
     }
+}
+
+/// Sets `input` back to the policy it had before the worker, and forgets it.
+fn restore(input: QueueName, previous: Policy, state: Rc<RefCell<RunnerState>>) -> Callback<MouseEvent> {
+    Callback::from(move |_: MouseEvent| {
+        let (input, state) = (input.clone(), state.clone());
+        spawn_local(async move {
+            match api::set_policy(&input, previous).await {
+                Ok(()) => state.borrow_mut().previous_policy = None,
+                Err(error) => {
+                    state.borrow_mut().error = Some(format!("Could not restore {previous}: {error}"))
+                }
+            }
+        });
+    })
 }
 
 /// The whole address of `route` on this page, to share.
