@@ -46,7 +46,7 @@ fn charts_panel(props: &ChartsPanelProps) -> Html {
         <div class="panel">
             <div class="meters">
                 <LinkBadge link={state.link.clone()} />
-                <span class="meter"><output id="samples">{ state.charts.samples }</output>{ " samples" }</span>
+                <span class="meter"><output aria-live="off" id="samples">{ state.charts.samples }</output>{ " samples" }</span>
                 <span class="meter">{ format!("{} series · last {} min", state.charts.series_count(), HISTORY_SECS / 60.0) }</span>
                 <a class="more" href={Route::Stream(Some(props.queue.clone())).to_hash()}>{ "Messages →" }</a>
             </div>

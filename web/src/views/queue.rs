@@ -58,7 +58,7 @@ pub fn queue_view(props: &QueueViewProps) -> Html {
     let emit = |action: QueueAction| on_action.reform(move |_: MouseEvent| action.clone());
     let status_line = html! {
         <p class="status" id="queue-status">
-            <span class="meter"><output id="queue-len">{ len.map(|n| n.to_string()).unwrap_or_else(|| "–".into()) }</output>{ " waiting" }</span>
+            <span class="meter"><output aria-live="off" id="queue-len">{ len.map(|n| n.to_string()).unwrap_or_else(|| "–".into()) }</output>{ " waiting" }</span>
             if let Some(q) = figures {
                 <span class={classes!("badge", "status", q.state.as_str())}>{ q.state.as_str() }</span>
                 <span class="meter" id="queue-policy">{ format!("policy {}", q.policy_name) }</span>

@@ -75,8 +75,8 @@ fn stream_panel(props: &StreamPanelProps) -> Html {
         <div class="panel">
             <div class="meters">
                 <LinkBadge link={state.link.clone()} />
-                <span class="meter"><output id="received" data-count={state.received.to_string()}>{ state.received }</output>{ " received" }</span>
-                <span class="meter"><output id="rate">{ format_rate(state.rate()) }</output>{ " msg/s" }</span>
+                <span class="meter"><output aria-live="off" id="received" data-count={state.received.to_string()}>{ state.received }</output>{ " received" }</span>
+                <span class="meter"><output aria-live="off" id="rate">{ format_rate(state.rate()) }</output>{ " msg/s" }</span>
                 <Sparkline counts={state.rate.spark()} />
                 <a class="more" href={Route::Queue(props.queue.clone()).to_hash()}>{ "Queue page →" }</a>
                 <a class="more" href={Route::Charts(props.queue.clone()).to_hash()}>{ "Charts →" }</a>

@@ -101,11 +101,11 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
             }
             <dl class="figures">
                 <div><dt>{ "worker" }</dt><dd><code id="worker-id">{ &*id }</code></dd></div>
-                <div><dt>{ "processed" }</dt><dd><output id="worker-processed">{ state.processed }</output></dd></div>
-                <div><dt>{ "skipped" }</dt><dd><output id="worker-skipped">{ state.skipped }</output></dd></div>
-                <div><dt>{ "partials posted" }</dt><dd><output id="worker-posted">{ state.posted }</output></dd></div>
-                <div><dt>{ "messages output" }</dt><dd><output id="worker-outputs">{ state.outputs }</output></dd></div>
-                <div><dt>{ "waiting" }</dt><dd><output id="worker-waiting">{ waiting.map(|n| n.to_string()).unwrap_or_default() }</output></dd></div>
+                <div><dt>{ "processed" }</dt><dd><output aria-live="off" id="worker-processed">{ state.processed }</output></dd></div>
+                <div><dt>{ "skipped" }</dt><dd><output aria-live="off" id="worker-skipped">{ state.skipped }</output></dd></div>
+                <div><dt>{ "partials posted" }</dt><dd><output aria-live="off" id="worker-posted">{ state.posted }</output></dd></div>
+                <div><dt>{ "messages output" }</dt><dd><output aria-live="off" id="worker-outputs">{ state.outputs }</output></dd></div>
+                <div><dt>{ "waiting" }</dt><dd><output aria-live="off" id="worker-waiting">{ waiting.map(|n| n.to_string()).unwrap_or_default() }</output></dd></div>
             </dl>
             if let Some(consumers) = consumers {
                 <p class="meter">{ format!("{} on {input}", plural(consumers, "consumer")) }</p>
