@@ -53,15 +53,12 @@ pub fn publish_form(props: &PublishFormProps) -> Html {
         })
     };
     let onsubmit = submit.reform(|e: SubmitEvent| e.prevent_default());
-    let onkeydown = {
-        let submit = submit.clone();
-        Callback::from(move |e: KeyboardEvent| {
-            if e.key() == "Enter" && (e.ctrl_key() || e.meta_key()) {
-                e.prevent_default();
-                submit.emit(());
-            }
-        })
-    };
+    let onkeydown = Callback::from(move |e: KeyboardEvent| {
+        if e.key() == "Enter" && (e.ctrl_key() || e.meta_key()) {
+            e.prevent_default();
+            submit.emit(());
+        }
+    });
     let bind = |state: &UseStateHandle<String>| {
         let state = state.clone();
         Callback::from(move |e: InputEvent| state.set(input_value(&e)))

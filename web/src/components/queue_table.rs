@@ -158,7 +158,7 @@ pub fn policy_control(props: &PolicyControlProps) -> Html {
         Callback::from(move |e: Event| choice.set(Policy::parse(&input_value(&e))))
     };
     let set = {
-        let (choice, on_action, queue) = (choice.clone(), props.on_action.clone(), props.queue.clone());
+        let (choice, on_action, queue) = (choice, props.on_action.clone(), props.queue.clone());
         Callback::from(move |_: MouseEvent| {
             on_action.emit(QueueAction::SetPolicy(queue.clone(), chosen));
             choice.set(None);

@@ -37,13 +37,10 @@ pub fn queue_view(props: &QueueViewProps) -> Html {
     let (page, reread) = use_queue_page(queue.clone(), pages.last().cloned());
     let (stats, refresh) = use_stats();
     let notice = use_state(|| None::<Notice>);
-    let after = {
-        let (refresh, reread) = (refresh.clone(), reread.clone());
-        Callback::from(move |()| {
-            refresh.emit(());
-            reread.emit(());
-        })
-    };
+    let after = Callback::from(move |()| {
+        refresh.emit(());
+        reread.emit(());
+    });
     let on_action = action_runner(notice.clone(), after.clone());
     let on_done = {
         let (notice, after) = (notice.clone(), after.clone());
@@ -112,7 +109,7 @@ pub fn queue_view(props: &QueueViewProps) -> Html {
     });
     let dead = dead_letters_of(&queue);
     let redrive = {
-        let (notice, after, queue) = (notice.clone(), after.clone(), queue.clone());
+        let (notice, after, queue) = (notice.clone(), after, queue.clone());
         Callback::from(move |_: MouseEvent| {
             let (notice, after, queue) = (notice.clone(), after.clone(), queue.clone());
             spawn_local(async move {

@@ -52,9 +52,10 @@ fn reduce_panel(props: &ReducePanelProps) -> Html {
     html! {
         <section class="reduce" aria-labelledby="reduce-title">
             <div class="view-head">
-                <h2 id="reduce-title">{ format!("Reduce: {}", props.job.name) }</h2>
+                <h2 id="reduce-title">{ format!("Totals: {}", props.job.name) }</h2>
                 <a class="more" href={worker_href.clone()}>{ "← Worker" }</a>
             </div>
+            <p class="lead">{ "Totals: the job's results so far, added up from what every worker posted; reading them takes nothing." }</p>
             <p class="hint">
                 { "Combines the partials posted to " }<code>{ results.as_str() }</code>
                 { " by the workers of " }<code>{ props.input.as_str() }</code>

@@ -70,6 +70,7 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
                 <QueuePicker id="worker-jobs" label="Input queue" action="Use" queue={Some(input.clone())}
                     queues={stats.queue_names()} on_pick={Callback::from(|q| navigate(&Route::Worker(q, None)))} />
             </div>
+            <p class="lead">{ "Worker: this tab takes messages from a queue and runs your job on them, sharing the queue with every other tab that opens the same link." }</p>
             <p class="hint">
                 { "Write a job, or start from a preset; Start runs it in a sandboxed Web Worker on the messages of " }
                 <code>{ input.as_str() }</code>
@@ -88,7 +89,7 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
                 </span>
                 <button id="job-copy" onclick={copy}>{ "Copy link" }</button>
                 <input id="job-link" class="job-link" readonly=true value={link} aria-label="link to this job" />
-                <a id="job-reduce-link" class="more" href={reduce_href}>{ "Reduce view →" }</a>
+                <a id="job-reduce-link" class="more" href={reduce_href}>{ "Totals →" }</a>
             </div>
             if let Some(error) = &state.error {
                 <p class="notice error" role="alert">{ error }</p>
