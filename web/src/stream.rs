@@ -87,9 +87,15 @@ async fn run(queue: QueueName, resume: bool, observe: bool, on_event: Callback<S
         }
         let delay_ms = dialer.ended(sink.opened.get());
         let reason = sink.reason.take();
-        // After a purge or a server restart, keys may start again from 1: resuming after the
-        // old last key would skip the new messages.
-        if matches!(reason.as_deref(), Some("purged" | "shutdown")) {
+        // After a server restart, keys may start again from 1: resuming after the old last key
+        // would skip the new messages. A purge keeps keys going (they are never reused), so an
+        // observer resumes after it and misses nothing added meanwhile; a consumer starts afresh.
+        let reset = match reason.as_deref() {
+            Some("shutdown") => true,
+            Some("purged") => !observe,
+            _ => false,
+        };
+        if reset {
             since = None;
         }
         on_event.emit(StreamEvent::Link(Link::Waiting { delay_ms, failures: dialer.failures(), reason }));
