@@ -64,10 +64,12 @@ pub fn static_files(
         .fallback(embedded_file.into_service())
 }
 
-/// A file of the embedded app (`GET`/`HEAD` only), else a JSON 404.
+/// A file of the embedded app (`GET`/`HEAD` only), else a JSON 404. Its `index.html` is the
+/// page at `/` only, so a server with the app embedded answers every other path as one without.
 async fn embedded_file(method: Method, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
-    let found = (method == Method::GET || method == Method::HEAD).then(|| embedded(path)).flatten();
+    let readable = (method == Method::GET || method == Method::HEAD) && path != "index.html";
+    let found = readable.then(|| embedded(path)).flatten();
     match found {
         Some(body) => ([(header::CONTENT_TYPE, content_type(path))], body).into_response(),
         None => not_found(method, uri).await.into_response(),
