@@ -184,6 +184,13 @@ fn dashboard_actions_and_error_codes() {
 
         let select = browser.client().find(Locator::Css(&format!("{row} select.policy"))).await.unwrap();
         select.select_by_value("roundrobin").await.unwrap();
+        browser.wait_for(&format!("{row} button.set-policy"), "the Set button").await;
+        assert_eq!(
+            server.get_json("/p/e2e-actions").await["value"],
+            "broadcast",
+            "the select alone changes nothing"
+        );
+        browser.click(&format!("{row} button.set-policy")).await;
         notice("e2e-actions is now roundrobin").await;
         assert_eq!(server.get_json("/p/e2e-actions").await["value"], "roundrobin");
 
@@ -204,6 +211,8 @@ fn dashboard_actions_and_error_codes() {
         browser.click("#publish").await;
         browser.wait_for("#notice .notice.error[data-code='too_large']", "the too_large error").await;
         assert!(browser.text("#notice .code").await.unwrap() == "too_large");
+        let kept = browser.js("return document.querySelector('#publish-value').value.length", vec![]).await;
+        assert_eq!(kept, 1500, "the refused message stays in the form");
         // The 413 of the refused publish is the only error the browser logged.
         let errors = browser.console_errors().await;
         assert!(errors.iter().all(|e| e.contains("413")), "{errors:?}");

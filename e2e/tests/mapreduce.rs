@@ -161,7 +161,7 @@ const COUNT_FRAMES: &str =
     "window.__frames = 0; const tick = () => { window.__frames++; requestAnimationFrame(tick); }; tick();";
 
 /// A step that loops forever is stopped at its time budget and reported, a step that throws (or
-/// reaches for the network, or builds code from a string) is reported, all are skipped, the page keeps rendering meanwhile, and the other messages count.
+/// reaches for the network, or builds code from a string) is reported, all are skipped, the page keeps rendering meanwhile, and the other messages count; the worker says it set roundrobin and restores the previous policy on request.
 #[test]
 fn endless_loop_is_stopped_and_reported_while_the_page_stays_responsive() {
     run(async {
@@ -183,6 +183,18 @@ fn endless_loop_is_stopped_and_reported_while_the_page_stays_responsive() {
         }
         browser.wait_number("#worker-processed", 9, Duration::from_secs(30)).await;
         assert_eq!(browser.number("#worker-skipped").await, 5);
+        // The worker says it set the queue to roundrobin, and puts the old policy back on request.
+        let notice = browser.text("#policy-changed").await.expect("the policy notice");
+        assert!(
+            notice.contains("set e2e-loop to roundrobin") && notice.contains("(it was broadcast)"),
+            "{notice}"
+        );
+        assert_eq!(server.get_json("/p/e2e-loop").await["value"], "roundrobin");
+        browser.click("#restore-policy").await;
+        eventually("the policy restored", WAIT, || async {
+            (server.get_json("/p/e2e-loop").await["value"] == "broadcast").then_some(())
+        })
+        .await;
         let frames = browser.js("return window.__frames", vec![]).await.as_u64().unwrap() - before;
         // Two steps of 700 ms each ran to their budget: a blocked page would draw no frame.
         assert!(frames >= 10, "only {frames} frames while two steps looped");

@@ -1,12 +1,13 @@
 //! HTTP calls to the restmq server, typed with the wire types of `restmq-shared`. Message
 //! operations go through the JSON protocol (`POST /queue`); settings through RestMQ's routes.
+//! Every call carries the tab's token ([`crate::auth`]) and reports a refusal to it.
 
 use std::fmt;
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use restmq_shared::{
-    BrowseReply, Command, CommandReply, ErrorCode, ErrorResponse, MessageKey, Policy, PurgeReply, QueueName,
-    QueueStatus, StatsReply,
+    BrowseReply, Command, CommandReply, ConsumersReply, ErrorCode, ErrorResponse, HistoryReply, MessageKey,
+    Policy, PurgeReply, QueueName, QueueStatus, StatsReply,
 };
 use serde::de::DeserializeOwned;
 use web_sys::UrlSearchParams;
@@ -24,6 +25,14 @@ pub enum ApiError {
 
 impl ApiError {
     /// The machine-readable code, as the server names it.
+    /// Whether the server refused the call for want of a (better) token: 401 or 403.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::Server { status, .. } | Self::Status(status) => crate::auth::is_refusal(*status),
+            Self::Network(_) => false,
+        }
+    }
+
     pub fn code(&self) -> &str {
         match self {
             Self::Server { code, .. } => code.as_str(),
@@ -102,7 +111,8 @@ pub async fn publish(queue: &QueueName, value: String) -> Result<MessageKey, Api
 /// string (taken as it is) or any JSON (stored as its compact text).
 pub async fn publish_batch(queue: &QueueName, values: &[serde_json::Value]) -> Result<(), ApiError> {
     let lines: Vec<String> = values.iter().map(serde_json::Value::to_string).collect();
-    let request = Request::post(&format!("/q/{queue}")).header("content-type", "application/x-ndjson");
+    let request =
+        authed(Request::post(&format!("/q/{queue}"))).header("content-type", "application/x-ndjson");
     let request = request.body(lines.join("\n")).map_err(|e| ApiError::Network(e.to_string()))?;
     let response = request.send().await.map_err(|e| ApiError::Network(e.to_string()))?;
     check(response).await.map(drop)
@@ -120,12 +130,69 @@ pub async fn get_message(queue: &QueueName, soft: bool) -> Result<Option<Got>, A
     }
 }
 
+/// What the publish form sends: `POST /q/<queue>` with `ttl` and `delay` in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    pub queue: QueueName,
+    pub value: String,
+    pub ttl: Option<u32>,
+    pub delay: Option<u32>,
+}
+
+/// `POST /q/<queue>` (form): adds one message with its ttl and delay; returns its key.
+pub async fn publish_form(publish: &Publish) -> Result<String, ApiError> {
+    let ttl = publish.ttl.map(|n| n.to_string());
+    let delay = publish.delay.map(|n| n.to_string());
+    let mut fields = vec![("value", publish.value.as_str())];
+    fields.extend(ttl.as_deref().map(|t| ("ttl", t)));
+    fields.extend(delay.as_deref().map(|d| ("delay", d)));
+    let response = send(Request::post(&format!("/q/{}", publish.queue)), Some(form(&fields)?)).await?;
+    let text = response.text().await.map_err(|e| ApiError::Network(format!("bad reply: {e}")))?;
+    Ok(text.trim_end().to_owned())
+}
+
 /// `GET /browse/<queue>`: up to `limit` waiting messages after `after`, oldest first; takes nothing.
 pub async fn browse(queue: &QueueName, after: Option<&str>, limit: u32) -> Result<BrowseReply, ApiError> {
+    browse_where(queue, after, limit, false).await
+}
+
+/// `GET /browse/<queue>`, the waiting messages or (`leased`) the leased ones; takes nothing.
+pub async fn browse_where(
+    queue: &QueueName,
+    after: Option<&str>,
+    limit: u32,
+    leased: bool,
+) -> Result<BrowseReply, ApiError> {
     let mut query = vec![("limit", limit.to_string())];
     query.extend(after.map(|key| ("after", key.to_owned())));
+    if leased {
+        query.push(("leased", "1".to_owned()));
+    }
     read_json(Request::get(&format!("/browse/{queue}")).query(query.iter().map(|(k, v)| (*k, v.as_str()))))
         .await
+}
+
+/// `GET /history/<queue>`: the last hour of the queue's figures.
+pub async fn history(queue: &QueueName) -> Result<HistoryReply, ApiError> {
+    read_json(Request::get(&format!("/history/{queue}"))).await
+}
+
+/// `GET /consumers/<queue>`: every stream on the queue.
+pub async fn consumers(queue: &QueueName) -> Result<ConsumersReply, ApiError> {
+    read_json(Request::get(&format!("/consumers/{queue}"))).await
+}
+
+/// `POST /q/<queue>.dead/redrive`: moves the dead letters back to `queue`.
+pub async fn redrive(queue: &QueueName) -> Result<String, ApiError> {
+    let response = send(Request::post(&format!("/q/{queue}.dead/redrive")), None).await?;
+    let text = response.text().await.map_err(|e| ApiError::Network(format!("bad reply: {e}")))?;
+    Ok(text.trim_end().to_owned())
+}
+
+/// `GET /p/<queue>`: the delivery policy.
+pub async fn policy(queue: &QueueName) -> Result<Policy, ApiError> {
+    let reply: serde_json::Value = read_json(Request::get(&format!("/p/{queue}"))).await?;
+    Ok(reply["value"].as_str().and_then(Policy::parse).unwrap_or(Policy::Broadcast))
 }
 
 /// `POST /p/<queue>`: sets the delivery policy.
@@ -151,7 +218,7 @@ pub async fn purge(queue: &QueueName) -> Result<bool, ApiError> {
 }
 
 async fn command(cmd: &Command) -> Result<CommandReply, ApiError> {
-    let request = Request::post("/queue").json(cmd).map_err(|e| ApiError::Network(e.to_string()))?;
+    let request = authed(Request::post("/queue")).json(cmd).map_err(|e| ApiError::Network(e.to_string()))?;
     let response = request.send().await.map_err(|e| ApiError::Network(e.to_string()))?;
     let response = check(response).await?;
     response.json().await.map_err(|e| ApiError::Network(format!("bad reply: {e}")))
@@ -174,7 +241,16 @@ async fn read_json<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, Ap
     response.json().await.map_err(|e| ApiError::Network(format!("bad reply: {e}")))
 }
 
+/// The request with the tab's token, if any.
+fn authed(request: RequestBuilder) -> RequestBuilder {
+    match crate::auth::token() {
+        Some(token) => request.header("authorization", &format!("Bearer {token}")),
+        None => request,
+    }
+}
+
 async fn send(request: RequestBuilder, form: Option<UrlSearchParams>) -> Result<Response, ApiError> {
+    let request = authed(request);
     let sent = match form {
         Some(form) => request.body(form).map_err(|e| ApiError::Network(e.to_string()))?.send().await,
         None => request.send().await,
@@ -188,6 +264,7 @@ async fn check(response: Response) -> Result<Response, ApiError> {
         return Ok(response);
     }
     let status = response.status();
+    crate::auth::note_status(status);
     match response.json::<ErrorResponse>().await {
         Ok(body) => Err(ApiError::Server { status, code: body.error.code, message: body.error.message }),
         Err(_) => Err(ApiError::Status(status)),

@@ -2,14 +2,15 @@
 //!
 //! # Layout
 //! - [`app`]: the root component, navigation and routing.
-//! - [`route`]: hash routes (`#/stream/<queue>`, `#/dashboard`, `#/charts/<queue>`, `#/worker/<queue>?job=…`, `#/reduce/<queue>?job=…`).
+//! - [`route`]: hash routes (`#/stream/<queue>`, `#/dashboard`, `#/queue/<queue>`, `#/charts/<queue>`, `#/worker/<queue>?job=…`, `#/reduce/<queue>?job=…`).
 //! - [`state`]: the pure logic (reducers, rates, filter, caps, series, map/reduce jobs), tested on the host.
-//! - [`api`]: HTTP calls; [`stream`]: WebSocket / SSE / COMET subscriptions.
+//! - [`auth`]: the sign-in token of the tab; [`api`]: HTTP calls; [`stream`]: WebSocket / SSE / COMET subscriptions.
 //! - [`sandbox`]: the Web Worker that runs a map/reduce job's user code, within a time budget.
 //! - [`hooks`]: the IO the views use; [`views`]: one per route; [`components`]: presentation.
 
 mod api;
 mod app;
+mod auth;
 mod components;
 mod hooks;
 mod route;

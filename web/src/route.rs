@@ -17,6 +17,9 @@ pub enum Route {
     Dashboard,
     /// `#/stream/<queue>`: the live view of a queue; `#/stream` asks for one.
     Stream(Option<QueueName>),
+    /// `#/queue/<queue>`: one queue's page: its last hour, waiting, leased and dead messages,
+    /// consumers and actions.
+    Queue(QueueName),
     /// `#/charts/<queue>`: line charts of the numeric fields of a queue's messages.
     Charts(QueueName),
     /// `#/worker/<queue>?job=<link>`: this tab as a map/reduce worker on an input queue
@@ -54,6 +57,7 @@ impl Route {
                 Some(name) => QueueName::try_from(name).ok().map(|q| Self::Stream(Some(q))),
             },
             "charts" => queue(arg, SYSTEM_QUEUE).map(Self::Charts),
+            "queue" => arg.and_then(|name| QueueName::try_from(name).ok()).map(Self::Queue),
             "worker" => queue(arg, DEFAULT_JOBS).map(|q| Self::Worker(q, job)),
             "reduce" => {
                 queue(arg, DEFAULT_JOBS).map(|q| Self::Reduce(q, job.unwrap_or_else(|| presets().remove(0))))
@@ -70,6 +74,7 @@ impl Route {
             Self::Stream(None) => "#/stream".to_owned(),
             Self::Stream(Some(queue)) => format!("#/stream/{queue}"),
             Self::Charts(queue) => format!("#/charts/{queue}"),
+            Self::Queue(queue) => format!("#/queue/{queue}"),
             Self::Worker(queue, None) => format!("#/worker/{queue}"),
             Self::Worker(queue, Some(job)) => format!("#/worker/{queue}?job={}", job.encode()),
             Self::Reduce(queue, job) => format!("#/reduce/{queue}?job={}", job.encode()),
@@ -80,10 +85,24 @@ impl Route {
     /// Which entry of the navigation bar this route belongs to.
     pub fn section(&self) -> &'static str {
         match self {
-            Self::Dashboard | Self::NotFound(_) => "dashboard",
+            Self::Dashboard | Self::Queue(_) | Self::NotFound(_) => "dashboard",
             Self::Stream(_) => "stream",
             Self::Charts(_) => "charts",
             Self::Worker(..) | Self::Reduce(..) => "worker",
+        }
+    }
+
+    /// The document title: `restmq · <view> · <queue>`.
+    pub fn title(&self) -> String {
+        match self {
+            Self::Dashboard => "restmq · dashboard".to_owned(),
+            Self::Stream(None) => "restmq · stream".to_owned(),
+            Self::Stream(Some(queue)) => format!("restmq · stream · {queue}"),
+            Self::Queue(queue) => format!("restmq · queue · {queue}"),
+            Self::Charts(queue) => format!("restmq · charts · {queue}"),
+            Self::Worker(queue, _) => format!("restmq · worker · {queue}"),
+            Self::Reduce(queue, _) => format!("restmq · totals · {queue}"),
+            Self::NotFound(_) => "restmq · not found".to_owned(),
         }
     }
 }
@@ -104,6 +123,7 @@ mod tests {
             Route::Stream(None),
             Route::Stream(Some(q("syslogd:web-1"))),
             Route::Charts(q("system")),
+            Route::Queue(q("jobs.dead")),
             Route::Worker(q("jobs"), None),
             Route::Worker(q("text"), Some(presets().remove(1))),
             Route::Reduce(q("system"), presets().remove(2)),
@@ -123,6 +143,8 @@ mod tests {
         assert_eq!(Route::parse("#/worker"), Route::Worker(q("jobs"), None));
         assert_eq!(Route::parse("#/reduce/text"), Route::Reduce(q("text"), presets().remove(0)));
         assert_eq!(Route::parse("#/stream/news/"), Route::Stream(Some(q("news"))));
+        assert_eq!(Route::parse("#/queue"), Route::NotFound("#/queue".to_owned()));
+        assert_eq!(Route::parse("#/stream/system").title(), "restmq · stream · system");
     }
 
     /// Invalid queue names and unknown views are reported, not guessed at.

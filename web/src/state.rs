@@ -6,9 +6,10 @@
 //!   and [`Inbox`], where messages wait for the next animation frame.
 //! - [`dial`]: transport fallback (WebSocket → SSE → COMET) and reconnect back-off.
 //! - [`rate`]: message rates, the sparkline, queue in/out rates from `/stats/`.
-//! - [`series`]: numeric series of JSON messages for the charts.
+//! - [`series`]: numeric series of JSON messages for the charts; [`axis`]: their units, ticks and gaps.
 //! - [`job`]: map/reduce jobs (presets, links), their partial results and the reduce view's progress.
 
+pub mod axis;
 pub mod dial;
 pub mod job;
 pub mod rate;
@@ -149,7 +150,8 @@ pub enum Action {
     Tick(f64),
     /// The connection changed state.
     Link(Link),
-    /// Freeze (`true`) or unfreeze the rows shown; messages keep being received.
+    /// Freeze (`true`) or unfreeze the rows shown, however many arrive meanwhile; messages keep
+    /// being received.
     Pause(bool),
     /// Forget the rows kept so far.
     Clear,
@@ -166,8 +168,10 @@ pub struct StreamState {
     next_seq: u64,
     /// Messages received since the view opened.
     pub received: u64,
-    /// Newest rows hidden because the view is paused.
-    held: usize,
+    /// Messages received since the view was paused.
+    held: u64,
+    /// While paused: the rows kept when the pause began, which the view keeps showing.
+    frozen: Option<VecDeque<Rc<Row>>>,
     pub paused: bool,
     filter: Filter,
     pub rate: RateMeter,
@@ -187,6 +191,7 @@ impl StreamState {
             next_seq: 0,
             received: 0,
             held: 0,
+            frozen: None,
             paused: false,
             filter: Filter::default(),
             rate: RateMeter::new(now_ms),
@@ -207,13 +212,15 @@ impl StreamState {
             Action::Link(link) => self.link = link,
             Action::Pause(paused) => {
                 self.paused = paused;
-                if !paused {
-                    self.held = 0;
-                }
+                self.held = 0;
+                self.frozen = paused.then(|| self.rows.clone());
             }
             Action::Clear => {
                 self.rows.clear();
                 self.held = 0;
+                if let Some(frozen) = &mut self.frozen {
+                    frozen.clear();
+                }
             }
             Action::Filter(text) => self.filter = Filter::new(text),
             Action::Gap(from, to) => self.missed += to.saturating_sub(from) + 1,
@@ -229,20 +236,20 @@ impl StreamState {
             self.last_key = Some(message.key.to_string());
             self.rows.push_back(Rc::new(Row::new(self.next_seq, message)));
             self.next_seq += 1;
-            if self.paused {
-                self.held += 1;
-            }
+        }
+        if self.paused {
+            self.held += batch.received;
         }
         while self.rows.len() > HISTORY_CAP {
             self.rows.pop_front();
         }
-        self.held = self.held.min(self.rows.len());
     }
 
-    /// The rows to show, newest first: at most [`ROW_CAP`], matching the filter, without the
-    /// ones that arrived while paused.
+    /// The rows to show, newest first: at most [`ROW_CAP`], matching the filter; while paused,
+    /// those kept when the pause began.
     pub fn visible(&self) -> impl Iterator<Item = &Rc<Row>> {
-        self.rows.iter().rev().skip(self.held).filter(|row| row.matches(&self.filter)).take(ROW_CAP)
+        let rows = self.frozen.as_ref().unwrap_or(&self.rows);
+        rows.iter().rev().filter(|row| row.matches(&self.filter)).take(ROW_CAP)
     }
 
     /// Rows kept in memory.
@@ -250,8 +257,8 @@ impl StreamState {
         self.rows.len()
     }
 
-    /// Rows that arrived while paused, shown on resume.
-    pub fn held(&self) -> usize {
+    /// Messages that arrived while paused (the newest are shown on resume).
+    pub fn held(&self) -> u64 {
         self.held
     }
 
@@ -348,11 +355,15 @@ mod tests {
         state.apply(Action::Receive(batch(4..=5), 10.0));
         assert_eq!(keys(&state), ["q:3", "q:2", "q:1"]);
         assert_eq!((state.held(), state.received), (2, 5));
+        // However many arrive, the paused view stays as it was.
+        state.apply(Action::Receive(batch(6..=5000), 20.0));
+        assert_eq!(keys(&state), ["q:3", "q:2", "q:1"]);
+        assert_eq!(state.held(), 4997);
         state.apply(Action::Pause(false));
-        assert_eq!(keys(&state)[0], "q:5");
+        assert_eq!(keys(&state)[0], "q:5000");
         state.apply(Action::Clear);
         assert!(keys(&state).is_empty());
-        assert_eq!(state.received, 5, "clear empties the view, not the count");
+        assert_eq!(state.received, 5000, "clear empties the view, not the count");
     }
 
     /// Gaps the server reports on resuming add up to the messages missed.

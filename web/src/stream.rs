@@ -42,25 +42,36 @@ pub struct Subscription {
 }
 
 /// Streams `queue` to `on_event` until the returned [`Subscription`] is dropped. With `resume`,
-/// reconnections ask for what was missed (`?since=<last key>`).
-pub fn subscribe(queue: QueueName, resume: bool, on_event: Callback<StreamEvent>) -> Subscription {
+/// reconnections ask for what was missed (`?since=<last key>`); with `observe`, the stream
+/// takes nothing (`?observe=1`).
+pub fn subscribe(
+    queue: QueueName,
+    resume: bool,
+    observe: bool,
+    on_event: Callback<StreamEvent>,
+) -> Subscription {
     let (stop, stopped) = oneshot::channel::<()>();
     spawn_local(async move {
-        let run = Box::pin(run(queue, resume, on_event));
+        let run = Box::pin(run(queue, resume, observe, on_event));
         // Dropping `run` drops the open connection with it.
         future::select(run, stopped).await;
     });
     Subscription { _stop: stop }
 }
 
-async fn run(queue: QueueName, resume: bool, on_event: Callback<StreamEvent>) {
+async fn run(queue: QueueName, resume: bool, observe: bool, on_event: Callback<StreamEvent>) {
     let mut dialer = Dialer::default();
     let mut since: Option<String> = None;
     loop {
         let transport = dialer.transport();
         on_event.emit(StreamEvent::Link(Link::Connecting(transport)));
         let sink = Session::new(on_event.clone());
-        let path = stream_path(transport, &queue, since.as_deref().filter(|_| resume));
+        let path = crate::auth::with_token(&stream_path(
+            transport,
+            &queue,
+            since.as_deref().filter(|_| resume),
+            observe,
+        ));
         match transport {
             Transport::WebSocket => websocket(&path, &sink).await,
             Transport::Sse => sse(&path, &sink).await,
@@ -69,11 +80,22 @@ async fn run(queue: QueueName, resume: bool, on_event: Callback<StreamEvent>) {
         if let Some(key) = sink.last_key.take() {
             since = Some(key);
         }
+        if let Some(status) = sink.refused.get() {
+            // Retrying cannot help: the app asks for a token, and a new one restarts the view.
+            on_event.emit(StreamEvent::Link(Link::Refused(status)));
+            return;
+        }
         let delay_ms = dialer.ended(sink.opened.get());
         let reason = sink.reason.take();
-        // After a purge or a server restart, keys may start again from 1: resuming after the
-        // old last key would skip the new messages.
-        if matches!(reason.as_deref(), Some("purged" | "shutdown")) {
+        // After a server restart, keys may start again from 1: resuming after the old last key
+        // would skip the new messages. A purge keeps keys going (they are never reused), so an
+        // observer resumes after it and misses nothing added meanwhile; a consumer starts afresh.
+        let reset = match reason.as_deref() {
+            Some("shutdown") => true,
+            Some("purged") => !observe,
+            _ => false,
+        };
+        if reset {
             since = None;
         }
         on_event.emit(StreamEvent::Link(Link::Waiting { delay_ms, failures: dialer.failures(), reason }));
@@ -89,11 +111,19 @@ struct Session {
     opened: Cell<bool>,
     last_key: RefCell<Option<String>>,
     reason: RefCell<Option<String>>,
+    /// The HTTP status of a refusal (401, 403), which ends the retries.
+    refused: Cell<Option<u16>>,
 }
 
 impl Session {
     fn new(on_event: Callback<StreamEvent>) -> Self {
-        Self { on_event, opened: Cell::new(false), last_key: RefCell::new(None), reason: RefCell::new(None) }
+        Self {
+            on_event,
+            opened: Cell::new(false),
+            last_key: RefCell::new(None),
+            reason: RefCell::new(None),
+            refused: Cell::new(None),
+        }
     }
 
     fn open(&self, transport: Transport) {
@@ -119,10 +149,11 @@ impl Session {
     }
 }
 
-/// The absolute `ws://` / `wss://` URL of `path` on the page's server.
+/// The absolute `ws://` / `wss://` URL of `path` on the page's server, with the tab's token.
 pub fn websocket_url(path: &str) -> Option<String> {
     let location = web_sys::window()?.location();
     let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    let path = if path.contains("token=") { path.to_owned() } else { crate::auth::with_token(path) };
     Some(format!("{scheme}://{}{path}", location.host().ok()?))
 }
 
@@ -224,7 +255,12 @@ async fn comet(path: &str, session: &Session) {
     let _abort = AbortOnDrop(controller);
     let Ok(response) = Request::get(path).abort_signal(Some(&signal)).send().await else { return };
     if !response.ok() {
-        session.end(format!("HTTP {}", response.status()));
+        let status = response.status();
+        if crate::auth::is_refusal(status) {
+            session.refused.set(Some(status));
+            crate::auth::note_status(status);
+        }
+        session.end(format!("HTTP {status}"));
         return;
     }
     let Some(body) = response.body() else { return };

@@ -2,12 +2,15 @@
 //!
 //! - `test [ARGS]`: everything CI runs, stopping at the first failing step: fmt, clippy (native
 //!   and wasm), the web client's unit tests on the host, the Trunk build of the web client,
-//!   then `cargo test` (ARGS go to it), browser tests in headless Chromium included.
+//!   then `cargo test` (ARGS go to it) with the app embedded in the server (`embed-web`),
+//!   browser tests in headless Chromium included.
 //! - `bench [ARGS]`: restmq side by side with nchan; writes BENCHMARKS.md (ARGS go to
 //!   `restmq-bench suite`).
 //! - `demo [ARGS]`: builds the web client and runs the server on it with the embedded store,
 //!   the `system` feed into queue `system` and `demo/text.txt` into queue `text` (ARGS go to
 //!   `restmq serve`).
+//! - `release`: builds the web client, then the release `restmq` with it inside (`embed-web`):
+//!   one file to deploy, which serves the console without `--web-dir`.
 //!
 //! `test` and `demo` first run `scripts/setup.sh`, which installs the tools once, and give their
 //! child processes a `PATH` that starts with `~/.cargo/bin` and `.tools/node_modules/.bin`.
@@ -27,9 +30,10 @@ usage: cargo xtask <task> [-- ARGS]
 tasks:
   test   fmt, clippy (native + wasm), cargo test -p web, trunk build --release, cargo test
          with the browser tests (ARGS are passed to `cargo test --workspace --exclude web`)
-  demo   trunk build --release, then `restmq serve --store embedded --web-dir dist` with the
+  demo   trunk build --release, then `restmq serve --store embedded` (the app embedded) with the
          system feed (queue `system`) and demo/text.txt (queue `text`)
          (ARGS are passed to `restmq serve`, e.g. -- --listen 0.0.0.0:8888)
+  release  trunk build --release, then the release `restmq` carrying the app (embed-web)
   bench  restmq vs nchan and the ceilings: rewrites BENCHMARKS.md and docs/bench/*.svg
          (ARGS are passed to `restmq-bench suite`, e.g. -- --quick)";
 
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Some("test") => Repo::locate().and_then(|repo| repo.test(&rest)),
         Some("demo") => Repo::locate().and_then(|repo| repo.demo(&rest)),
         Some("bench") => Repo::locate().and_then(|repo| repo.bench(&rest)),
+        Some("release") => Repo::locate().and_then(|repo| repo.release()),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -112,8 +117,11 @@ impl Repo {
         )?;
         self.run("web unit tests (host)", self.cmd("cargo", &["test", "-p", "web"]))?;
         self.build_web()?;
-        // Includes the browser tests (restmq-e2e), which serve the dist/ just built.
-        let mut cargo_test = self.cmd("cargo", &["test", "--workspace", "--exclude", "web"]);
+        // Includes the browser tests (restmq-e2e), which serve the dist/ just built, from disk
+        // and (embed-web) from inside the server.
+        self.mark_embedded_stale()?;
+        let test = ["test", "--workspace", "--exclude", "web", "--features", "restmq-e2e/embed-web"];
+        let mut cargo_test = self.cmd("cargo", &test);
         cargo_test.args(cargo_test_args);
         self.run("tests", cargo_test)?;
         eprintln!("xtask: all steps passed");
@@ -124,8 +132,10 @@ impl Repo {
     fn demo(&self, serve_args: &[String]) -> Result {
         self.setup()?;
         self.build_web()?;
-        let mut server = self.cmd("cargo", &["run", "--release", "-p", "restmq-server", "--bin", "restmq"]);
-        server.args(["--", "serve", "--store", "embedded", "--web-dir", "dist"]);
+        self.mark_embedded_stale()?;
+        let run = ["run", "--release", "-p", "restmq-server", "--features", "embed-web", "--bin", "restmq"];
+        let mut server = self.cmd("cargo", &run);
+        server.args(["--", "serve", "--store", "embedded"]);
         server.args(["--feed", DEMO_SYSTEM_FEED, "--feed", DEMO_TEXT_FEED]);
         server.args(serve_args);
         announce("server", &server);
@@ -150,6 +160,27 @@ impl Repo {
         bench.args(run).args(if two_cores { &[][..] } else { &["--server-cpus", "none"][..] });
         bench.args(suite_args);
         self.run("bench", bench)
+    }
+
+    /// `cargo xtask release`: the one file to deploy, `target/release/restmq` with the app inside.
+    fn release(&self) -> Result {
+        self.setup()?;
+        self.build_web()?;
+        self.mark_embedded_stale()?;
+        let build =
+            ["build", "--release", "-p", "restmq-server", "--features", "embed-web", "--bin", "restmq"];
+        self.run("build (release, embed-web)", self.cmd("cargo", &build))?;
+        eprintln!("xtask: `restmq serve` now serves the console built into the binary");
+        Ok(())
+    }
+
+    /// `include_dir!` does not tell Cargo which files it read: touching the module that embeds
+    /// `dist/` makes Cargo rebuild it with the app just built.
+    fn mark_embedded_stale(&self) -> Result {
+        let module = self.root.join("server/src/http/web.rs");
+        let file = fs::File::options().append(true).open(&module);
+        file.and_then(|f| f.set_modified(std::time::SystemTime::now()))
+            .map_err(|e| format!("cannot touch {}: {e}", module.display()))
     }
 
     fn setup(&self) -> Result {

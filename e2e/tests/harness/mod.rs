@@ -87,8 +87,8 @@ impl Server {
         });
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
         let server = Self { addr, http, shutdown, _dir: dir };
-        eventually("the server to answer GET /stats/", Duration::from_secs(10), || async {
-            let res = server.http.get(server.url("/stats/")).send().await.ok()?;
+        eventually("the server to answer GET /healthz", Duration::from_secs(10), || async {
+            let res = server.http.get(server.url("/healthz")).send().await.ok()?;
             res.status().is_success().then_some(())
         })
         .await;

@@ -1,12 +1,12 @@
 //! SVG charts: the live view's sparkline of messages per second, and line charts of numeric
-//! series with their latest values.
+//! series with axes, units, gaps and a legend of their latest values.
 
 use yew::prelude::*;
 
-use crate::state::series::{bounds, svg_path, Series};
-
-const PALETTE: [&str; 8] =
-    ["#c0392b", "#2471a3", "#1e8449", "#b9770e", "#7d3c98", "#138d75", "#5d6d7e", "#d35400"];
+use crate::state::{
+    axis::{clock_label, gapped_path, time_ticks, Unit, PALETTE},
+    series::{bounds, svg_path, Series},
+};
 
 #[derive(Properties, PartialEq)]
 pub struct SparklineProps {
@@ -39,50 +39,61 @@ pub struct LineChartProps {
     pub lines: Vec<(String, String, Series)>,
     /// The time span shown, in ms.
     pub span: (f64, f64),
+    /// What the values measure.
+    #[prop_or(Unit::Plain)]
+    pub unit: Unit,
+    /// Two samples further apart than this (ms) are not joined.
+    #[prop_or(10_000.0)]
+    pub max_gap_ms: f64,
 }
 
+/// A line chart: value axis from 0 (percentages 0–100) with its unit, a time axis with clock
+/// labels, gaps left open, and a legend with each line's latest value.
 #[function_component(LineChart)]
 pub fn line_chart(props: &LineChartProps) -> Html {
-    let (w, h) = (320.0, 120.0);
-    let (lo, hi) = bounds(props.lines.iter().map(|(_, _, s)| s));
+    let (w, h, left, bottom) = (360.0, 150.0, 56.0, 18.0);
+    let (pw, ph) = (w - left - 4.0, h - bottom - 6.0);
+    let (lo, hi) = props.unit.range(bounds(props.lines.iter().map(|(_, _, s)| s)));
     let color = |i: usize| PALETTE[i % PALETTE.len()];
     let paths = props.lines.iter().enumerate().map(|(i, (name, _, series))| {
-        let d = svg_path(series.points.iter().copied(), props.span, (lo, hi), (w, h));
+        let d = gapped_path(series.points.iter().copied(), props.span, (lo, hi), (pw, ph), props.max_gap_ms);
         html! { <path key={name.clone()} d={d} stroke={color(i)} /> }
+    });
+    let offset_min = -js_sys::Date::new_0().get_timezone_offset();
+    let (t0, t1) = props.span;
+    let seconds = t1 - t0 < 600_000.0;
+    let ticks = time_ticks(t0, t1).into_iter().map(|t| {
+        let x = (t - t0) / (t1 - t0).max(1.0) * pw;
+        html! {
+            <g>
+                <line class="grid" x1={format!("{x:.1}")} x2={format!("{x:.1}")} y1="0" y2={ph.to_string()} />
+                <text class="tick" x={format!("{x:.1}")} y={(ph + 14.0).to_string()} text-anchor="middle">{ clock_label(t, offset_min, seconds) }</text>
+            </g>
+        }
     });
     let legend = props.lines.iter().enumerate().map(|(i, (name, label, series))| {
         html! {
             <li key={name.clone()} data-series={name.clone()}>
                 <span class="swatch" style={format!("background:{}", color(i))}></span>
-                { label }{ " " }<b>{ series.latest().map(format_value).unwrap_or_default() }</b>
+                { label.trim_start_matches('@') }{ " " }<b>{ series.latest().map(|v| props.unit.format(v)).unwrap_or_default() }</b>
             </li>
         }
     });
+    let label = format!("{} over time, {} to {}", props.title, props.unit.format(lo), props.unit.format(hi));
     html! {
         <figure class="chart" data-group={props.title.clone()}>
-            <figcaption>{ &props.title }<span class="range">{ format!("{} – {}", format_value(lo), format_value(hi)) }</span></figcaption>
-            <svg viewBox={format!("0 0 {w} {h}")} preserveAspectRatio="none" role="img" aria-label={format!("{} over time", props.title)}>
-                { for paths }
+            <figcaption>{ &props.title }</figcaption>
+            <svg viewBox={format!("0 0 {w} {h}")} role="img" aria-label={label}>
+                <g transform={format!("translate({left} 4)")}>
+                    <line class="axis" x1="0" x2={pw.to_string()} y1={ph.to_string()} y2={ph.to_string()} />
+                    <line class="grid" x1="0" x2={pw.to_string()} y1="0" y2="0" />
+                    <text class="tick" x="-4" y="4" text-anchor="end">{ props.unit.format(hi) }</text>
+                    <text class="tick" x="-4" y={ph.to_string()} text-anchor="end">{ props.unit.format(lo) }</text>
+                    { for ticks }
+                    { for paths }
+                </g>
             </svg>
             <ul class="legend">{ for legend }</ul>
         </figure>
-    }
-}
-
-/// A value for a legend: short, with thousands as k/M/G.
-fn format_value(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.1}G", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.1}k", v / 1e3)
-    } else if a >= 100.0 || v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
     }
 }

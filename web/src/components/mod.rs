@@ -7,6 +7,7 @@ mod message_list;
 mod publish_form;
 mod queue_picker;
 mod queue_table;
+mod sign_in;
 
 pub use chart::{LineChart, Sparkline};
 pub use job_editor::JobEditor;
@@ -14,7 +15,8 @@ pub use link_badge::LinkBadge;
 pub use message_list::MessageList;
 pub use publish_form::PublishForm;
 pub use queue_picker::QueuePicker;
-pub use queue_table::{QueueAction, QueueTable};
+pub use queue_table::{PolicyControl, QueueAction, QueueTable};
+pub use sign_in::SignIn;
 
 use yew::prelude::*;
 

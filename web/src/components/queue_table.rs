@@ -1,5 +1,6 @@
 //! The dashboard's table: every queue with its figures and rates, and its actions (start/stop,
-//! policy, hard and soft get, purge after a confirmation).
+//! policy, hard and soft get, purge after a confirmation). Buttons are named with their queue;
+//! a policy changes only with its Set button, never by moving through the select.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,6 @@ use crate::state::rate::{format_rate, QueueRates};
 /// What the user asked to do with a queue.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueueAction {
-    Publish(QueueName, String),
     /// Hard get (`soft: false`) or soft get.
     Get {
         queue: QueueName,
@@ -48,9 +48,7 @@ pub fn queue_table(props: &QueueTableProps) -> Html {
         });
     }
     if props.queues.is_empty() {
-        return html! {
-            <p class="empty">{ "No queues yet: a queue appears with its first message (publish one above, or " }<code>{ "POST /q/<name>" }</code>{ ")." }</p>
-        };
+        return html! {};
     }
     let rows = props.queues.iter().map(|queue| {
         let rates = props.rates.get(queue.name.as_str()).copied();
@@ -94,14 +92,6 @@ fn row(
         QueueStatus::Started => ("Stop", QueueStatus::Paused),
         QueueStatus::Paused => ("Start", QueueStatus::Started),
     };
-    let on_policy = {
-        let (on_action, name) = (on_action.clone(), name.clone());
-        Callback::from(move |e: Event| {
-            if let Some(policy) = Policy::parse(&input_value(&e)) {
-                on_action.emit(QueueAction::SetPolicy(name.clone(), policy));
-            }
-        })
-    };
     let ask = {
         let (confirming, name) = (confirming.clone(), name.clone());
         Callback::from(move |_: MouseEvent| confirming.set(Some(name.clone())))
@@ -119,37 +109,74 @@ fn row(
     };
     let rate =
         |f: fn(&QueueRates) -> f64| rates.as_ref().map(f).map(format_rate).unwrap_or_else(|| "–".to_owned());
-    let policy_option = |policy: Policy| {
-        html! { <option value={policy.as_str()} selected={queue.policy_name == policy}>{ policy.as_str() }</option> }
-    };
     html! {
         <tr key={name.as_str().to_owned()} data-queue={name.as_str().to_owned()}>
-            <th scope="row" class="name"><a href={Route::Stream(Some(name.clone())).to_hash()} title="watch live">{ name.as_str() }</a></th>
-            <td class="num len">{ queue.len }</td>
-            <td><span class={classes!("badge", "status", queue.state.as_str())}>{ queue.state.as_str() }</span></td>
-            <td>
-                <select class="policy" aria-label={format!("policy of {name}")} onchange={on_policy}>
-                    { policy_option(Policy::Broadcast) }
-                    { policy_option(Policy::Roundrobin) }
-                </select>
-            </td>
-            <td class="num consumers">{ queue.consumers }</td>
-            <td class="num">{ rate(|r| r.inflow) }</td>
-            <td class="num">{ rate(|r| r.outflow) }</td>
+            <th scope="row" class="name">
+                <a href={Route::Queue(name.clone()).to_hash()} title="the queue's page">{ name.as_str() }</a>
+                <a class="watch" href={Route::Stream(Some(name.clone())).to_hash()} aria-label={format!("Watch {name} live")}>{ "live" }</a>
+            </th>
+            <td class="num len" data-label="length">{ queue.len }</td>
+            <td data-label="status"><span class={classes!("badge", "status", queue.state.as_str())}>{ queue.state.as_str() }</span></td>
+            <td data-label="policy"><PolicyControl queue={name.clone()} current={queue.policy_name} on_action={on_action.clone()} /></td>
+            <td class="num consumers" data-label="consumers">{ queue.consumers }</td>
+            <td class="num" data-label="in/s">{ rate(|r| r.inflow) }</td>
+            <td class="num" data-label="out/s">{ rate(|r| r.outflow) }</td>
             <td class="actions">
-                <button class="toggle" onclick={emit(QueueAction::SetStatus(name.clone(), toggle_to))}>{ toggle_label }</button>
-                <button class="get" title="take the oldest message" onclick={emit(QueueAction::Get { queue: name.clone(), soft: false })}>{ "Get" }</button>
-                <button class="peek" title="read the oldest message without taking it" onclick={emit(QueueAction::Get { queue: name.clone(), soft: true })}>{ "Peek" }</button>
+                <button class="toggle" aria-label={format!("{toggle_label} {name}")} onclick={emit(QueueAction::SetStatus(name.clone(), toggle_to))}>{ toggle_label }</button>
+                <button class="get" aria-label={format!("Get from {name}")} title="take the oldest message" onclick={emit(QueueAction::Get { queue: name.clone(), soft: false })}>{ "Get" }</button>
+                <button class="peek" aria-label={format!("Peek at {name}")} title="read the oldest message without taking it" onclick={emit(QueueAction::Get { queue: name.clone(), soft: true })}>{ "Peek" }</button>
                 if let Some(confirm_button) = awaiting_confirmation {
                     <span class="confirm" role="alert">
                         { format!("Purge every message of {name}? ") }
-                        <button class="danger confirm-purge" ref={confirm_button.clone()} onclick={purge}>{ "Purge" }</button>
+                        <button class="danger confirm-purge" ref={confirm_button.clone()} aria-label={format!("Purge {name}")} onclick={purge}>{ "Purge" }</button>
                         <button class="cancel" onclick={cancel}>{ "Cancel" }</button>
                     </span>
                 } else {
-                    <button class="purge" onclick={ask}>{ "Purge…" }</button>
+                    <button class="purge" aria-label={format!("Purge {name}…")} onclick={ask}>{ "Purge…" }</button>
                 }
             </td>
         </tr>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct PolicyControlProps {
+    pub queue: QueueName,
+    /// The policy in force.
+    pub current: Policy,
+    pub on_action: Callback<QueueAction>,
+}
+
+/// A policy select and its Set button: choosing in the select (arrow keys included) changes
+/// nothing until Set is pressed.
+#[function_component(PolicyControl)]
+pub fn policy_control(props: &PolicyControlProps) -> Html {
+    let choice = use_state(|| None::<Policy>);
+    let chosen = choice.unwrap_or(props.current);
+    let on_change = {
+        let choice = choice.clone();
+        Callback::from(move |e: Event| choice.set(Policy::parse(&input_value(&e))))
+    };
+    let set = {
+        let (choice, on_action, queue) = (choice, props.on_action.clone(), props.queue.clone());
+        Callback::from(move |_: MouseEvent| {
+            on_action.emit(QueueAction::SetPolicy(queue.clone(), chosen));
+            choice.set(None);
+        })
+    };
+    let option = |policy: Policy| {
+        html! { <option value={policy.as_str()} selected={chosen == policy}>{ policy.as_str() }</option> }
+    };
+    let name = &props.queue;
+    html! {
+        <span class="policy-control">
+            <select class="policy" aria-label={format!("policy of {name}")} onchange={on_change}>
+                { option(Policy::Broadcast) }
+                { option(Policy::Roundrobin) }
+            </select>
+            if chosen != props.current {
+                <button class="set-policy" aria-label={format!("Set {name} to {chosen}")} onclick={set}>{ "Set" }</button>
+            }
+        </span>
     }
 }

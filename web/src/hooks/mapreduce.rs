@@ -54,6 +54,8 @@ pub struct RunnerState {
     pub sandboxes: u32,
     pub reports: VecDeque<Report>,
     pub error: Option<String>,
+    /// The input's policy before this worker set it to roundrobin, when it was another one.
+    pub previous_policy: Option<Policy>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -153,8 +155,12 @@ impl Runner {
             Ok(queues) => queues,
             Err(error) => return self.fail(error),
         };
+        let previous = api::policy(&self.input).await.ok().filter(|p| *p != Policy::Roundrobin);
         if let Err(error) = api::set_policy(&self.input, Policy::Roundrobin).await {
             return self.fail(error.to_string());
+        }
+        if previous.is_some() {
+            self.set(|s| s.previous_policy = previous);
         }
         let mut sandbox = Sandbox::new(&self.job);
         if let Err(failure) = sandbox.ready().await {

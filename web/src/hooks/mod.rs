@@ -5,9 +5,13 @@
 //! - [`stream`]: `use_queue_stream` and `use_charts`, fed once per animation frame.
 //! - [`mapreduce`]: `use_job_runner`, this tab as a map/reduce worker.
 //! - [`reduce`]: `use_reducer_view`, the reduce step over a result queue.
+//! - [`session`]: `use_session` (sign-in) and `use_theme` (dark mode).
+//! - [`queue`]: `use_queue_page`, one queue's history, messages and consumers.
 
 pub mod mapreduce;
+pub mod queue;
 pub mod reduce;
+pub mod session;
 pub mod stream;
 
 use std::{cell::Cell, collections::BTreeMap, rc::Rc, time::Duration};
@@ -124,7 +128,12 @@ pub fn use_stats() -> (Rc<Stats>, Callback<()>) {
                 if stopped.get() {
                     break;
                 }
+                // Refused: polling again cannot help; a new token remounts the views.
+                let refused = matches!(&result, Err(error) if error.is_refusal());
                 dispatcher.dispatch((result, at_ms));
+                if refused {
+                    break;
+                }
                 sleep(STATS_REFRESH).await;
             }
         });

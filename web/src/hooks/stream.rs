@@ -30,16 +30,19 @@ impl Reducible for StreamState {
 }
 
 /// The live view of `queue` (nothing while `None`): WebSocket, else SSE, else COMET;
-/// reconnects and resumes after the last key it saw.
+/// reconnects and resumes after the last key it saw. An observer (`observe`) takes nothing;
+/// otherwise the view consumes what it shows.
 #[hook]
-pub fn use_queue_stream(queue: Option<QueueName>) -> UseReducerHandle<StreamState> {
+pub fn use_queue_stream(queue: Option<QueueName>, observe: bool) -> UseReducerHandle<StreamState> {
     let state = use_reducer(|| StreamState::new(now_ms()));
     let dispatcher = state.dispatcher();
-    use_effect_with(queue, move |queue| {
+    use_effect_with((queue, observe), move |(queue, observe)| {
+        let observe = *observe;
         let (link, gaps, batches) = (dispatcher.clone(), dispatcher.clone(), dispatcher.clone());
         let detach = queue.clone().map(|queue| {
             attach(
                 queue,
+                observe,
                 Callback::from(move |l| link.dispatch(Action::Link(l))),
                 Callback::from(move |gap: GapRange| gaps.dispatch(Action::Gap(gap.from.n, gap.to.n))),
                 Callback::from(move |batch| batches.dispatch(Action::Receive(batch, now_ms()))),
@@ -90,7 +93,7 @@ impl Reducible for ChartsState {
     }
 }
 
-/// Streams `queue` into charts of its numeric fields.
+/// Streams `queue` into charts of its numeric fields, as an observer (takes nothing).
 #[hook]
 pub fn use_charts(queue: QueueName) -> UseReducerHandle<ChartsState> {
     let state = use_reducer(ChartsState::default);
@@ -99,6 +102,7 @@ pub fn use_charts(queue: QueueName) -> UseReducerHandle<ChartsState> {
         let (link, batches) = (dispatcher.clone(), dispatcher.clone());
         let detach = attach(
             queue.clone(),
+            true,
             Callback::from(move |l| link.dispatch(ChartsAction::Link(l))),
             Callback::noop(),
             Callback::from(move |batch| batches.dispatch(ChartsAction::Receive(batch, now_ms()))),
@@ -116,6 +120,7 @@ pub fn use_charts(queue: QueueName) -> UseReducerHandle<ChartsState> {
 /// most once per animation frame. Returns what stops it.
 fn attach(
     queue: QueueName,
+    observe: bool,
     on_link: Callback<Link>,
     on_gap: Callback<GapRange>,
     on_batch: Callback<Batch>,
@@ -144,7 +149,7 @@ fn attach(
             }
         })
     };
-    let subscription = stream::subscribe(queue, true, on_event);
+    let subscription = stream::subscribe(queue, true, observe, on_event);
     move || {
         alive.set(false);
         drop(subscription);

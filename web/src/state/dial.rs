@@ -62,6 +62,8 @@ pub enum Link {
     Live(Transport),
     /// Ended; the next attempt starts after `delay_ms`.
     Waiting { delay_ms: u32, failures: u32, reason: Option<String> },
+    /// The server refused the stream (HTTP 401 or 403): no retry until a token is given.
+    Refused(u16),
 }
 
 impl Link {
@@ -72,6 +74,7 @@ impl Link {
             Self::Connecting(_) => "connecting",
             Self::Live(_) => "live",
             Self::Waiting { .. } => "waiting",
+            Self::Refused(_) => "refused",
         }
     }
 }
@@ -82,6 +85,8 @@ impl fmt::Display for Link {
             Self::Idle => f.write_str("not connected"),
             Self::Connecting(t) => write!(f, "connecting ({})", t.label()),
             Self::Live(t) => write!(f, "live ({})", t.label()),
+            Self::Refused(401) => f.write_str("sign-in required: not retrying"),
+            Self::Refused(status) => write!(f, "refused (HTTP {status}): this token may not read the queue"),
             Self::Waiting { delay_ms, failures, reason } => {
                 if let Some(reason) = reason {
                     write!(f, "closed: {reason}; ")?;
@@ -141,11 +146,19 @@ impl Dialer {
     }
 }
 
-/// The path that streams `queue` over `transport`, asking to resume after the key `since`.
-pub fn stream_path(transport: Transport, queue: &QueueName, since: Option<&str>) -> String {
-    match since {
-        Some(key) => format!("/{}/{queue}?since={key}", transport.route()),
-        None => format!("/{}/{queue}", transport.route()),
+/// The path that streams `queue` over `transport`, asking to resume after the key `since`;
+/// an observer (`observe`) sees every add and takes nothing.
+pub fn stream_path(transport: Transport, queue: &QueueName, since: Option<&str>, observe: bool) -> String {
+    let mut query: Vec<String> = Vec::new();
+    if observe {
+        query.push("observe=1".to_owned());
+    }
+    query.extend(since.map(|key| format!("since={key}")));
+    let path = format!("/{}/{queue}", transport.route());
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", query.join("&"))
     }
 }
 
@@ -203,12 +216,16 @@ mod tests {
     #[test]
     fn stream_paths() {
         let queue: QueueName = "syslogd:web-1".parse().unwrap();
-        assert_eq!(stream_path(Transport::WebSocket, &queue, None), "/ws/syslogd:web-1");
+        assert_eq!(stream_path(Transport::WebSocket, &queue, None, false), "/ws/syslogd:web-1");
         assert_eq!(
-            stream_path(Transport::Sse, &queue, Some("syslogd:web-1:7")),
+            stream_path(Transport::Sse, &queue, Some("syslogd:web-1:7"), false),
             "/sse/syslogd:web-1?since=syslogd:web-1:7"
         );
-        assert_eq!(stream_path(Transport::Comet, &queue, None), "/c/syslogd:web-1");
+        assert_eq!(stream_path(Transport::Comet, &queue, None, false), "/c/syslogd:web-1");
+        assert_eq!(
+            stream_path(Transport::WebSocket, &queue, Some("syslogd:web-1:7"), true),
+            "/ws/syslogd:web-1?observe=1&since=syslogd:web-1:7"
+        );
     }
 
     /// The connection line tells the state, the reason and the wait.
@@ -218,5 +235,6 @@ mod tests {
         let waiting = Link::Waiting { delay_ms: 2000, failures: 2, reason: Some("purged".into()) };
         assert_eq!(waiting.to_string(), "closed: purged; server unreachable (2×); reconnecting in 2.0 s");
         assert_eq!(waiting.class(), "waiting");
+        assert_eq!(Link::Refused(401).to_string(), "sign-in required: not retrying");
     }
 }

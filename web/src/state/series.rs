@@ -49,7 +49,14 @@ fn walk(value: &Value, path: &mut String, out: &mut Vec<(String, f64)>) {
             }
         }
         Value::Object(map) => map.iter().for_each(|(k, v)| child(k, v, path)),
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| child(&i.to_string(), v, path)),
+        // Elements that carry a name (the system feed's processes) are named series, so a
+        // process keeps its line when its rank changes: `top.@firefox.cpu`.
+        Value::Array(items) => {
+            items.iter().enumerate().for_each(|(i, v)| match v.get("name").and_then(Value::as_str) {
+                Some(name) => child(&format!("@{}", name.replace('.', "_")), v, path),
+                None => child(&i.to_string(), v, path),
+            })
+        }
         _ => {}
     }
 }
@@ -171,11 +178,11 @@ pub struct Member<'a> {
 }
 
 /// The chart a series goes to, and its label there. Array elements share a chart, labelled by
-/// index (`cpu.cores.3` → `cpu.cores` / `3`; `top.0.cpu` → `top.cpu` / `0`); other fields share
+/// index or name (`cpu.cores.3` → `cpu.cores` / `3`; `top.@sshd.cpu` → `top.cpu` / `@sshd`); other fields share
 /// their parent's (`memory.used` → `memory` / `used`); a top-level number has its own.
 pub fn group_of(name: &str) -> (String, &str) {
     let segments: Vec<&str> = name.split('.').collect();
-    let numeric = |s: &&str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let numeric = |s: &&str| !s.is_empty() && (s.starts_with('@') || s.bytes().all(|b| b.is_ascii_digit()));
     if let Some(first_index) = segments.iter().position(numeric) {
         let group: Vec<&str> = segments.iter().copied().filter(|s| !numeric(s)).collect();
         // The label runs from the first index to the last one.
@@ -289,6 +296,16 @@ mod tests {
         assert_eq!(group_of("a.b.c"), ("a.b".to_owned(), "c"));
         assert_eq!(group_of("load"), ("load".to_owned(), "load"));
         assert_eq!(group_of("0"), ("value".to_owned(), "0"));
+        assert_eq!(group_of("top.@sshd.cpu"), ("top.cpu".to_owned(), "@sshd"));
+    }
+
+    /// Array elements with a name are series by that name, so a process keeps its line when its rank changes.
+    #[test]
+    fn processes_by_name() {
+        let first = numeric_leaves(&json!({"top": [{"name": "a.out", "cpu": 9}, {"name": "sh", "cpu": 1}]}));
+        let later = numeric_leaves(&json!({"top": [{"name": "sh", "cpu": 20}, {"name": "a.out", "cpu": 2}]}));
+        assert_eq!(first, vec![("top.@a_out.cpu".to_owned(), 9.0), ("top.@sh.cpu".to_owned(), 1.0)]);
+        assert_eq!(later, vec![("top.@sh.cpu".to_owned(), 20.0), ("top.@a_out.cpu".to_owned(), 2.0)]);
     }
 
     /// A system-feed-like sample charts CPU cores together, memory together, processes by field; non-numeric messages are counted as skipped.

@@ -9,7 +9,7 @@ use crate::{
     components::{LineChart, LinkBadge, QueuePicker},
     hooks::{navigate, now_ms, stream::use_charts, use_stats},
     route::Route,
-    state::series::HISTORY_SECS,
+    state::{axis::Unit, series::HISTORY_SECS},
 };
 
 #[derive(Properties, PartialEq)]
@@ -46,7 +46,7 @@ fn charts_panel(props: &ChartsPanelProps) -> Html {
         <div class="panel">
             <div class="meters">
                 <LinkBadge link={state.link.clone()} />
-                <span class="meter"><output id="samples">{ state.charts.samples }</output>{ " samples" }</span>
+                <span class="meter"><output aria-live="off" id="samples">{ state.charts.samples }</output>{ " samples" }</span>
                 <span class="meter">{ format!("{} series · last {} min", state.charts.series_count(), HISTORY_SECS / 60.0) }</span>
                 <a class="more" href={Route::Stream(Some(props.queue.clone())).to_hash()}>{ "Messages →" }</a>
             </div>
@@ -60,7 +60,8 @@ fn charts_panel(props: &ChartsPanelProps) -> Html {
                 <div class="chart-grid">
                     { for groups.into_iter().map(|(title, members)| {
                         let lines = members.into_iter().map(|m| (m.name.to_owned(), m.label.to_owned(), m.series.clone())).collect::<Vec<_>>();
-                        html! { <LineChart key={title.clone()} title={title.clone()} {lines} {span} /> }
+                        let unit = Unit::of_group(&title);
+                        html! { <LineChart key={title.clone()} title={title.clone()} {lines} {span} {unit} /> }
                     }) }
                 </div>
             }

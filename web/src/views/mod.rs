@@ -2,12 +2,14 @@
 
 mod charts;
 mod dashboard;
+mod queue;
 mod reduce;
 mod stream;
 mod worker;
 
 pub use charts::ChartsView;
 pub use dashboard::Dashboard;
+pub use queue::QueueView;
 pub use reduce::ReduceView;
 pub use stream::StreamView;
 pub use worker::WorkerView;

@@ -52,9 +52,10 @@ fn reduce_panel(props: &ReducePanelProps) -> Html {
     html! {
         <section class="reduce" aria-labelledby="reduce-title">
             <div class="view-head">
-                <h2 id="reduce-title">{ format!("Reduce: {}", props.job.name) }</h2>
+                <h2 id="reduce-title">{ format!("Totals: {}", props.job.name) }</h2>
                 <a class="more" href={worker_href.clone()}>{ "← Worker" }</a>
             </div>
+            <p class="lead">{ "Totals: the job's results so far, added up from what every worker posted; reading them takes nothing." }</p>
             <p class="hint">
                 { "Combines the partials posted to " }<code>{ results.as_str() }</code>
                 { " by the workers of " }<code>{ props.input.as_str() }</code>
@@ -65,12 +66,12 @@ fn reduce_panel(props: &ReducePanelProps) -> Html {
                 <p class="notice error" data-code={error.code().to_owned()} role="alert">{ error.to_string() }</p>
             }
             <dl class="figures">
-                <div><dt>{ "messages reduced" }</dt><dd><output id="reduce-processed">{ done }</output></dd></div>
-                <div><dt>{ "skipped" }</dt><dd><output id="reduce-skipped">{ progress.skipped }</output></dd></div>
-                <div><dt>{ "messages output" }</dt><dd><output id="reduce-outputs">{ progress.outputs }</output></dd></div>
-                <div><dt>{ "keys" }</dt><dd><output id="reduce-keys">{ state.keys }</output></dd></div>
-                <div><dt>{ "waiting in input" }</dt><dd><output id="reduce-waiting">{ waiting.map(|n| n.to_string()).unwrap_or_default() }</output></dd></div>
-                <div><dt>{ "results read" }</dt><dd><output id="reduce-read">{ state.read }</output></dd></div>
+                <div><dt>{ "messages reduced" }</dt><dd><output aria-live="off" id="reduce-processed">{ done }</output></dd></div>
+                <div><dt>{ "skipped" }</dt><dd><output aria-live="off" id="reduce-skipped">{ progress.skipped }</output></dd></div>
+                <div><dt>{ "messages output" }</dt><dd><output aria-live="off" id="reduce-outputs">{ progress.outputs }</output></dd></div>
+                <div><dt>{ "keys" }</dt><dd><output aria-live="off" id="reduce-keys">{ state.keys }</output></dd></div>
+                <div><dt>{ "waiting in input" }</dt><dd><output aria-live="off" id="reduce-waiting">{ waiting.map(|n| n.to_string()).unwrap_or_default() }</output></dd></div>
+                <div><dt>{ "results read" }</dt><dd><output aria-live="off" id="reduce-read">{ state.read }</output></dd></div>
             </dl>
             <progress id="reduce-progress" max={total.max(1).to_string()} value={done.to_string()} />
             if progress.ignored > 0 || state.failed > 0 {

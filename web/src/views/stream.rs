@@ -1,6 +1,7 @@
 //! `#/stream/<queue>`: the live view. Messages arrive over WebSocket (or SSE, or COMET), are
 //! rendered once per animation frame, newest first, at most `ROW_CAP` rows; with the rate, a
-//! sparkline, pause/clear, a filter and the connection state.
+//! sparkline, pause/clear, a filter and the connection state. It observes (takes nothing)
+//! unless the user picks the labelled consume mode.
 
 use std::rc::Rc;
 
@@ -51,7 +52,12 @@ struct StreamPanelProps {
 
 #[function_component(StreamPanel)]
 fn stream_panel(props: &StreamPanelProps) -> Html {
-    let state = use_queue_stream(Some(props.queue.clone()));
+    let consume = use_state(|| false);
+    let state = use_queue_stream(Some(props.queue.clone()), !*consume);
+    let set_mode = |to: bool| {
+        let consume = consume.clone();
+        Callback::from(move |_: Event| consume.set(to))
+    };
     let rows: Vec<Rc<Row>> = state.visible().cloned().collect();
     let dispatch = |action: fn(bool) -> Action, arg: bool| {
         let state = state.clone();
@@ -69,11 +75,22 @@ fn stream_panel(props: &StreamPanelProps) -> Html {
         <div class="panel">
             <div class="meters">
                 <LinkBadge link={state.link.clone()} />
-                <span class="meter"><output id="received" data-count={state.received.to_string()}>{ state.received }</output>{ " received" }</span>
-                <span class="meter"><output id="rate">{ format_rate(state.rate()) }</output>{ " msg/s" }</span>
+                <span class="meter"><output aria-live="off" id="received" data-count={state.received.to_string()}>{ state.received }</output>{ " received" }</span>
+                <span class="meter"><output aria-live="off" id="rate">{ format_rate(state.rate()) }</output>{ " msg/s" }</span>
                 <Sparkline counts={state.rate.spark()} />
+                <a class="more" href={Route::Queue(props.queue.clone()).to_hash()}>{ "Queue page →" }</a>
                 <a class="more" href={Route::Charts(props.queue.clone()).to_hash()}>{ "Charts →" }</a>
             </div>
+            <fieldset class="mode" id="mode" data-mode={if *consume { "consume" } else { "observe" }}>
+                <legend>{ "Mode" }</legend>
+                <label><input type="radio" name="mode" id="mode-observe" checked={!*consume} onchange={set_mode(false)} />{ "Observe" }</label>
+                <label><input type="radio" name="mode" id="mode-consume" checked={*consume} onchange={set_mode(true)} />{ format!("Consume {}", props.queue) }</label>
+                <span class="hint" id="mode-hint">{ if *consume {
+                    "Consuming: every message shown is taken off the queue, as a hard get does; workers get nothing while you watch."
+                } else {
+                    "Observing: you see every message added from now on; nothing leaves the queue."
+                } }</span>
+            </fieldset>
             <div class="controls">
                 <button id="pause" aria-pressed={state.paused.to_string()} onclick={pause}>
                     { if state.paused { "Resume" } else { "Pause" } }
@@ -90,7 +107,6 @@ fn stream_panel(props: &StreamPanelProps) -> Html {
                 </span>
             </div>
             <MessageList {rows} />
-            <p class="hint">{ "Watching takes messages off the queue, as a hard get does; with the broadcast policy every viewer sees every message." }</p>
         </div>
     }
 }

@@ -2,12 +2,18 @@
 //! someone's link), starts it, and the tab consumes the input queue with the other tabs on it
 //! (roundrobin, ack mode), running the job in a sandboxed Web Worker.
 
-use restmq_shared::QueueName;
-use yew::prelude::*;
+use std::{cell::RefCell, rc::Rc};
+
+use restmq_shared::{Policy, QueueName};
+use yew::{platform::spawn_local, prelude::*};
 
 use crate::{
+    api,
     components::{plural, JobEditor, QueuePicker},
-    hooks::{mapreduce::use_job_runner, navigate, use_stats},
+    hooks::{
+        mapreduce::{use_job_runner, RunnerState},
+        navigate, use_stats,
+    },
     route::Route,
     state::job::{presets, Job},
 };
@@ -64,6 +70,7 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
                 <QueuePicker id="worker-jobs" label="Input queue" action="Use" queue={Some(input.clone())}
                     queues={stats.queue_names()} on_pick={Callback::from(|q| navigate(&Route::Worker(q, None)))} />
             </div>
+            <p class="lead">{ "Worker: this tab takes messages from a queue and runs your job on them, sharing the queue with every other tab that opens the same link." }</p>
             <p class="hint">
                 { "Write a job, or start from a preset; Start runs it in a sandboxed Web Worker on the messages of " }
                 <code>{ input.as_str() }</code>
@@ -82,18 +89,24 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
                 </span>
                 <button id="job-copy" onclick={copy}>{ "Copy link" }</button>
                 <input id="job-link" class="job-link" readonly=true value={link} aria-label="link to this job" />
-                <a id="job-reduce-link" class="more" href={reduce_href}>{ "Reduce view →" }</a>
+                <a id="job-reduce-link" class="more" href={reduce_href}>{ "Totals →" }</a>
             </div>
             if let Some(error) = &state.error {
                 <p class="notice error" role="alert">{ error }</p>
             }
+            if let Some(previous) = state.previous_policy {
+                <p class="notice" id="policy-changed">
+                    { format!("This worker set {input} to roundrobin, so that tabs share its messages (it was {previous}). ") }
+                    <button id="restore-policy" onclick={restore(input.clone(), previous, runner.state.clone())}>{ format!("Restore {previous}") }</button>
+                </p>
+            }
             <dl class="figures">
                 <div><dt>{ "worker" }</dt><dd><code id="worker-id">{ &*id }</code></dd></div>
-                <div><dt>{ "processed" }</dt><dd><output id="worker-processed">{ state.processed }</output></dd></div>
-                <div><dt>{ "skipped" }</dt><dd><output id="worker-skipped">{ state.skipped }</output></dd></div>
-                <div><dt>{ "partials posted" }</dt><dd><output id="worker-posted">{ state.posted }</output></dd></div>
-                <div><dt>{ "messages output" }</dt><dd><output id="worker-outputs">{ state.outputs }</output></dd></div>
-                <div><dt>{ "waiting" }</dt><dd><output id="worker-waiting">{ waiting.map(|n| n.to_string()).unwrap_or_default() }</output></dd></div>
+                <div><dt>{ "processed" }</dt><dd><output aria-live="off" id="worker-processed">{ state.processed }</output></dd></div>
+                <div><dt>{ "skipped" }</dt><dd><output aria-live="off" id="worker-skipped">{ state.skipped }</output></dd></div>
+                <div><dt>{ "partials posted" }</dt><dd><output aria-live="off" id="worker-posted">{ state.posted }</output></dd></div>
+                <div><dt>{ "messages output" }</dt><dd><output aria-live="off" id="worker-outputs">{ state.outputs }</output></dd></div>
+                <div><dt>{ "waiting" }</dt><dd><output aria-live="off" id="worker-waiting">{ waiting.map(|n| n.to_string()).unwrap_or_default() }</output></dd></div>
             </dl>
             if let Some(consumers) = consumers {
                 <p class="meter">{ format!("{} on {input}", plural(consumers, "consumer")) }</p>
@@ -107,6 +120,21 @@ pub fn worker_view(props: &WorkerViewProps) -> Html {
             }
         </section>
     }
+}
+
+/// Sets `input` back to the policy it had before the worker, and forgets it.
+fn restore(input: QueueName, previous: Policy, state: Rc<RefCell<RunnerState>>) -> Callback<MouseEvent> {
+    Callback::from(move |_: MouseEvent| {
+        let (input, state) = (input.clone(), state.clone());
+        spawn_local(async move {
+            match api::set_policy(&input, previous).await {
+                Ok(()) => state.borrow_mut().previous_policy = None,
+                Err(error) => {
+                    state.borrow_mut().error = Some(format!("Could not restore {previous}: {error}"))
+                }
+            }
+        });
+    })
 }
 
 /// The whole address of `route` on this page, to share.
