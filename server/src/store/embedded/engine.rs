@@ -102,13 +102,13 @@ impl Engine {
         if self.failure.is_some() || !writes {
             return (jobs.into_iter().map(|(job, _)| job(self)).collect(), None);
         }
-        if let Err(error) = self.db.conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(error) = self.db.run_cached("BEGIN IMMEDIATE") {
             self.broken = Some(error);
         }
         let replies: Vec<Reply> = jobs.into_iter().map(|(job, _)| job(self)).collect();
         let committed = match self.broken.take() {
             Some(error) => Err(error),
-            None => self.db.flush_dirty().and_then(|()| self.db.conn.execute_batch("COMMIT")),
+            None => self.db.flush_dirty().and_then(|()| self.db.run_cached("COMMIT")),
         };
         let result = committed.map_err(|error| self.fail(&error));
         (replies, Some(result))

@@ -14,10 +14,12 @@
 //! then answer `507` and `ping` fails until the disk takes writes again; reads go on. A data
 //! directory of the earlier redb format is migrated on first start (see `migrate`).
 
+mod answers;
 mod batcher;
 mod browse;
 mod catalog;
 mod engine;
+mod leases;
 mod legacy;
 mod migrate;
 mod ops;
