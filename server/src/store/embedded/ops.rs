@@ -31,18 +31,33 @@ struct Row {
     deliveries: i64,
 }
 
-const HEAD: &str = "SELECT id, n, value, expires_at, reads, deliveries FROM messages \
-                    WHERE queue = ?1 AND state = 0 ORDER BY n LIMIT ?2";
+/// No `LIMIT ?` in a cached statement: SQLite re-prepares a statement whose `LIMIT` parameter
+/// is bound anew each run; the rows are taken from the cursor instead, which stops there.
+pub const HEAD: &str = "SELECT id, n, value, expires_at, reads, deliveries FROM messages \
+                    WHERE queue = ?1 AND state = 0 ORDER BY n";
 
 impl Db {
     pub(super) fn meta(&self, queue: &QueueName) -> Option<&QueueMeta> {
         self.catalog.queues.get(queue)
     }
 
-    /// The queue's meta, registering it; its row is written before the commit.
+    /// The queue's meta, registering it (a new queue's row is written before the commit).
+    /// Adds alone leave the row's counter behind: the counter read back at start-up is the
+    /// larger of the row's and the highest message number, and every removal writes the row.
     fn register(&mut self, queue: &QueueName) -> &mut QueueMeta {
-        self.dirty.insert(queue.clone());
-        self.catalog.register(queue).0
+        let (_, new) = self.catalog.register(queue);
+        if new {
+            self.dirty.insert(queue.clone());
+        }
+        self.catalog.queues.get_mut(queue).expect("registered above")
+    }
+
+    /// Marks `queue`'s row for writing: its settings changed or a message left it (so the
+    /// highest number may be gone, and the counter must be on disk).
+    pub(super) fn touch(&mut self, queue: &QueueName) {
+        if !self.dirty.contains(queue) {
+            self.dirty.insert(queue.clone());
+        }
     }
 
     /// Runs a statement without parameters, prepared once (`BEGIN`, `COMMIT`).
@@ -69,7 +84,7 @@ impl Db {
     /// The oldest `max` waiting rows of queue `id`.
     fn head(&self, id: i64, max: usize) -> Sql<Vec<Row>> {
         let mut stmt = self.conn.prepare_cached(HEAD)?;
-        let rows = stmt.query_map(params![id, max as i64], |r| {
+        let rows = stmt.query_map(params![id], |r| {
             Ok(Row {
                 id: r.get(0)?,
                 n: r.get::<_, i64>(1)? as u64,
@@ -79,7 +94,7 @@ impl Db {
                 deliveries: r.get(5)?,
             })
         })?;
-        rows.collect()
+        rows.take(max).collect()
     }
 
     pub(super) fn delete_row(&self, id: i64) -> Sql<()> {
@@ -178,13 +193,15 @@ impl Db {
         now: u64,
         mut each: impl FnMut(&Self, (u64, String, i64, i64, i64)) -> Sql<()>,
     ) -> Sql<usize> {
-        let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(0) };
+        // Nothing waits (the count includes expired messages not yet swept): no read at all.
+        let Some(id) = self.meta(queue).filter(|m| m.waiting > 0).map(|m| m.id) else { return Ok(0) };
         let mut taken = 0;
         while taken < max {
             let rows = self.head(id, max - taken)?;
             if rows.is_empty() {
                 break;
             }
+            self.touch(queue);
             for row in rows {
                 if row.expires_at.is_some_and(|at| at as u64 <= now) {
                     self.delete_row(row.id)?;
@@ -216,6 +233,7 @@ impl Db {
             let Some(row) = self.head(id, 1)?.pop() else { return Ok(None) };
             if row.expires_at.is_some_and(|at| at as u64 <= now) {
                 self.delete_row(row.id)?;
+                self.touch(queue);
                 if let Some(meta) = self.catalog.queues.get_mut(queue) {
                     meta.waiting = meta.waiting.saturating_sub(1);
                 }
@@ -239,6 +257,10 @@ impl Db {
         let mut stmt =
             self.conn.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND state = ?2 AND n = ?3")?;
         let found = stmt.execute(params![id, state, key.n as i64])? > 0;
+        drop(stmt);
+        if found {
+            self.touch(&key.queue);
+        }
         if found && state == WAITING {
             let meta = self.catalog.queues.get_mut(&key.queue).expect("has an id");
             meta.waiting = meta.waiting.saturating_sub(1);
@@ -263,6 +285,7 @@ impl Db {
     /// Removes every message of the queue (waiting, leased, delayed), keeping its counter and
     /// settings. `true` when it held any.
     pub fn purge(&mut self, queue: &QueueName) -> Sql<bool> {
+        self.touch(queue);
         let Some(meta) = self.catalog.queues.get_mut(queue) else { return Ok(false) };
         let held = meta.waiting + meta.delayed > 0 || !meta.leases.is_empty();
         (meta.waiting, meta.delayed) = (0, 0);
@@ -275,16 +298,17 @@ impl Db {
     /// Changes a queue's settings, registering it.
     pub fn settings(&mut self, queue: &QueueName, change: impl FnOnce(&mut QueueMeta)) -> StoreResult<()> {
         change(self.register(queue));
+        self.touch(queue);
         Ok(())
     }
 
     pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
         let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(Vec::new()) };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT n FROM messages WHERE queue = ?1 AND state = 0 ORDER BY n DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![id, max as i64], |r| r.get::<_, i64>(0))?;
-        rows.map(|n| n.map(|n| MessageKey::new(queue.clone(), n as u64))).collect()
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT n FROM messages WHERE queue = ?1 AND state = 0 ORDER BY n DESC")?;
+        let rows = stmt.query_map(params![id], |r| r.get::<_, i64>(0))?;
+        rows.take(max).map(|n| n.map(|n| MessageKey::new(queue.clone(), n as u64))).collect()
     }
 
     /// Makes delayed messages due by `now` wait; returns the queues that got some.
@@ -316,8 +340,9 @@ impl Db {
         let ids: Vec<i64> = stmt.query_map(params![now as i64], |r| r.get(0))?.collect::<Sql<_>>()?;
         drop(stmt);
         for id in &ids {
-            if let Some(meta) = self.catalog.queues.values_mut().find(|m| m.id == *id) {
+            if let Some((queue, meta)) = self.catalog.queues.iter_mut().find(|(_, m)| m.id == *id) {
                 meta.waiting = meta.waiting.saturating_sub(1);
+                self.dirty.insert(queue.clone());
             }
         }
         Ok(ids.len() as u64)
