@@ -6,17 +6,20 @@
 //! - [`measure`]: latency histograms, samples, CPU time and RSS from `/proc`.
 //! - [`http_load`]: the `publish` and `pop` scenarios.
 //! - [`stream`]: the `e2e`, `fanout` and `idle` scenarios.
+//! - [`backlog`]: the embedded store's 1,000,000-message backlog: RSS, restart, drain.
 //! - [`servers`]: starting restmq, nginx + nchan, the ceiling and Redis, pinned.
 //! - [`suite`]: every server, every scenario, several runs.
-//! - [`report`]: the text of BENCHMARKS.md.
+//! - [`report`]: the text of BENCHMARKS.md; [`stores`]: its section comparing the stores.
 //! - [`plot`]: the SVG plots.
 
+pub mod backlog;
 pub mod client;
 pub mod http_load;
 pub mod measure;
 pub mod plot;
 pub mod report;
 pub mod servers;
+pub mod stores;
 pub mod stream;
 pub mod suite;
 pub mod target;

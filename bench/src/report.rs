@@ -172,6 +172,7 @@ pub fn render(results: &Results, plan: &Plan, machine: &Machine, quick: bool, no
             let _ = writeln!(w, "| {t} | {} | {:.1} | {ratio} |", s.count, s.extra);
         }
     }
+    crate::stores::section(w, results, plan);
     targets(w, results, plan);
     if !results.failures.is_empty() {
         let _ = writeln!(w, "\n## Failed runs\n");
@@ -277,7 +278,7 @@ fn ratio(results: &Results, scenario: &str, target: &str, f: impl Fn(&Sample) ->
 }
 
 /// `12,345`.
-fn rate(v: f64) -> String {
+pub(crate) fn rate(v: f64) -> String {
     let digits = format!("{:.0}", v.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -295,7 +296,7 @@ fn throughput(s: &Sample) -> String {
 }
 
 /// Microseconds, `—` when not measured.
-fn us(v: f64) -> String {
+pub(crate) fn us(v: f64) -> String {
     match v {
         v if v <= 0.0 => "—".to_owned(),
         v if v < 100.0 => format!("{v:.1}"),

@@ -79,16 +79,21 @@ impl Env {
     /// `restmq serve` on `store` (`memory`, `embedded` or `redis`).
     pub fn restmq(&self, store: &str, redis: SocketAddr) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
+        let mut server = self.restmq_in(store, redis, &dir.path().join("data"))?;
+        server._dir = Some(dir);
+        Ok(server)
+    }
+
+    /// `restmq serve` on `store` with its data in `data_dir` (kept when the server stops).
+    pub fn restmq_in(&self, store: &str, redis: SocketAddr, data_dir: &Path) -> anyhow::Result<Server> {
         let addr = free_addr()?;
         let (listen, data, redis_url) =
-            (addr.to_string(), dir.path().join("data").display().to_string(), format!("redis://{redis}"));
+            (addr.to_string(), data_dir.display().to_string(), format!("redis://{redis}"));
         let args =
             ["serve", "--store", store, "--listen", &listen, "--data-dir", &data, "--redis-url", &redis_url];
         let mut cmd = self.command(&self.restmq_bin, &args);
         cmd.env("RUST_LOG", "warn");
-        let mut server = self.spawn(&format!("restmq-{store}"), Flavor::Restmq, cmd, addr)?;
-        server._dir = Some(dir);
-        Ok(server)
+        self.spawn(&format!("restmq-{store}"), Flavor::Restmq, cmd, addr)
     }
 
     /// nginx + nchan with `memory` or `redis` storage, one worker process.

@@ -30,6 +30,8 @@ pub struct Plan {
     pub fanout_deliveries: u64,
     pub idle_conns: usize,
     pub redis_benchmark_requests: u64,
+    /// Messages of the embedded store's backlog run (0: no run).
+    pub backlog: u64,
 }
 
 impl Plan {
@@ -51,6 +53,7 @@ impl Plan {
             fanout_deliveries: 100_000,
             idle_conns: 2_000,
             redis_benchmark_requests: 300_000,
+            backlog: 1_000_000,
         }
     }
 
@@ -72,6 +75,7 @@ impl Plan {
             fanout_deliveries: 1_000,
             idle_conns: 50,
             redis_benchmark_requests: 5_000,
+            backlog: 2_000,
         }
     }
 
@@ -121,6 +125,8 @@ pub struct Results {
     pub wall: Duration,
     /// Runs that failed, as `target scenario: error`.
     pub failures: Vec<String>,
+    /// The embedded store's backlog run.
+    pub backlog: Option<crate::backlog::Backlog>,
 }
 
 impl Results {
@@ -192,6 +198,13 @@ pub async fn run(env: &Env, plan: &Plan, only: &[String]) -> anyhow::Result<Resu
                 }
                 bar.inc(1);
             }
+        }
+    }
+    if plan.backlog > 0 && (only.is_empty() || only.iter().any(|o| o == "restmq-embedded")) {
+        bar.set_message(format!("restmq-embedded: backlog of {}", plan.backlog));
+        match crate::backlog::backlog(env, redis.target.addr, plan.backlog, plan.publish.conns).await {
+            Ok(backlog) => results.backlog = Some(backlog),
+            Err(err) => results.failures.push(format!("restmq-embedded backlog: {err:#}")),
         }
     }
     for run in 0..plan.runs {

@@ -59,6 +59,12 @@ fn println_raw(line: &str) {
     out.flush().unwrap();
 }
 
+/// A child's line from its `SENT ` or `ACK `: libtest prints `test child_writer ... ` with
+/// no line end before the test runs, so the first line carries it in front.
+fn event(line: &str) -> &str {
+    line.find("SENT ").or_else(|| line.find("ACK ")).map_or(line, |i| &line[i..])
+}
+
 /// Kills the child when dropped, so no failure path leaves it running.
 struct KillOnDrop(Child);
 
@@ -100,6 +106,7 @@ async fn acknowledged_adds_survive_kill9() {
         let line = lines
             .recv_timeout(left)
             .unwrap_or_else(|e| panic!("child gave {} acks before {e:?} (want {KILL_AFTER})", acked.len()));
+        let line = event(&line);
         if line.starts_with("SENT ") {
             sent += 1;
         } else if let Some(rest) = line.strip_prefix("ACK ") {
@@ -112,6 +119,7 @@ async fn acknowledged_adds_survive_kill9() {
     assert!(!status.success(), "the child was killed, not finished");
     // Lines already in the pipe when the child died count too.
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) {
+        let line = event(&line);
         if line.starts_with("SENT ") {
             sent += 1;
         } else if let Some(rest) = line.strip_prefix("ACK ") {

@@ -25,11 +25,11 @@ impl Db {
         let mut stmt = self.conn.prepare_cached(
             "SELECT n, value, expires_at, reads, deliveries, visible_at FROM messages \
              WHERE queue = ?1 AND state = ?2 AND n > ?3 AND (expires_at IS NULL OR expires_at > ?4) \
-             ORDER BY n LIMIT ?5",
+             ORDER BY n",
         )?;
         let state = if leased { LEASED } else { WAITING };
         let rows = stmt.query_map(
-            params![meta.id, state, i64::try_from(after).unwrap_or(i64::MAX), now as i64, limit as i64],
+            params![meta.id, state, i64::try_from(after).unwrap_or(i64::MAX), now as i64],
             |r| {
                 let deadline: Option<i64> = r.get(5)?;
                 Ok(BrowsedMessage {
@@ -42,6 +42,7 @@ impl Db {
                 })
             },
         )?;
-        rows.collect()
+        // No `LIMIT ?`: see `ops::HEAD`.
+        rows.take(limit).collect()
     }
 }

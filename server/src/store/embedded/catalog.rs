@@ -108,13 +108,18 @@ impl Catalog {
             by_id.insert(id, queue.clone());
             catalog.queues.insert(queue, QueueMeta::from_row(id, counter, policy, status));
         }
-        let mut stmt = conn.prepare("SELECT queue, state, count(*) FROM messages GROUP BY queue, state")?;
-        let counts =
-            stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+        // Adds do not write the queue's row (see `Db::register`): its counter is at least the
+        // highest number of its messages.
+        let mut stmt =
+            conn.prepare("SELECT queue, state, count(*), max(n) FROM messages GROUP BY queue, state")?;
+        let counts = stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        })?;
         let mut leased = Vec::new();
         for row in counts {
-            let (id, state, count) = row?;
+            let (id, state, count, last) = row?;
             let Some(meta) = by_id.get(&id).and_then(|q| catalog.queues.get_mut(q)) else { continue };
+            meta.counter = meta.counter.max(last as u64);
             match state {
                 WAITING => meta.waiting += count as u64,
                 DELAYED => meta.delayed += count as u64,
@@ -141,5 +146,32 @@ impl Catalog {
             }
         }
         Ok(catalog)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use restmq_shared::QueueName;
+
+    use crate::store::{EmbeddedStore, QueueStore};
+
+    /// Adds leave the queue's row behind, yet a reopened store numbers on from the highest
+    /// message, and after a get emptied the queue, from the counter written with it.
+    #[tokio::test]
+    async fn numbers_go_on_after_a_restart_whether_the_queue_holds_messages_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = QueueName::try_from("numbers").unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        for value in ["a", "b", "c"] {
+            store.add(&q, value.to_owned(), None).await.unwrap();
+        }
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.add(&q, "d".to_owned(), None).await.unwrap().n, 4);
+        assert_eq!(store.pop(&q, usize::MAX).await.unwrap().len(), 4);
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.add(&q, "e".to_owned(), None).await.unwrap().n, 5);
+        store.close().await.unwrap();
     }
 }

@@ -1,6 +1,6 @@
-//! The `embedded` backend's one engine thread: it runs the store's operations in the order
-//! they were sent, a batch of them in one SQLite transaction, and answers every operation of
-//! a batch once the batch is committed (in the kernel; fsynced first with `--fsync always`).
+//! The `embedded` backend's engine: the connection and catalog, and how a batch of the
+//! store's operations runs — in the order they were sent, in one SQLite transaction, answered
+//! once the batch is committed (in the kernel: the WAL is written at `COMMIT`).
 //!
 //! A batch that fails (a full disk, an I/O error) is rolled back whole and every operation in
 //! it is answered with the failure; the catalog is read back from the database, so memory
@@ -9,21 +9,13 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use tokio::sync::oneshot;
 
 use super::catalog::Catalog;
 use super::ops::Db;
-use crate::config::Fsync;
 use crate::store::StoreError;
 
-/// The most operations in one transaction.
-const MAX_BATCH: usize = 1024;
-/// How far behind the fsync of `--fsync everysec` may be.
-const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// The first wait before trying a refusing disk again; it doubles up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(5);
@@ -60,7 +52,7 @@ impl Failure {
 /// Answers an operation once its batch is committed (or not).
 pub type Reply = Box<dyn FnOnce(Result<(), Failure>) + Send>;
 
-/// What the engine thread holds besides the connection: failure, broken batch, paths.
+/// What the engine holds besides the connection: the failure, the broken batch, paths.
 pub struct Engine {
     pub db: Db,
     /// Set while the disk refuses writes.
@@ -68,22 +60,17 @@ pub struct Engine {
     /// The SQLite error that broke the open batch: the rest of it does not run.
     pub broken: Option<rusqlite::Error>,
     pub path: PathBuf,
-    fsync: Fsync,
+    /// When to probe a refusing disk next, and the wait after that.
+    next_try: Instant,
+    retry: Duration,
 }
 
 /// One operation: runs against the engine and returns how to answer it.
 pub type Job = Box<dyn FnOnce(&mut Engine) -> Reply + Send>;
 
-pub enum Cmd {
-    /// An operation; `true` when it changes the store (refused while the disk is failing).
-    Job(Job, bool),
-    /// Sync and release the database, then answer.
-    Close(oneshot::Sender<Result<(), Failure>>),
-}
-
 impl Engine {
-    pub fn new(db: Db, path: PathBuf, fsync: Fsync) -> Self {
-        Self { db, failure: None, broken: None, path, fsync }
+    pub fn new(db: Db, path: PathBuf) -> Self {
+        Self { db, failure: None, broken: None, path, next_try: Instant::now(), retry: FIRST_RETRY }
     }
 
     /// Whether a job must not run: the batch broke, or it writes while the disk fails.
@@ -94,86 +81,37 @@ impl Engine {
         self.failure.as_ref().filter(|_| write).map(Failure::to_error)
     }
 
-    /// Runs the thread's loop until closed or every sender is gone.
-    pub fn run(mut self, rx: Receiver<Cmd>) {
-        let (mut unsynced, mut synced) = (false, Instant::now());
-        let (mut retry, mut next_try) = (FIRST_RETRY, Instant::now());
-        let mut close = None;
-        while close.is_none() {
-            let wait = if self.failure.is_some() {
-                next_try.saturating_duration_since(Instant::now())
-            } else if unsynced && self.fsync == Fsync::Everysec {
-                SYNC_EVERY.saturating_sub(synced.elapsed())
-            } else {
-                Duration::from_secs(3600)
-            };
-            let mut jobs = Vec::new();
-            let mut next = match rx.recv_timeout(wait) {
-                Ok(cmd) => Some(cmd),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            while let Some(cmd) = next.take() {
-                match cmd {
-                    Cmd::Job(job, write) => jobs.push((job, write)),
-                    Cmd::Close(ack) => {
-                        close = Some(ack);
-                        break;
-                    }
-                }
-                if jobs.len() < MAX_BATCH {
-                    next = rx.try_recv().ok();
-                }
-            }
-            if !jobs.is_empty() {
-                unsynced |= self.batch(jobs);
-            }
-            if self.failure.is_some() && Instant::now() >= next_try {
-                if self.recover() {
-                    retry = FIRST_RETRY;
-                } else {
-                    next_try = Instant::now() + retry;
-                    retry = (retry * 2).min(MAX_RETRY);
-                }
-            }
-            if unsynced && self.fsync == Fsync::Everysec && synced.elapsed() >= SYNC_EVERY {
-                self.sync_wal();
-                (unsynced, synced) = (false, Instant::now());
-            }
+    /// While the disk refuses writes, probes it again once the wait is over.
+    pub fn retry_if_due(&mut self) {
+        if self.failure.is_none() || Instant::now() < self.next_try {
+            return;
         }
-        // Closing the connection checkpoints the WAL into the database, synced.
-        self.sync_wal();
-        let result = self.db.conn.close().map_err(|(_, e)| Failure::of(&e));
-        if let Some(ack) = close {
-            let _ = ack.send(result);
+        if self.recover() {
+            self.retry = FIRST_RETRY;
+        } else {
+            self.next_try = Instant::now() + self.retry;
+            self.retry = (self.retry * 2).min(MAX_RETRY);
         }
     }
 
-    /// Runs `jobs` in one transaction and answers them. Returns whether anything was written.
-    fn batch(&mut self, jobs: Vec<(Job, bool)>) -> bool {
+    /// Runs `jobs` in one transaction. Returns how to answer them and whether the batch
+    /// committed a write (`None` when it wrote nothing).
+    pub fn batch(&mut self, jobs: Vec<(Job, bool)>) -> (Vec<Reply>, Option<Result<(), Failure>>) {
+        self.retry_if_due();
         let writes = jobs.iter().any(|(_, write)| *write);
         if self.failure.is_some() || !writes {
-            for (job, _) in jobs {
-                job(self)(Ok(()));
-            }
-            return false;
+            return (jobs.into_iter().map(|(job, _)| job(self)).collect(), None);
         }
-        if let Err(error) = self.db.conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(error) = self.db.run_cached("BEGIN IMMEDIATE") {
             self.broken = Some(error);
         }
         let replies: Vec<Reply> = jobs.into_iter().map(|(job, _)| job(self)).collect();
         let committed = match self.broken.take() {
             Some(error) => Err(error),
-            None => self.db.flush_dirty().and_then(|()| self.db.conn.execute_batch("COMMIT")),
+            None => self.db.flush_dirty().and_then(|()| self.db.run_cached("COMMIT")),
         };
-        let result = match committed {
-            Ok(()) => Ok(()),
-            Err(error) => Err(self.fail(&error)),
-        };
-        for reply in replies {
-            reply(result.clone());
-        }
-        result.is_ok()
+        let result = committed.map_err(|error| self.fail(&error));
+        (replies, Some(result))
     }
 
     /// After a failed batch: rolls it back, reads the catalog back from the database, and
@@ -225,16 +163,21 @@ impl Engine {
 
     /// Fsyncs what was committed so far (the tail of the WAL not yet checkpointed).
     pub fn sync_wal(&self) {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        match File::open(&wal) {
-            Ok(file) => {
-                if let Err(error) = file.sync_data() {
-                    tracing::warn!(%error, "embedded store: fsync of the journal failed");
-                }
+        sync_wal(&self.path);
+    }
+}
+
+/// Fsyncs the WAL of the database at `path` (what was committed since the last checkpoint).
+pub fn sync_wal(path: &Path) {
+    let mut wal = path.to_path_buf().into_os_string();
+    wal.push("-wal");
+    match File::open(&wal) {
+        Ok(file) => {
+            if let Err(error) = file.sync_data() {
+                tracing::warn!(%error, "embedded store: fsync of the journal failed");
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => tracing::warn!(%error, "embedded store: cannot open the journal to fsync it"),
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => tracing::warn!(%error, "embedded store: cannot open the journal to fsync it"),
     }
 }

@@ -2,36 +2,42 @@
 //! mode, one connection held exclusively), memory holding only a catalog per queue (counter,
 //! settings, counts, leases) and SQLite's page cache (`--cache-mib`).
 //!
-//! Durability: one engine thread runs the operations in the order they were sent, a batch in
-//! one transaction, and answers them once it is committed. A commit is written to the WAL in
-//! the kernel before any answer, so an acknowledged change survives `kill -9`; what survives a
-//! power loss is `--fsync`'s: `always` fsyncs the WAL at each commit (group commit), `everysec`
-//! (default) at most a second later, `never` leaves it to the OS and to checkpoints. Gets,
-//! soft reads and leases are committed like adds, before they are answered.
+//! Durability: the operations run in the order they were sent, those of the requests ready
+//! together in one transaction (see `batcher`), on the caller's thread, and are answered once
+//! it is committed. A commit is written to the WAL in the kernel before any answer, so an
+//! acknowledged change survives `kill -9`; what survives a power loss is `--fsync`'s: `always`
+//! fsyncs the WAL before answering (group commit), `everysec` (default) at most a second
+//! later, `never` leaves it to the OS and to checkpoints; the fsyncs run on the `syncer`
+//! thread. Gets, soft reads and leases are committed like adds, before they are answered.
 //!
 //! A batch the disk refuses (full) is rolled back whole: nothing of it is ever visible. Writes
 //! then answer `507` and `ping` fails until the disk takes writes again; reads go on. A data
 //! directory of the earlier redb format is migrated on first start (see `migrate`).
 
+mod answers;
+mod batcher;
 mod browse;
 mod catalog;
 mod engine;
+mod leases;
 mod legacy;
 mod migrate;
 mod ops;
+mod syncer;
 
 use std::path::Path;
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use self::batcher::{Batcher, FlushOnDrop};
 use self::catalog::{Catalog, SCHEMA};
-use self::engine::{Cmd, Engine, Job, Reply};
+use self::engine::{Engine, Job, Reply};
 use self::ops::{Db, Sql};
+use self::syncer::Syncer;
 use super::state::{after, expiry, millis, now_ms};
 use super::{
     Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo,
@@ -59,8 +65,7 @@ impl Default for EmbeddedOptions {
 /// A durable store; cloning is shallow.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    /// `None` once closed.
-    engine: Arc<Mutex<Option<Sender<Cmd>>>>,
+    batcher: Arc<Batcher>,
 }
 
 fn backend(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -89,17 +94,14 @@ impl EmbeddedStore {
         let catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
         let db = Db { conn, catalog, dirty: Default::default() };
-        let engine = Engine::new(db, path, options.fsync);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("restmq-store".to_owned())
-            .spawn(move || engine.run(rx))
-            .map_err(|e| backend("cannot start the engine thread", e))?;
-        Ok(Self { engine: Arc::new(Mutex::new(Some(tx))) })
+        let syncer = Syncer::start(path.clone(), options.fsync)
+            .map_err(|e| backend("cannot start the syncer thread", e))?;
+        let engine = Engine::new(db, path);
+        Ok(Self { batcher: Arc::new(Batcher::new(engine, syncer)) })
     }
 
-    /// Runs `op` on the engine thread; answers once its batch is committed. `write` ops are
-    /// refused while the disk refuses writes.
+    /// Runs `op` in the next batch; answers once that is committed. `write` ops are refused
+    /// while the disk refuses writes.
     async fn call<T: Send + 'static>(
         &self,
         write: bool,
@@ -119,13 +121,12 @@ impl EmbeddedStore {
                 let _ = tx.send(committed.map_err(|f| f.to_error()).and(out));
             })
         });
-        {
-            let engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-            let engine =
-                engine.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
-            engine.send(Cmd::Job(job, write)).map_err(|_| backend("store engine", "stopped"))?;
+        if self.batcher.push(job, write) {
+            let flush = FlushOnDrop(&self.batcher);
+            tokio::task::yield_now().await;
+            drop(flush);
         }
-        rx.await.map_err(|_| backend("store engine", "stopped"))?
+        rx.await.map_err(|_| StoreError::Backend("the store is closed".to_owned()))?
     }
 }
 
@@ -358,29 +359,12 @@ impl QueueStore for EmbeddedStore {
 
     /// Fails while the disk refuses writes, so that `/readyz` says so.
     async fn ping(&self) -> StoreResult<()> {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |engine: &mut Engine| -> Reply {
-            let failure = engine.failure.clone();
-            Box::new(move |_| drop(tx.send(failure.map_or(Ok(()), |f| Err(f.to_error())))))
-        });
-        {
-            let engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-            let engine =
-                engine.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".to_owned()))?;
-            engine.send(Cmd::Job(job, false)).map_err(|_| backend("store engine", "stopped"))?;
-        }
-        rx.await.map_err(|_| backend("store engine", "stopped"))?
+        self.batcher.ping()
     }
 
     /// Waits until everything sent so far is committed, synced and the database released;
     /// later operations fail. Closing twice is a no-op.
     async fn close(&self) -> StoreResult<()> {
-        let Some(engine) = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return Ok(());
-        };
-        let (ack, done) = oneshot::channel();
-        engine.send(Cmd::Close(ack)).map_err(|_| backend("store engine", "stopped"))?;
-        drop(engine);
-        done.await.map_err(|_| backend("store engine", "stopped"))?.map_err(|f| f.to_error())
+        self.batcher.close()
     }
 }

@@ -1,17 +1,15 @@
 //! The `embedded` backend's operations on its SQLite connection and catalog, run by the
 //! engine thread inside the transaction of their batch. Each returns `Err` only for an SQLite
 //! failure (which rolls the whole batch back); refusals (a full queue) are in the `Ok` value.
+//! Leases and redrive are in `leases`, idempotency answers in `answers`.
 
 use std::collections::BTreeSet;
 
 use restmq_shared::{MessageKey, QueueName};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
-use super::catalog::{Catalog, QueueMeta, DELAYED, LEASED, WAITING};
-use crate::store::{
-    dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit, PeekedMessage, StoreError, StoreResult,
-    StoredMessage,
-};
+use super::catalog::{Catalog, QueueMeta, DELAYED, WAITING};
+use crate::store::{LengthLimit, PeekedMessage, StoreError, StoreResult, StoredMessage};
 
 pub type Sql<T> = rusqlite::Result<T>;
 
@@ -33,18 +31,38 @@ struct Row {
     deliveries: i64,
 }
 
-const HEAD: &str = "SELECT id, n, value, expires_at, reads, deliveries FROM messages \
-                    WHERE queue = ?1 AND state = 0 ORDER BY n LIMIT ?2";
+/// No `LIMIT ?` in a cached statement: SQLite re-prepares a statement whose `LIMIT` parameter
+/// is bound anew each run; the rows are taken from the cursor instead, which stops there.
+pub const HEAD: &str = "SELECT id, n, value, expires_at, reads, deliveries FROM messages \
+                    WHERE queue = ?1 AND state = 0 ORDER BY n";
 
 impl Db {
-    fn meta(&self, queue: &QueueName) -> Option<&QueueMeta> {
+    pub(super) fn meta(&self, queue: &QueueName) -> Option<&QueueMeta> {
         self.catalog.queues.get(queue)
     }
 
-    /// The queue's meta, registering it; its row is written before the commit.
+    /// The queue's meta, registering it (a new queue's row is written before the commit).
+    /// Adds alone leave the row's counter behind: the counter read back at start-up is the
+    /// larger of the row's and the highest message number, and every removal writes the row.
     fn register(&mut self, queue: &QueueName) -> &mut QueueMeta {
-        self.dirty.insert(queue.clone());
-        self.catalog.register(queue).0
+        let (_, new) = self.catalog.register(queue);
+        if new {
+            self.dirty.insert(queue.clone());
+        }
+        self.catalog.queues.get_mut(queue).expect("registered above")
+    }
+
+    /// Marks `queue`'s row for writing: its settings changed or a message left it (so the
+    /// highest number may be gone, and the counter must be on disk).
+    pub(super) fn touch(&mut self, queue: &QueueName) {
+        if !self.dirty.contains(queue) {
+            self.dirty.insert(queue.clone());
+        }
+    }
+
+    /// Runs a statement without parameters, prepared once (`BEGIN`, `COMMIT`).
+    pub fn run_cached(&self, sql: &str) -> Sql<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(drop)
     }
 
     /// Writes the rows of the queues changed in this transaction.
@@ -66,7 +84,7 @@ impl Db {
     /// The oldest `max` waiting rows of queue `id`.
     fn head(&self, id: i64, max: usize) -> Sql<Vec<Row>> {
         let mut stmt = self.conn.prepare_cached(HEAD)?;
-        let rows = stmt.query_map(params![id, max as i64], |r| {
+        let rows = stmt.query_map(params![id], |r| {
             Ok(Row {
                 id: r.get(0)?,
                 n: r.get::<_, i64>(1)? as u64,
@@ -76,10 +94,10 @@ impl Db {
                 deliveries: r.get(5)?,
             })
         })?;
-        rows.collect()
+        rows.take(max).collect()
     }
 
-    fn delete_row(&self, id: i64) -> Sql<()> {
+    pub(super) fn delete_row(&self, id: i64) -> Sql<()> {
         self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute(params![id])?;
         Ok(())
     }
@@ -121,7 +139,7 @@ impl Db {
     }
 
     /// How many more messages `queue` may hold under `max` (waiting and delayed count).
-    fn room(&self, queue: &QueueName, max: u64) -> u64 {
+    pub(super) fn room(&self, queue: &QueueName, max: u64) -> u64 {
         max.saturating_sub(self.meta(queue).map_or(0, |m| m.waiting + m.delayed))
     }
 
@@ -168,20 +186,22 @@ impl Db {
 
     /// Takes up to `max` of the oldest live waiting messages off `queue`, calling `each` with
     /// every one (expired ones are deleted on the way, unseen). Returns how many were taken.
-    fn take(
+    pub(super) fn take(
         &mut self,
         queue: &QueueName,
         max: usize,
         now: u64,
         mut each: impl FnMut(&Self, (u64, String, i64, i64, i64)) -> Sql<()>,
     ) -> Sql<usize> {
-        let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(0) };
+        // Nothing waits (the count includes expired messages not yet swept): no read at all.
+        let Some(id) = self.meta(queue).filter(|m| m.waiting > 0).map(|m| m.id) else { return Ok(0) };
         let mut taken = 0;
         while taken < max {
             let rows = self.head(id, max - taken)?;
             if rows.is_empty() {
                 break;
             }
+            self.touch(queue);
             for row in rows {
                 if row.expires_at.is_some_and(|at| at as u64 <= now) {
                     self.delete_row(row.id)?;
@@ -213,6 +233,7 @@ impl Db {
             let Some(row) = self.head(id, 1)?.pop() else { return Ok(None) };
             if row.expires_at.is_some_and(|at| at as u64 <= now) {
                 self.delete_row(row.id)?;
+                self.touch(queue);
                 if let Some(meta) = self.catalog.queues.get_mut(queue) {
                     meta.waiting = meta.waiting.saturating_sub(1);
                 }
@@ -231,11 +252,15 @@ impl Db {
         self.delete_in(key, WAITING)
     }
 
-    fn delete_in(&mut self, key: &MessageKey, state: i64) -> Sql<bool> {
+    pub(super) fn delete_in(&mut self, key: &MessageKey, state: i64) -> Sql<bool> {
         let Some(id) = self.meta(&key.queue).map(|m| m.id) else { return Ok(false) };
         let mut stmt =
             self.conn.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND state = ?2 AND n = ?3")?;
         let found = stmt.execute(params![id, state, key.n as i64])? > 0;
+        drop(stmt);
+        if found {
+            self.touch(&key.queue);
+        }
         if found && state == WAITING {
             let meta = self.catalog.queues.get_mut(&key.queue).expect("has an id");
             meta.waiting = meta.waiting.saturating_sub(1);
@@ -260,6 +285,7 @@ impl Db {
     /// Removes every message of the queue (waiting, leased, delayed), keeping its counter and
     /// settings. `true` when it held any.
     pub fn purge(&mut self, queue: &QueueName) -> Sql<bool> {
+        self.touch(queue);
         let Some(meta) = self.catalog.queues.get_mut(queue) else { return Ok(false) };
         let held = meta.waiting + meta.delayed > 0 || !meta.leases.is_empty();
         (meta.waiting, meta.delayed) = (0, 0);
@@ -272,16 +298,17 @@ impl Db {
     /// Changes a queue's settings, registering it.
     pub fn settings(&mut self, queue: &QueueName, change: impl FnOnce(&mut QueueMeta)) -> StoreResult<()> {
         change(self.register(queue));
+        self.touch(queue);
         Ok(())
     }
 
     pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
         let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(Vec::new()) };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT n FROM messages WHERE queue = ?1 AND state = 0 ORDER BY n DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![id, max as i64], |r| r.get::<_, i64>(0))?;
-        rows.map(|n| n.map(|n| MessageKey::new(queue.clone(), n as u64))).collect()
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT n FROM messages WHERE queue = ?1 AND state = 0 ORDER BY n DESC")?;
+        let rows = stmt.query_map(params![id], |r| r.get::<_, i64>(0))?;
+        rows.take(max).map(|n| n.map(|n| MessageKey::new(queue.clone(), n as u64))).collect()
     }
 
     /// Makes delayed messages due by `now` wait; returns the queues that got some.
@@ -313,148 +340,11 @@ impl Db {
         let ids: Vec<i64> = stmt.query_map(params![now as i64], |r| r.get(0))?.collect::<Sql<_>>()?;
         drop(stmt);
         for id in &ids {
-            if let Some(meta) = self.catalog.queues.values_mut().find(|m| m.id == *id) {
+            if let Some((queue, meta)) = self.catalog.queues.iter_mut().find(|(_, m)| m.id == *id) {
                 meta.waiting = meta.waiting.saturating_sub(1);
+                self.dirty.insert(queue.clone());
             }
         }
         Ok(ids.len() as u64)
-    }
-
-    /// Leases up to `max` of the oldest live waiting messages until `deadline`.
-    pub fn reserve(
-        &mut self,
-        queue: &QueueName,
-        max: usize,
-        now: u64,
-        deadline: u64,
-    ) -> Sql<Vec<LeasedMessage>> {
-        let mut out = Vec::new();
-        self.take(queue, max, now, |db, (n, value, id, _, deliveries)| {
-            db.conn
-                .prepare_cached("UPDATE messages SET state = 2, visible_at = ?2, deliveries = deliveries + 1 WHERE id = ?1")?
-                .execute(params![id, deadline as i64])?;
-            out.push(LeasedMessage { key: MessageKey::new(queue.clone(), n), value, deliveries: deliveries as u32 + 1 });
-            Ok(())
-        })?;
-        if let Some(meta) = self.catalog.queues.get_mut(queue) {
-            meta.leases.extend(out.iter().map(|m| (m.key.n, deadline)));
-        }
-        Ok(out)
-    }
-
-    /// Acknowledges a leased message: it is gone.
-    pub fn ack(&mut self, key: &MessageKey) -> Sql<bool> {
-        let leased =
-            self.catalog.queues.get_mut(&key.queue).is_some_and(|m| m.leases.remove(&key.n).is_some());
-        if leased {
-            self.delete_in(key, LEASED)?;
-        }
-        Ok(leased)
-    }
-
-    /// Gives a leased message back to the head of its queue, its delivery count kept.
-    pub fn nack(&mut self, key: &MessageKey) -> Sql<bool> {
-        let Some(meta) = self.catalog.queues.get_mut(&key.queue) else { return Ok(false) };
-        if meta.leases.remove(&key.n).is_none() {
-            return Ok(false);
-        }
-        meta.waiting += 1;
-        let id = meta.id;
-        self.conn
-            .prepare_cached(
-                "UPDATE messages SET state = 0, visible_at = NULL WHERE queue = ?1 AND state = 2 AND n = ?2",
-            )?
-            .execute(params![id, key.n as i64])?;
-        Ok(true)
-    }
-
-    /// Ends leases past their deadline: back to the head, or to `<queue>.dead` after
-    /// `max_deliveries` deliveries.
-    pub fn expire_leases(&mut self, now: u64, max_deliveries: u32) -> Sql<Vec<ExpiredLeases>> {
-        let due: Vec<(QueueName, Vec<u64>)> = self
-            .catalog
-            .queues
-            .iter()
-            .map(|(q, m)| (q.clone(), m.leases.iter().filter(|(_, d)| **d <= now).map(|(n, _)| *n).collect()))
-            .filter(|(_, ns): &(QueueName, Vec<u64>)| !ns.is_empty())
-            .collect();
-        let mut out = Vec::new();
-        for (queue, ns) in due {
-            let mut done = ExpiredLeases { queue: queue.clone(), returned: 0, dead: 0 };
-            let id = self.catalog.queues[&queue].id;
-            for n in ns {
-                let row: Option<(i64, String, i64)> = self
-                    .conn
-                    .prepare_cached("SELECT id, value, deliveries FROM messages WHERE queue = ?1 AND state = 2 AND n = ?2")?
-                    .query_row(params![id, n as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()?;
-                let key = MessageKey::new(queue.clone(), n);
-                match row {
-                    Some((row, value, deliveries)) if deliveries as u32 >= max_deliveries => {
-                        self.catalog.queues.get_mut(&queue).map(|m| m.leases.remove(&n));
-                        self.delete_row(row)?;
-                        self.add(&dead_letter_queue(&queue), &[value], None)?;
-                        done.dead += 1;
-                    }
-                    Some(_) => {
-                        self.nack(&key)?;
-                        done.returned += 1;
-                    }
-                    None => drop(self.catalog.queues.get_mut(&queue).map(|m| m.leases.remove(&n))),
-                }
-            }
-            out.push(done);
-        }
-        Ok(out)
-    }
-
-    /// Moves waiting messages of `from` to the end of `to`, as many as `to` has room for.
-    pub fn redrive(
-        &mut self,
-        from: &QueueName,
-        to: &QueueName,
-        limit: Option<LengthLimit>,
-        now: u64,
-    ) -> Sql<u64> {
-        let room = limit.map_or(usize::MAX, |l| usize::try_from(self.room(to, l.max)).unwrap_or(usize::MAX));
-        let mut moved = 0u64;
-        while (moved as usize) < room {
-            let mut values = Vec::new();
-            let chunk = (room - moved as usize).min(512);
-            self.take(from, chunk, now, |db, (_, value, id, _, _)| {
-                db.delete_row(id)?;
-                values.push(value);
-                Ok(())
-            })?;
-            if values.is_empty() {
-                break;
-            }
-            moved += values.len() as u64;
-            self.add(to, &values, None)?;
-        }
-        Ok(moved)
-    }
-
-    /// The answer recorded for an idempotency key of `queue`, while inside its window.
-    pub fn answered(&self, queue: &QueueName, key: &str, now: u64) -> Sql<Option<Vec<MessageKey>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT ns FROM idempotency WHERE queue = ?1 AND key = ?2 AND until > ?3")?;
-        let ns: Option<String> =
-            stmt.query_row(params![queue.as_str(), key, now as i64], |r| r.get(0)).optional()?;
-        Ok(ns.map(|ns| {
-            ns.split(',').filter_map(|n| n.parse().ok()).map(|n| MessageKey::new(queue.clone(), n)).collect()
-        }))
-    }
-
-    /// Records the answer of an idempotent publish, in the transaction of its add.
-    pub fn record_answer(&self, queue: &QueueName, key: &str, ns: &[u64], until: u64) -> Sql<()> {
-        let ns = ns.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO idempotency(queue, key, ns, until) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![queue.as_str(), key, ns, until as i64])?;
-        Ok(())
     }
 }

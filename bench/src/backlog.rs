@@ -1,0 +1,127 @@
+//! The embedded store's deep backlog: fill one queue with N messages of 1 KiB (NDJSON
+//! batches), read the server's RSS, kill it (`SIGKILL`) and start it again on the same data
+//! directory, time it to `/readyz`, then drain the queue with hard gets over several
+//! connections, checking every message comes back exactly once and each connection sees
+//! them oldest first.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure};
+use bytes::Bytes;
+use hyper::StatusCode;
+use tokio::task::JoinSet;
+
+use crate::client::HttpConn;
+use crate::measure::{rss_kib, CpuMeter};
+use crate::servers::Env;
+use crate::target::payload;
+
+/// What the backlog run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog {
+    pub messages: u64,
+    pub size: usize,
+    pub fill_rate: f64,
+    pub rss_filled_mib: f64,
+    /// From spawning the restarted server to `/readyz` answering 200.
+    pub restart_s: f64,
+    pub rss_restarted_mib: f64,
+    pub drain_rate: f64,
+    pub drain_server_cpu: f64,
+    pub rss_drained_mib: f64,
+    /// Every message came back once, and each connection's in increasing order.
+    pub in_order: bool,
+}
+
+fn mib(pid: Option<u32>) -> f64 {
+    pid.and_then(rss_kib).map_or(0.0, |k| k as f64 / 1024.0)
+}
+
+/// Runs the backlog scenario on `restmq --store embedded`.
+pub async fn backlog(env: &Env, redis: SocketAddr, messages: u64, conns: usize) -> anyhow::Result<Backlog> {
+    let size = 1024;
+    let dir = tempfile::tempdir()?;
+    let mut out = Backlog { messages, size, ..Backlog::default() };
+    let server = env.restmq_in("embedded", redis, dir.path())?;
+    let (addr, queue) = (server.target.addr, "backlog");
+    let path = format!("/q/{queue}");
+    let line = payload(size, 0);
+    let started = Instant::now();
+    let mut conn = HttpConn::connect(addr).await?;
+    let mut sent = 0;
+    while sent < messages {
+        let n = (messages - sent).min(1_000);
+        let mut body = Vec::with_capacity((line.len() + 3) * n as usize);
+        for _ in 0..n {
+            body.push(b'"');
+            body.extend_from_slice(&line);
+            body.extend_from_slice(b"\"\n");
+        }
+        let (status, answer) = conn.post(&path, Bytes::from(body), "application/x-ndjson").await?;
+        ensure!(status.is_success(), "fill: {status} {}", String::from_utf8_lossy(&answer));
+        sent += n;
+    }
+    out.fill_rate = messages as f64 / started.elapsed().as_secs_f64();
+    out.rss_filled_mib = mib(server.target.pid);
+    drop(conn);
+    drop(server); // SIGKILL: the restart recovers from the WAL
+    let spawned = Instant::now();
+    let server = env.restmq_in("embedded", redis, dir.path())?;
+    let mut conn = HttpConn::connect(addr_of(&server)).await?;
+    loop {
+        let (status, _) = conn.get("/readyz").await?;
+        if status == StatusCode::OK {
+            break;
+        }
+        ensure!(spawned.elapsed() < Duration::from_secs(60), "not ready after 60 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    out.restart_s = spawned.elapsed().as_secs_f64();
+    out.rss_restarted_mib = mib(server.target.pid);
+    let (addr, pid) = (server.target.addr, server.target.pid);
+    let meter = CpuMeter::start(pid);
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..conns {
+        let path = path.clone();
+        tasks.spawn(async move {
+            let mut conn = HttpConn::connect(addr).await?;
+            let mut got = Vec::new();
+            loop {
+                let (status, answer) = conn.get(&path).await?;
+                if status == StatusCode::NO_CONTENT {
+                    return anyhow::Ok(got);
+                }
+                ensure!(status.is_success(), "get: {status}");
+                got.push(number(&answer)?);
+            }
+        });
+    }
+    let mut all = Vec::with_capacity(messages as usize);
+    let mut ordered = true;
+    while let Some(done) = tasks.join_next().await {
+        let got = done??;
+        ordered &= got.windows(2).all(|w| w[0] < w[1]);
+        all.extend(got);
+    }
+    out.drain_rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    out.drain_server_cpu = meter.shares().1;
+    out.rss_drained_mib = mib(pid);
+    all.sort_unstable();
+    out.in_order = ordered && all.len() as u64 == messages && all.iter().zip(1..).all(|(n, i)| *n == i);
+    Ok(out)
+}
+
+fn addr_of(server: &crate::servers::Server) -> SocketAddr {
+    server.target.addr
+}
+
+/// The `n` of the `"key":"<queue>:<n>"` of a get's answer.
+fn number(answer: &[u8]) -> anyhow::Result<u64> {
+    let text = std::str::from_utf8(answer)?;
+    let Some(start) = text.find("\"key\":\"") else { bail!("no key in {text}") };
+    let rest = &text[start + 7..];
+    let key = &rest[..rest.find('"').unwrap_or(rest.len())];
+    Ok(key.rsplit(':').next().unwrap_or_default().parse()?)
+}
