@@ -2,7 +2,8 @@
 //! batches), read the server's RSS, kill it (`SIGKILL`) and start it again on the same data
 //! directory, time it to `/readyz`, then drain the queue with hard gets over several
 //! connections, checking every message comes back exactly once and each connection sees
-//! them oldest first.
+//! them oldest first; the same gets from a short queue of the same messages, just before, are
+//! the yardstick.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -17,6 +18,9 @@ use crate::measure::{rss_kib, CpuMeter};
 use crate::servers::Env;
 use crate::target::payload;
 
+/// The short queue the deep one's gets are compared with.
+pub const SHORT: u64 = 30_000;
+
 /// What the backlog run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Backlog {
@@ -28,6 +32,8 @@ pub struct Backlog {
     pub restart_s: f64,
     pub rss_restarted_mib: f64,
     pub drain_rate: f64,
+    /// The same gets from a queue of [`SHORT`] such messages, on the restarted server.
+    pub short_rate: f64,
     pub drain_server_cpu: f64,
     pub rss_drained_mib: f64,
     /// Every message came back once, and each connection's in increasing order.
@@ -48,23 +54,9 @@ pub async fn backlog(env: &Env, redis: SocketAddr, messages: u64, conns: usize) 
     let path = format!("/q/{queue}");
     let line = payload(size, 0);
     let started = Instant::now();
-    let mut conn = HttpConn::connect(addr).await?;
-    let mut sent = 0;
-    while sent < messages {
-        let n = (messages - sent).min(1_000);
-        let mut body = Vec::with_capacity((line.len() + 3) * n as usize);
-        for _ in 0..n {
-            body.push(b'"');
-            body.extend_from_slice(&line);
-            body.extend_from_slice(b"\"\n");
-        }
-        let (status, answer) = conn.post(&path, Bytes::from(body), "application/x-ndjson").await?;
-        ensure!(status.is_success(), "fill: {status} {}", String::from_utf8_lossy(&answer));
-        sent += n;
-    }
+    fill(addr, &path, &line, messages).await?;
     out.fill_rate = messages as f64 / started.elapsed().as_secs_f64();
     out.rss_filled_mib = mib(server.target.pid);
-    drop(conn);
     drop(server); // SIGKILL: the restart recovers from the WAL
     let spawned = Instant::now();
     let server = env.restmq_in("embedded", redis, dir.path())?;
@@ -80,11 +72,44 @@ pub async fn backlog(env: &Env, redis: SocketAddr, messages: u64, conns: usize) 
     out.restart_s = spawned.elapsed().as_secs_f64();
     out.rss_restarted_mib = mib(server.target.pid);
     let (addr, pid) = (server.target.addr, server.target.pid);
+    // The same gets from a short queue of the same messages, on the same server, first.
+    fill(addr, "/q/backlog-short", &line, SHORT).await?;
+    let (short, _) = drain(addr, "/q/backlog-short", conns, SHORT).await?;
+    out.short_rate = short;
     let meter = CpuMeter::start(pid);
+    let (rate, in_order) = drain(addr, &path, conns, messages).await?;
+    (out.drain_rate, out.in_order) = (rate, in_order);
+    out.drain_server_cpu = meter.shares().1;
+    out.rss_drained_mib = mib(pid);
+    Ok(out)
+}
+
+/// Publishes `messages` copies of `line` to `path` in NDJSON batches of 1,000.
+async fn fill(addr: SocketAddr, path: &str, line: &[u8], messages: u64) -> anyhow::Result<()> {
+    let mut conn = HttpConn::connect(addr).await?;
+    let mut sent = 0;
+    while sent < messages {
+        let n = (messages - sent).min(1_000);
+        let mut body = Vec::with_capacity((line.len() + 3) * n as usize);
+        for _ in 0..n {
+            body.push(b'"');
+            body.extend_from_slice(line);
+            body.extend_from_slice(b"\"\n");
+        }
+        let (status, answer) = conn.post(path, Bytes::from(body), "application/x-ndjson").await?;
+        ensure!(status.is_success(), "fill: {status} {}", String::from_utf8_lossy(&answer));
+        sent += n;
+    }
+    Ok(())
+}
+
+/// Hard gets on `path` over `conns` connections until it is empty: the rate, and whether
+/// messages 1..=`messages` each came back once and each connection's in increasing order.
+async fn drain(addr: SocketAddr, path: &str, conns: usize, messages: u64) -> anyhow::Result<(f64, bool)> {
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..conns {
-        let path = path.clone();
+        let path = path.to_owned();
         tasks.spawn(async move {
             let mut conn = HttpConn::connect(addr).await?;
             let mut got = Vec::new();
@@ -105,12 +130,9 @@ pub async fn backlog(env: &Env, redis: SocketAddr, messages: u64, conns: usize) 
         ordered &= got.windows(2).all(|w| w[0] < w[1]);
         all.extend(got);
     }
-    out.drain_rate = all.len() as f64 / started.elapsed().as_secs_f64();
-    out.drain_server_cpu = meter.shares().1;
-    out.rss_drained_mib = mib(pid);
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
     all.sort_unstable();
-    out.in_order = ordered && all.len() as u64 == messages && all.iter().zip(1..).all(|(n, i)| *n == i);
-    Ok(out)
+    Ok((rate, ordered && all.len() as u64 == messages && all.iter().zip(1..).all(|(n, i)| *n == i)))
 }
 
 fn addr_of(server: &crate::servers::Server) -> SocketAddr {
