@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use restmq_server::store::{EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore};
+use restmq_server::store::{Delayed, EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore};
 use restmq_shared::{MessageKey, QueueName};
 
 fn q(name: &str) -> QueueName {
@@ -83,8 +83,13 @@ async fn expiry_dead_letters_and_redrive<S: QueueStore + Clone>(s: S) {
 
 /// A delayed message is out of sight until it is due, then joins the queue.
 async fn delayed_messages_appear_when_due<S: QueueStore + Clone>(s: S) {
-    let later =
-        s.add_delayed(&q("d"), "later".to_owned(), None, Duration::from_millis(200), None).await.unwrap();
+    let later = s
+        .add_delayed(
+            &q("d"),
+            Delayed { value: "later".to_owned(), ttl: None, delay: Duration::from_millis(200), limit: None },
+        )
+        .await
+        .unwrap();
     add(&s, "d", "now").await;
     assert_eq!(later, key("d", 1));
     assert!(s.promote_delayed().await.unwrap().is_empty(), "not due yet");

@@ -4,7 +4,7 @@
 use restmq_shared::{BrowseReply, MessageKey, QueueName};
 
 use super::{Broker, BrokerError, BrokerResult};
-use crate::store::QueueStore;
+use crate::store::{Page, QueueStore};
 
 /// Messages on a browse page when no `limit` is given.
 pub const DEFAULT_BROWSE_LIMIT: usize = 50;
@@ -28,7 +28,8 @@ impl Broker {
         let limit = limit.clamp(1, MAX_BROWSE_LIMIT);
         let store = self.store();
         let len = store.info(queue).await?.map_or(0, |i| i.len);
-        let mut messages = store.browse(queue, after.map_or(0, |k| k.n), limit + 1, leased).await?;
+        let page = Page { after: after.map_or(0, |k| k.n), limit: limit + 1, leased };
+        let mut messages = store.browse(queue, page).await?;
         let next = (messages.len() > limit).then(|| {
             messages.truncate(limit);
             messages[limit - 1].key.clone()

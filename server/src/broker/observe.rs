@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use super::hub::{CloseReason, Consumer, Delivery, Ending, Hub, HubState};
 use super::subscription::Subscription;
 use super::{Broker, BrokerResult};
-use crate::store::{QueueStore, StoredMessage};
+use crate::store::{Page, QueueStore, StoredMessage};
 
 /// How long a message waits for a lower key still being added before it is shown anyway.
 const GAP_WAIT: Duration = Duration::from_millis(50);
@@ -79,7 +79,8 @@ impl Broker {
     pub(super) async fn catch_up_observers(&self, queue: &QueueName) {
         let Some(hub) = self.existing_hub(queue) else { return };
         let Some(next) = hub.lock().observe_next else { return };
-        if let Ok(page) = self.store().browse(queue, next.saturating_sub(1), 1000, false).await {
+        let page = Page { after: next.saturating_sub(1), limit: 1000, leased: false };
+        if let Ok(page) = self.store().browse(queue, page).await {
             hub.observed(page.into_iter().map(|m| StoredMessage { key: m.key, value: m.value }).collect());
         }
     }

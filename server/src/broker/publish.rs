@@ -7,7 +7,7 @@ use std::time::Duration;
 use restmq_shared::{MessageKey, QueueName};
 
 use super::{Broker, BrokerError, BrokerResult};
-use crate::store::QueueStore;
+use crate::store::{Batch, Delayed, QueueStore};
 
 impl Broker {
     /// Refuses a value over `--max-message-bytes`: every way to add checks it here.
@@ -27,7 +27,8 @@ impl Broker {
         ttl: Option<Duration>,
     ) -> BrokerResult<Vec<MessageKey>> {
         let copy = self.copy_for_observers(queue, &values);
-        let keys = self.store().add_batch(queue, values, ttl, self.config().length_limit).await?;
+        let batch = Batch { values, ttl, limit: self.config().length_limit };
+        let keys = self.store().add_batch(queue, batch).await?;
         let hub = self.hub(queue);
         hub.counters.added.fetch_add(keys.len() as u64, Ordering::Relaxed);
         hub.wake();
@@ -44,7 +45,8 @@ impl Broker {
         delay: Duration,
     ) -> BrokerResult<MessageKey> {
         let copy = self.copy_for_observers(queue, std::slice::from_ref(&value));
-        let key = self.store().add_delayed(queue, value, ttl, delay, self.config().length_limit).await?;
+        let message = Delayed { value, ttl, delay, limit: self.config().length_limit };
+        let key = self.store().add_delayed(queue, message).await?;
         self.hub(queue).counters.added.fetch_add(1, Ordering::Relaxed);
         self.show_observers(queue, std::slice::from_ref(&key), copy);
         Ok(key)

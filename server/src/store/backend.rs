@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
 use super::{
-    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo,
-    QueueStore, StoreError, StoreResult, StoredMessage,
+    Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, Leases, LengthLimit, Page, PeekedMessage,
+    QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage,
 };
 use super::{EmbeddedStore, MemoryStore, RedisStore};
 use crate::metrics::Metrics;
@@ -94,25 +94,12 @@ impl QueueStore for Store {
         dispatch!(self, "add", s => s.add(queue, value, ttl).await)
     }
 
-    async fn add_batch(
-        &self,
-        queue: &QueueName,
-        values: Vec<String>,
-        ttl: Option<Duration>,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<Vec<MessageKey>> {
-        dispatch!(self, "add", s => s.add_batch(queue, values, ttl, limit).await)
+    async fn add_batch(&self, queue: &QueueName, batch: Batch) -> StoreResult<Vec<MessageKey>> {
+        dispatch!(self, "add", s => s.add_batch(queue, batch).await)
     }
 
-    async fn add_delayed(
-        &self,
-        queue: &QueueName,
-        value: String,
-        ttl: Option<Duration>,
-        delay: Duration,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<MessageKey> {
-        dispatch!(self, "add", s => s.add_delayed(queue, value, ttl, delay, limit).await)
+    async fn add_delayed(&self, queue: &QueueName, message: Delayed) -> StoreResult<MessageKey> {
+        dispatch!(self, "add", s => s.add_delayed(queue, message).await)
     }
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
@@ -131,15 +118,8 @@ impl QueueStore for Store {
         dispatch!(self, "peek", s => s.peek(queue).await)
     }
 
-    async fn browse(
-        &self,
-        queue: &QueueName,
-        after: u64,
-        limit: usize,
-        leased: bool,
-    ) -> StoreResult<Vec<BrowsedMessage>> {
-        dispatch!(self, "browse", s => s.browse(queue, after, limit, leased).await)
-            .map_err(StoreError::read_only)
+    async fn browse(&self, queue: &QueueName, page: Page) -> StoreResult<Vec<BrowsedMessage>> {
+        dispatch!(self, "browse", s => s.browse(queue, page).await).map_err(StoreError::read_only)
     }
 
     async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
@@ -178,12 +158,7 @@ impl QueueStore for Store {
         dispatch!(self, "close", s => s.close().await)
     }
 
-    async fn reserve(
-        &self,
-        queue: &QueueName,
-        max: usize,
-        lease: Duration,
-    ) -> StoreResult<Vec<LeasedMessage>> {
+    async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
         dispatch!(self, "reserve", s => s.reserve(queue, max, lease).await)
     }
 
@@ -203,13 +178,8 @@ impl QueueStore for Store {
         dispatch!(self, "expire_leases", s => s.expire_leases(max_deliveries).await)
     }
 
-    async fn redrive(
-        &self,
-        from: &QueueName,
-        to: &QueueName,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<u64> {
-        dispatch!(self, "redrive", s => s.redrive(from, to, limit).await)
+    async fn redrive(&self, from: &QueueName, to: &QueueName, cap: Option<LengthLimit>) -> StoreResult<u64> {
+        dispatch!(self, "redrive", s => s.redrive(from, to, cap).await)
     }
 
     async fn ping(&self) -> StoreResult<()> {

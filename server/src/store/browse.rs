@@ -6,19 +6,13 @@ use std::ops::Bound::{Excluded, Unbounded};
 use restmq_shared::{BrowsedMessage, MessageKey, QueueName};
 
 use super::state::{Entry, State};
+use super::Page;
 
 impl State {
-    /// Up to `limit` messages of `queue` numbered above `after`, oldest first: the waiting
-    /// ones, or with `leased` the ones out on a lease. Expired and uncommitted ones are left
-    /// out.
-    pub fn browse(
-        &self,
-        queue: &QueueName,
-        after: u64,
-        limit: usize,
-        leased: bool,
-        now: u64,
-    ) -> Vec<BrowsedMessage> {
+    /// The `page` of `queue` (see [`Page`]), oldest first. Expired and uncommitted ones are
+    /// left out.
+    pub fn browse(&self, queue: &QueueName, page: Page, now: u64) -> Vec<BrowsedMessage> {
+        let Page { after, limit, leased } = page;
         let Some(q) = self.queues.get(queue) else { return Vec::new() };
         let entry = |n: u64, e: &Entry, lease: Option<(u64, u32)>| BrowsedMessage {
             key: MessageKey::new(queue.clone(), n),

@@ -7,8 +7,8 @@ use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
 use super::state::{after, expiry, millis, now_ms, State};
 use super::{
-    ExpiredLeases, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo, QueueStore, StoreResult,
-    StoredMessage,
+    Batch, Delayed, ExpiredLeases, Leases, LengthLimit, Page, PeekedMessage, QueueInfo, QueueStore,
+    StoreResult, StoredMessage,
 };
 
 /// An ephemeral store; cloning is shallow.
@@ -39,27 +39,14 @@ impl QueueStore for MemoryStore {
         Ok(MessageKey::new(queue.clone(), n))
     }
 
-    async fn add_batch(
-        &self,
-        queue: &QueueName,
-        values: Vec<String>,
-        ttl: Option<Duration>,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<Vec<MessageKey>> {
-        let (added, _) = self.state().add_batch(queue, values, expiry(ttl), limit)?;
+    async fn add_batch(&self, queue: &QueueName, batch: Batch) -> StoreResult<Vec<MessageKey>> {
+        let (added, _) = self.state().add_batch(queue, batch.values, expiry(batch.ttl), batch.limit)?;
         Ok(added.into_iter().map(|n| MessageKey::new(queue.clone(), n)).collect())
     }
 
-    async fn add_delayed(
-        &self,
-        queue: &QueueName,
-        value: String,
-        ttl: Option<Duration>,
-        delay: Duration,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<MessageKey> {
-        let visible_at = after(delay);
-        let n = self.state().add_delayed(queue, value, expiry(ttl), visible_at, limit)?;
+    async fn add_delayed(&self, queue: &QueueName, message: Delayed) -> StoreResult<MessageKey> {
+        let Delayed { value, ttl, delay, limit } = message;
+        let n = self.state().add_delayed(queue, value, expiry(ttl), after(delay), limit)?;
         Ok(MessageKey::new(queue.clone(), n))
     }
 
@@ -82,14 +69,8 @@ impl QueueStore for MemoryStore {
         Ok(self.state().peek(queue, now_ms(), &mut Vec::new()))
     }
 
-    async fn browse(
-        &self,
-        queue: &QueueName,
-        after: u64,
-        limit: usize,
-        leased: bool,
-    ) -> StoreResult<Vec<BrowsedMessage>> {
-        Ok(self.state().browse(queue, after, limit, leased, now_ms()))
+    async fn browse(&self, queue: &QueueName, page: Page) -> StoreResult<Vec<BrowsedMessage>> {
+        Ok(self.state().browse(queue, page, now_ms()))
     }
 
     async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
@@ -131,12 +112,7 @@ impl QueueStore for MemoryStore {
         Ok(())
     }
 
-    async fn reserve(
-        &self,
-        queue: &QueueName,
-        max: usize,
-        lease: Duration,
-    ) -> StoreResult<Vec<LeasedMessage>> {
+    async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
         let lease_ms = millis(lease);
         Ok(self.state().reserve(queue, max, now_ms(), lease_ms, &mut Vec::new()))
     }
@@ -158,12 +134,7 @@ impl QueueStore for MemoryStore {
         Ok(self.state().expire_leases(now_ms(), max_deliveries).into_iter().map(Into::into).collect())
     }
 
-    async fn redrive(
-        &self,
-        from: &QueueName,
-        to: &QueueName,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<u64> {
-        Ok(self.state().redrive(from, to, limit).len() as u64)
+    async fn redrive(&self, from: &QueueName, to: &QueueName, cap: Option<LengthLimit>) -> StoreResult<u64> {
+        Ok(self.state().redrive(from, to, cap).len() as u64)
     }
 }

@@ -135,6 +135,39 @@ impl StoreError {
     }
 }
 
+/// Messages added in one step ([`QueueStore::add_batch`]).
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub values: Vec<String>,
+    /// Each vanishes unread after this time.
+    pub ttl: Option<Duration>,
+    /// The queue's length limit, if any.
+    pub limit: Option<LengthLimit>,
+}
+
+/// A message that becomes visible later ([`QueueStore::add_delayed`]).
+#[derive(Debug, Clone)]
+pub struct Delayed {
+    pub value: String,
+    pub ttl: Option<Duration>,
+    /// How long it stays out of sight.
+    pub delay: Duration,
+    pub limit: Option<LengthLimit>,
+}
+
+/// Which messages a browse returns ([`QueueStore::browse`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// Only those numbered above this (0: from the oldest).
+    pub after: u64,
+    pub limit: usize,
+    /// Those out on a lease instead of the waiting ones.
+    pub leased: bool,
+}
+
+/// Messages handed out under a lease, as [`QueueStore::reserve`] returns them.
+pub type Leases = Vec<LeasedMessage>;
+
 /// A per-queue length limit and what to do at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LengthLimit {
@@ -159,27 +192,22 @@ pub trait QueueStore: Send + Sync + 'static {
         ttl: Option<Duration>,
     ) -> impl Future<Output = StoreResult<MessageKey>> + Send;
 
-    /// Appends several messages in one step: all are added, or none. With `limit`, a queue
-    /// at its maximum length refuses them ([`StoreError::QueueFull`]) or drops its oldest.
+    /// Appends the batch's messages in one step: all are added, or none. With a `limit`, a
+    /// queue at its maximum length refuses them ([`StoreError::QueueFull`]) or drops its oldest.
     fn add_batch(
         &self,
         queue: &QueueName,
-        values: Vec<String>,
-        ttl: Option<Duration>,
-        limit: Option<LengthLimit>,
+        batch: Batch,
     ) -> impl Future<Output = StoreResult<Vec<MessageKey>>> + Send;
 
-    /// Adds a message that becomes visible only after `delay`. Durable where the backend
+    /// Adds a message that becomes visible only after its `delay`. Durable where the backend
     /// is: a delayed message survives a restart.
     /// A queue at its `limit` refuses it ([`StoreError::QueueFull`]): delayed messages count
     /// toward the limit, whatever `drop_oldest` says (nothing is dropped for a later message).
     fn add_delayed(
         &self,
         queue: &QueueName,
-        value: String,
-        ttl: Option<Duration>,
-        delay: Duration,
-        limit: Option<LengthLimit>,
+        message: Delayed,
     ) -> impl Future<Output = StoreResult<MessageKey>> + Send;
 
     /// Makes delayed messages that are due visible; returns the queues that got some.
@@ -199,15 +227,13 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Returns the oldest message without removing it, counting the read.
     fn peek(&self, queue: &QueueName) -> impl Future<Output = StoreResult<Option<PeekedMessage>>> + Send;
 
-    /// Up to `limit` of `queue`'s messages numbered above `after`, oldest first: the waiting
-    /// ones, or with `leased` those out on a lease (with deadline and deliveries). Changes
+    /// Up to `page.limit` of `queue`'s messages numbered above `page.after`, oldest first: the
+    /// waiting ones, or with `page.leased` those out on a lease (with deadline and deliveries). Changes
     /// nothing, soft-read counts included.
     fn browse(
         &self,
         queue: &QueueName,
-        after: u64,
-        limit: usize,
-        leased: bool,
+        page: Page,
     ) -> impl Future<Output = StoreResult<Vec<BrowsedMessage>>> + Send;
 
     /// Deletes one message by key; `false` when there was none.
@@ -257,7 +283,7 @@ pub trait QueueStore: Send + Sync + 'static {
         queue: &QueueName,
         max: usize,
         lease: Duration,
-    ) -> impl Future<Output = StoreResult<Vec<LeasedMessage>>> + Send;
+    ) -> impl Future<Output = StoreResult<Leases>> + Send;
 
     /// Acknowledges a leased message: it is gone. `false` when it was not leased.
     fn ack(&self, key: &MessageKey) -> impl Future<Output = StoreResult<bool>> + Send;

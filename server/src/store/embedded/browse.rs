@@ -5,22 +5,16 @@ use restmq_shared::{BrowsedMessage, MessageKey, QueueName};
 use rusqlite::params;
 
 use super::ops::{Db, Sql};
+use crate::store::Page;
 
 /// Message states as the `messages` table keeps them.
 const WAITING: i64 = 0;
 const LEASED: i64 = 2;
 
 impl Db {
-    /// Up to `limit` messages of `queue` numbered above `after`, waiting (or with `leased`,
-    /// out on a lease), expired ones left out.
-    pub fn browse(
-        &self,
-        queue: &QueueName,
-        after: u64,
-        limit: usize,
-        leased: bool,
-        now: u64,
-    ) -> Sql<Vec<BrowsedMessage>> {
+    /// The `page` of `queue` (see [`Page`]), oldest first, expired ones left out.
+    pub fn browse(&self, queue: &QueueName, page: Page, now: u64) -> Sql<Vec<BrowsedMessage>> {
+        let Page { after, limit, leased } = page;
         let Some(meta) = self.catalog.queues.get(queue) else { return Ok(Vec::new()) };
         let mut stmt = self.conn.prepare_cached(
             "SELECT n, value, expires_at, reads, deliveries, visible_at FROM messages \

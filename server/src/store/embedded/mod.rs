@@ -40,8 +40,8 @@ use self::ops::{Db, Sql};
 use self::syncer::Syncer;
 use super::state::{after, expiry, millis, now_ms};
 use super::{
-    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo,
-    QueueStore, StoreError, StoreResult, StoredMessage, PUBLISH_ONCE,
+    Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, Leases, LengthLimit, Page, PeekedMessage,
+    QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage, PUBLISH_ONCE,
 };
 pub use crate::config::Fsync;
 
@@ -179,13 +179,8 @@ impl QueueStore for EmbeddedStore {
         Ok(MessageKey::new(queue.clone(), ns[0]))
     }
 
-    async fn add_batch(
-        &self,
-        queue: &QueueName,
-        values: Vec<String>,
-        ttl: Option<Duration>,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<Vec<MessageKey>> {
+    async fn add_batch(&self, queue: &QueueName, batch: Batch) -> StoreResult<Vec<MessageKey>> {
+        let Batch { values, ttl, limit } = batch;
         let (q, once, expires_at) = (queue.clone(), publish_once(), expiry(ttl));
         let ns = self
             .call(true, move |db| {
@@ -199,14 +194,8 @@ impl QueueStore for EmbeddedStore {
         Ok(keys(queue, ns))
     }
 
-    async fn add_delayed(
-        &self,
-        queue: &QueueName,
-        value: String,
-        ttl: Option<Duration>,
-        delay: Duration,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<MessageKey> {
+    async fn add_delayed(&self, queue: &QueueName, message: Delayed) -> StoreResult<MessageKey> {
+        let Delayed { value, ttl, delay, limit } = message;
         let (q, once, expires_at, visible_at) = (queue.clone(), publish_once(), expiry(ttl), after(delay));
         let n = self
             .call(true, move |db| {
@@ -282,15 +271,9 @@ impl QueueStore for EmbeddedStore {
         self.call(true, move |db| Ok(db.settings(&q, |m| m.status = status))).await
     }
 
-    async fn browse(
-        &self,
-        queue: &QueueName,
-        after: u64,
-        limit: usize,
-        leased: bool,
-    ) -> StoreResult<Vec<BrowsedMessage>> {
+    async fn browse(&self, queue: &QueueName, page: Page) -> StoreResult<Vec<BrowsedMessage>> {
         let q = queue.clone();
-        self.call(false, move |db| db.browse(&q, after, limit, leased, now_ms()).map(Ok)).await
+        self.call(false, move |db| db.browse(&q, page, now_ms()).map(Ok)).await
     }
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
@@ -300,12 +283,7 @@ impl QueueStore for EmbeddedStore {
 
     /// A lease is written with the message (state and deadline); after a restart, a message
     /// still leased waits again.
-    async fn reserve(
-        &self,
-        queue: &QueueName,
-        max: usize,
-        lease: Duration,
-    ) -> StoreResult<Vec<LeasedMessage>> {
+    async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
         let q = queue.clone();
         self.call(true, move |db| {
             let now = now_ms();
@@ -340,14 +318,9 @@ impl QueueStore for EmbeddedStore {
         self.call(true, move |db| db.expire_leases(now_ms(), max_deliveries).map(Ok)).await
     }
 
-    async fn redrive(
-        &self,
-        from: &QueueName,
-        to: &QueueName,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<u64> {
+    async fn redrive(&self, from: &QueueName, to: &QueueName, cap: Option<LengthLimit>) -> StoreResult<u64> {
         let (from, to) = (from.clone(), to.clone());
-        self.call(true, move |db| db.redrive(&from, &to, limit, now_ms()).map(Ok)).await
+        self.call(true, move |db| db.redrive(&from, &to, cap, now_ms()).map(Ok)).await
     }
 
     /// An answer recorded by an earlier publish (of this run or one before), within its window.

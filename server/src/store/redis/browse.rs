@@ -15,7 +15,7 @@ use super::conn::error;
 use super::keys::{client_key, number};
 use super::RedisStore;
 use crate::store::state::now_ms;
-use crate::store::StoreResult;
+use crate::store::{Page, StoreResult};
 
 /// KEYS: list. ARGV: after n (0 for none), max, message-key prefix. Returns
 /// `[key, value, reads, pttl, …]` of up to max waiting messages, oldest first.
@@ -103,10 +103,9 @@ impl RedisStore {
     pub(super) async fn browse_page(
         &self,
         queue: &QueueName,
-        after: u64,
-        limit: usize,
-        leased: bool,
+        page: Page,
     ) -> StoreResult<Vec<BrowsedMessage>> {
+        let Page { after, limit, leased } = page;
         let keys = self.keys(queue);
         let fields: Vec<Field> = if leased {
             BROWSE_LEASED.key(keys.leased()).arg(after).arg(limit).invoke_async(&mut self.conn()).await

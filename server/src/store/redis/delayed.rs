@@ -10,17 +10,15 @@ use restmq_shared::{MessageKey, QueueName};
 use super::conn::error;
 use super::keys::{client_key, BUS, DELAYED_QUEUES, TTL_QUEUES};
 use super::{once, scripts, RedisStore};
-use crate::store::{LengthLimit, StoreResult};
+use crate::store::{Delayed, StoreResult};
 
 impl RedisStore {
     pub(super) async fn add_delayed_message(
         &self,
         queue: &QueueName,
-        value: String,
-        ttl: Option<Duration>,
-        delay: Duration,
-        limit: Option<LengthLimit>,
+        message: Delayed,
     ) -> StoreResult<MessageKey> {
+        let Delayed { value, ttl, delay, limit } = message;
         self.register_in_cluster(queue).await?;
         self.note_expiring(queue, ttl).await?;
         self.register(DELAYED_QUEUES, queue).await?;

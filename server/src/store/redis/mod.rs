@@ -30,8 +30,8 @@ use self::conn::{error, Conn};
 pub use self::fanout::FanoutRead;
 use self::keys::{client_key, number, QueueKeys, BUS, QUEUESET};
 use super::{
-    Claimed, ExpiredLeases, IdempotencyClaim, LeasedMessage, LengthLimit, PeekedMessage, QueueInfo,
-    QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
+    Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, Leases, LengthLimit, Page, PeekedMessage,
+    QueueInfo, QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
 };
 
 /// How to reach Redis.
@@ -185,7 +185,7 @@ impl QueueStore for RedisStore {
     async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
         if once::current().is_some() {
             // A claimed publish adds in its own script, which checks and answers the claim.
-            let keys = self.add_batch(queue, vec![value], ttl, None).await?;
+            let keys = self.add_batch(queue, Batch { values: vec![value], ttl, limit: None }).await?;
             return keys.into_iter().next().ok_or(StoreError::ClaimLost);
         }
         self.register_in_cluster(queue).await?;
@@ -194,13 +194,8 @@ impl QueueStore for RedisStore {
         Ok(client_key(queue, n))
     }
 
-    async fn add_batch(
-        &self,
-        queue: &QueueName,
-        values: Vec<String>,
-        ttl: Option<Duration>,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<Vec<MessageKey>> {
+    async fn add_batch(&self, queue: &QueueName, batch: Batch) -> StoreResult<Vec<MessageKey>> {
+        let Batch { values, ttl, limit } = batch;
         if values.is_empty() {
             return Ok(Vec::new());
         }
@@ -302,14 +297,8 @@ impl QueueStore for RedisStore {
         self.set_setting(queue, self.keys(queue).status(), value).await
     }
 
-    async fn browse(
-        &self,
-        queue: &QueueName,
-        after: u64,
-        limit: usize,
-        leased: bool,
-    ) -> StoreResult<Vec<BrowsedMessage>> {
-        self.browse_page(queue, after, limit, leased).await
+    async fn browse(&self, queue: &QueueName, page: Page) -> StoreResult<Vec<BrowsedMessage>> {
+        self.browse_page(queue, page).await
     }
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
@@ -329,15 +318,8 @@ impl QueueStore for RedisStore {
         Ok(self.release(&key.queue, &[key.n]).await? == 1)
     }
 
-    async fn add_delayed(
-        &self,
-        queue: &QueueName,
-        value: String,
-        ttl: Option<Duration>,
-        delay: Duration,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<MessageKey> {
-        self.add_delayed_message(queue, value, ttl, delay, limit).await
+    async fn add_delayed(&self, queue: &QueueName, message: Delayed) -> StoreResult<MessageKey> {
+        self.add_delayed_message(queue, message).await
     }
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
@@ -351,12 +333,7 @@ impl QueueStore for RedisStore {
         self.sweep_due().await
     }
 
-    async fn reserve(
-        &self,
-        queue: &QueueName,
-        max: usize,
-        lease: Duration,
-    ) -> StoreResult<Vec<LeasedMessage>> {
+    async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
         self.reserve_leased(queue, max, lease).await
     }
 
@@ -372,13 +349,8 @@ impl QueueStore for RedisStore {
         self.expire_due_leases(max_deliveries).await
     }
 
-    async fn redrive(
-        &self,
-        from: &QueueName,
-        to: &QueueName,
-        limit: Option<LengthLimit>,
-    ) -> StoreResult<u64> {
-        self.redrive_dead(from, to, limit).await
+    async fn redrive(&self, from: &QueueName, to: &QueueName, cap: Option<LengthLimit>) -> StoreResult<u64> {
+        self.redrive_dead(from, to, cap).await
     }
 
     async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
