@@ -15,21 +15,6 @@ use futures_util::StreamExt;
 use restmq_server::config::StoreKind;
 use tokio::io::AsyncWriteExt;
 
-/// Waits until `/metrics` shows `series` at `value`.
-async fn metric_reaches(s: &TestServer, series: &str, value: f64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        let now =
-            text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse::<f64>().ok()));
-        if now == Some(value) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{series} is {now:?}, not {value}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Two processes on one Redis, broadcast: a consumer on A that never reads (cut as slow
 /// after a second) and one on B that reads. B's consumer gets every message exactly once:
 /// what A moved into the log and B handed out must not be put back into the queue when A's
@@ -47,8 +32,8 @@ async fn a_broadcast_consumer_leaving_one_process_repeats_nothing_on_another() {
     let mut stuck = tokio::net::TcpStream::connect(a.addr).await.unwrap();
     stuck.write_all(b"GET /sse/bc HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
     let reading = b.http.get(b.url("/sse/bc")).send().await.unwrap();
-    metric_reaches(&a, "restmq_consumers{queue=\"bc\"}", 1.0).await;
-    metric_reaches(&b, "restmq_consumers{queue=\"bc\"}", 1.0).await;
+    a.metric_reaches("restmq_consumers{queue=\"bc\"}", 1.0, Duration::from_secs(30)).await;
+    b.metric_reaches("restmq_consumers{queue=\"bc\"}", 1.0, Duration::from_secs(30)).await;
 
     let total = 300;
     let collector = tokio::spawn(async move {
@@ -200,7 +185,7 @@ async fn an_observer_misses_no_acknowledged_add_across_a_redis_restart() {
     let s = TestServer::start_on_redis(&redis.url()).await;
     s.add("watch", "before").await;
     let observer = s.http.get(s.url("/sse/watch?observe=1")).send().await.unwrap();
-    metric_reaches(&s, "restmq_observers{queue=\"watch\"}", 1.0).await;
+    s.metric_reaches("restmq_observers{queue=\"watch\"}", 1.0, Duration::from_secs(30)).await;
     redis.kill();
     tokio::time::sleep(Duration::from_millis(400)).await;
     redis.restart();

@@ -14,21 +14,6 @@ use restmq_server::config::StoreKind;
 use restmq_shared::BrowseReply;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Waits until `/metrics` shows `series` at `value`.
-async fn metric_reaches(s: &TestServer, series: &str, value: f64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        let now =
-            text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse::<f64>().ok()));
-        if now == Some(value) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{series} is {now:?}, not {value}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn page(s: &TestServer, path: &str) -> BrowseReply {
     serde_json::from_value(s.get_json(path).await).unwrap()
 }
@@ -58,7 +43,7 @@ async fn observer_keeps_up_with_a_large_batch(store: StoreKind) {
     let s = TestServer::start(store).await;
     let sse = s.http.get(s.url("/sse/burst?observe=1")).send().await.unwrap();
     assert_eq!(sse.status(), 200);
-    metric_reaches(&s, "restmq_observers{queue=\"burst\"}", 1.0).await;
+    s.metric_reaches("restmq_observers{queue=\"burst\"}", 1.0, Duration::from_secs(30)).await;
     let mut events = sse.bytes_stream();
     let reader = tokio::spawn(async move {
         let mut text = String::new();
@@ -150,8 +135,8 @@ async fn observers_see_dead_letters_and_redrives(store: StoreKind) {
     let s = TestServer::start_with(store, |c| c.max_deliveries = 1).await;
     let dead_obs = s.http.get(s.url("/sse/work.dead?observe=1")).send().await.unwrap();
     let live_obs = s.http.get(s.url("/sse/work?observe=1")).send().await.unwrap();
-    metric_reaches(&s, "restmq_observers{queue=\"work.dead\"}", 1.0).await;
-    metric_reaches(&s, "restmq_observers{queue=\"work\"}", 1.0).await;
+    s.metric_reaches("restmq_observers{queue=\"work.dead\"}", 1.0, Duration::from_secs(30)).await;
+    s.metric_reaches("restmq_observers{queue=\"work\"}", 1.0, Duration::from_secs(30)).await;
     assert_eq!(s.add("work", "a").await, "work:1");
     assert_eq!(s.get_json("/q/work?reserve=1").await["key"], "work:1");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -236,12 +221,13 @@ async fn consumers_list_is_not_capped_across_queues() {
     for _ in 0..1000 {
         socks.push(raw_stream(&s, "/sse/busy?observe=1").await);
     }
-    metric_reaches(&s, "restmq_observers{queue=\"busy\"}", 1000.0).await;
+    s.metric_reaches("restmq_observers{queue=\"busy\"}", 1000.0, Duration::from_secs(30)).await;
     for i in 0..10 {
         socks.push(raw_stream(&s, &format!("/sse/quiet{i}")).await);
     }
     for i in 0..10 {
-        metric_reaches(&s, &format!("restmq_consumers{{queue=\"quiet{i}\"}}"), 1.0).await;
+        s.metric_reaches(&format!("restmq_consumers{{queue=\"quiet{i}\"}}"), 1.0, Duration::from_secs(30))
+            .await;
     }
     let busy = s.get_json("/consumers/busy").await["consumers"].as_array().unwrap().len();
     let mut unlisted = Vec::new();
@@ -265,17 +251,7 @@ async fn consumers_list_is_not_capped_across_queues() {
 /// must get `403` there, or at least the queue must be left as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_on_a_stream_with_an_observe_token_takes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.json");
-    std::fs::write(
-        &tokens,
-        r#"{"tokens": [
-            {"name": "root", "token": "t-root", "queues": ["*"], "rights": ["produce", "consume", "admin"]},
-            {"name": "window", "token": "t-look", "queues": ["jobs"], "rights": ["observe"]}
-        ]}"#,
-    )
-    .unwrap();
-    let s = TestServer::start_with(StoreKind::Memory, |c| c.auth.auth_tokens = Some(tokens.clone())).await;
+    let (s, _dir) = TestServer::start_with_tokens(common::OBSERVE_TOKENS).await;
     for i in 0..5 {
         let req = s.http.post(s.url("/q/jobs")).bearer_auth("t-root").form(&[("value", format!("w{i}"))]);
         assert_eq!(req.send().await.unwrap().status(), 200);

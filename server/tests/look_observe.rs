@@ -27,21 +27,6 @@ async fn keys_of(ws: &mut Ws, count: usize) -> Vec<u64> {
     keys
 }
 
-/// Waits until `/metrics` shows `series` at `value`.
-async fn metric_reaches(s: &TestServer, series: &str, value: f64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        let now =
-            text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse::<f64>().ok()));
-        if now == Some(value) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{series} is {now:?}, not {value}:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Adds `count` messages from four concurrent producers through `servers` in turn.
 async fn add_concurrently(servers: &[&TestServer], queue: &str, count: usize) {
     let mut tasks = Vec::new();
@@ -68,8 +53,8 @@ async fn observer_beside_a_consumer(store: StoreKind) {
     assert_eq!(s.post_form("/p/jobs", &[("policy", "roundrobin")]).await.0, 200);
     let mut observer = ws(&s, "/ws/jobs?observe=1").await;
     let mut consumer = ws(&s, "/ws/jobs").await;
-    metric_reaches(&s, "restmq_observers{queue=\"jobs\"}", 1.0).await;
-    metric_reaches(&s, "restmq_consumers{queue=\"jobs\"}", 1.0).await;
+    s.metric_reaches("restmq_observers{queue=\"jobs\"}", 1.0, Duration::from_secs(10)).await;
+    s.metric_reaches("restmq_consumers{queue=\"jobs\"}", 1.0, Duration::from_secs(10)).await;
 
     add_concurrently(&[&s], "jobs", 200).await;
     let seen = keys_of(&mut observer, 200).await;
@@ -77,7 +62,7 @@ async fn observer_beside_a_consumer(store: StoreKind) {
     let taken: BTreeSet<u64> = keys_of(&mut consumer, 200).await.into_iter().collect();
     assert_eq!(taken.len(), 200, "the consumer got every message exactly once");
     drop(consumer);
-    metric_reaches(&s, "restmq_consumers{queue=\"jobs\"}", 0.0).await;
+    s.metric_reaches("restmq_consumers{queue=\"jobs\"}", 0.0, Duration::from_secs(10)).await;
     assert_eq!(s.get_json("/stats/jobs").await["len"], 0);
 
     // No consumer now, and paused: the observer still sees adds, and takes none.
@@ -87,8 +72,8 @@ async fn observer_beside_a_consumer(store: StoreKind) {
     }
     assert_eq!(keys_of(&mut observer, 3).await, vec![201, 202, 203]);
     assert_eq!(s.get_json("/stats/jobs").await["len"], 3, "the observer took nothing");
-    metric_reaches(&s, "restmq_messages_observed_total{queue=\"jobs\"}", 203.0).await;
-    metric_reaches(&s, "restmq_messages_delivered_total{queue=\"jobs\"}", 200.0).await;
+    s.metric_reaches("restmq_messages_observed_total{queue=\"jobs\"}", 203.0, Duration::from_secs(10)).await;
+    s.metric_reaches("restmq_messages_delivered_total{queue=\"jobs\"}", 200.0, Duration::from_secs(10)).await;
     s.stop().await;
 }
 
@@ -99,7 +84,7 @@ async fn comet_and_sse_observers_take_nothing(store: StoreKind) {
     let mut comet = s.http.get(s.url("/c/obs?observe=1")).send().await.unwrap();
     let sse = s.http.get(s.url("/sse/obs?observe=1")).send().await.unwrap();
     assert_eq!((comet.status().as_u16(), sse.status().as_u16()), (200, 200));
-    metric_reaches(&s, "restmq_observers{queue=\"obs\"}", 2.0).await;
+    s.metric_reaches("restmq_observers{queue=\"obs\"}", 2.0, Duration::from_secs(10)).await;
     s.add("obs", "one").await;
     let (status, _) = s.post_raw("/q/obs?batch=1", "application/json", r#"["two","three"]"#).await;
     assert_eq!(status, 200);
@@ -157,15 +142,15 @@ async fn observers_see_adds_of_every_process() {
     assert_eq!(a.post_form("/p/shared", &[("policy", "roundrobin")]).await.0, 200);
     let mut observer = ws(&a, "/ws/shared?observe=1").await;
     let mut consumer = ws(&b, "/ws/shared").await;
-    metric_reaches(&a, "restmq_observers{queue=\"shared\"}", 1.0).await;
-    metric_reaches(&b, "restmq_consumers{queue=\"shared\"}", 1.0).await;
+    a.metric_reaches("restmq_observers{queue=\"shared\"}", 1.0, Duration::from_secs(10)).await;
+    b.metric_reaches("restmq_consumers{queue=\"shared\"}", 1.0, Duration::from_secs(10)).await;
 
     add_concurrently(&[&a, &b], "shared", 200).await;
     assert_eq!(keys_of(&mut observer, 200).await, (1..=200).collect::<Vec<u64>>());
     let taken: BTreeSet<u64> = keys_of(&mut consumer, 200).await.into_iter().collect();
     assert_eq!(taken.len(), 200);
     drop(consumer);
-    metric_reaches(&b, "restmq_consumers{queue=\"shared\"}", 0.0).await;
+    b.metric_reaches("restmq_consumers{queue=\"shared\"}", 0.0, Duration::from_secs(10)).await;
     b.add("shared", "left").await;
     assert_eq!(keys_of(&mut observer, 1).await, vec![201]);
     assert_eq!(a.get_json("/stats/shared").await["len"], 1);
@@ -176,17 +161,7 @@ async fn observers_see_adds_of_every_process() {
 /// A token with only `observe`: observers, browse and soft gets pass; takes do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observe_token_looks_and_cannot_take() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.json");
-    std::fs::write(
-        &tokens,
-        r#"{"tokens": [
-            {"name": "root", "token": "t-root", "queues": ["*"], "rights": ["produce", "consume", "admin"]},
-            {"name": "window", "token": "t-look", "queues": ["jobs"], "rights": ["observe"]}
-        ]}"#,
-    )
-    .unwrap();
-    let s = TestServer::start_with(StoreKind::Memory, |c| c.auth.auth_tokens = Some(tokens.clone())).await;
+    let (s, _dir) = TestServer::start_with_tokens(common::OBSERVE_TOKENS).await;
     let root = s.http.post(s.url("/q/jobs")).bearer_auth("t-root").form(&[("value", "secret work")]);
     assert_eq!(root.send().await.unwrap().status(), 200);
     let status = |method: reqwest::Method, path: &str| {

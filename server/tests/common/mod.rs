@@ -117,6 +117,31 @@ impl TestServer {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
 
+    /// Waits up to `within` until `/metrics` shows `series` (name and labels) at `value`.
+    pub async fn metric_reaches(&self, series: &str, value: f64, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let text = self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+            let now =
+                text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse::<f64>().ok()));
+            if now == Some(value) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{series} is {now:?}, not {value}:\n{text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A memory-store server checking the bearer tokens of `tokens` (a token file's JSON);
+    /// the directory holding the file is returned to live as long as the server.
+    pub async fn start_with_tokens(tokens: &str) -> (Self, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        std::fs::write(&path, tokens).unwrap();
+        let server = Self::start_with(StoreKind::Memory, |c| c.auth.auth_tokens = Some(path)).await;
+        (server, dir)
+    }
+
     /// Shuts the server down and waits for it to finish.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -131,6 +156,12 @@ impl Drop for TestServer {
         self.shutdown.cancel();
     }
 }
+
+/// `t-root` may do anything anywhere; `t-look` may only observe queue `jobs`.
+pub const OBSERVE_TOKENS: &str = r#"{"tokens": [
+    {"name": "root", "token": "t-root", "queues": ["*"], "rights": ["produce", "consume", "admin"]},
+    {"name": "window", "token": "t-look", "queues": ["jobs"], "rights": ["observe"]}
+]}"#;
 
 /// Generates one `#[tokio::test]` per store backend for each listed async test function
 /// taking a `StoreKind`.
