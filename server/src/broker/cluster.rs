@@ -84,7 +84,6 @@ impl Broker {
         // Other processes reading the log hand its entries to their consumers: then what this
         // process moved is not put back when no consumer here writes it (a repeat for them).
         hub.consumed_elsewhere.store(others_reading, std::sync::atomic::Ordering::Relaxed);
-        let others = others_reading;
         let own: Vec<bool> = {
             let mut st = hub.lock();
             if st.epoch != epoch {
@@ -108,7 +107,7 @@ impl Broker {
                 .into_iter()
                 .zip(own)
                 .map(|(message, own)| {
-                    let back = (own && !others).then(|| (requeue.clone(), epoch));
+                    let back = (own && !others_reading).then(|| (requeue.clone(), epoch));
                     let delivery = Arc::new(Delivery::new(message, hub.clone(), back));
                     self.record(hub, &delivery);
                     delivery

@@ -61,7 +61,7 @@ impl Broker {
     /// it has any in this process.
     pub(super) fn copy_for_observers(&self, queue: &QueueName, values: &[String]) -> Option<Vec<String>> {
         let observed = self.store().shared().is_none()
-            && self.existing_hub(queue).is_some_and(|h| h.observers.load(Ordering::Relaxed) > 0);
+            && self.existing_hub(queue).is_some_and(|h| h.observer_count() > 0);
         observed.then(|| values.to_vec())
     }
 
@@ -95,7 +95,7 @@ impl Broker {
     /// Renews the observed mark of every queue with observers here (shared stores), and
     /// shows messages that waited long enough for a lower key.
     pub(super) async fn sweep_observers(&self) {
-        for hub in self.all_hubs().into_iter().filter(|h| h.observers.load(Ordering::Relaxed) > 0) {
+        for hub in self.all_hubs().into_iter().filter(|h| h.observer_count() > 0) {
             hub.observed(Vec::new());
             if let Some(shared) = self.store().shared() {
                 if let Err(err) = shared.mark_observed(&hub.queue, OBSERVED_MARK).await {
