@@ -1,7 +1,7 @@
 //! The HTTP error type: every failure a handler can answer, mapped to a status and the
 //! shared `{"error":{"code","message"}}` body. Internal causes are logged, never sent.
 
-use axum::http::header::RETRY_AFTER;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -40,8 +40,9 @@ pub enum ApiError {
     RequestTimeout(u64),
     #[error("the server holds its limit of {0} streaming connections; retry later")]
     TooManyStreams(usize),
-    #[error("{0}")]
-    Unauthorized(String),
+    /// No (valid) credentials; `challenge` is the `WWW-Authenticate` answer.
+    #[error("{message}")]
+    Unauthorized { message: String, challenge: &'static str },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -78,7 +79,7 @@ impl ApiError {
             Self::UpgradeRequired => ErrorCode::UpgradeRequired,
             Self::TooManyStreams(_) => ErrorCode::TooManyRequests,
             Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
-            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Unauthorized { .. } => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::InvalidIdempotencyKey(_) => ErrorCode::InvalidIdempotencyKey,
             Self::Broker(
@@ -130,6 +131,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(ErrorResponse::new(code, message))).into_response();
         if let Some(secs) = retry_after {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Self::Unauthorized { challenge, .. } = &self {
+            response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }

@@ -163,18 +163,10 @@ pub trait BodyLimit {
     fn body_limit(&self) -> usize;
 }
 
-/// Arguments already read from the request (by the access checks, which need them to pick
-/// the right): the handler takes these instead of reading the body a second time.
-#[derive(Debug, Clone)]
-pub struct ParsedArgs(pub Args);
-
 impl<S: BodyLimit + Send + Sync> FromRequest<S> for Args {
     type Rejection = ApiError;
 
-    async fn from_request(mut req: Request, state: &S) -> Result<Self, ApiError> {
-        if let Some(ParsedArgs(args)) = req.extensions_mut().remove::<ParsedArgs>() {
-            return Ok(args);
-        }
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let mut args = Args::default();
         if let Some(query) = req.uri().query() {
             args.merge_form(query.as_bytes())?;

@@ -55,12 +55,7 @@ impl crate::extract::BodyLimit for AppState {
 }
 
 impl crate::auth::Guarded for AppState {
-    fn auth(&self) -> &crate::auth::Auth {
+    fn auth(&self) -> &Arc<crate::auth::Auth> {
         &self.auth
-    }
-
-    fn collectd_queues(&self) -> (restmq_shared::QueueName, restmq_shared::QueueName) {
-        let feed = self.feeds.collectd(&self.broker);
-        (feed.data, feed.event)
     }
 }

@@ -103,6 +103,18 @@ async fn every_route_needs_a_token_and_works_with_one() {
         (Method::GET, "/nodes", vec![], 0),
         (Method::GET, "/c/jobs.a", vec![], 200),
         (Method::GET, "/sse/jobs.a", vec![], 200),
+        (Method::GET, "/q", vec![], 200),
+        (Method::GET, "/control", vec![], 200),
+        (Method::GET, "/stats", vec![], 200),
+        (Method::GET, "/nodes/pick", vec![], 0),
+        (Method::GET, "/metrics", vec![], 200),
+        (Method::GET, "/browse/jobs.a", vec![], 200),
+        (Method::GET, "/history/jobs.a", vec![], 200),
+        (Method::GET, "/consumers/jobs.a", vec![], 200),
+        (Method::POST, "/q/jobs.a/jobs.a:1", vec![], 0),
+        (Method::DELETE, "/q/jobs.a/jobs.a:1", vec![], 0),
+        (Method::POST, "/q/jobs.a.dead/redrive", vec![], 0),
+        (Method::POST, "/collectd/event", vec![], 0),
         (Method::DELETE, "/q/jobs.a", vec![], 200),
     ];
     for (method, path, form, expected) in &cases {

@@ -2,16 +2,19 @@
 //! (`--auth-tokens`), client address lists (`--allow-ip`, `--deny-ip`, `--trusted-proxy`),
 //! RestMQ's `acl.conf` (`--acl`, reloaded when it changes) and CORS (`--cors-origin`).
 //!
-//! One middleware runs on every route after routing: it finds the client's address, checks
-//! the address lists, classifies the request ([`route`]), then applies the `acl.conf`
-//! section and the token's rights. Every configured mechanism must agree. A request with
+//! Each handler declares what it needs where its route is registered ([`Rule`], applied by
+//! the [`guard`] layer), or states it after its one parse ([`Deferred`]) when its arguments
+//! name the queue. A router-wide middleware first finds the client's address and checks the
+//! address lists; the guard then applies the `acl.conf` section and the token's rights.
+//! Every configured mechanism must agree. A request with
 //! Basic credentials for `acl.conf` can carry its token in the `token` query parameter.
 //! Adding has one rule wherever it happens: a WebSocket upgrade is also checked as a
 //! `POST /q/<queue>` would be, and its `add` frames get that verdict ([`AddFrames`]).
 //!
 //! # Layout
 //! - [`config`]: the command-line flags.
-//! - [`route`]: which right and `acl.conf` section each route needs, for which queue.
+//! - [`rule`]: what a route can need: a right on its queue, an `acl.conf` section, nothing.
+//! - [`guard`]: applying a rule, or a handler's deferred need, to the caller.
 //! - [`tokens`]: the token file, queue-pattern globs, rights.
 //! - [`acl`]: `acl.conf` parsing, RestMQ's allow/deny/password rules, reloading.
 //! - [`ip`]: CIDR blocks, allow/deny lists, `X-Forwarded-For` from trusted proxies.
@@ -19,18 +22,18 @@
 
 pub mod acl;
 pub mod config;
+mod guard;
 pub mod ip;
-pub mod route;
+pub mod rule;
 pub mod secret;
 pub mod tokens;
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -40,14 +43,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use self::acl::{AclDenial, AclFile};
+use self::acl::AclFile;
 pub use self::config::AuthConfig;
+pub use self::guard::{guard, Caller, Deferred};
 pub use self::ip::IpNet;
 use self::ip::IpRules;
-use self::route::{Access, Need};
+pub use self::rule::{Need, Rule};
 pub use self::tokens::Right;
-use self::tokens::{TokenError, Tokens};
-use crate::error::ApiError;
+use self::tokens::Tokens;
 
 const BASIC_CHALLENGE: &str = "Basic realm=\"RestMQ Restricted Access\"";
 const BEARER_CHALLENGE: &str = "Bearer realm=\"restmq\"";
@@ -120,18 +123,15 @@ pub struct Granted {
 #[derive(Debug, Clone)]
 pub struct AddFrames(pub Result<(), ErrorResponse>);
 
-/// What the access checks need of the router's state: the rules, the collectd endpoint's
-/// queues (guarded like adds to them), and the body limit (to read arguments).
-pub trait Guarded: crate::extract::BodyLimit + Clone + Send + Sync + 'static {
-    fn auth(&self) -> &Auth;
-    /// The queues of `/collectd/data` and `/collectd/event`.
-    fn collectd_queues(&self) -> (restmq_shared::QueueName, restmq_shared::QueueName);
+/// What the router-wide check needs of the router's state: the rules.
+pub trait Guarded: Clone + Send + Sync + 'static {
+    fn auth(&self) -> &Arc<Auth>;
 }
 
 /// Adds the checks (when any is configured) and CORS (when origins are) to `router`.
 pub fn layer<S: Guarded>(router: Router<S>, state: &S) -> Router<S> {
     let router = if state.auth().is_enabled() {
-        router.layer(middleware::from_fn_with_state(state.clone(), check::<S>))
+        router.layer(middleware::from_fn_with_state(state.clone(), admit::<S>))
     } else {
         router
     };
@@ -171,134 +171,20 @@ fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, AuthConfigError> 
     ))
 }
 
-/// A refusal: the error body, and the challenge of a 401.
-struct Denial {
-    error: ApiError,
-    challenge: Option<&'static str>,
-}
-
-impl From<ApiError> for Denial {
-    fn from(error: ApiError) -> Self {
-        Self { error, challenge: None }
-    }
-}
-
-impl IntoResponse for Denial {
-    fn into_response(self) -> Response {
-        let mut response = self.error.into_response();
-        if let Some(challenge) = self.challenge {
-            response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-        }
-        response
-    }
-}
-
-/// The middleware.
-async fn check<S: Guarded>(State(state): State<S>, req: Request, next: Next) -> Response {
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    match authorize(&state, req).await {
-        Ok(req) => next.run(req).await,
-        Err(denial) => {
-            tracing::debug!(%method, %path, error = %denial.error, "request refused");
-            denial.into_response()
-        }
-    }
-}
-
-async fn authorize<S: Guarded>(state: &S, req: Request) -> Result<Request, Denial> {
+/// The router-wide check: finds the client's address, applies the address lists, and
+/// admits the request as a [`Caller`] for the rule its handler declares.
+async fn admit<S: Guarded>(State(state): State<S>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
     let auth = state.auth();
-    let (parts, body) = req.into_parts();
-    let client = auth.ip.client_addr(&parts)?;
-    auth.ip.check(client)?;
-    let (mut req, access) = route::classify(state, parts, body).await?;
-    if access.need == Need::Open {
-        return Ok(req);
-    }
-    let granted = check_access(auth, client, &req, &access)?;
-    if let Some(adding) = access.for_add_frames() {
-        let verdict = check_access(auth, client, &req, &adding)
-            .map(drop)
-            .map_err(|denial| ErrorResponse::new(denial.error.code(), denial.error.to_string()));
-        req.extensions_mut().insert(AddFrames(verdict));
-    }
-    if let Some(granted) = granted {
-        req.extensions_mut().insert(granted);
-    }
-    Ok(req)
-}
-
-/// Applies the `acl.conf` section and the token's rights that `access` names.
-fn check_access(
-    auth: &Auth,
-    client: Option<IpAddr>,
-    req: &Request,
-    access: &Access,
-) -> Result<Option<Granted>, Denial> {
-    if let (Some(file), Some(section)) = (&auth.acl, access.section) {
-        match file.current().check(section, client, req.headers()) {
-            Ok(()) => {}
-            Err(AclDenial::Address) => {
-                let who = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-                return Err(
-                    ApiError::Forbidden(format!("address {who} may not use {}", section.name())).into()
-                );
-            }
-            Err(AclDenial::Password) => {
-                return Err(Denial {
-                    error: ApiError::Unauthorized(format!(
-                        "{} needs a user name and password",
-                        section.name()
-                    )),
-                    challenge: Some(BASIC_CHALLENGE),
-                });
-            }
+    let client = match auth.ip.client_addr(&parts).and_then(|client| auth.ip.check(client).map(|()| client)) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::debug!(method = %parts.method, path = %parts.uri.path(), %error, "request refused");
+            return error.into_response();
         }
-    }
-    auth.tokens.as_ref().map(|tokens| check_token(tokens, req, access)).transpose()
-}
-
-fn check_token(tokens: &Tokens, req: &Request, access: &Access) -> Result<Granted, Denial> {
-    let unauthorized = |message: &str| Denial {
-        error: ApiError::Unauthorized(message.to_owned()),
-        challenge: Some(BEARER_CHALLENGE),
     };
-    let Some(token) = presented_token(req) else {
-        return Err(unauthorized("a token is needed: `Authorization: Bearer …` or `?token=…`"));
-    };
-    let rights = access.rights();
-    let checks = match rights.is_empty() {
-        true => vec![(None, tokens::Scope::All)],
-        false => rights.into_iter().map(|(right, scope)| (Some(right), scope)).collect(),
-    };
-    let mut name = String::new();
-    for (right, scope) in checks {
-        match tokens.authorize(&token, right, &scope) {
-            Ok(found) => name = found,
-            Err(TokenError::Unknown) => return Err(unauthorized("the token is not valid")),
-            Err(TokenError::NotGranted { name }) => {
-                let right = right.map_or("access", Right::as_str);
-                let what = match &scope {
-                    tokens::Scope::Queue(queue) => format!("queue {queue}"),
-                    tokens::Scope::All => "every queue".to_owned(),
-                };
-                return Err(ApiError::Forbidden(format!("token {name} may not {right} on {what}")).into());
-            }
-        }
-    }
-    Ok(Granted { name })
-}
-
-/// The token of `Authorization: Bearer`, else of the `token` query parameter (browsers cannot
-/// set headers on a WebSocket upgrade).
-fn presented_token(req: &Request) -> Option<String> {
-    if let Some(token) = secret::bearer_token(req.headers()) {
-        return Some(token.to_owned());
-    }
-    let query = req.uri().query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .filter(|(name, value)| name == "token" && !value.is_empty())
-        .last()
-        .map(|(_, value)| value.into_owned())
+    parts.extensions.insert(Caller { client, auth: auth.clone() });
+    next.run(Request::from_parts(parts, body)).await
 }
 
 #[cfg(test)]

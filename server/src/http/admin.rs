@@ -1,6 +1,7 @@
 //! Queue administration: policy (`/p`), pause and resume (`/control`), figures (`/stats`).
 
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -11,23 +12,26 @@ use restmq_shared::{
 };
 
 use super::reply;
+use crate::auth::{guard, Rule};
 use crate::error::ApiError;
 use crate::extract::{Args, QueuePath};
 use crate::state::AppState;
 
+/// Every route here needs `admin` (on the queue, or on every queue), but the health checks.
 pub fn routes() -> Router<AppState> {
+    let admin = || guard(Rule::admin());
     Router::new()
-        .route("/p/{queue}", get(get_policy).post(set_policy))
-        .route("/control", get(list_statuses))
-        .route("/control/", get(list_statuses))
-        .route("/control/{queue}", get(get_status).post(set_status))
-        .route("/stats", get(all_stats))
-        .route("/stats/", get(all_stats))
-        .route("/stats/{queue}", get(queue_stats))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/nodes", get(list_nodes))
-        .route("/nodes/pick", get(pick_node))
+        .route("/p/{queue}", get(get_policy.layer(admin())).post(set_policy.layer(admin())))
+        .route("/control", get(list_statuses.layer(admin())))
+        .route("/control/", get(list_statuses.layer(admin())))
+        .route("/control/{queue}", get(get_status.layer(admin())).post(set_status.layer(admin())))
+        .route("/stats", get(all_stats.layer(admin())))
+        .route("/stats/", get(all_stats.layer(admin())))
+        .route("/stats/{queue}", get(queue_stats.layer(admin())))
+        .route("/healthz", get(healthz.layer(guard(Rule::open()))))
+        .route("/readyz", get(readyz.layer(guard(Rule::open()))))
+        .route("/nodes", get(list_nodes.layer(admin())))
+        .route("/nodes/pick", get(pick_node.layer(admin())))
 }
 
 /// `GET /p/<queue>`: `broadcast` unless set otherwise.

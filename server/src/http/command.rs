@@ -2,6 +2,7 @@
 //! (`reserve`, `ack`, `nack`).
 
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
@@ -10,22 +11,43 @@ use restmq_shared::{Command, CommandReply, MessageKey, QueueName};
 use serde_json::Value;
 
 use super::reply;
+use crate::auth::{guard, Deferred, Need, Right, Rule};
 use crate::error::ApiError;
 use crate::extract::{lease_duration, Args, IdempotencyKey, DEFAULT_LEASE_SECS};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/queue", post(run_command))
+    Router::new().route("/queue", post(run_command.layer(guard(Rule::handler()))))
+}
+
+/// What a command needs on its queue: `add` produces; `get`, `take`, `del` and the lease
+/// commands consume; anything else needs admin. A document without a command and a queue
+/// needs only valid credentials (the handler refuses it).
+fn command_needs(doc: &Value) -> Need {
+    let (Some(cmd), Some(queue)) =
+        (doc.get("cmd").and_then(Value::as_str), doc.get("queue").and_then(Value::as_str))
+    else {
+        return Need::Authenticated;
+    };
+    let right = match cmd {
+        "add" => Right::Produce,
+        "get" | "take" | "del" | "reserve" | "ack" | "nack" => Right::Consume,
+        _ => Right::Admin,
+    };
+    Need::on(right, queue)
 }
 
 /// Runs one JSON command from the `body`/`msg` form field or a raw JSON body. An `add` with
 /// an `Idempotency-Key` header is published once, as `POST /q/<queue>` does.
 async fn run_command(
     State(state): State<AppState>,
-    IdempotencyKey(idempotency): IdempotencyKey,
-    args: Args,
+    deferred: Deferred,
+    idempotency: Result<IdempotencyKey, ApiError>,
+    args: Result<Args, ApiError>,
 ) -> Result<Response, ApiError> {
-    let command = parse(&args)?;
+    let doc = args.and_then(|args| document(&args));
+    deferred.allow(doc.as_ref().map_or(Need::Authenticated, command_needs))?;
+    let (IdempotencyKey(idempotency), command) = (idempotency?, command(doc?)?);
     let broker = &state.broker;
     let answer = match command {
         Command::Add { queue, value } => {
@@ -100,7 +122,8 @@ fn check_fields(cmd: &str, doc: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn parse(args: &Args) -> Result<Command, ApiError> {
+/// The JSON document of the `body`/`msg` field or the raw body.
+fn document(args: &Args) -> Result<Value, ApiError> {
     let text = match args.get("body").or_else(|| args.get("msg")) {
         Some(field) => field,
         None => {
@@ -109,7 +132,11 @@ fn parse(args: &Args) -> Result<Command, ApiError> {
                 .map_err(|_| ApiError::MalformedJson("body is not UTF-8".to_owned()))?
         }
     };
-    let doc: Value = serde_json::from_str(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    serde_json::from_str(text).map_err(|e| ApiError::MalformedJson(e.to_string()))
+}
+
+/// The command a document holds.
+fn command(doc: Value) -> Result<Command, ApiError> {
     let cmd = doc
         .get("cmd")
         .ok_or(ApiError::MissingArgument("cmd"))?
@@ -121,4 +148,20 @@ fn parse(args: &Args) -> Result<Command, ApiError> {
     }
     check_fields(&cmd, &doc)?;
     serde_json::from_value(doc).map_err(|e| ApiError::InvalidArgument(format!("bad {cmd} command: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_need_their_rights() {
+        let need = |body: &str| command_needs(&serde_json::from_str(body).unwrap());
+        assert_eq!(need(r#"{"cmd":"add","queue":"q","value":"v"}"#), Need::on(Right::Produce, "q"));
+        assert_eq!(need(r#"{"cmd":"take","queue":"q"}"#), Need::on(Right::Consume, "q"));
+        assert_eq!(need(r#"{"cmd":"del","queue":"q","key":"q:1"}"#), Need::on(Right::Consume, "q"));
+        assert_eq!(need(r#"{"cmd":"purge","queue":"q"}"#), Need::on(Right::Admin, "q"));
+        assert_eq!(need(r#"{"cmd":"add"}"#), Need::Authenticated);
+        assert_eq!(need("[1]"), Need::Authenticated);
+    }
 }

@@ -3,12 +3,14 @@
 //! They need the `observe` right; none of them changes the queue.
 
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use restmq_shared::MessageKey;
 
 use super::reply;
+use crate::auth::{guard, Rule};
 use crate::broker::{DEFAULT_BROWSE_LIMIT, MAX_BROWSE_LIMIT};
 use crate::error::ApiError;
 use crate::extract::{Args, QueuePath};
@@ -16,9 +18,9 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/browse/{queue}", get(browse))
-        .route("/history/{queue}", get(history))
-        .route("/consumers/{queue}", get(consumers))
+        .route("/browse/{queue}", get(browse.layer(guard(Rule::observe()))))
+        .route("/history/{queue}", get(history.layer(guard(Rule::observe()))))
+        .route("/consumers/{queue}", get(consumers.layer(guard(Rule::observe()))))
 }
 
 /// `GET /browse/<queue>?limit=N&after=<key>[&leased=1]`.

@@ -8,6 +8,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +19,7 @@ use tracing::field::Empty;
 use tracing::Span;
 
 use super::exposition as text;
+use crate::auth::{guard, Rule};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -26,7 +28,7 @@ use crate::state::AppState;
 const UNMATCHED: &str = "unmatched";
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(scrape))
+    Router::new().route("/metrics", get(scrape.layer(guard(Rule::admin()))))
 }
 
 /// `GET /metrics`: Prometheus text format.

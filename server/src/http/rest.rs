@@ -2,6 +2,7 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use axum::handler::Handler;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,22 +11,56 @@ use restmq_shared::{GetReply, LeaseReply, MessageKey, PurgeReply, QueueName, Rec
 
 use super::batch::batch_values;
 use super::{reply, web};
+use crate::auth::acl::Section;
+use crate::auth::{guard, Deferred, Need, Right, Rule};
 use crate::error::ApiError;
 use crate::extract::{Args, IdempotencyKey, QueuePath, MAX_TTL_SECS};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
+    let list = || get(list_queues.layer(guard(Rule::admin())));
     Router::new()
-        .route("/", get(root).post(add_by_argument))
-        .route("/q", get(list_queues))
-        .route("/q/", get(list_queues))
-        .route("/q/{queue}", get(get_message).post(add_message).delete(purge_queue))
-        .route("/q/{queue}/{item}", post(nack_or_redrive).delete(ack_message))
-        .route("/j/{queue}", get(recent_keys))
+        .route(
+            "/",
+            get(root.layer(guard(Rule::handler()))).post(add_by_argument.layer(guard(Rule::handler()))),
+        )
+        .route("/q", list())
+        .route("/q/", list())
+        .route(
+            "/q/{queue}",
+            get(get_message.layer(guard(Rule::consume().or_look())))
+                .post(add_message.layer(guard(Rule::produce())))
+                .delete(purge_queue.layer(guard(Rule::admin()))),
+        )
+        .route(
+            "/q/{queue}/{item}",
+            post(nack_or_redrive.layer(guard(Rule::nack_or_redrive())))
+                .delete(ack_message.layer(guard(Rule::consume().in_section(Section::RestConsumer)))),
+        )
+        .route("/j/{queue}", get(recent_keys.layer(guard(Rule::admin()))))
+}
+
+/// What `/` needs, from its arguments: a read without `queue` is the web app (open), with
+/// one a hard get (consume); `POST` adds (produce). A request the handler will refuse as
+/// malformed needs valid credentials all the same.
+fn root_needs(method: &Method, args: &Result<Args, ApiError>) -> Need {
+    let reading = method == Method::GET || method == Method::HEAD;
+    match args.as_ref().map(|args| args.get("queue")) {
+        Ok(Some(queue)) => Need::on(if reading { Right::Consume } else { Right::Produce }, queue),
+        Ok(None) if reading => Need::Open,
+        _ => Need::Authenticated,
+    }
 }
 
 /// `GET /`: the web app, or with `queue` RestMQ's hard get.
-async fn root(State(state): State<AppState>, method: Method, args: Args) -> Result<Response, ApiError> {
+async fn root(
+    State(state): State<AppState>,
+    deferred: Deferred,
+    method: Method,
+    args: Result<Args, ApiError>,
+) -> Result<Response, ApiError> {
+    deferred.allow(root_needs(&method, &args))?;
+    let args = args?;
     match args.get("queue") {
         Some(name) => {
             let queue = QueueName::try_from(name)?;
@@ -38,9 +73,12 @@ async fn root(State(state): State<AppState>, method: Method, args: Args) -> Resu
 /// `POST /` with `queue` and `value`: RestMQ's add.
 async fn add_by_argument(
     State(state): State<AppState>,
-    IdempotencyKey(idempotency): IdempotencyKey,
-    args: Args,
+    deferred: Deferred,
+    idempotency: Result<IdempotencyKey, ApiError>,
+    args: Result<Args, ApiError>,
 ) -> Result<Response, ApiError> {
+    deferred.allow(root_needs(&Method::POST, &args))?;
+    let (IdempotencyKey(idempotency), args) = (idempotency?, args?);
     let queue = QueueName::try_from(args.require("queue")?)?;
     add(&state, &queue, idempotency.as_deref(), &args).await
 }

@@ -8,19 +8,33 @@ mod sse;
 mod ws;
 mod ws_ack;
 
+use axum::handler::Handler;
 use axum::routing::get;
 use axum::Router;
 use restmq_shared::{MessageKey, QueueName};
 
+use crate::auth::acl::Section;
+use crate::auth::{guard, Rule};
 use crate::error::ApiError;
 use crate::extract::Args;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/c/{queue}", get(comet::stream_comet))
-        .route("/ws/{queue}", get(ws::stream_websocket))
-        .route("/sse/{queue}", get(sse::stream_sse))
+        .route("/c/{queue}", get(comet::stream_comet.layer(guard(comet_rule()))))
+        .route("/ws/{queue}", get(ws::stream_websocket.layer(guard(websocket_rule()))))
+        .route("/sse/{queue}", get(sse::stream_sse.layer(guard(comet_rule()))))
+}
+
+/// A stream consumes, or only observes with `observe=1`, under `acl.conf`'s `[comet:consumer]`
+/// (COMET and SSE) or `[websocket:consumer]`; a WebSocket's `add` frames are checked as
+/// `POST /q/<queue>` at the upgrade.
+const fn comet_rule() -> Rule {
+    Rule::consume().or_observe().in_section(Section::CometConsumer)
+}
+
+const fn websocket_rule() -> Rule {
+    Rule::consume().or_observe().in_section(Section::WebsocketConsumer)
 }
 
 /// The client's address as the server saw it (`unknown` without a socket, as when a test
