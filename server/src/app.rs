@@ -5,8 +5,8 @@
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
+use crate::app_state::AppState;
 use crate::http::{deadline, metrics, web};
-use crate::state::AppState;
 
 /// Every route of the server, ready to serve. Tests can call it without a socket.
 pub fn router(state: AppState) -> Router {

@@ -9,10 +9,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::app_state::{AppState, Settings};
 use crate::broker::{Broker, BrokerConfig};
 use crate::config::{ServeConfig, StoreKind};
 use crate::feed::Sink;
-use crate::state::{AppState, Settings};
 use crate::store::{
     EmbeddedOptions, EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore, Store,
 };

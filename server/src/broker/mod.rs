@@ -7,13 +7,13 @@
 //! (see [`sweep`]) ages replay history out and forgets the hubs of queues that are gone.
 
 mod acked;
+mod at_least_once;
 mod cluster;
 mod config;
 mod dispatch;
 mod history;
 mod hub;
 mod idempotency;
-mod lease;
 mod look;
 mod observe;
 mod publish;

@@ -12,10 +12,10 @@ use restmq_shared::{
 };
 
 use super::reply;
+use crate::app_state::AppState;
 use crate::auth::{guard, Rule};
 use crate::error::ApiError;
 use crate::extract::{Args, QueuePath};
-use crate::state::AppState;
 
 /// Every route here needs `admin` (on the queue, or on every queue), but the health checks.
 pub fn routes() -> Router<AppState> {

@@ -12,10 +12,10 @@ use axum::routing::post;
 use axum::Router;
 
 use super::reply;
+use crate::app_state::AppState;
 use crate::auth::{guard, Deferred, Need, Right, Rule};
 use crate::error::ApiError;
 use crate::feed::{collectd, SinkError};
-use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -11,10 +11,10 @@ use restmq_shared::{Command, CommandReply, MessageKey, QueueName};
 use serde_json::Value;
 
 use super::reply;
+use crate::app_state::AppState;
 use crate::auth::{guard, Deferred, Need, Right, Rule};
 use crate::error::ApiError;
 use crate::extract::{lease_duration, Args, IdempotencyKey, DEFAULT_LEASE_SECS};
-use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/queue", post(run_command.layer(guard(Rule::handler()))))

@@ -10,11 +10,11 @@ use axum::Router;
 use restmq_shared::MessageKey;
 
 use super::reply;
+use crate::app_state::AppState;
 use crate::auth::{guard, Rule};
 use crate::broker::{DEFAULT_BROWSE_LIMIT, MAX_BROWSE_LIMIT};
 use crate::error::ApiError;
 use crate::extract::{Args, QueuePath};
-use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

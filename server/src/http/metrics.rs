@@ -19,10 +19,10 @@ use tracing::field::Empty;
 use tracing::Span;
 
 use super::exposition as text;
+use crate::app_state::AppState;
 use crate::auth::{guard, Rule};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::state::AppState;
 
 /// The `route` label of requests no route matched (static files, unknown paths).
 const UNMATCHED: &str = "unmatched";

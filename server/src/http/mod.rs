@@ -16,7 +16,7 @@ pub mod web;
 
 use axum::Router;
 
-use crate::state::AppState;
+use crate::app_state::AppState;
 
 /// RestMQ's routes and the added ones (not the streams, which `transport` serves).
 pub fn routes() -> Router<AppState> {

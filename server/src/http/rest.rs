@@ -11,11 +11,11 @@ use restmq_shared::{GetReply, LeaseReply, MessageKey, PurgeReply, QueueName, Rec
 
 use super::batch::batch_values;
 use super::{reply, web};
+use crate::app_state::AppState;
 use crate::auth::acl::Section;
 use crate::auth::{guard, Deferred, Need, Right, Rule};
 use crate::error::ApiError;
 use crate::extract::{Args, IdempotencyKey, QueuePath, MAX_TTL_SECS};
-use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     let list = || get(list_queues.layer(guard(Rule::admin())));

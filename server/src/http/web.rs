@@ -10,8 +10,8 @@ use axum::http::{header, Method, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use tower_http::services::ServeDir;
 
+use crate::app_state::AppState;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Shown at `/` when the web app has not been built.
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>restmq</title>\

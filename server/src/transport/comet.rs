@@ -13,11 +13,11 @@ use restmq_shared::MessageKey;
 
 use super::source::{frames, observing, open, Encoder, Opening};
 use super::{since_arg, Peer};
+use crate::app_state::AppState;
 use crate::broker::CloseReason;
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::extract::{Args, QueuePath};
-use crate::state::AppState;
 
 /// Streams the queue's messages as lines until the client leaves or the server ends it.
 pub async fn stream_comet(

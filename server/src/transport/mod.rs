@@ -13,11 +13,11 @@ use axum::routing::get;
 use axum::Router;
 use restmq_shared::{MessageKey, QueueName};
 
+use crate::app_state::AppState;
 use crate::auth::acl::Section;
 use crate::auth::{guard, Rule};
 use crate::error::ApiError;
 use crate::extract::Args;
-use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

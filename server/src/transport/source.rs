@@ -15,12 +15,12 @@ use restmq_shared::{CloseNotice, GapNotice, GapRange, MessageKey, QueueName};
 use tokio_util::sync::CancellationToken;
 
 use super::Peer;
+use crate::app_state::AppState;
 use crate::broker::{Broker, CloseReason, Delivery, Replay, StreamInfo, Subscription};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::extract::Args;
 use crate::metrics::ConnectionGuard;
-use crate::state::AppState;
 
 /// How a stream is opened, whatever its transport.
 pub(crate) struct Opening {

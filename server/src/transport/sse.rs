@@ -14,11 +14,11 @@ use restmq_shared::{MessageKey, QueueName};
 
 use super::source::{frames, observing, open, Encoder, Opening};
 use super::{since_arg, Peer};
+use crate::app_state::AppState;
 use crate::broker::CloseReason;
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::extract::{Args, QueuePath};
-use crate::state::AppState;
 
 /// Streams the queue's messages as events until the client leaves or the server ends it.
 pub async fn stream_sse(

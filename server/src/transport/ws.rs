@@ -13,12 +13,12 @@ use restmq_shared::{ErrorResponse, MessageKey, QueueName};
 use super::heartbeat::{beat, heard, Beat, Pinger};
 use super::source::{observing, open, Encoder, Next, Opening, Source};
 use super::{since_arg, Peer};
+use crate::app_state::AppState;
 use crate::auth::AddFrames;
 use crate::broker::{Broker, CloseReason, StreamInfo};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::extract::{Args, QueuePath};
-use crate::state::AppState;
 
 /// Close code for "going away" (server shutdown) and for policy ends (purge, slow).
 pub(super) const GOING_AWAY: u16 = 1001;
