@@ -13,9 +13,9 @@ mod app;
 mod auth;
 mod components;
 mod hooks;
+mod model;
 mod route;
 mod sandbox;
-mod state;
 mod stream;
 mod views;
 

@@ -3,7 +3,7 @@
 
 use restmq_shared::QueueName;
 
-use crate::state::job::{presets, Job};
+use crate::model::job::{presets, Job};
 
 /// The queue the charts view opens on: the system feed's.
 pub const SYSTEM_QUEUE: &str = "system";

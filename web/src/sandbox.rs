@@ -13,7 +13,7 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use web_sys::{MessageEvent, Worker};
 use yew::platform::{pinned::mpsc, time::sleep};
 
-use crate::state::job::Job;
+use crate::model::job::Job;
 
 /// Where Trunk puts the worker script (`copy-file` in index.html).
 const SCRIPT: &str = "/sandbox.js";

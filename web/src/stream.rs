@@ -22,7 +22,7 @@ use yew::platform::{
 };
 use yew::Callback;
 
-use crate::state::dial::{stream_path, Dialer, Link, Transport};
+use crate::model::dial::{stream_path, Dialer, Link, Transport};
 
 /// The longest COMET line buffered while waiting for its end.
 const MAX_LINE_BYTES: usize = 4 << 20;

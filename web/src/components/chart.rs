@@ -3,7 +3,7 @@
 
 use yew::prelude::*;
 
-use crate::state::{
+use crate::model::{
     axis::{clock_label, gapped_path, time_ticks, Unit, PALETTE},
     series::{bounds, svg_path, Series},
 };

@@ -4,7 +4,7 @@
 use yew::prelude::*;
 
 use super::input_value;
-use crate::state::job::{presets, Job};
+use crate::model::job::{presets, Job};
 
 #[derive(Properties, PartialEq)]
 pub struct JobEditorProps {

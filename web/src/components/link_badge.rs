@@ -2,7 +2,7 @@
 
 use yew::prelude::*;
 
-use crate::state::dial::Link;
+use crate::model::dial::Link;
 
 #[derive(Properties, PartialEq)]
 pub struct LinkBadgeProps {

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::state::Row;
+use crate::model::Row;
 
 #[derive(Properties, PartialEq)]
 pub struct MessageListProps {

@@ -8,8 +8,8 @@ use restmq_shared::{Policy, QueueName, QueueStats, QueueStatus};
 use yew::prelude::*;
 
 use super::input_value;
+use crate::model::rate::{format_rate, QueueRates};
 use crate::route::Route;
-use crate::state::rate::{format_rate, QueueRates};
 
 /// What the user asked to do with a queue.
 #[derive(Debug, Clone, PartialEq)]

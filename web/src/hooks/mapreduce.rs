@@ -20,8 +20,8 @@ use yew::{
 use crate::{
     api::{self, ApiError},
     hooks::now_ms,
+    model::job::{Job, Partial},
     sandbox::{Failure, Sandbox},
-    state::job::{Job, Partial},
     stream::websocket_url,
 };
 

@@ -25,8 +25,8 @@ use yew::{
 
 use crate::{
     api::{self, ApiError},
+    model::rate::{queue_rates, QueueRates},
     route::Route,
-    state::rate::{queue_rates, QueueRates},
 };
 
 /// How often [`use_stats`] polls the server.

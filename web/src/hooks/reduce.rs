@@ -17,8 +17,8 @@ use yew::{
 use super::mapreduce::{Report, REPORTS};
 use crate::{
     api::{self, ApiError},
+    model::job::{Job, Progress},
     sandbox::{Failure, Sandbox},
-    state::job::{Job, Progress},
     stream::websocket_url,
 };
 

@@ -12,7 +12,7 @@ use yew::{
 
 use super::now_ms;
 use crate::{
-    state::{dial::Link, series::Charts, Action, Batch, Inbox, StreamState},
+    model::{dial::Link, series::Charts, Action, Batch, Inbox, StreamState},
     stream::{self, StreamEvent},
 };
 

@@ -8,8 +8,8 @@ use yew::prelude::*;
 use crate::{
     components::{LineChart, LinkBadge, QueuePicker},
     hooks::{navigate, now_ms, stream::use_charts, use_stats},
+    model::{axis::Unit, series::HISTORY_SECS},
     route::Route,
-    state::{axis::Unit, series::HISTORY_SECS},
 };
 
 #[derive(Properties, PartialEq)]

@@ -17,11 +17,11 @@ use crate::{
         queue::{dead_letters_of, use_queue_page, QueuePage},
         use_stats,
     },
-    route::Route,
-    state::{
+    model::{
         axis::{bytes, Unit},
         series::Series,
     },
+    route::Route,
 };
 
 #[derive(Properties, PartialEq)]

@@ -8,8 +8,8 @@ use yew::prelude::*;
 
 use crate::{
     hooks::{reduce::use_reducer_view, use_stats},
+    model::job::Job,
     route::Route,
-    state::job::Job,
 };
 
 #[derive(Properties, PartialEq)]

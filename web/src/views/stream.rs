@@ -12,8 +12,8 @@ use yew::prelude::*;
 use crate::{
     components::{input_value, LinkBadge, MessageList, QueuePicker, Sparkline},
     hooks::{navigate, stream::use_queue_stream, use_stats},
+    model::{rate::format_rate, Action, Row, HISTORY_CAP, ROW_CAP},
     route::Route,
-    state::{rate::format_rate, Action, Row, HISTORY_CAP, ROW_CAP},
 };
 
 #[derive(Properties, PartialEq)]

@@ -14,8 +14,8 @@ use crate::{
         mapreduce::{use_job_runner, RunnerState},
         navigate, use_stats,
     },
+    model::job::{presets, Job},
     route::Route,
-    state::job::{presets, Job},
 };
 
 #[derive(Properties, PartialEq)]

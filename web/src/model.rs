@@ -2,8 +2,8 @@
 //! the rest in submodules. No IO and no browser API: time comes in with the actions.
 //!
 //! # Layout
-//! - this file: [`StreamState`] and [`Action`], the live view (rows, caps, filter, pause),
-//!   and [`Inbox`], where messages wait for the next animation frame.
+//! - this file: [`StreamState`] and [`Action`], the live view (rows, caps, filter, pause).
+//! - [`inbox`]: [`Inbox`], where messages wait for the next animation frame, and [`Batch`].
 //! - [`dial`]: transport fallback (WebSocket → SSE → COMET) and reconnect back-off.
 //! - [`rate`]: message rates, the sparkline, queue in/out rates from `/stats/`.
 //! - [`series`]: numeric series of JSON messages for the charts; [`axis`]: their units, ticks and gaps.
@@ -11,9 +11,12 @@
 
 pub mod axis;
 pub mod dial;
+mod inbox;
 pub mod job;
 pub mod rate;
 pub mod series;
+
+pub use inbox::{Batch, Inbox};
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -104,41 +107,6 @@ impl Filter {
             haystack.to_lowercase().contains(&self.folded)
         }
     }
-}
-
-/// Messages received since the last animation frame: the newest [`HISTORY_CAP`] of them, and
-/// how many arrived in all.
-#[derive(Debug, Default)]
-pub struct Inbox {
-    pending: VecDeque<StreamMessage>,
-    received: u64,
-}
-
-impl Inbox {
-    pub fn push(&mut self, message: StreamMessage) {
-        self.received += 1;
-        if self.pending.len() == HISTORY_CAP {
-            self.pending.pop_front();
-        }
-        self.pending.push_back(message);
-    }
-
-    /// Empties the inbox into one batch.
-    pub fn take(&mut self) -> Batch {
-        Batch {
-            messages: std::mem::take(&mut self.pending).into(),
-            received: std::mem::take(&mut self.received),
-        }
-    }
-}
-
-/// What one animation frame hands the reducer.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Batch {
-    /// The newest messages, oldest first.
-    pub messages: Vec<StreamMessage>,
-    /// Messages received, including those the inbox dropped.
-    pub received: u64,
 }
 
 /// Everything that changes the live view.
