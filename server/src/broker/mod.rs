@@ -17,6 +17,7 @@ mod idempotency;
 mod look;
 mod observe;
 mod publish;
+mod remembered;
 mod roster;
 mod stats;
 mod subscription;
@@ -123,7 +124,7 @@ struct Inner {
     requeue_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Requeue>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-    remembered: idempotency::Remembered,
+    remembered: remembered::Remembered,
     /// Bytes of replay history in every hub (see [`history`]).
     history_bytes: AtomicUsize,
     /// The last hour of every queue's figures (see [`timeline`]).
@@ -148,7 +149,7 @@ impl Broker {
                 requeue_rx: tokio::sync::Mutex::new(requeue_rx),
                 shutdown,
                 tracker,
-                remembered: idempotency::Remembered::default(),
+                remembered: remembered::Remembered::default(),
                 history_bytes: AtomicUsize::new(0),
                 timeline: Mutex::default(),
             }),
