@@ -44,6 +44,9 @@ pub use look::{DEFAULT_BROWSE_LIMIT, MAX_BROWSE_LIMIT};
 pub use roster::{Enlisted, StreamInfo};
 pub use subscription::Subscription;
 
+/// What a reserve hands out: a message under a lease.
+pub use crate::store::LeasedMessage;
+
 use crate::metrics::Metrics;
 use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
 

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::reply;
 use crate::app_state::AppState;
 use crate::auth::{guard, Deferred, Need, Right, Rule};
+use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::extract::{lease_duration, Args, IdempotencyKey, DEFAULT_LEASE_SECS};
 
@@ -48,18 +49,18 @@ async fn run_command(
     let doc = args.and_then(|args| document(&args));
     deferred.allow(doc.as_ref().map_or(Need::Authenticated, command_needs))?;
     let (IdempotencyKey(idempotency), command) = (idempotency?, command(doc?)?);
-    let broker = &state.broker;
-    let answer = match command {
+    reply::json(&execute(&state.broker, command, idempotency.as_deref()).await?, None)
+}
+
+/// Runs a command; an `add` with an `idempotency` key is published once.
+async fn execute(
+    broker: &Broker,
+    command: Command,
+    idempotency: Option<&str>,
+) -> Result<CommandReply, ApiError> {
+    Ok(match command {
         Command::Add { queue, value } => {
-            let keys = broker
-                .add_once::<ApiError, _, _>(&queue, idempotency.as_deref(), 1, || async {
-                    broker.check_size(&value)?;
-                    Ok(vec![broker.add(&queue, value.clone(), None).await?])
-                })
-                .await?;
-            let key = keys.into_iter().next().ok_or_else(|| {
-                ApiError::InvalidArgument("that Idempotency-Key answered no message".to_owned())
-            })?;
+            let key = add(broker, &queue, &value, idempotency).await?;
             CommandReply::Message { queue, key, value }
         }
         Command::Get { queue } => match broker.peek(&queue).await? {
@@ -76,12 +77,13 @@ async fn run_command(
         }
         Command::Reserve { queue, lease } => {
             let lease = lease_duration(lease.unwrap_or(DEFAULT_LEASE_SECS))?;
-            match broker.reserve(&queue, lease).await? {
-                Some(m) => {
-                    CommandReply::Leased { queue, key: m.key, value: m.value, deliveries: m.deliveries }
-                }
-                None => CommandReply::empty(),
-            }
+            let leased = broker.reserve(&queue, lease).await?;
+            leased.map_or_else(CommandReply::empty, |m| CommandReply::Leased {
+                queue,
+                key: m.key,
+                value: m.value,
+                deliveries: m.deliveries,
+            })
         }
         Command::Ack { queue, key } => {
             let acked = broker.ack(&queue, &key).await?;
@@ -91,8 +93,25 @@ async fn run_command(
             let nacked = broker.nack(&queue, &key).await?;
             CommandReply::Nacked { queue, key, nacked }
         }
-    };
-    reply::json(&answer, None)
+    })
+}
+
+/// Adds `value`; with an `idempotency` key, once.
+async fn add(
+    broker: &Broker,
+    queue: &QueueName,
+    value: &str,
+    idempotency: Option<&str>,
+) -> Result<MessageKey, ApiError> {
+    let keys = broker
+        .add_once::<ApiError, _, _>(queue, idempotency, 1, || async {
+            broker.check_size(value)?;
+            Ok(vec![broker.add(queue, value.to_owned(), None).await?])
+        })
+        .await?;
+    keys.into_iter()
+        .next()
+        .ok_or_else(|| ApiError::InvalidArgument("that Idempotency-Key answered no message".to_owned()))
 }
 
 /// Missing fields, bad names and bad keys get their own error codes, before serde's

@@ -31,11 +31,11 @@ struct QueueFigures {
     observers: u64,
 }
 
-/// A per-queue counter: its name, help text, and where its value is.
-type Counter = (&'static str, &'static str, fn(&QueueFigures) -> u64);
+/// A per-queue series: its name, help text, and where its value is.
+type Series = (&'static str, &'static str, fn(&QueueFigures) -> u64);
 
 /// The per-queue counters.
-const COUNTERS: [Counter; 7] = [
+const COUNTERS: [Series; 7] = [
     ("restmq_messages_added_total", "Messages added to the queue.", |f| f.added),
     ("restmq_messages_taken_total", "Messages removed by a hard get.", |f| f.taken),
     ("restmq_messages_delivered_total", "Messages written to streaming consumers.", |f| f.delivered),
@@ -49,8 +49,35 @@ const COUNTERS: [Counter; 7] = [
     ("restmq_messages_observed_total", "Messages written to observers (which take nothing).", |f| f.observed),
 ];
 
+/// The per-queue gauges.
+const GAUGES: [Series; 3] = [
+    ("restmq_queue_length", "Messages waiting in the queue.", |f| f.len),
+    ("restmq_consumers", "Streaming consumers of the queue in this process.", |f| f.consumers),
+    ("restmq_observers", "Observers of the queue in this process (they take nothing).", |f| f.observers),
+];
+
 /// Renders every figure of `broker` and its process.
 pub async fn render(broker: &Broker) -> BrokerResult<String> {
+    let queues = queue_figures(broker).await?;
+    let mut out = String::with_capacity(4096 + queues.len() * 512);
+    let series = COUNTERS.iter().map(|s| (s, "counter")).chain(GAUGES.iter().map(|s| (s, "gauge")));
+    for ((name, help, field), kind) in series {
+        header(&mut out, name, help, kind);
+        for (queue, f) in &queues {
+            let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", escape(queue), field(f));
+        }
+    }
+    header(&mut out, "restmq_history_bytes", "Bytes of broadcast messages kept for replay.", "gauge");
+    let _ = writeln!(out, "restmq_history_bytes {}", broker.history_bytes());
+    header(&mut out, "restmq_tracked_queues", "Queues with state in this process.", "gauge");
+    let _ = writeln!(out, "restmq_tracked_queues {}", broker.tracked_queues());
+    process(&mut out, broker.metrics());
+    idempotency(&mut out, broker);
+    Ok(out)
+}
+
+/// The figures of every queue that holds messages or has state in this process.
+async fn queue_figures(broker: &Broker) -> BrokerResult<BTreeMap<String, QueueFigures>> {
     let mut queues: BTreeMap<String, QueueFigures> = BTreeMap::new();
     // Series for every queue that holds messages or has state in this process: an empty,
     // idle queue (purged, drained and left) has none, as its hub is forgotten too.
@@ -72,37 +99,7 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
         f.observed = c.observed.load(Ordering::Relaxed);
         f.observers = hub.observer_count() as u64;
     }
-    let mut out = String::with_capacity(4096 + queues.len() * 512);
-    for (name, help, field) in COUNTERS {
-        header(&mut out, name, help, "counter");
-        for (queue, f) in &queues {
-            let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", escape(queue), field(f));
-        }
-    }
-    header(&mut out, "restmq_queue_length", "Messages waiting in the queue.", "gauge");
-    for (queue, f) in &queues {
-        let _ = writeln!(out, "restmq_queue_length{{queue=\"{}\"}} {}", escape(queue), f.len);
-    }
-    header(&mut out, "restmq_consumers", "Streaming consumers of the queue in this process.", "gauge");
-    for (queue, f) in &queues {
-        let _ = writeln!(out, "restmq_consumers{{queue=\"{}\"}} {}", escape(queue), f.consumers);
-    }
-    header(
-        &mut out,
-        "restmq_observers",
-        "Observers of the queue in this process (they take nothing).",
-        "gauge",
-    );
-    for (queue, f) in &queues {
-        let _ = writeln!(out, "restmq_observers{{queue=\"{}\"}} {}", escape(queue), f.observers);
-    }
-    header(&mut out, "restmq_history_bytes", "Bytes of broadcast messages kept for replay.", "gauge");
-    let _ = writeln!(out, "restmq_history_bytes {}", broker.history_bytes());
-    header(&mut out, "restmq_tracked_queues", "Queues with state in this process.", "gauge");
-    let _ = writeln!(out, "restmq_tracked_queues {}", broker.tracked_queues());
-    process(&mut out, broker.metrics());
-    idempotency(&mut out, broker);
-    Ok(out)
+    Ok(queues)
 }
 
 /// The memory of `Idempotency-Key` answers (process-local stores).

@@ -77,49 +77,49 @@ async fn serve(mut socket: WebSocket, consumer: Consumer) {
     let Consumer { broker, queue, mut source, may_add, heartbeat } = consumer;
     let mut pinger = Pinger::new(heartbeat);
     loop {
-        tokio::select! {
-            next = source.next() => match next {
-                Next::Replayed(f) => {
-                    if socket.send(Frames.message(f.key.as_ref(), &f.json)).await.is_err() {
-                        return;
-                    }
-                }
-                Next::Message(delivery) => {
-                    let frame = Frames.message(Some(&delivery.message.key), &delivery.json);
-                    if socket.send(frame).await.is_err() {
-                        return; // the delivery drops undelivered and goes back
-                    }
-                    delivery.mark_delivered();
-                }
-                Next::Closed(reason) => {
-                    let _ = socket.send(Frames.closed(reason, source.close_notice(reason))).await;
-                    return;
-                }
-            },
+        let open = tokio::select! {
+            next = source.next() => send(&mut socket, &source, next).await,
             beat = beat(&mut pinger) => match beat {
-                Beat::Ping => {
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
-                        return;
-                    }
-                }
-                Beat::Silent => return, // gone without closing: what it held goes back
+                Beat::Ping => socket.send(Message::Ping(Default::default())).await.is_ok(),
+                Beat::Silent => false, // gone without closing: what it held goes back
             },
             incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => false,
                 Some(Ok(Message::Text(text))) => {
                     heard(&mut pinger);
                     let answer = match &may_add {
                         Ok(()) => produce(&broker, &queue, &text).await,
                         Err(refusal) => serde_json::to_string(refusal).unwrap_or_default(),
                     };
-                    if socket.send(Message::Text(answer.into())).await.is_err() {
-                        return;
-                    }
+                    socket.send(Message::Text(answer.into())).await.is_ok()
                 }
                 Some(Ok(_)) => {
                     heard(&mut pinger); // a pong, or a ping the socket answers
+                    true
                 }
             },
+        };
+        if !open {
+            return;
+        }
+    }
+}
+
+/// Writes what the source gave; `false` once the stream is over.
+async fn send(socket: &mut WebSocket, source: &Source, next: Next) -> bool {
+    match next {
+        Next::Replayed(f) => socket.send(Frames.message(f.key.as_ref(), &f.json)).await.is_ok(),
+        Next::Message(delivery) => {
+            let frame = Frames.message(Some(&delivery.message.key), &delivery.json);
+            if socket.send(frame).await.is_err() {
+                return false; // the delivery drops undelivered and goes back
+            }
+            delivery.mark_delivered();
+            true
+        }
+        Next::Closed(reason) => {
+            let _ = socket.send(Frames.closed(reason, source.close_notice(reason))).await;
+            false
         }
     }
 }

@@ -8,7 +8,7 @@ use restmq_shared::{ErrorCode, ErrorResponse, LeasedStreamMessage, MessageKey, Q
 use serde::Deserialize;
 
 use super::heartbeat::{beat, heard, Beat, Pinger};
-use crate::broker::{AckedSubscription, Broker, StreamInfo};
+use crate::broker::{AckedSubscription, Broker, LeasedMessage, StreamInfo};
 
 /// A frame from an `ack=1` client.
 #[derive(Deserialize)]
@@ -31,51 +31,74 @@ pub async fn serve_acked(
     let shutdown = broker.shutdown_token().clone();
     loop {
         let waiter = sub.waiter();
-        // Not raced against anything: what it leases must be recorded as held.
-        match sub.try_reserve().await {
-            Ok(batch) if !batch.is_empty() => {
-                for m in batch {
-                    let frame = LeasedStreamMessage { key: m.key, value: m.value, deliveries: m.deliveries };
-                    let text = serde_json::to_string(&frame).unwrap_or_default();
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        return; // what this consumer holds goes back as `sub` drops
-                    }
-                }
-                continue;
-            }
-            Ok(_) => {}
-            Err(err) => tracing::warn!(%queue, %err, "ack consumer: store failed"),
+        match lease_more(&mut socket, &mut sub, &queue).await {
+            Some(true) => continue,
+            Some(false) => return, // what this consumer holds goes back as `sub` drops
+            None => {}
         }
-        tokio::select! {
-            () = waiter => {}
+        let open = tokio::select! {
+            () = waiter => true,
             beat = beat(&mut pinger) => match beat {
-                Beat::Ping => {
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
-                        return;
-                    }
-                }
-                Beat::Silent => return, // gone without closing: what it holds goes back
+                Beat::Ping => socket.send(Message::Ping(Default::default())).await.is_ok(),
+                Beat::Silent => false, // gone without closing: what it holds goes back
             },
             incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(Message::Text(text))) => {
-                    heard(&mut pinger);
-                    if let Err(message) = handle(&mut sub, &text).await {
-                        let error = ErrorResponse::new(ErrorCode::InvalidArgument, message);
-                        let _ = socket.send(Message::Text(serde_json::to_string(&error).unwrap_or_default().into())).await;
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => false,
+                Some(Ok(message)) => {
+                    heard(&mut pinger); // a pong or a ping the socket answers, or a command
+                    match message {
+                        Message::Text(text) => answer(&mut socket, &mut sub, &text).await,
+                        _ => true,
                     }
-                }
-                Some(Ok(_)) => {
-                    heard(&mut pinger);
                 }
             },
             () = shutdown.cancelled() => {
-                let frame = CloseFrame { code: super::ws::GOING_AWAY, reason: Utf8Bytes::from_static("shutdown") };
-                let _ = socket.send(Message::Close(Some(frame))).await;
-                return;
+                let _ = socket.send(Message::Close(Some(GOING_AWAY_FRAME))).await;
+                false
             }
+        };
+        if !open {
+            return;
         }
     }
+}
+
+/// The close frame at shutdown.
+const GOING_AWAY_FRAME: CloseFrame =
+    CloseFrame { code: super::ws::GOING_AWAY, reason: Utf8Bytes::from_static("shutdown") };
+
+/// Leases what the window has room for and writes it: `None` when there was nothing,
+/// `Some(false)` once the socket is gone. Not raced against anything: what it leases must be
+/// recorded as held.
+async fn lease_more(socket: &mut WebSocket, sub: &mut AckedSubscription, queue: &QueueName) -> Option<bool> {
+    match sub.try_reserve().await {
+        Ok(batch) if !batch.is_empty() => Some(send_leased(socket, batch).await),
+        Ok(_) => None,
+        Err(err) => {
+            tracing::warn!(%queue, %err, "ack consumer: store failed");
+            None
+        }
+    }
+}
+
+/// Writes a batch of leased messages; `false` once the socket is gone.
+async fn send_leased(socket: &mut WebSocket, batch: Vec<LeasedMessage>) -> bool {
+    for m in batch {
+        let frame = LeasedStreamMessage { key: m.key, value: m.value, deliveries: m.deliveries };
+        let text = serde_json::to_string(&frame).unwrap_or_default();
+        if socket.send(Message::Text(text.into())).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Runs an `ack`/`nack` frame, answering a bad one with an error frame; `false` once the
+/// socket is gone.
+async fn answer(socket: &mut WebSocket, sub: &mut AckedSubscription, text: &str) -> bool {
+    let Err(message) = handle(sub, text).await else { return true };
+    let error = ErrorResponse::new(ErrorCode::InvalidArgument, message);
+    socket.send(Message::Text(serde_json::to_string(&error).unwrap_or_default().into())).await.is_ok()
 }
 
 async fn handle(sub: &mut AckedSubscription, text: &str) -> Result<(), String> {
