@@ -6,12 +6,13 @@
 //! still present.
 
 mod backend;
-mod browse;
+pub(crate) mod clock;
 mod embedded;
-mod lease;
 mod memory;
 mod redis;
-mod state;
+
+/// The clock's old path, for code written before it moved.
+use self::clock as state;
 
 use std::future::Future;
 use std::time::Duration;
@@ -21,8 +22,15 @@ use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 pub use self::redis::{FanoutRead, RedisOptions, RedisStore};
 pub use backend::Store;
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
-pub use lease::dead_letter_queue;
 pub use memory::MemoryStore;
+
+/// The dead-letter queue of `queue`: `<queue>.dead`, which every valid name has. Only a
+/// dead-letter queue whose own `.dead` would be too long keeps its dead letters itself (never
+/// another queue's).
+pub fn dead_letter_queue(queue: &QueueName) -> QueueName {
+    QueueName::try_from(format!("{queue}{}", restmq_shared::name::DEAD_SUFFIX))
+        .unwrap_or_else(|_| queue.clone())
+}
 
 /// A message as kept by the store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use restmq_shared::{BrowsedMessage, QueueName};
 use super::conn::error;
 use super::keys::{client_key, number};
 use super::RedisStore;
-use crate::store::state::now_ms;
+use crate::store::clock::now_ms;
 use crate::store::{Page, StoreResult};
 
 /// KEYS: list. ARGV: after n (0 for none), max, message-key prefix. Returns

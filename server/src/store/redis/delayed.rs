@@ -23,7 +23,7 @@ impl RedisStore {
         self.note_expiring(queue, ttl).await?;
         self.register(DELAYED_QUEUES, queue).await?;
         let keys = self.keys(queue);
-        let visible_at = crate::store::state::after(delay);
+        let visible_at = crate::store::clock::after(delay);
         let mut inv = scripts::ADD_DELAYED.key(keys.counter());
         inv.key(keys.delayed()).key(keys.status()).key(keys.expiring());
         let claim = once::current();
@@ -46,7 +46,7 @@ impl RedisStore {
 
     pub(super) async fn promote_due(&self) -> StoreResult<Vec<QueueName>> {
         let names: Vec<String> = self.conn().smembers(DELAYED_QUEUES).await.map_err(error)?;
-        let now = crate::store::state::now_ms();
+        let now = crate::store::clock::now_ms();
         let mut changed = Vec::new();
         for queue in names.into_iter().filter_map(|n| QueueName::try_from(n).ok()) {
             let keys = self.keys(&queue);
@@ -79,7 +79,7 @@ impl RedisStore {
     /// Removes the list entries of messages whose ttl ran out, in every queue that had some.
     pub(super) async fn sweep_due(&self) -> StoreResult<u64> {
         let names: Vec<String> = self.conn().smembers(TTL_QUEUES).await.map_err(error)?;
-        let now = crate::store::state::now_ms();
+        let now = crate::store::clock::now_ms();
         let mut swept = 0;
         for queue in names.into_iter().filter_map(|n| QueueName::try_from(n).ok()) {
             let keys = self.keys(&queue);

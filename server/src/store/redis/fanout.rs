@@ -115,7 +115,7 @@ impl RedisStore {
         let keys = self.keys(queue);
         let mut invocation = READ.key(keys.fanout());
         invocation.key(keys.readers()).arg(cursor.unwrap_or_default()).arg(max);
-        invocation.arg(&self.inner.node).arg(crate::store::state::now_ms()).arg(READING_MS);
+        invocation.arg(&self.inner.node).arg(crate::store::clock::now_ms()).arg(READING_MS);
         let fields: Vec<redis::Value> = invocation.invoke_async(&mut self.conn()).await.map_err(error)?;
         let text = |v: &redis::Value| redis::from_redis_value::<String>(v.clone()).ok();
         let (Some(others), Some(cursor)) = (fields.first(), fields.get(1).and_then(text)) else {

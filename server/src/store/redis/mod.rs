@@ -8,7 +8,7 @@ mod conn;
 mod delayed;
 mod fanout;
 mod keys;
-mod lease;
+mod leases;
 mod listing;
 mod multi;
 mod once;
@@ -88,7 +88,7 @@ impl RedisStore {
         let pubsub = first_subscription(&nodes).await?;
         let (events, _) = broadcast::channel(65_536);
         let stop = CancellationToken::new();
-        let node = format!("{}-{}-{:x}", options.node_addr, std::process::id(), super::state::now_ms());
+        let node = format!("{}-{}-{:x}", options.node_addr, std::process::id(), super::clock::now_ms());
         let bus_up = Arc::new(AtomicBool::new(true));
         tokio::spawn(bus::run(nodes, pubsub, events.clone(), bus_up.clone(), stop.clone()));
         let adds = coalesce::Coalescer::start(conn.clone(), options.cluster);
@@ -169,7 +169,7 @@ fn expires_at(ttl_secs: u64) -> u64 {
     if ttl_secs == 0 {
         return 0;
     }
-    super::state::after(Duration::from_secs(ttl_secs))
+    super::clock::after(Duration::from_secs(ttl_secs))
 }
 
 /// A ttl in whole seconds as the scripts take it: at least 1, or 0 for none.

@@ -1,14 +1,14 @@
-//! Browsing the in-memory queue state (memory and embedded backends): a page of waiting or
+//! Browsing the `memory` backend's queues: a page of waiting or
 //! leased messages after a key, oldest first, read without changing anything.
 
 use std::ops::Bound::{Excluded, Unbounded};
 
 use restmq_shared::{BrowsedMessage, MessageKey, QueueName};
 
-use super::state::{Entry, State};
-use super::Page;
+use super::queues::{Entry, Queues};
+use crate::store::Page;
 
-impl State {
+impl Queues {
     /// The `page` of `queue` (see [`Page`]), oldest first. Expired and uncommitted ones are
     /// left out.
     pub fn browse(&self, queue: &QueueName, page: Page, now: u64) -> Vec<BrowsedMessage> {

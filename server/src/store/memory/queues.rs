@@ -1,32 +1,10 @@
-//! The in-memory queue state behind the `memory` backend and the read side of `embedded`:
-//! plain synchronous data, mutated under the backend's lock.
+//! The `memory` backend's queues: plain synchronous data, mutated under the backend's lock.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
 
-use super::{PeekedMessage, QueueInfo, StoredMessage};
-
-/// Milliseconds since the Unix epoch: the clock of message expiry.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A duration in whole milliseconds, saturating.
-pub fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The instant (Unix ms) `d` from now.
-pub fn after(d: Duration) -> u64 {
-    now_ms().saturating_add(millis(d))
-}
-
-/// The expiry instant of a message added now with `ttl`.
-pub fn expiry(ttl: Option<Duration>) -> Option<u64> {
-    ttl.map(after)
-}
+use crate::store::{PeekedMessage, QueueInfo, StoredMessage};
 
 /// One stored message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,19 +52,19 @@ pub struct QueueState {
     /// Whether the policy was ever set.
     pub policy_set: bool,
     pub status: QueueStatus,
-    /// With [`State::hide_uncommitted`]: messages numbered above this are not committed yet.
+    /// With [`Queues::hide_uncommitted`]: messages numbered above this are not committed yet.
     pub committed: u64,
 }
 
 /// Every queue, by name.
 #[derive(Debug, Default)]
-pub struct State {
+pub struct Queues {
     pub queues: BTreeMap<QueueName, QueueState>,
     /// Messages numbered above each queue's `committed` stay out of sight (length, gets, keys).
     pub hide_uncommitted: bool,
 }
 
-impl State {
+impl Queues {
     fn queue(&mut self, queue: &QueueName) -> &mut QueueState {
         self.queues.entry(queue.clone()).or_default()
     }
@@ -143,10 +121,10 @@ impl State {
         value: String,
         expires_at: Option<u64>,
         visible_at: u64,
-        limit: Option<super::LengthLimit>,
-    ) -> Result<u64, super::StoreError> {
+        limit: Option<crate::store::LengthLimit>,
+    ) -> Result<u64, crate::store::StoreError> {
         if let Some(limit) = limit.filter(|l| self.room(queue, l.max) == 0) {
-            return Err(super::StoreError::QueueFull(limit.max));
+            return Err(crate::store::StoreError::QueueFull(limit.max));
         }
         let q = self.queue(queue);
         q.counter += 1;
@@ -180,15 +158,15 @@ impl State {
         queue: &QueueName,
         values: Vec<String>,
         expires_at: Option<u64>,
-        limit: Option<super::LengthLimit>,
-    ) -> Result<(Vec<u64>, Vec<u64>), super::StoreError> {
+        limit: Option<crate::store::LengthLimit>,
+    ) -> Result<(Vec<u64>, Vec<u64>), crate::store::StoreError> {
         let mut dropped = Vec::new();
         if let Some(limit) = limit {
             let len = self.queues.get(queue).map_or(0, |q| q.messages.len() as u64);
             let wanted = len + values.len() as u64;
             if wanted > limit.max {
                 if !limit.drop_oldest || values.len() as u64 > limit.max {
-                    return Err(super::StoreError::QueueFull(limit.max));
+                    return Err(crate::store::StoreError::QueueFull(limit.max));
                 }
                 let q = self.queue(queue);
                 for _ in 0..wanted - limit.max {

@@ -1,12 +1,19 @@
 //! The `memory` backend: every queue in process memory, gone at exit. For tests and demos.
+//!
+//! - [`queues`]: the queues' data; [`leases`]: leases and dead letters; [`browse`]: paging.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
-use super::state::{after, expiry, millis, now_ms, State};
-use super::{
+mod browse;
+mod leases;
+mod queues;
+
+use self::queues::Queues;
+use crate::store::clock::{after, expiry, millis, now_ms};
+use crate::store::{
     Batch, Delayed, ExpiredLeases, Leases, LengthLimit, Page, PeekedMessage, QueueInfo, QueueStore,
     StoreResult, StoredMessage,
 };
@@ -14,7 +21,7 @@ use super::{
 /// An ephemeral store; cloning is shallow.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    state: Arc<Mutex<State>>,
+    state: Arc<Mutex<Queues>>,
 }
 
 impl MemoryStore {
@@ -22,8 +29,8 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave `State` half-changed in a way that
+    fn state(&self) -> MutexGuard<'_, Queues> {
+        // A panic while holding the lock cannot leave `Queues` half-changed in a way that
         // matters more than stopping service, so keep serving.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

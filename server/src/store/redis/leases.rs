@@ -20,7 +20,7 @@ impl RedisStore {
         lease: Duration,
     ) -> StoreResult<Vec<LeasedMessage>> {
         let keys = self.keys(queue);
-        let deadline = crate::store::state::after(lease);
+        let deadline = crate::store::clock::after(lease);
         self.register(LEASED_QUEUES, queue).await?;
         let out: Vec<String> = scripts::RESERVE
             .key(keys.list())
@@ -68,7 +68,7 @@ impl RedisStore {
 
     pub(super) async fn expire_due_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
         let names: Vec<String> = self.conn().smembers(LEASED_QUEUES).await.map_err(error)?;
-        let now = crate::store::state::now_ms();
+        let now = crate::store::clock::now_ms();
         let mut changed = Vec::new();
         for queue in names.into_iter().filter_map(|n| QueueName::try_from(n).ok()) {
             let (keys, dlq) = (self.keys(&queue), dead_letter_queue(&queue));

@@ -1,20 +1,12 @@
-//! At-least-once delivery on the in-memory [`State`]: leases (reserve, ack, nack), their
-//! expiry, and the dead-letter queue `<queue>.dead` for messages delivered too often.
+//! At-least-once delivery on the in-memory [`Queues`]: leases (reserve, ack, nack), their
+//! expiry, and moving messages delivered too often to `<queue>.dead`.
 
 use restmq_shared::{MessageKey, QueueName};
 
-use super::state::{Entry, Lease, State};
-use super::LeasedMessage;
+use super::queues::{Entry, Lease, Queues};
+use crate::store::{dead_letter_queue, LeasedMessage};
 
-/// The dead-letter queue of `queue`: `<queue>.dead`, which every valid name has. Only a
-/// dead-letter queue whose own `.dead` would be too long keeps its dead letters itself (never
-/// another queue's).
-pub fn dead_letter_queue(queue: &QueueName) -> QueueName {
-    QueueName::try_from(format!("{queue}{}", restmq_shared::name::DEAD_SUFFIX))
-        .unwrap_or_else(|_| queue.clone())
-}
-
-impl From<Expired> for super::ExpiredLeases {
+impl From<Expired> for crate::store::ExpiredLeases {
     fn from(e: Expired) -> Self {
         Self { queue: e.queue, returned: e.returned.len() as u64, dead: e.dead.len() as u64 }
     }
@@ -30,7 +22,7 @@ pub struct Expired {
     pub dead: Vec<(u64, u64, String)>,
 }
 
-impl State {
+impl Queues {
     /// Hands out up to `max` of the oldest live messages, each leased until `now + lease_ms`.
     pub fn reserve(
         &mut self,
@@ -116,7 +108,7 @@ impl State {
         &mut self,
         from: &QueueName,
         to: &QueueName,
-        limit: Option<super::LengthLimit>,
+        limit: Option<crate::store::LengthLimit>,
     ) -> Vec<(u64, u64, String)> {
         let room = limit.map_or(usize::MAX, |l| usize::try_from(self.room(to, l.max)).unwrap_or(usize::MAX));
         let Some(q) = self.queues.get_mut(from) else { return Vec::new() };
@@ -140,7 +132,7 @@ mod tests {
     /// Leases count deliveries; nack puts back at the head; expiry past the limit dead-letters.
     #[test]
     fn lease_lifecycle() {
-        let mut s = State::default();
+        let mut s = Queues::default();
         let jobs = q("jobs");
         for v in ["a", "b", "c"] {
             s.add(&jobs, v.to_owned(), None);
