@@ -1,12 +1,14 @@
 //! Store conformance, continued: leases (reserve, ack, nack, release, expiry to `<q>.dead`),
 //! delayed messages and redrive, on every backend — memory, embedded and a real Redis — through
-//! the `QueueStore` trait, so all three keep the same semantics.
+//! the `QueueStore` and `LeaseStore` traits, so all three keep the same semantics.
 
 mod common;
 
 use std::time::Duration;
 
-use restmq_server::store::{Delayed, EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore};
+use restmq_server::store::{
+    Delayed, EmbeddedStore, LeaseStore, MemoryStore, QueueStore, RedisOptions, RedisStore,
+};
 use restmq_shared::{MessageKey, QueueName};
 
 fn q(name: &str) -> QueueName {
@@ -25,7 +27,7 @@ const LONG: Duration = Duration::from_secs(300);
 
 /// A reserved message leaves the queue with its delivery count; ack removes it for good,
 /// nack gives it back to the head with its count kept.
-async fn reserve_ack_and_nack<S: QueueStore + Clone>(s: S) {
+async fn reserve_ack_and_nack<S: LeaseStore + Clone>(s: S) {
     for v in ["a", "b", "c"] {
         add(&s, "l", v).await;
     }
@@ -45,7 +47,7 @@ async fn reserve_ack_and_nack<S: QueueStore + Clone>(s: S) {
 }
 
 /// Release gives several leased messages back at once, in key order, ahead of the rest.
-async fn release_gives_back_in_order<S: QueueStore + Clone>(s: S) {
+async fn release_gives_back_in_order<S: LeaseStore + Clone>(s: S) {
     for v in ["a", "b", "c", "d"] {
         add(&s, "r", v).await;
     }
@@ -58,7 +60,7 @@ async fn release_gives_back_in_order<S: QueueStore + Clone>(s: S) {
 
 /// A lease that runs out puts the message back; at the delivery limit it goes to `<q>.dead`,
 /// which redrive moves back as new messages.
-async fn expiry_dead_letters_and_redrive<S: QueueStore + Clone>(s: S) {
+async fn expiry_dead_letters_and_redrive<S: LeaseStore + Clone>(s: S) {
     add(&s, "e", "once").await;
     add(&s, "e", "twice").await;
     let short = Duration::from_millis(50);
@@ -82,7 +84,7 @@ async fn expiry_dead_letters_and_redrive<S: QueueStore + Clone>(s: S) {
 }
 
 /// A delayed message is out of sight until it is due, then joins the queue.
-async fn delayed_messages_appear_when_due<S: QueueStore + Clone>(s: S) {
+async fn delayed_messages_appear_when_due<S: LeaseStore + Clone>(s: S) {
     let later = s
         .add_delayed(
             &q("d"),

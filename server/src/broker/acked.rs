@@ -11,8 +11,8 @@ use restmq_shared::{MessageKey, QueueName, QueueStatus};
 
 use super::hub::Hub;
 use super::{Broker, BrokerResult};
+use crate::store::LeaseStore;
 use crate::store::LeasedMessage;
-use crate::store::QueueStore;
 
 /// Messages one `ack=1` consumer holds unacknowledged at most.
 pub const ACK_WINDOW: usize = 32;

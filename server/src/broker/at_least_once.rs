@@ -7,7 +7,7 @@ use std::time::Duration;
 use restmq_shared::{MessageKey, QueueName};
 
 use super::{Broker, BrokerError, BrokerResult};
-use crate::store::{LeasedMessage, QueueStore};
+use crate::store::{LeaseStore, LeasedMessage, QueueStore};
 
 /// How often expired leases are looked for.
 const EXPIRY_EVERY: Duration = Duration::from_millis(200);

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
 use super::{
-    Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, Leases, LengthLimit, Page, PeekedMessage,
-    QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage,
+    Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, LeaseStore, Leases, LengthLimit, Page,
+    PeekedMessage, QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage,
 };
 use super::{EmbeddedStore, MemoryStore, RedisStore};
 use crate::metrics::Metrics;
@@ -158,6 +158,16 @@ impl QueueStore for Store {
         dispatch!(self, "close", s => s.close().await)
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        dispatch!(self, "ping", s => s.ping().await)
+    }
+
+    async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
+        dispatch!(self, s => s.claim_idempotent(queue, claim).await)
+    }
+}
+
+impl LeaseStore for Store {
     async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
         dispatch!(self, "reserve", s => s.reserve(queue, max, lease).await)
     }
@@ -180,13 +190,5 @@ impl QueueStore for Store {
 
     async fn redrive(&self, from: &QueueName, to: &QueueName, cap: Option<LengthLimit>) -> StoreResult<u64> {
         dispatch!(self, "redrive", s => s.redrive(from, to, cap).await)
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        dispatch!(self, "ping", s => s.ping().await)
-    }
-
-    async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
-        dispatch!(self, s => s.claim_idempotent(queue, claim).await)
     }
 }

@@ -284,8 +284,30 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Makes everything acknowledged so far durable and releases the backend.
     fn close(&self) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Shared stores only: claims an idempotency key for one publish (by any process), or
+    /// says what the publish that holds it got. The publish then runs inside
+    /// [`PUBLISH_ONCE`]`.scope(claim, …)`, and the store adds only while the claim is still
+    /// its own, recording the answer in the same atomic step. Local stores answer `Mine`;
+    /// the broker remembers for them.
+    fn claim_idempotent(
+        &self,
+        _queue: &QueueName,
+        _claim: &IdempotencyClaim,
+    ) -> impl Future<Output = StoreResult<Claimed>> + Send {
+        async { Ok(Claimed::Mine) }
+    }
+
+    /// Checks that the store answers (for `/readyz`).
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// At-least-once delivery, which every backend has: leases, their expiry, dead letters and
+/// redrive.
+pub trait LeaseStore: QueueStore {
     /// Hands out up to `max` of the oldest messages under a lease of `lease`: unless
-    /// acknowledged by then, they come back (see [`QueueStore::expire_leases`]).
+    /// acknowledged by then, they come back (see [`LeaseStore::expire_leases`]).
     fn reserve(
         &self,
         queue: &QueueName,
@@ -319,24 +341,6 @@ pub trait QueueStore: Send + Sync + 'static {
         to: &QueueName,
         limit: Option<LengthLimit>,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
-
-    /// Shared stores only: claims an idempotency key for one publish (by any process), or
-    /// says what the publish that holds it got. The publish then runs inside
-    /// [`PUBLISH_ONCE`]`.scope(claim, …)`, and the store adds only while the claim is still
-    /// its own, recording the answer in the same atomic step. Local stores answer `Mine`;
-    /// the broker remembers for them.
-    fn claim_idempotent(
-        &self,
-        _queue: &QueueName,
-        _claim: &IdempotencyClaim,
-    ) -> impl Future<Output = StoreResult<Claimed>> + Send {
-        async { Ok(Claimed::Mine) }
-    }
-
-    /// Checks that the store answers (for `/readyz`).
-    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send {
-        async { Ok(()) }
-    }
 }
 
 /// One server process as the others see it.

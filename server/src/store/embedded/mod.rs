@@ -40,8 +40,8 @@ use self::ops::{Db, Sql};
 use self::syncer::Syncer;
 use super::state::{after, expiry, millis, now_ms};
 use super::{
-    Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, Leases, LengthLimit, Page, PeekedMessage,
-    QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage, PUBLISH_ONCE,
+    Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, LeaseStore, Leases, LengthLimit, Page,
+    PeekedMessage, QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage, PUBLISH_ONCE,
 };
 pub use crate::config::Fsync;
 
@@ -281,6 +281,26 @@ impl QueueStore for EmbeddedStore {
         self.call(false, move |db| db.recent_keys(&q, max).map(Ok)).await
     }
 
+    /// An answer recorded by an earlier publish (of this run or one before), within its window.
+    async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
+        let (q, key) = (queue.clone(), claim.key.clone());
+        let found = self.call(false, move |db| db.answered(&q, &key, now_ms()).map(Ok)).await?;
+        Ok(found.map_or(Claimed::Mine, Claimed::Answered))
+    }
+
+    /// Fails while the disk refuses writes, so that `/readyz` says so.
+    async fn ping(&self) -> StoreResult<()> {
+        self.batcher.ping()
+    }
+
+    /// Waits until everything sent so far is committed, synced and the database released;
+    /// later operations fail. Closing twice is a no-op.
+    async fn close(&self) -> StoreResult<()> {
+        self.batcher.close()
+    }
+}
+
+impl LeaseStore for EmbeddedStore {
     /// A lease is written with the message (state and deadline); after a restart, a message
     /// still leased waits again.
     async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
@@ -321,23 +341,5 @@ impl QueueStore for EmbeddedStore {
     async fn redrive(&self, from: &QueueName, to: &QueueName, cap: Option<LengthLimit>) -> StoreResult<u64> {
         let (from, to) = (from.clone(), to.clone());
         self.call(true, move |db| db.redrive(&from, &to, cap, now_ms()).map(Ok)).await
-    }
-
-    /// An answer recorded by an earlier publish (of this run or one before), within its window.
-    async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
-        let (q, key) = (queue.clone(), claim.key.clone());
-        let found = self.call(false, move |db| db.answered(&q, &key, now_ms()).map(Ok)).await?;
-        Ok(found.map_or(Claimed::Mine, Claimed::Answered))
-    }
-
-    /// Fails while the disk refuses writes, so that `/readyz` says so.
-    async fn ping(&self) -> StoreResult<()> {
-        self.batcher.ping()
-    }
-
-    /// Waits until everything sent so far is committed, synced and the database released;
-    /// later operations fail. Closing twice is a no-op.
-    async fn close(&self) -> StoreResult<()> {
-        self.batcher.close()
     }
 }

@@ -14,8 +14,8 @@ mod queues;
 use self::queues::Queues;
 use crate::store::clock::{after, expiry, millis, now_ms};
 use crate::store::{
-    Batch, Delayed, ExpiredLeases, Leases, LengthLimit, Page, PeekedMessage, QueueInfo, QueueStore,
-    StoreResult, StoredMessage,
+    Batch, Delayed, ExpiredLeases, LeaseStore, Leases, LengthLimit, Page, PeekedMessage, QueueInfo,
+    QueueStore, StoreResult, StoredMessage,
 };
 
 /// An ephemeral store; cloning is shallow.
@@ -118,7 +118,9 @@ impl QueueStore for MemoryStore {
     async fn close(&self) -> StoreResult<()> {
         Ok(())
     }
+}
 
+impl LeaseStore for MemoryStore {
     async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
         let lease_ms = millis(lease);
         Ok(self.state().reserve(queue, max, now_ms(), lease_ms, &mut Vec::new()))

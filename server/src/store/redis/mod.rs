@@ -30,8 +30,8 @@ use self::conn::{error, Conn};
 pub use self::fanout::FanoutRead;
 use self::keys::{client_key, number, QueueKeys, BUS, QUEUESET};
 use super::{
-    Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, Leases, LengthLimit, Page, PeekedMessage,
-    QueueInfo, QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
+    Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, LeaseStore, Leases, LengthLimit, Page,
+    PeekedMessage, QueueInfo, QueueStore, StoreError, StoreEvent, StoreResult, StoredMessage,
 };
 
 /// How to reach Redis.
@@ -314,10 +314,6 @@ impl QueueStore for RedisStore {
         Ok(())
     }
 
-    async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
-        Ok(self.release(&key.queue, &[key.n]).await? == 1)
-    }
-
     async fn add_delayed(&self, queue: &QueueName, message: Delayed) -> StoreResult<MessageKey> {
         self.add_delayed_message(queue, message).await
     }
@@ -333,12 +329,26 @@ impl QueueStore for RedisStore {
         self.sweep_due().await
     }
 
+    async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
+        self.claim_once(queue, claim).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.readiness().await
+    }
+}
+
+impl LeaseStore for RedisStore {
     async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
         self.reserve_leased(queue, max, lease).await
     }
 
     async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
         self.ack_leased(key).await
+    }
+
+    async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
+        Ok(self.release(&key.queue, &[key.n]).await? == 1)
     }
 
     async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
@@ -351,13 +361,5 @@ impl QueueStore for RedisStore {
 
     async fn redrive(&self, from: &QueueName, to: &QueueName, cap: Option<LengthLimit>) -> StoreResult<u64> {
         self.redrive_dead(from, to, cap).await
-    }
-
-    async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
-        self.claim_once(queue, claim).await
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        self.readiness().await
     }
 }
