@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::store::LeasedMessage;
 pub use acked::{AckedSubscription, ACK_WINDOW};
 pub use config::BrokerConfig;
 pub use history::Replay;
@@ -43,9 +44,6 @@ pub use idempotency::MAX_KEY_BYTES as MAX_IDEMPOTENCY_KEY_BYTES;
 pub use look::{DEFAULT_BROWSE_LIMIT, MAX_BROWSE_LIMIT};
 pub use roster::{Enlisted, StreamInfo};
 pub use subscription::Subscription;
-
-/// What a reserve hands out: a message under a lease.
-pub use crate::store::LeasedMessage;
 
 use crate::metrics::Metrics;
 use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
