@@ -46,7 +46,7 @@ impl AckedSubscription {
 
     /// Puts this connection in the queue's consumers list while it lasts.
     pub fn list_as(&mut self, info: super::roster::StreamInfo) {
-        self.listed = Some(super::roster::Enlisted::new(self.hub.clone(), info));
+        self.listed = Some(super::roster::Enlisted::new(self.hub.roster.clone(), info));
     }
 
     /// A wake-up for when messages may be there to reserve. Take it *before*

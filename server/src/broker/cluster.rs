@@ -109,7 +109,7 @@ impl Broker {
                 .map(|(message, own)| {
                     let back = (own && !others_reading).then(|| (requeue.clone(), epoch));
                     let delivery = Arc::new(Delivery::new(message, hub.clone(), back));
-                    self.record(hub, &delivery);
+                    self.record(&hub.history, delivery.message.key.n, &delivery.json);
                     delivery
                 })
                 .collect();

@@ -69,7 +69,7 @@ pub(super) async fn run(broker: Broker, hub: Arc<Hub>) {
                     Policy::Broadcast => {
                         let deliveries: Vec<_> = deliveries.collect();
                         for d in &deliveries {
-                            broker.record(&hub, d);
+                            broker.record(&hub.history, d.message.key.n, &d.json);
                         }
                         broadcast(deliveries.into_iter(), &targets);
                     }

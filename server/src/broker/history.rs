@@ -10,14 +10,18 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::MutexGuard;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use restmq_shared::{MessageKey, QueueName};
 
-use super::hub::{Delivery, Hub};
 use super::Broker;
+
+/// A queue's history, locked (a panic while it was held leaves nothing half-changed that matters).
+pub(super) fn lock(history: &Mutex<History>) -> MutexGuard<'_, History> {
+    history.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// What one kept message costs beyond its JSON.
 const ENTRY_OVERHEAD: usize = std::mem::size_of::<Recorded>();
@@ -100,12 +104,6 @@ impl History {
     }
 }
 
-impl Hub {
-    pub(super) fn history(&self) -> MutexGuard<'_, History> {
-        self.history.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 impl Broker {
     fn history_bounds(&self) -> Bounds {
         let config = self.config();
@@ -117,16 +115,16 @@ impl Broker {
         self.inner.history_bytes.load(Ordering::Relaxed)
     }
 
-    /// Keeps a broadcast message for replay.
-    pub(super) fn record(&self, hub: &Hub, delivery: &Delivery) {
+    /// Keeps broadcast message `n` (its `json`) in a queue's `history` for replay.
+    pub(super) fn record(&self, history: &Mutex<History>, n: u64, json: &Bytes) {
         let bounds = self.history_bounds();
         if bounds.len == 0 {
             return;
         }
         let total = &self.inner.history_bytes;
-        let entry = Recorded { n: delivery.message.key.n, json: delivery.json.clone(), at: Instant::now() };
+        let entry = Recorded { n, json: json.clone(), at: Instant::now() };
         {
-            let mut history = hub.history();
+            let mut history = lock(history);
             history.push(entry, total);
             history.trim(bounds, total);
         }
@@ -141,7 +139,7 @@ impl Broker {
         let max = self.config().history_total_bytes;
         let target = max - max / 8;
         let total = &self.inner.history_bytes;
-        let mut holders: Vec<(usize, std::sync::Arc<Hub>)> = self
+        let mut holders: Vec<(usize, _)> = self
             .all_hubs()
             .into_iter()
             .map(|hub| {

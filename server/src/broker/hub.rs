@@ -156,7 +156,7 @@ pub struct Hub {
     /// Observers connected now (kept equal to the length of the hub's observer list).
     pub(super) observers: std::sync::atomic::AtomicUsize,
     /// Every streaming connection of the queue, for the consumers list.
-    pub(super) roster: super::roster::Roster,
+    pub(super) roster: Arc<super::roster::Roster>,
     /// Shared stores: whether other processes read the queue's broadcast log (as of this
     /// process's last read of it).
     pub(super) consumed_elsewhere: AtomicBool,
@@ -181,7 +181,7 @@ impl Hub {
             ack_waiters: Arc::new(Notify::new()),
             ack_consumers: std::sync::atomic::AtomicUsize::new(0),
             observers: std::sync::atomic::AtomicUsize::new(0),
-            roster: super::roster::Roster::default(),
+            roster: Arc::default(),
             consumed_elsewhere: AtomicBool::new(false),
             history: Mutex::default(),
             born: Instant::now(),
@@ -192,6 +192,11 @@ impl Hub {
 
     pub(super) fn lock(&self) -> MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The queue's replay history, locked.
+    pub(super) fn history(&self) -> MutexGuard<'_, super::history::History> {
+        super::history::lock(&self.history)
     }
 
     /// Wakes the dispatcher (a permit is kept if it is not waiting).

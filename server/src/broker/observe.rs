@@ -170,25 +170,4 @@ impl Hub {
         }
         self.observers.store(observers.len(), Ordering::Relaxed);
     }
-
-    /// The next message waiting on observer `id`'s backlog.
-    fn take_backlog(&self, id: u64) -> Option<Arc<Delivery>> {
-        self.lock().observer_backlog.get_mut(&id)?.pop_front()
-    }
-}
-
-/// Observer `id`'s next message: its buffer first, then its backlog, then wait.
-pub(super) async fn next_observed(
-    rx: &mut mpsc::Receiver<Arc<Delivery>>,
-    hub: &Hub,
-    id: u64,
-) -> Option<Arc<Delivery>> {
-    match rx.try_recv() {
-        Ok(delivery) => Some(delivery),
-        Err(mpsc::error::TryRecvError::Disconnected) => None,
-        Err(mpsc::error::TryRecvError::Empty) => match hub.take_backlog(id) {
-            Some(delivery) => Some(delivery),
-            None => rx.recv().await,
-        },
-    }
 }

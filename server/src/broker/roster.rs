@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use restmq_shared::{ConsumerInfo, ConsumersReply, QueueName};
 
-use super::hub::Hub;
 use super::{Broker, BrokerResult};
 
 /// The most connections of one process a presence report lists (the rest are counted only).
@@ -64,24 +63,24 @@ impl Roster {
 
 /// A connection's place in its queue's roster; dropping it (the connection ends) removes it.
 pub struct Enlisted {
-    hub: Arc<Hub>,
+    roster: Arc<Roster>,
     id: u64,
     listed: Arc<Listed>,
 }
 
 impl Drop for Enlisted {
     fn drop(&mut self) {
-        self.hub.roster.listed.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        self.roster.listed.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
     }
 }
 
 impl Enlisted {
-    /// Lists a streaming connection of the hub's queue until the guard drops.
-    pub(super) fn new(hub: Arc<Hub>, info: StreamInfo) -> Self {
-        let id = hub.roster.next_id.fetch_add(1, Ordering::Relaxed);
+    /// Lists a streaming connection of a queue in its `roster` until the guard drops.
+    pub(super) fn new(roster: Arc<Roster>, info: StreamInfo) -> Self {
+        let id = roster.next_id.fetch_add(1, Ordering::Relaxed);
         let listed = Arc::new(Listed { info, since: unix_secs(), delivered: AtomicU64::new(0) });
-        hub.roster.listed.lock().unwrap_or_else(|p| p.into_inner()).insert(id, listed.clone());
-        Self { hub, id, listed }
+        roster.listed.lock().unwrap_or_else(|p| p.into_inner()).insert(id, listed.clone());
+        Self { roster, id, listed }
     }
 
     /// Counts messages handed to the connection.

@@ -40,7 +40,7 @@ impl Subscription {
         let _waiting = Waiting::start(&self.closed, &self.hub);
         loop {
             let delivery = if self.observer {
-                super::observe::next_observed(&mut self.rx, &self.hub, self.id).await?
+                next_observed(&mut self.rx, &self.hub, self.id).await?
             } else {
                 self.rx.recv().await?
             };
@@ -60,7 +60,7 @@ impl Subscription {
 
     /// Puts this connection in the queue's consumers list (`/consumers/<q>`) while it lasts.
     pub fn list_as(&mut self, info: super::roster::StreamInfo) {
-        self.listed = Some(super::roster::Enlisted::new(self.hub.clone(), info));
+        self.listed = Some(super::roster::Enlisted::new(self.hub.roster.clone(), info));
     }
 
     /// Notes that these messages were replayed, so live copies of them are skipped.
@@ -117,5 +117,21 @@ impl Drop for Subscription {
         self.rx.close();
         self.hub.mark_maybe_gone();
         self.hub.wake();
+    }
+}
+
+/// Observer `id`'s next message: its buffer first, then its backlog (what did not fit the
+/// buffer, see [`super::observe`]), then wait.
+async fn next_observed(rx: &mut mpsc::Receiver<Arc<Delivery>>, hub: &Hub, id: u64) -> Option<Arc<Delivery>> {
+    match rx.try_recv() {
+        Ok(delivery) => Some(delivery),
+        Err(mpsc::error::TryRecvError::Disconnected) => None,
+        Err(mpsc::error::TryRecvError::Empty) => {
+            let backlogged = hub.lock().observer_backlog.get_mut(&id).and_then(|b| b.pop_front());
+            match backlogged {
+                Some(delivery) => Some(delivery),
+                None => rx.recv().await,
+            }
+        }
     }
 }
