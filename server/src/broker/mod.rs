@@ -43,7 +43,7 @@ use hub::{Consumer, Ending, Requeue};
 pub use idempotency::MAX_KEY_BYTES as MAX_IDEMPOTENCY_KEY_BYTES;
 pub use look::{DEFAULT_BROWSE_LIMIT, MAX_BROWSE_LIMIT};
 pub use roster::{Enlisted, StreamInfo};
-pub use subscription::Subscription;
+pub use subscription::{Mode, Streamed, Subscription};
 
 use crate::metrics::Metrics;
 use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
@@ -342,15 +342,7 @@ impl Broker {
         } else {
             hub.wake();
         }
-        Subscription {
-            id,
-            hub,
-            rx,
-            closed,
-            replayed: std::collections::BTreeSet::new(),
-            observer: false,
-            listed: None,
-        }
+        Subscription::new(id, hub, rx, closed, false)
     }
 
     /// Puts undelivered messages back, batched per queue, until shutdown.

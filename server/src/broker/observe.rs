@@ -54,7 +54,7 @@ impl Broker {
             hub.observers.store(st.observers.len(), Ordering::Relaxed);
             id
         };
-        Ok(Subscription { id, hub, rx, closed, replayed: Default::default(), observer: true, listed: None })
+        Ok(Subscription::new(id, hub, rx, closed, true))
     }
 
     /// Before an add on a local store: a copy of the values for the queue's observers, if

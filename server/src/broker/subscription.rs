@@ -1,13 +1,60 @@
-//! A streaming connection's end of a queue ([`Subscription`]): what the dispatcher (or, for
-//! observers, the hub) sends it, in key order, until the server ends it or it leaves.
+//! A streaming connection's end of a queue ([`Subscription`]): joined with
+//! [`Broker::subscribe_from`] as a consumer or an observer, it gives what a resuming client
+//! missed (the replay), then what the dispatcher (or, for observers, the hub) sends it, in
+//! key order, until the server ends it or it leaves.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use restmq_shared::QueueName;
+use restmq_shared::{MessageKey, QueueName};
 use tokio::sync::mpsc;
 
 use super::hub::{CloseReason, Delivery, Ending, Hub};
+use super::{Broker, BrokerResult, Replay};
+
+/// How a stream joins a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Takes messages (by the queue's policy).
+    Consume,
+    /// Sees every add and takes nothing (see [`super::observe`]).
+    Observe,
+}
+
+/// What a stream gets next.
+pub enum Streamed {
+    /// Missed before it joined, from the queue's history (or a gap notice).
+    Replayed(Replay),
+    Live(Arc<Delivery>),
+}
+
+impl Broker {
+    /// Joins `queue` in `mode`; with `since` (the last key the client saw), what it missed
+    /// comes first: [`Subscription::next`] gives that replay, then the live messages, skipping
+    /// live copies of replayed ones (keys are never reused, so a key names one message).
+    pub async fn subscribe_from(
+        &self,
+        queue: &QueueName,
+        since: Option<&MessageKey>,
+        mode: Mode,
+    ) -> BrokerResult<Subscription> {
+        let mut sub = match mode {
+            Mode::Consume => self.subscribe(queue),
+            Mode::Observe => self.observe(queue).await?,
+        };
+        if let Some(since) = since {
+            let replay = self.replay(queue, since);
+            let keys = replay.iter().filter_map(|r| match r {
+                Replay::Message { key, .. } => Some(key.n),
+                Replay::Gap { .. } => None,
+            });
+            sub.replayed.extend(keys);
+            sub.replay = replay.into();
+        }
+        Ok(sub)
+    }
+}
 
 /// A streaming consumer's end: messages arrive here in key order until the queue is purged,
 /// the consumer is too slow, or the server stops. Dropping it leaves the queue.
@@ -24,9 +71,31 @@ pub struct Subscription {
     pub(super) observer: bool,
     /// Its entry in the consumers list, once its transport described it.
     pub(super) listed: Option<super::roster::Enlisted>,
+    /// What a resuming client missed, still to give (see [`Broker::subscribe_from`]).
+    replay: VecDeque<Replay>,
 }
 
 impl Subscription {
+    pub(super) fn new(
+        id: u64,
+        hub: Arc<Hub>,
+        rx: mpsc::Receiver<Arc<Delivery>>,
+        closed: Arc<Ending>,
+        observer: bool,
+    ) -> Self {
+        let (replayed, replay) = (Default::default(), VecDeque::new());
+        Self { id, hub, rx, closed, replayed, observer, listed: None, replay }
+    }
+
+    /// The replay first, then the live messages ([`Subscription::recv`]); `None` once the
+    /// server ended this stream.
+    pub async fn next(&mut self) -> Option<Streamed> {
+        match self.replay.pop_front() {
+            Some(missed) => Some(Streamed::Replayed(missed)),
+            None => self.recv().await.map(Streamed::Live),
+        }
+    }
+
     pub fn queue(&self) -> &QueueName {
         &self.hub.queue
     }
@@ -61,11 +130,6 @@ impl Subscription {
     /// Puts this connection in the queue's consumers list (`/consumers/<q>`) while it lasts.
     pub fn list_as(&mut self, info: super::roster::StreamInfo) {
         self.listed = Some(super::roster::Enlisted::new(self.hub.roster.clone(), info));
-    }
-
-    /// Notes that these messages were replayed, so live copies of them are skipped.
-    pub fn skip_replayed(&mut self, ns: impl IntoIterator<Item = u64>) {
-        self.replayed.extend(ns);
     }
 
     /// Why the server ended the consumer, if it did.

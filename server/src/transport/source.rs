@@ -1,10 +1,9 @@
 //! The one streaming skeleton every transport uses: [`open`] checks the stream limit, joins
-//! the queue as a consumer or an observer, lists the connection, arranges the cut when the
-//! client stops reading and gathers the replay after `since`; [`Source::next`] then gives
-//! the replay, the live messages and the end in that order; [`frames`] turns a source into a
+//! the queue as a consumer or an observer with the replay after `since`
+//! (`Broker::subscribe_from`), lists the connection and arranges the cut when the client stops
+//! reading; [`Source::next`] then gives the replay, the live messages and the end in that order; [`frames`] turns a source into a
 //! body stream through a transport's [`Encoder`] (COMET line, SSE event, WebSocket frame).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Peer;
 use crate::app_state::AppState;
-use crate::broker::{Broker, CloseReason, Delivery, Replay, StreamInfo, Subscription};
+use crate::broker::{CloseReason, Delivery, Mode, Replay, StreamInfo, Streamed, Subscription};
 use crate::connection::ConnectionCut;
 use crate::error::ApiError;
 use crate::extract::Args;
@@ -46,10 +45,9 @@ pub(crate) enum Next {
     Closed(CloseReason),
 }
 
-/// An open stream: the replay still to send, then the subscription's live messages.
+/// An open stream: the subscription (its replay, then its live messages).
 pub(crate) struct Source {
     sub: Subscription,
-    replay: VecDeque<ReplayFrame>,
     shutdown: CancellationToken,
     /// Keeps the connection counted in `restmq_connections` while the stream lives.
     _counted: ConnectionGuard,
@@ -72,46 +70,36 @@ pub(crate) async fn open(state: &AppState, opening: Opening, observe: bool) -> R
     state.check_stream_capacity()?;
     let Opening { queue, transport, since, peer, cut } = opening;
     let broker = &state.broker;
-    let mut sub = if observe { broker.observe(&queue).await? } else { broker.subscribe(&queue) };
+    let mode = if observe { Mode::Observe } else { Mode::Consume };
+    let mut sub = broker.subscribe_from(&queue, since.as_ref(), mode).await?;
     sub.list_as(StreamInfo { observer: observe, transport, addr: peer.0, ack: false });
     if let Some(Extension(cut)) = cut {
         // Its client is not reading, so the transport is stuck writing and would never
         // notice by itself.
         sub.when_slow(move || cut.cut());
     }
-    let replay = replay(broker, &mut sub, since.as_ref());
     let shutdown = broker.shutdown_token().clone();
-    Ok(Source { sub, replay, shutdown, _counted: broker.metrics().open_connection() })
+    Ok(Source { sub, shutdown, _counted: broker.metrics().open_connection() })
 }
 
-/// What a stream resuming after `since` missed; live copies of exactly those messages will be
-/// skipped (keys are never reused, so a key names one message for good).
-fn replay(broker: &Broker, sub: &mut Subscription, since: Option<&MessageKey>) -> VecDeque<ReplayFrame> {
-    let Some(since) = since else { return VecDeque::new() };
-    let frames: VecDeque<ReplayFrame> = broker
-        .replay(sub.queue(), since)
-        .into_iter()
-        .map(|item| match item {
-            Replay::Gap { from, to } => {
-                let notice = GapNotice { gap: GapRange { from, to } };
-                ReplayFrame { key: None, json: Bytes::from(serde_json::to_vec(&notice).unwrap_or_default()) }
-            }
-            Replay::Message { key, json } => ReplayFrame { key: Some(key), json },
-        })
-        .collect();
-    sub.skip_replayed(frames.iter().filter_map(|f| f.key.as_ref()).map(|k| k.n));
-    frames
+/// A replayed message, or a gap notice, as the stream sends it.
+fn replayed(missed: Replay) -> ReplayFrame {
+    match missed {
+        Replay::Gap { from, to } => {
+            let notice = GapNotice { gap: GapRange { from, to } };
+            ReplayFrame { key: None, json: Bytes::from(serde_json::to_vec(&notice).unwrap_or_default()) }
+        }
+        Replay::Message { key, json } => ReplayFrame { key: Some(key), json },
+    }
 }
 
 impl Source {
     /// The next thing to send; waits for a live message.
     pub async fn next(&mut self) -> Next {
-        if let Some(frame) = self.replay.pop_front() {
-            return Next::Replayed(frame);
-        }
         tokio::select! {
-            delivery = self.sub.recv() => match delivery {
-                Some(d) => Next::Message(d),
+            next = self.sub.next() => match next {
+                Some(Streamed::Replayed(missed)) => Next::Replayed(replayed(missed)),
+                Some(Streamed::Live(d)) => Next::Message(d),
                 None => Next::Closed(self.sub.close_reason().unwrap_or(CloseReason::Shutdown)),
             },
             () = self.shutdown.cancelled() => Next::Closed(CloseReason::Shutdown),
