@@ -1,6 +1,8 @@
 //! The `embedded` backend: every message on disk in `<data_dir>/restmq.sqlite` (SQLite in WAL
-//! mode, one connection held exclusively), memory holding only a catalog per queue (counter,
-//! settings, counts, leases) and SQLite's page cache (`--cache-mib`).
+//! mode), memory holding only a catalog per queue (counter, settings, counts, leases) and
+//! SQLite's page cache (`--cache-mib`). One connection runs the operations; a second one, on
+//! the `syncer` thread, checkpoints the WAL into the database off the request path. The lock
+//! file `<data_dir>/restmq.lock` keeps one store per data directory (see `lock`).
 //!
 //! Durability: the operations run in the order they were sent, those of the requests ready
 //! together in one transaction (see `batcher`), on the caller's thread, and are answered once
@@ -21,9 +23,11 @@ mod catalog;
 mod engine;
 mod leases;
 mod legacy;
+mod lock;
 mod migrate;
 mod ops;
 mod syncer;
+mod tail;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -82,6 +86,8 @@ impl EmbeddedStore {
     /// messages left leased by the last run wait again, migrates a redb data directory.
     pub fn open_with(data_dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| backend("cannot create the data directory", e))?;
+        let lock =
+            lock::DirLock::acquire(data_dir).map_err(|e| backend("cannot lock the data directory", e))?;
         let path = data_dir.join(DB_FILE);
         migrate::from_redb(data_dir, &path).map_err(|e| backend("cannot migrate the redb data", e))?;
         let conn = connect(&path, options).map_err(|e| backend("cannot open the database", e))?;
@@ -93,10 +99,10 @@ impl EmbeddedStore {
         }
         let catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
-        let db = Db { conn, catalog, dirty: Default::default() };
+        let db = Db { conn, catalog, dirty: Default::default(), begin: Default::default() };
         let syncer = Syncer::start(path.clone(), options.fsync)
             .map_err(|e| backend("cannot start the syncer thread", e))?;
-        let engine = Engine::new(db, path);
+        let engine = Engine::new(db, path, lock);
         Ok(Self { batcher: Arc::new(Batcher::new(engine, syncer)) })
     }
 
@@ -130,13 +136,13 @@ impl EmbeddedStore {
     }
 }
 
-/// Opens the database: WAL, one connection holding it exclusively (no shared-memory file),
-/// the fsync mode's `synchronous`, a page cache of `cache_bytes`, the schema.
+/// Opens the database: WAL, the fsync mode's `synchronous`, a page cache of `cache_bytes`, no
+/// checkpoint on commit (the syncer checkpoints), the schema.
 fn connect(path: &Path, options: EmbeddedOptions) -> Sql<Connection> {
     let conn = Connection::open(path)?;
     let synchronous = if options.fsync == Fsync::Always { "FULL" } else { "NORMAL" };
     conn.execute_batch(&format!(
-        "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA wal_autocheckpoint = 0;
          PRAGMA cache_size = -{}; PRAGMA journal_size_limit = 67108864; PRAGMA temp_store = MEMORY;",
         (options.cache_bytes / 1024).max(64)
     ))?;
