@@ -1,7 +1,8 @@
 //! The data directory's lock file, `<data_dir>/restmq.lock`: held (`flock`, exclusive) for as
 //! long as the store is open, so that two processes (or two stores in one process) never open
-//! the same database. SQLite's own locks no longer do this: the database is shared with the
-//! syncer's checkpointing connection. The lock goes with the process, also on `kill -9`.
+//! the same database. SQLite's `unix-excl` file system keeps other processes out too, but only
+//! from the first transaction on and with a bare `database is locked`; the lock file refuses at
+//! open, saying why. The lock goes with the process, also on `kill -9`.
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;

@@ -1,8 +1,10 @@
 //! The `embedded` backend: every message on disk in `<data_dir>/restmq.sqlite` (SQLite in WAL
 //! mode), memory holding only a catalog per queue (counter, settings, counts, leases) and
-//! SQLite's page cache (`--cache-mib`). One connection runs the operations; a second one, on
-//! the `syncer` thread, checkpoints the WAL into the database off the request path. The lock
-//! file `<data_dir>/restmq.lock` keeps one store per data directory (see `lock`).
+//! SQLite's page cache (`--cache-mib`), and the bounded `tail` cache. One connection runs the
+//! operations; a second one, on the `syncer` thread, checkpoints the WAL into the database off
+//! the request path. Both use SQLite's `unix-excl` file system (the WAL index in the heap, no
+//! system call per transaction), and the lock file `<data_dir>/restmq.lock` keeps one store per
+//! data directory (see `lock`).
 //!
 //! Durability: the operations run in the order they were sent, those of the requests ready
 //! together in one transaction (see `batcher`), on the caller's thread, and are answered once
@@ -139,7 +141,7 @@ impl EmbeddedStore {
 /// Opens the database: WAL, the fsync mode's `synchronous`, a page cache of `cache_bytes`, no
 /// checkpoint on commit (the syncer checkpoints), the schema.
 fn connect(path: &Path, options: EmbeddedOptions) -> Sql<Connection> {
-    let conn = Connection::open(path)?;
+    let conn = open_connection(path)?;
     let synchronous = if options.fsync == Fsync::Always { "FULL" } else { "NORMAL" };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA wal_autocheckpoint = 0;
@@ -149,6 +151,14 @@ fn connect(path: &Path, options: EmbeddedOptions) -> Sql<Connection> {
     conn.execute_batch(SCHEMA)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// A connection to the database through SQLite's `unix-excl` file system: the first one takes
+/// the database file's lock for the process and keeps it, and the connections of this process
+/// (the engine's and the syncer's) coordinate in memory — the WAL index is in the heap, not in
+/// a `-shm` file, and taking a transaction's locks costs no system call.
+pub(crate) fn open_connection(path: &Path) -> Sql<Connection> {
+    Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), "unix-excl")
 }
 
 /// The idempotency claim of the publish this add is part of, if any.

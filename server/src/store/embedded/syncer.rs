@@ -100,7 +100,7 @@ struct Checkpointer {
 
 impl Checkpointer {
     fn open(path: &Path) -> rusqlite::Result<Self> {
-        let conn = Connection::open(path)?;
+        let conn = super::open_connection(path)?;
         // A checkpoint fsyncs the WAL before copying it and the database after, whatever the
         // `--fsync` mode: the WAL's start is overwritten only once the database holds it.
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;")?;
