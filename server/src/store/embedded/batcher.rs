@@ -1,9 +1,9 @@
 //! How the embedded store's operations reach the engine without a hop to another thread:
 //! a caller queues its operation, and the caller that found the queue empty yields once (so
-//! the operations of every request ready now join it), then runs everything queued as one
-//! batch — one transaction, one commit — on its own thread and answers it. A caller dropped
-//! while yielding still runs the batch. The engine is behind a mutex held only by the
-//! running batch (or by `ping` and `close`), never across an `.await`.
+//! the operations of every request ready now join it; twice if some did), then runs everything
+//! queued as one batch — one transaction, one commit — on its own thread and answers it. A
+//! caller dropped while yielding still runs the batch. The engine is behind a mutex held only
+//! by the running batch (or by `ping` and `close`), never across an `.await`.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -54,6 +54,11 @@ impl Batcher {
         let mut pending = lock(&self.pending);
         pending.push((job, write));
         pending.len() == 1
+    }
+
+    /// How many operations are queued.
+    pub fn pending(&self) -> usize {
+        lock(&self.pending).len()
     }
 
     /// Runs every queued operation, a batch at a time, and answers them. Once closed, the

@@ -132,6 +132,11 @@ impl EmbeddedStore {
         if self.batcher.push(job, write) {
             let flush = FlushOnDrop(&self.batcher);
             tokio::task::yield_now().await;
+            // Others joined meanwhile: under load, one more round lets the rest of the
+            // requests in flight join too (bigger batches, fewer commits); alone, no wait.
+            if self.batcher.pending() > 1 {
+                tokio::task::yield_now().await;
+            }
             drop(flush);
         }
         rx.await.map_err(|_| StoreError::Backend("the store is closed".to_owned()))?
