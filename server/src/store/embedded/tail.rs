@@ -32,7 +32,8 @@ impl Db {
     pub(super) fn forget_tail(&mut self, queue: &QueueName) {
         let Some(meta) = self.catalog.queues.get_mut(queue) else { return };
         if let Some(tail) = meta.tail.take() {
-            self.catalog.tail_bytes -= tail.iter().map(|r| r.value.len()).sum::<usize>();
+            let bytes = tail.iter().map(|r| r.value.len()).sum::<usize>();
+            self.catalog.tail_bytes = self.catalog.tail_bytes.saturating_sub(bytes);
         }
     }
 
@@ -70,7 +71,8 @@ impl Db {
             return None;
         }
         let rows: Vec<Row> = tail.drain(..max.min(tail.len())).collect();
-        self.catalog.tail_bytes -= rows.iter().map(|r| r.value.len()).sum::<usize>();
+        let bytes = rows.iter().map(|r| r.value.len()).sum::<usize>();
+        self.catalog.tail_bytes = self.catalog.tail_bytes.saturating_sub(bytes);
         Some(rows)
     }
 }
