@@ -61,6 +61,8 @@ pub struct Engine {
     /// The SQLite error that broke the open batch: the rest of it does not run.
     pub broken: Option<rusqlite::Error>,
     pub path: PathBuf,
+    /// Transactions committed so far.
+    pub commits: u64,
     /// When to probe a refusing disk next, and the wait after that.
     next_try: Instant,
     retry: Duration,
@@ -78,6 +80,7 @@ impl Engine {
             failure: None,
             broken: None,
             path,
+            commits: 0,
             next_try: Instant::now(),
             retry: FIRST_RETRY,
             _lock: lock,
@@ -124,6 +127,7 @@ impl Engine {
             return (replies, None);
         }
         let committed = committed.and_then(|()| self.db.run_cached("COMMIT"));
+        self.commits += u64::from(committed.is_ok());
         let result = committed.map_err(|error| self.fail(&error));
         (replies, Some(result))
     }

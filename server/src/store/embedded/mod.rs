@@ -13,6 +13,8 @@
 //! fsyncs the WAL before answering (group commit), `everysec` (default) at most a second
 //! later, `never` leaves it to the OS and to checkpoints; the fsyncs run on the `syncer`
 //! thread. Gets, soft reads and leases are committed like adds, before they are answered.
+//! Once an add is queued the broker may wake the queue's dispatcher (`store::ON_QUEUED`), so
+//! that a waiting consumer's get runs in the same batch: one commit for both.
 //!
 //! A batch the disk refuses (full) is rolled back whole: nothing of it is ever visible. Writes
 //! then answer `507` and `ping` fails until the disk takes writes again; reads go on. A data
@@ -47,7 +49,7 @@ use self::syncer::Syncer;
 use super::state::{after, expiry, millis, now_ms};
 use super::{
     Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, Leases, LengthLimit, Page, PeekedMessage,
-    QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage, PUBLISH_ONCE,
+    QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage, ON_QUEUED, PUBLISH_ONCE,
 };
 pub use crate::config::Fsync;
 
@@ -129,7 +131,10 @@ impl EmbeddedStore {
                 let _ = tx.send(committed.map_err(|f| f.to_error()).and(out));
             })
         });
-        if self.batcher.push(job, write) {
+        let first = self.batcher.push(job, write);
+        // An add: the broker may wake the queue's dispatcher now, so that its get joins.
+        let _ = ON_QUEUED.try_with(|queued| queued());
+        if first {
             let flush = FlushOnDrop(&self.batcher);
             tokio::task::yield_now().await;
             // Others joined meanwhile: under load, one more round lets the rest of the
