@@ -200,6 +200,12 @@ impl Hub {
     }
 
     /// Wakes the dispatcher (a permit is kept if it is not waiting).
+    /// Wakes the dispatcher alone (see [`crate::store::ON_QUEUED`]): an add is on its way.
+    pub(super) fn wake_dispatcher(self: &Arc<Self>) -> Box<dyn Fn() + Send + Sync> {
+        let hub = self.clone();
+        Box::new(move || hub.notify.notify_one())
+    }
+
     pub(super) fn wake(&self) {
         self.notify.notify_one();
         self.ack_waiters.notify_waiters();

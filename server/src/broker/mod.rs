@@ -46,7 +46,7 @@ pub use roster::{Enlisted, StreamInfo};
 pub use subscription::{Mode, Streamed, Subscription};
 
 use crate::metrics::Metrics;
-use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage};
+use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage, ON_QUEUED};
 
 /// Why a broker operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -237,8 +237,8 @@ impl Broker {
                 .ok_or_else(|| StoreError::Backend("no key for an add".to_owned()).into());
         }
         let copy = self.copy_for_observers(queue, std::slice::from_ref(&value));
-        let key = self.inner.store.add(queue, value, ttl).await?;
         let hub = self.hub(queue);
+        let key = ON_QUEUED.scope(hub.wake_dispatcher(), self.inner.store.add(queue, value, ttl)).await?;
         hub.counters.added.fetch_add(1, Ordering::Relaxed);
         hub.wake();
         self.show_observers(queue, std::slice::from_ref(&key), copy);

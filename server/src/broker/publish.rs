@@ -7,7 +7,7 @@ use std::time::Duration;
 use restmq_shared::{MessageKey, QueueName};
 
 use super::{Broker, BrokerError, BrokerResult};
-use crate::store::{Batch, Delayed, QueueStore};
+use crate::store::{Batch, Delayed, QueueStore, ON_QUEUED};
 
 impl Broker {
     /// Refuses a value over `--max-message-bytes`: every way to add checks it here.
@@ -28,8 +28,8 @@ impl Broker {
     ) -> BrokerResult<Vec<MessageKey>> {
         let copy = self.copy_for_observers(queue, &values);
         let batch = Batch { values, ttl, limit: self.config().length_limit };
-        let keys = self.store().add_batch(queue, batch).await?;
         let hub = self.hub(queue);
+        let keys = ON_QUEUED.scope(hub.wake_dispatcher(), self.store().add_batch(queue, batch)).await?;
         hub.counters.added.fetch_add(keys.len() as u64, Ordering::Relaxed);
         hub.wake();
         self.show_observers(queue, &keys, copy);

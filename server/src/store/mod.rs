@@ -11,9 +11,6 @@ mod embedded;
 mod memory;
 mod redis;
 
-/// The clock's old path, for code written before it moved.
-use self::clock as state;
-
 use std::future::Future;
 use std::time::Duration;
 
@@ -130,6 +127,11 @@ pub enum Claimed {
 tokio::task_local! {
     /// The idempotency claim of the publish running in this task, for a shared store's adds.
     pub static PUBLISH_ONCE: IdempotencyClaim;
+    /// Called by a store that commits operations in batches (embedded) once this task's add is
+    /// queued for the next batch, before that commits: the broker wakes the queue's dispatcher
+    /// then, so that its get can join the same batch — one commit for a message and its
+    /// delivery, both answered only once it is committed. Other stores do not call it.
+    pub static ON_QUEUED: Box<dyn Fn() + Send + Sync>;
 }
 
 impl StoreError {

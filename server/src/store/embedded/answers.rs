@@ -10,7 +10,7 @@ impl Db {
     /// The answer recorded for an idempotency key of `queue`, while inside its window.
     pub fn answered(&self, queue: &QueueName, key: &str, now: u64) -> Sql<Option<Vec<MessageKey>>> {
         let mut stmt = self
-            .conn
+            .sql()?
             .prepare_cached("SELECT ns FROM idempotency WHERE queue = ?1 AND key = ?2 AND until > ?3")?;
         let ns: Option<String> =
             stmt.query_row(params![queue.as_str(), key, now as i64], |r| r.get(0)).optional()?;
@@ -22,7 +22,7 @@ impl Db {
     /// Records the answer of an idempotent publish, in the transaction of its add.
     pub fn record_answer(&self, queue: &QueueName, key: &str, ns: &[u64], until: u64) -> Sql<()> {
         let ns = ns.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        self.conn
+        self.sql()?
             .prepare_cached(
                 "INSERT OR REPLACE INTO idempotency(queue, key, ns, until) VALUES (?1, ?2, ?3, ?4)",
             )?

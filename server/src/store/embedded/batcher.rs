@@ -1,9 +1,9 @@
 //! How the embedded store's operations reach the engine without a hop to another thread:
 //! a caller queues its operation, and the caller that found the queue empty yields once (so
-//! the operations of every request ready now join it), then runs everything queued as one
-//! batch — one transaction, one commit — on its own thread and answers it. A caller dropped
-//! while yielding still runs the batch. The engine is behind a mutex held only by the
-//! running batch (or by `ping` and `close`), never across an `.await`.
+//! the operations of every request ready now join it; twice if some did), then runs everything
+//! queued as one batch — one transaction, one commit — on its own thread and answers it. A
+//! caller dropped while yielding still runs the batch. The engine is behind a mutex held only
+//! by the running batch (or by `ping` and `close`), never across an `.await`.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -56,6 +56,17 @@ impl Batcher {
         pending.len() == 1
     }
 
+    /// How many transactions the engine committed (for tests).
+    #[cfg(test)]
+    pub fn commits(&self) -> u64 {
+        lock(&self.open).as_ref().map_or(0, |open| open.engine.commits)
+    }
+
+    /// How many operations are queued.
+    pub fn pending(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
     /// Runs every queued operation, a batch at a time, and answers them. Once closed, the
     /// operations are dropped unrun, and their callers told the store is closed.
     pub fn flush(&self) {
@@ -96,5 +107,44 @@ impl Batcher {
         // Closing the connection checkpoints the WAL into the database, synced.
         engine.sync_wal();
         engine.db.conn.close().map_err(|(_, e)| super::engine::Failure::of(&e).to_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use restmq_shared::QueueName;
+
+    use crate::store::{EmbeddedStore, QueueStore, ON_QUEUED};
+
+    /// An add whose broker wakes a consumer's get when the add is queued (`ON_QUEUED`) commits
+    /// with that get: one transaction for both, where the add and a later get take two.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_get_woken_by_a_queued_add_commits_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = QueueName::try_from("joined").unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.add(&q, "warm".to_owned(), None).await.unwrap();
+        assert_eq!(store.pop(&q, 1).await.unwrap().len(), 1);
+
+        let before = store.batcher.commits();
+        store.add(&q, "apart".to_owned(), None).await.unwrap();
+        assert_eq!(store.pop(&q, 1).await.unwrap()[0].value, "apart");
+        assert_eq!(store.batcher.commits() - before, 2);
+
+        let before = store.batcher.commits();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        let (getter, queue) = (store.clone(), q.clone());
+        let wake = Box::new(move || {
+            let (getter, queue, tx) = (getter.clone(), queue.clone(), tx.lock().unwrap().take());
+            tokio::spawn(async move {
+                let got = getter.pop(&queue, 1).await.unwrap();
+                let _ = tx.unwrap().send(got);
+            });
+        });
+        ON_QUEUED.scope(wake, store.add(&q, "joined".to_owned(), None)).await.unwrap();
+        assert_eq!(rx.await.unwrap()[0].value, "joined");
+        assert_eq!(store.batcher.commits() - before, 1);
+        store.close().await.unwrap();
     }
 }

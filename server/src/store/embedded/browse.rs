@@ -16,7 +16,7 @@ impl Db {
     pub fn browse(&self, queue: &QueueName, page: Page, now: u64) -> Sql<Vec<BrowsedMessage>> {
         let Page { after, limit, leased } = page;
         let Some(meta) = self.catalog.queues.get(queue) else { return Ok(Vec::new()) };
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.sql()?.prepare_cached(
             "SELECT n, value, expires_at, reads, deliveries, visible_at FROM messages \
              WHERE queue = ?1 AND state = ?2 AND n > ?3 AND (expires_at IS NULL OR expires_at > ?4) \
              ORDER BY n",

@@ -1,11 +1,14 @@
 //! The `embedded` backend's SQLite schema and its in-memory catalog: per queue, the counter,
-//! settings, how many messages wait or are delayed, and the leases out. Never a message body:
-//! the catalog is O(queues + leases), whatever the backlog.
+//! settings, how many messages wait or are delayed, the leases out, and the bounded tail cache
+//! of a queue whose consumers keep up (see `tail`). The catalog is O(queues + leases) plus at
+//! most `tail::TAIL_BYTES` of bodies, whatever the backlog.
 
 use std::collections::BTreeMap;
 
 use restmq_shared::{Policy, QueueName, QueueStatus};
 use rusqlite::{params, Connection};
+
+use super::tail::Tail;
 
 /// A message's `state` column.
 pub const WAITING: i64 = 0;
@@ -49,6 +52,8 @@ pub struct QueueMeta {
     pub delayed: u64,
     /// Leased message numbers and their deadlines (Unix ms).
     pub leases: BTreeMap<u64, u64>,
+    /// The waiting messages, when known and few (see `tail`).
+    pub tail: Option<Tail>,
 }
 
 impl QueueMeta {
@@ -74,6 +79,8 @@ impl QueueMeta {
 pub struct Catalog {
     pub queues: BTreeMap<QueueName, QueueMeta>,
     next_id: i64,
+    /// The bytes of every queue's tail.
+    pub tail_bytes: usize,
 }
 
 impl Catalog {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::catalog::Catalog;
+use super::lock::DirLock;
 use super::ops::Db;
 use crate::store::StoreError;
 
@@ -60,17 +61,30 @@ pub struct Engine {
     /// The SQLite error that broke the open batch: the rest of it does not run.
     pub broken: Option<rusqlite::Error>,
     pub path: PathBuf,
+    /// Transactions committed so far.
+    pub commits: u64,
     /// When to probe a refusing disk next, and the wait after that.
     next_try: Instant,
     retry: Duration,
+    /// The data directory's lock, released with the engine.
+    _lock: DirLock,
 }
 
 /// One operation: runs against the engine and returns how to answer it.
 pub type Job = Box<dyn FnOnce(&mut Engine) -> Reply + Send>;
 
 impl Engine {
-    pub fn new(db: Db, path: PathBuf) -> Self {
-        Self { db, failure: None, broken: None, path, next_try: Instant::now(), retry: FIRST_RETRY }
+    pub fn new(db: Db, path: PathBuf, lock: DirLock) -> Self {
+        Self {
+            db,
+            failure: None,
+            broken: None,
+            path,
+            commits: 0,
+            next_try: Instant::now(),
+            retry: FIRST_RETRY,
+            _lock: lock,
+        }
     }
 
     /// Whether a job must not run: the batch broke, or it writes while the disk fails.
@@ -102,14 +116,18 @@ impl Engine {
         if self.failure.is_some() || !writes {
             return (jobs.into_iter().map(|(job, _)| job(self)).collect(), None);
         }
-        if let Err(error) = self.db.run_cached("BEGIN IMMEDIATE") {
-            self.broken = Some(error);
-        }
+        self.db.begin.set(true);
         let replies: Vec<Reply> = jobs.into_iter().map(|(job, _)| job(self)).collect();
         let committed = match self.broken.take() {
             Some(error) => Err(error),
-            None => self.db.flush_dirty().and_then(|()| self.db.run_cached("COMMIT")),
+            None => self.db.flush_dirty(),
         };
+        // Not begun: no statement ran, there is nothing to commit.
+        if self.db.begin.replace(false) && committed.is_ok() {
+            return (replies, None);
+        }
+        let committed = committed.and_then(|()| self.db.run_cached("COMMIT"));
+        self.commits += u64::from(committed.is_ok());
         let result = committed.map_err(|error| self.fail(&error));
         (replies, Some(result))
     }

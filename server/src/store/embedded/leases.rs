@@ -20,7 +20,7 @@ impl Db {
     ) -> Sql<Vec<LeasedMessage>> {
         let mut out = Vec::new();
         self.take(queue, max, now, |db, (n, value, id, _, deliveries)| {
-            db.conn
+            db.sql()?
                 .prepare_cached("UPDATE messages SET state = 2, visible_at = ?2, deliveries = deliveries + 1 WHERE id = ?1")?
                 .execute(params![id, deadline as i64])?;
             out.push(LeasedMessage { key: MessageKey::new(queue.clone(), n), value, deliveries: deliveries as u32 + 1 });
@@ -50,7 +50,8 @@ impl Db {
         }
         meta.waiting += 1;
         let id = meta.id;
-        self.conn
+        self.forget_tail(&key.queue);
+        self.sql()?
             .prepare_cached(
                 "UPDATE messages SET state = 0, visible_at = NULL WHERE queue = ?1 AND state = 2 AND n = ?2",
             )?
@@ -74,7 +75,7 @@ impl Db {
             let id = self.catalog.queues[&queue].id;
             for n in ns {
                 let row: Option<(i64, String, i64)> = self
-                    .conn
+                    .sql()?
                     .prepare_cached("SELECT id, value, deliveries FROM messages WHERE queue = ?1 AND state = 2 AND n = ?2")?
                     .query_row(params![id, n as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;

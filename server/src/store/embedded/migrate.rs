@@ -39,7 +39,7 @@ fn copy(old: &Path, new: &Path) -> Result<(u64, u64), Box<dyn std::error::Error>
     let mut conn = Connection::open(new)?;
     conn.execute_batch(SCHEMA)?;
     let sql = conn.transaction()?;
-    let now = crate::store::state::now_ms();
+    let now = crate::store::clock::now_ms();
     let (mut queues, mut messages) = (0, 0);
     let mut ids = std::collections::HashMap::new();
     {

@@ -1,6 +1,10 @@
 //! The `embedded` backend: every message on disk in `<data_dir>/restmq.sqlite` (SQLite in WAL
-//! mode, one connection held exclusively), memory holding only a catalog per queue (counter,
-//! settings, counts, leases) and SQLite's page cache (`--cache-mib`).
+//! mode), memory holding only a catalog per queue (counter, settings, counts, leases) and
+//! SQLite's page cache (`--cache-mib`), and the bounded `tail` cache. One connection runs the
+//! operations; a second one, on the `syncer` thread, checkpoints the WAL into the database off
+//! the request path. Both use SQLite's `unix-excl` file system (the WAL index in the heap, no
+//! system call per transaction), and the lock file `<data_dir>/restmq.lock` keeps one store per
+//! data directory (see `lock`).
 //!
 //! Durability: the operations run in the order they were sent, those of the requests ready
 //! together in one transaction (see `batcher`), on the caller's thread, and are answered once
@@ -9,6 +13,8 @@
 //! fsyncs the WAL before answering (group commit), `everysec` (default) at most a second
 //! later, `never` leaves it to the OS and to checkpoints; the fsyncs run on the `syncer`
 //! thread. Gets, soft reads and leases are committed like adds, before they are answered.
+//! Once an add is queued the broker may wake the queue's dispatcher (`store::ON_QUEUED`), so
+//! that a waiting consumer's get runs in the same batch: one commit for both.
 //!
 //! A batch the disk refuses (full) is rolled back whole: nothing of it is ever visible. Writes
 //! then answer `507` and `ping` fails until the disk takes writes again; reads go on. A data
@@ -21,9 +27,11 @@ mod catalog;
 mod engine;
 mod leases;
 mod legacy;
+mod lock;
 mod migrate;
 mod ops;
 mod syncer;
+mod tail;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,10 +46,10 @@ use self::catalog::{Catalog, SCHEMA};
 use self::engine::{Engine, Job, Reply};
 use self::ops::{Db, Sql};
 use self::syncer::Syncer;
-use super::state::{after, expiry, millis, now_ms};
+use super::clock::{after, expiry, millis, now_ms};
 use super::{
     Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, LeaseStore, Leases, LengthLimit, Page,
-    PeekedMessage, QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage, PUBLISH_ONCE,
+    PeekedMessage, QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage, ON_QUEUED, PUBLISH_ONCE,
 };
 pub use crate::config::Fsync;
 
@@ -82,6 +90,8 @@ impl EmbeddedStore {
     /// messages left leased by the last run wait again, migrates a redb data directory.
     pub fn open_with(data_dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| backend("cannot create the data directory", e))?;
+        let lock =
+            lock::DirLock::acquire(data_dir).map_err(|e| backend("cannot lock the data directory", e))?;
         let path = data_dir.join(DB_FILE);
         migrate::from_redb(data_dir, &path).map_err(|e| backend("cannot migrate the redb data", e))?;
         let conn = connect(&path, options).map_err(|e| backend("cannot open the database", e))?;
@@ -93,10 +103,10 @@ impl EmbeddedStore {
         }
         let catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
-        let db = Db { conn, catalog, dirty: Default::default() };
+        let db = Db { conn, catalog, dirty: Default::default(), begin: Default::default() };
         let syncer = Syncer::start(path.clone(), options.fsync)
             .map_err(|e| backend("cannot start the syncer thread", e))?;
-        let engine = Engine::new(db, path);
+        let engine = Engine::new(db, path, lock);
         Ok(Self { batcher: Arc::new(Batcher::new(engine, syncer)) })
     }
 
@@ -121,28 +131,44 @@ impl EmbeddedStore {
                 let _ = tx.send(committed.map_err(|f| f.to_error()).and(out));
             })
         });
-        if self.batcher.push(job, write) {
+        let first = self.batcher.push(job, write);
+        // An add: the broker may wake the queue's dispatcher now, so that its get joins.
+        let _ = ON_QUEUED.try_with(|queued| queued());
+        if first {
             let flush = FlushOnDrop(&self.batcher);
             tokio::task::yield_now().await;
+            // Others joined meanwhile: under load, one more round lets the rest of the
+            // requests in flight join too (bigger batches, fewer commits); alone, no wait.
+            if self.batcher.pending() > 1 {
+                tokio::task::yield_now().await;
+            }
             drop(flush);
         }
         rx.await.map_err(|_| StoreError::Backend("the store is closed".to_owned()))?
     }
 }
 
-/// Opens the database: WAL, one connection holding it exclusively (no shared-memory file),
-/// the fsync mode's `synchronous`, a page cache of `cache_bytes`, the schema.
+/// Opens the database: WAL, the fsync mode's `synchronous`, a page cache of `cache_bytes`, no
+/// checkpoint on commit (the syncer checkpoints), the schema.
 fn connect(path: &Path, options: EmbeddedOptions) -> Sql<Connection> {
-    let conn = Connection::open(path)?;
+    let conn = open_connection(path)?;
     let synchronous = if options.fsync == Fsync::Always { "FULL" } else { "NORMAL" };
     conn.execute_batch(&format!(
-        "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA wal_autocheckpoint = 0;
          PRAGMA cache_size = -{}; PRAGMA journal_size_limit = 67108864; PRAGMA temp_store = MEMORY;",
         (options.cache_bytes / 1024).max(64)
     ))?;
     conn.execute_batch(SCHEMA)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// A connection to the database through SQLite's `unix-excl` file system: the first one takes
+/// the database file's lock for the process and keeps it, and the connections of this process
+/// (the engine's and the syncer's) coordinate in memory — the WAL index is in the heap, not in
+/// a `-shm` file, and taking a transaction's locks costs no system call.
+pub(crate) fn open_connection(path: &Path) -> Sql<Connection> {
+    Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), "unix-excl")
 }
 
 /// The idempotency claim of the publish this add is part of, if any.

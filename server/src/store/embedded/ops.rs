@@ -3,6 +3,7 @@
 //! failure (which rolls the whole batch back); refusals (a full queue) are in the `Ok` value.
 //! Leases and redrive are in `leases`, idempotency answers in `answers`.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 
 use restmq_shared::{MessageKey, QueueName};
@@ -13,22 +14,26 @@ use crate::store::{LengthLimit, PeekedMessage, StoreError, StoreResult, StoredMe
 
 pub type Sql<T> = rusqlite::Result<T>;
 
-/// The connection and the catalog, owned by the engine thread.
+/// The connection and the catalog, owned by the thread running the batch.
 pub struct Db {
     pub conn: Connection,
     pub catalog: Catalog,
     /// Queues whose row (counter, settings) changed in the open transaction.
     pub dirty: BTreeSet<QueueName>,
+    /// The batch writes and its transaction is not begun yet: the first statement begins it,
+    /// so a batch that finds nothing to do (a get on an empty queue) costs no transaction.
+    pub begin: Cell<bool>,
 }
 
 /// One waiting message as a get reads it.
-struct Row {
-    id: i64,
-    n: u64,
-    value: String,
-    expires_at: Option<i64>,
-    reads: i64,
-    deliveries: i64,
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: i64,
+    pub n: u64,
+    pub value: String,
+    pub expires_at: Option<i64>,
+    pub reads: i64,
+    pub deliveries: i64,
 }
 
 /// No `LIMIT ?` in a cached statement: SQLite re-prepares a statement whose `LIMIT` parameter
@@ -65,10 +70,22 @@ impl Db {
         self.conn.prepare_cached(sql)?.execute([]).map(drop)
     }
 
+    /// The connection for an operation's statements, inside the batch's transaction (begun
+    /// here by the batch's first statement).
+    pub fn sql(&self) -> Sql<&Connection> {
+        if self.begin.replace(false) {
+            self.run_cached("BEGIN IMMEDIATE")?;
+        }
+        Ok(&self.conn)
+    }
+
     /// Writes the rows of the queues changed in this transaction.
     pub fn flush_dirty(&mut self) -> Sql<()> {
         let dirty = std::mem::take(&mut self.dirty);
-        let mut stmt = self.conn.prepare_cached(
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = self.sql()?.prepare_cached(
             "INSERT INTO queues(id, name, counter, policy, status) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT(id) DO UPDATE SET counter = excluded.counter, policy = excluded.policy, \
              status = excluded.status",
@@ -83,7 +100,7 @@ impl Db {
 
     /// The oldest `max` waiting rows of queue `id`.
     fn head(&self, id: i64, max: usize) -> Sql<Vec<Row>> {
-        let mut stmt = self.conn.prepare_cached(HEAD)?;
+        let mut stmt = self.sql()?.prepare_cached(HEAD)?;
         let rows = stmt.query_map(params![id], |r| {
             Ok(Row {
                 id: r.get(0)?,
@@ -98,7 +115,7 @@ impl Db {
     }
 
     pub(super) fn delete_row(&self, id: i64) -> Sql<()> {
-        self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute(params![id])?;
+        self.sql()?.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute(params![id])?;
         Ok(())
     }
 
@@ -112,7 +129,7 @@ impl Db {
         expires_at: Option<u64>,
         visible_at: Option<u64>,
     ) -> Sql<()> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.sql()?.prepare_cached(
             "INSERT INTO messages(queue, n, state, value, expires_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         stmt.execute(params![
@@ -133,7 +150,12 @@ impl Db {
         meta.counter += values.len() as u64;
         meta.waiting += values.len() as u64;
         for (i, value) in values.iter().enumerate() {
-            self.insert(id, first + i as u64, WAITING, value, expires_at, None)?;
+            let n = first + i as u64;
+            self.insert(id, n, WAITING, value, expires_at, None)?;
+            let rowid = self.conn.last_insert_rowid();
+            let expires_at = expires_at.map(|t| t as i64);
+            let row = || Row { id: rowid, n, value: value.clone(), expires_at, reads: 0, deliveries: 0 };
+            self.remember(queue, row, value.len());
         }
         Ok((first..first + values.len() as u64).collect())
     }
@@ -194,10 +216,16 @@ impl Db {
         mut each: impl FnMut(&Self, (u64, String, i64, i64, i64)) -> Sql<()>,
     ) -> Sql<usize> {
         // Nothing waits (the count includes expired messages not yet swept): no read at all.
-        let Some(id) = self.meta(queue).filter(|m| m.waiting > 0).map(|m| m.id) else { return Ok(0) };
+        let Some(id) = self.meta(queue).filter(|m| m.waiting > 0).map(|m| m.id) else {
+            self.tail_empty(queue);
+            return Ok(0);
+        };
         let mut taken = 0;
         while taken < max {
-            let rows = self.head(id, max - taken)?;
+            let rows = match self.tail_take(queue, max - taken) {
+                Some(rows) => rows,
+                None => self.head(id, max - taken)?,
+            };
             if rows.is_empty() {
                 break;
             }
@@ -214,6 +242,7 @@ impl Db {
                 }
             }
         }
+        self.tail_empty(queue);
         Ok(taken)
     }
 
@@ -229,6 +258,8 @@ impl Db {
 
     pub fn peek(&mut self, queue: &QueueName, now: u64) -> Sql<Option<PeekedMessage>> {
         let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(None) };
+        // A read count changes, or an expired message goes.
+        self.forget_tail(queue);
         loop {
             let Some(row) = self.head(id, 1)?.pop() else { return Ok(None) };
             if row.expires_at.is_some_and(|at| at as u64 <= now) {
@@ -239,7 +270,7 @@ impl Db {
                 }
                 continue;
             }
-            self.conn
+            self.sql()?
                 .prepare_cached("UPDATE messages SET reads = reads + 1 WHERE id = ?1")?
                 .execute(params![row.id])?;
             let key = MessageKey::new(queue.clone(), row.n);
@@ -255,13 +286,14 @@ impl Db {
     pub(super) fn delete_in(&mut self, key: &MessageKey, state: i64) -> Sql<bool> {
         let Some(id) = self.meta(&key.queue).map(|m| m.id) else { return Ok(false) };
         let mut stmt =
-            self.conn.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND state = ?2 AND n = ?3")?;
+            self.sql()?.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND state = ?2 AND n = ?3")?;
         let found = stmt.execute(params![id, state, key.n as i64])? > 0;
         drop(stmt);
         if found {
             self.touch(&key.queue);
         }
         if found && state == WAITING {
+            self.forget_tail(&key.queue);
             let meta = self.catalog.queues.get_mut(&key.queue).expect("has an id");
             meta.waiting = meta.waiting.saturating_sub(1);
         }
@@ -270,6 +302,7 @@ impl Db {
 
     /// Puts messages back as waiting, with no expiry and no reads.
     pub fn requeue(&mut self, queue: &QueueName, messages: &[StoredMessage]) -> Sql<()> {
+        self.forget_tail(queue);
         let meta = self.register(queue);
         let id = meta.id;
         for m in messages {
@@ -286,12 +319,13 @@ impl Db {
     /// settings. `true` when it held any.
     pub fn purge(&mut self, queue: &QueueName) -> Sql<bool> {
         self.touch(queue);
+        self.forget_tail(queue);
         let Some(meta) = self.catalog.queues.get_mut(queue) else { return Ok(false) };
         let held = meta.waiting + meta.delayed > 0 || !meta.leases.is_empty();
         (meta.waiting, meta.delayed) = (0, 0);
         meta.leases.clear();
         let id = meta.id;
-        self.conn.prepare_cached("DELETE FROM messages WHERE queue = ?1")?.execute(params![id])?;
+        self.sql()?.prepare_cached("DELETE FROM messages WHERE queue = ?1")?.execute(params![id])?;
         Ok(held)
     }
 
@@ -305,7 +339,7 @@ impl Db {
     pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
         let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(Vec::new()) };
         let mut stmt = self
-            .conn
+            .sql()?
             .prepare_cached("SELECT n FROM messages WHERE queue = ?1 AND state = 0 ORDER BY n DESC")?;
         let rows = stmt.query_map(params![id], |r| r.get::<_, i64>(0))?;
         rows.take(max).map(|n| n.map(|n| MessageKey::new(queue.clone(), n as u64))).collect()
@@ -313,7 +347,7 @@ impl Db {
 
     /// Makes delayed messages due by `now` wait; returns the queues that got some.
     pub fn promote_delayed(&mut self, now: u64) -> Sql<Vec<QueueName>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.sql()?.prepare_cached(
             "UPDATE messages SET state = 0, visible_at = NULL WHERE state = 1 AND visible_at <= ?1 RETURNING queue",
         )?;
         let ids: Vec<i64> = stmt.query_map(params![now as i64], |r| r.get(0))?.collect::<Sql<_>>()?;
@@ -326,15 +360,18 @@ impl Db {
                 queues.insert(name.clone());
             }
         }
+        for queue in &queues {
+            self.forget_tail(queue);
+        }
         Ok(queues.into_iter().collect())
     }
 
     /// Deletes waiting messages whose ttl ran out, and idempotency answers past their window.
     pub fn sweep_expired(&mut self, now: u64) -> Sql<u64> {
-        self.conn
+        self.sql()?
             .prepare_cached("DELETE FROM idempotency WHERE until <= ?1")?
             .execute(params![now as i64])?;
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.sql()?.prepare_cached(
             "DELETE FROM messages WHERE expires_at <= ?1 AND expires_at IS NOT NULL AND state = 0 RETURNING queue",
         )?;
         let ids: Vec<i64> = stmt.query_map(params![now as i64], |r| r.get(0))?.collect::<Sql<_>>()?;
@@ -344,6 +381,9 @@ impl Db {
                 meta.waiting = meta.waiting.saturating_sub(1);
                 self.dirty.insert(queue.clone());
             }
+        }
+        for queue in self.dirty.clone() {
+            self.forget_tail(&queue);
         }
         Ok(ids.len() as u64)
     }

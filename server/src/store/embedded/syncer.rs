@@ -1,24 +1,33 @@
-//! The embedded store's syncer thread: it fsyncs the WAL off the request path — under
-//! `--fsync everysec` within [`SYNC_EVERY`] of a commit (well inside its second), after every
-//! batch under `always` (group commit: batches committed meanwhile share one fsync), and
-//! answers those batches only then. Under `never` it has nothing to do but is there all the
-//! same.
+//! The embedded store's syncer thread: it keeps the disk work off the request path. It fsyncs
+//! the WAL — under `--fsync everysec` within [`SYNC_EVERY`] of a commit (well inside its
+//! second), after every batch under `always` (group commit: batches committed meanwhile share
+//! one fsync, and are answered only then); under `never` not at all.
 //!
-//! Syncing `everysec`'s WAL often keeps little unsynced in it when SQLite checkpoints, which it
-//! does on the request path (every 1,000 WAL pages) and which starts with an fsync of the WAL.
+//! It also checkpoints, on a connection of its own (the request path's connection never does:
+//! `wal_autocheckpoint = 0`): every [`CHECKPOINT_EVERY`] a `PASSIVE` checkpoint copies the WAL
+//! into the database without stopping writers (it fsyncs the WAL, then the database). Under
+//! steady writes the WAL then never starts over by itself (a commit lands while the checkpoint
+//! runs), so once it holds [`WAL_CAP`] frames a `RESTART` checkpoint, which holds writers off
+//! while it copies the little a `PASSIVE` one left, lets the next commit start the WAL over.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
 
 use super::engine::{sync_wal, Reply};
 use crate::config::Fsync;
 
 /// How far behind the fsync of `--fsync everysec` is at most.
 const SYNC_EVERY: Duration = Duration::from_millis(50);
+/// How often the WAL is checkpointed into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// The WAL frames (pages) past which a checkpoint starts the WAL over: 32 MiB of 4 KiB pages.
+const WAL_CAP: i64 = 8192;
 
 enum Msg {
     /// Operations of a committed batch, answered once the WAL is fsynced (`always`).
@@ -36,14 +45,16 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    /// Starts the thread for the database at `path`.
+    /// Starts the thread for the database at `path` (already in WAL mode), with its own
+    /// connection for checkpoints.
     pub fn start(path: PathBuf, fsync: Fsync) -> std::io::Result<Self> {
+        let checkpointer = Checkpointer::open(&path).map_err(std::io::Error::other)?;
         let (tx, rx) = mpsc::channel();
         let unsynced = Arc::new(AtomicBool::new(false));
         let flag = unsynced.clone();
         let thread = std::thread::Builder::new()
             .name("restmq-sync".to_owned())
-            .spawn(move || run(&path, fsync, &rx, &flag))?;
+            .spawn(move || run(&path, fsync, &rx, &flag, checkpointer))?;
         Ok(Self { fsync, tx, unsynced, thread: Some(thread) })
     }
 
@@ -80,10 +91,56 @@ fn answer(replies: Vec<Reply>) {
     }
 }
 
-fn run(path: &std::path::Path, fsync: Fsync, rx: &Receiver<Msg>, unsynced: &AtomicBool) {
-    let wait = if fsync == Fsync::Everysec { SYNC_EVERY } else { Duration::from_secs(3600) };
+/// The connection that checkpoints, and whether its last checkpoint failed (logged once).
+struct Checkpointer {
+    conn: Connection,
+    failing: bool,
+    last: Instant,
+}
+
+impl Checkpointer {
+    fn open(path: &Path) -> rusqlite::Result<Self> {
+        let conn = super::open_connection(path)?;
+        // A checkpoint fsyncs the WAL before copying it and the database after, whatever the
+        // `--fsync` mode: the WAL's start is overwritten only once the database holds it.
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;")?;
+        Ok(Self { conn, failing: false, last: Instant::now() })
+    }
+
+    /// Runs a checkpoint of `mode`; returns the frames in the WAL.
+    fn run(&mut self, mode: &str) -> Option<i64> {
+        let sql = format!("PRAGMA wal_checkpoint({mode})");
+        match self.conn.query_row(&sql, [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) => {
+                if std::mem::take(&mut self.failing) {
+                    tracing::info!("embedded store: checkpoints work again");
+                }
+                Some(frames)
+            }
+            Err(error) => {
+                if !std::mem::replace(&mut self.failing, true) {
+                    tracing::warn!(%error, "embedded store: checkpoint failed; the WAL grows until one succeeds");
+                }
+                None
+            }
+        }
+    }
+
+    /// Checkpoints when due: `PASSIVE`, then `RESTART` if the WAL is past its cap.
+    fn tick(&mut self) {
+        if self.last.elapsed() < CHECKPOINT_EVERY {
+            return;
+        }
+        if self.run("PASSIVE").is_some_and(|frames| frames >= WAL_CAP) {
+            self.run("RESTART");
+        }
+        self.last = Instant::now();
+    }
+}
+
+fn run(path: &Path, fsync: Fsync, rx: &Receiver<Msg>, unsynced: &AtomicBool, mut checkpointer: Checkpointer) {
     loop {
-        match rx.recv_timeout(wait) {
+        match rx.recv_timeout(SYNC_EVERY) {
             Ok(Msg::Answer(mut replies)) => {
                 let mut stop = false;
                 while let Ok(msg) = rx.try_recv() {
@@ -100,10 +157,11 @@ fn run(path: &std::path::Path, fsync: Fsync, rx: &Receiver<Msg>, unsynced: &Atom
             }
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {
-                if unsynced.swap(false, Ordering::AcqRel) {
+                if fsync == Fsync::Everysec && unsynced.swap(false, Ordering::AcqRel) {
                     sync_wal(path);
                 }
             }
         }
+        checkpointer.tick();
     }
 }
