@@ -73,13 +73,16 @@ fn is_read(method: &Method) -> bool {
 }
 
 /// When a read that would take only looks, and `observe` (which `consume` implies) suffices.
+/// Each route counts only the flag its handler obeys: a flag the handler ignores must not
+/// lower the right it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Looks {
     Never,
-    /// A query asking for a soft get or an observer (`soft`, `observe`) and nothing that takes.
-    ByQuery,
-    /// As [`Looks::ByQuery`], and every `HEAD` (which says whether a message waits).
-    ByQueryOrHead,
+    /// A REST get: a soft get (`soft=1`, without `reserve`), or any `HEAD` (which says whether
+    /// a message waits).
+    SoftOrHead,
+    /// A stream: an observer (`observe=1`, without `ack`).
+    Observe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,15 +143,15 @@ impl Rule {
         Self { kind: Kind::Handler, section: None }
     }
 
-    /// A read that only looks (soft get, `HEAD`) needs only `observe`.
+    /// A REST read that only looks (soft get, `HEAD`) needs only `observe`.
     pub const fn or_look(self) -> Self {
-        self.looking(Looks::ByQueryOrHead)
+        self.looking(Looks::SoftOrHead)
     }
 
     /// A stream that only observes (`observe=1`) needs only `observe`; a `HEAD` on a stream is
     /// served as its `GET`.
     pub const fn or_observe(self) -> Self {
-        self.looking(Looks::ByQuery)
+        self.looking(Looks::Observe)
     }
 
     const fn looking(self, looks: Looks) -> Self {
@@ -201,11 +204,12 @@ impl Rule {
 /// Whether a read only looks. Only the query counts, so a request with a body (whose fields
 /// the handler would read too) never qualifies.
 fn only_looks(parts: &Parts, looks: Looks) -> bool {
-    match looks {
+    let flag = match looks {
         Looks::Never => return false,
-        Looks::ByQueryOrHead if parts.method == Method::HEAD => return true,
-        Looks::ByQuery | Looks::ByQueryOrHead => {}
-    }
+        Looks::SoftOrHead if parts.method == Method::HEAD => return true,
+        Looks::SoftOrHead => "soft",
+        Looks::Observe => "observe",
+    };
     let has_body = parts.headers.contains_key(axum::http::header::TRANSFER_ENCODING)
         || parts
             .headers
@@ -215,7 +219,7 @@ fn only_looks(parts: &Parts, looks: Looks) -> bool {
         return false;
     }
     let Ok(args) = Args::from_query(parts.uri.query().unwrap_or_default()) else { return false };
-    (args.flag("soft") || args.flag("observe")) && args.get("reserve").is_none() && !args.flag("ack")
+    args.flag(flag) && args.get("reserve").is_none() && !args.flag("ack")
 }
 
 #[cfg(test)]
@@ -240,11 +244,13 @@ mod tests {
         assert_eq!(need(Method::GET, "/q/q?soft=1"), Need::on(Right::Observe, "q"));
         assert_eq!(need(Method::GET, "/q/q?soft=1&reserve=5"), Need::on(Right::Consume, "q"));
         assert_eq!(need(Method::HEAD, "/q/q"), Need::on(Right::Observe, "q"));
+        // A REST get ignores `observe`, a stream ignores `soft`: neither lowers the right.
+        assert_eq!(need(Method::GET, "/q/q?observe=1"), Need::on(Right::Consume, "q"));
         let stream = Rule::consume().or_observe();
-        assert_eq!(
-            stream.access(&parts(Method::HEAD, "/ws/q"), &on("q", None)).unwrap().need,
-            Need::on(Right::Consume, "q")
-        );
+        let need = |method, uri| stream.access(&parts(method, uri), &on("q", None)).unwrap().need;
+        assert_eq!(need(Method::HEAD, "/ws/q"), Need::on(Right::Consume, "q"));
+        assert_eq!(need(Method::GET, "/ws/q?soft=1"), Need::on(Right::Consume, "q"));
+        assert_eq!(need(Method::GET, "/ws/q?observe=1"), Need::on(Right::Observe, "q"));
     }
 
     #[test]
