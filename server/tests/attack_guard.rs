@@ -1,150 +1,18 @@
-//! Attacks on the per-handler access rules (`guard(Rule::…)`, `Deferred`): requests that
-//! should be refused for lack of a right, and correct requests that must still pass.
+//! Attacks on the per-handler access rules (`guard(Rule::…)`, `Deferred`): every route and
+//! frame with every kind of credential — requests that should be refused for lack of a right,
+//! and correct requests that must still pass. What an observe-only token may do is in
+//! `attack_guard_looking.rs`.
 
 mod common;
 
 use std::time::Duration;
 
+use common::guard::{add, server, status, waiting, ws_status, TOKENS};
 use common::TestServer;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use restmq_server::config::StoreKind;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-
-/// `t-root` anything; `t-look` observe on `jobs`; `t-cons` consume on `jobs.*`;
-/// `t-prod` produce on `jobs.*`; `t-jadm` admin on `jobs.*`.
-const TOKENS: &str = r#"{"tokens": [
-    {"name": "root", "token": "t-root", "queues": ["*"], "rights": ["produce", "consume", "admin"]},
-    {"name": "window", "token": "t-look", "queues": ["jobs"], "rights": ["observe"]},
-    {"name": "consumer", "token": "t-cons", "queues": ["jobs.*"], "rights": ["consume"]},
-    {"name": "producer", "token": "t-prod", "queues": ["jobs.*"], "rights": ["produce"]},
-    {"name": "jobs-admin", "token": "t-jadm", "queues": ["jobs.*"], "rights": ["admin"]}
-]}"#;
-
-async fn server() -> (TestServer, tempfile::TempDir) {
-    TestServer::start_with_tokens(TOKENS).await
-}
-
-/// Adds with the root token.
-async fn add(s: &TestServer, queue: &str, value: &str) {
-    let res = s.http.post(s.url(&format!("/q/{queue}"))).bearer_auth("t-root").form(&[("value", value)]);
-    assert_eq!(res.send().await.unwrap().status(), 200, "add to {queue}");
-}
-
-/// How many messages wait in `queue` (via `/stats/<q>` would need a shape; use HEAD then a
-/// root soft peek): true when one waits.
-async fn waiting(s: &TestServer, queue: &str) -> bool {
-    let res = s.http.head(s.url(&format!("/q/{queue}"))).bearer_auth("t-root").send().await.unwrap();
-    res.status().as_u16() == 200
-}
-
-/// The status of a request, without reading a (maybe endless) body.
-async fn status(req: reqwest::RequestBuilder) -> u16 {
-    let res =
-        tokio::time::timeout(Duration::from_secs(5), req.send()).await.expect("answer in time").unwrap();
-    res.status().as_u16()
-}
-
-fn ws_status(err: WsError) -> u16 {
-    match err {
-        WsError::Http(res) => res.status().as_u16(),
-        other => panic!("expected an HTTP refusal, got {other}"),
-    }
-}
-
-/// `GET /q/jobs?observe=1` counts as "only looking" for the guard (`only_looks` accepts
-/// `observe`), but `pop_or_peek` only peeks on `soft`: an observe-only token must not be able
-/// to take the message.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn observe_flag_on_rest_get_does_not_let_observer_take() {
-    let (s, _dir) = server().await;
-    add(&s, "jobs", "secret-work").await;
-    let res = s.http.get(s.url("/q/jobs?observe=1")).bearer_auth("t-look").send().await.unwrap();
-    let code = res.status().as_u16();
-    let body = res.text().await.unwrap();
-    assert!(waiting(&s, "jobs").await, "an observe-only token took the message: {code} {body}");
-    assert_eq!(code, 403, "GET /q/jobs?observe=1 with an observe-only token: {body}");
-}
-
-/// Same hole with the token in the query string.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn observe_flag_on_rest_get_with_query_token() {
-    let (s, _dir) = server().await;
-    add(&s, "jobs", "secret-work").await;
-    let (code, body) = s.get("/q/jobs?observe=1&token=t-look").await;
-    assert!(waiting(&s, "jobs").await, "an observe-only token took the message: {code} {body}");
-    assert_eq!(code, 403, "{body}");
-}
-
-/// `GET /c/jobs?soft=1`: the guard accepts `soft` as "only looking" on streams
-/// (`Rule::or_observe`), but the stream handlers only observe on `observe=1`; `soft=1` opens a
-/// consuming stream. An observe-only token must be refused.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soft_flag_on_comet_stream_does_not_let_observer_consume() {
-    let (s, _dir) = server().await;
-    add(&s, "jobs", "secret-work").await;
-    let code = status(s.http.get(s.url("/c/jobs?soft=1")).bearer_auth("t-look")).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let still = waiting(&s, "jobs").await;
-    assert_eq!(code, 403, "COMET ?soft=1 with an observe-only token (message still waiting: {still})");
-    assert!(still, "the observe-only COMET stream took the message");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soft_flag_on_sse_stream_does_not_let_observer_consume() {
-    let (s, _dir) = server().await;
-    add(&s, "jobs", "secret-work").await;
-    let code = status(s.http.get(s.url("/sse/jobs?soft=1")).bearer_auth("t-look")).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let still = waiting(&s, "jobs").await;
-    assert_eq!(code, 403, "SSE ?soft=1 with an observe-only token (message still waiting: {still})");
-    assert!(still, "the observe-only SSE stream took the message");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soft_flag_on_websocket_does_not_let_observer_consume() {
-    let (s, _dir) = server().await;
-    add(&s, "jobs", "secret-work").await;
-    match tokio_tungstenite::connect_async(s.ws_url("/ws/jobs?soft=1&token=t-look")).await {
-        Err(err) => assert_eq!(ws_status(err), 403),
-        Ok((mut ws, _)) => {
-            let frame = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
-            panic!("observe-only token opened a consuming WebSocket with ?soft=1; first frame: {frame:?}");
-        }
-    }
-    assert!(waiting(&s, "jobs").await);
-}
-
-/// What an observe-only token may do (must keep passing) and the takes it must not do.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn observe_token_looks_but_never_takes() {
-    let (s, _dir) = server().await;
-    add(&s, "jobs", "v").await;
-    let look = |path: &str| s.http.get(s.url(path)).bearer_auth("t-look");
-    assert_eq!(status(look("/q/jobs?soft=1")).await, 200, "soft get");
-    assert_eq!(status(s.http.head(s.url("/q/jobs")).bearer_auth("t-look")).await, 200, "HEAD");
-    assert_eq!(status(look("/q/jobs")).await, 403, "hard get");
-    assert_eq!(status(look("/q/jobs?soft=1&reserve=30")).await, 403, "reserve");
-    assert_eq!(status(look("/q/jobs?soft=1&ack=1")).await, 403, "ack flag");
-    assert_eq!(status(look("/q/jobs?soft=1&soft=0")).await, 403, "last soft wins");
-    // A form body would be merged on top of the query: never counted as looking.
-    let body = s
-        .http
-        .get(s.url("/q/jobs?soft=1"))
-        .bearer_auth("t-look")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("soft=0");
-    assert_eq!(status(body).await, 403, "GET with a form body");
-    assert_eq!(status(look("/q/jobs.x?soft=1")).await, 403, "another queue");
-    assert_eq!(status(look("/browse/jobs")).await, 200, "browse");
-    assert_eq!(status(look("/c/jobs?observe=1")).await, 200, "observing COMET");
-    assert_eq!(status(look("/c/jobs")).await, 403, "consuming COMET");
-    assert_eq!(status(s.http.head(s.url("/c/jobs")).bearer_auth("t-look")).await, 403, "HEAD on a stream");
-    assert_eq!(status(look("/c/jobs?observe=1&ack=1")).await, 403, "observe+ack");
-    assert_eq!(status(look("/?queue=jobs")).await, 403, "root hard get");
-    assert_eq!(status(s.http.delete(s.url("/q/jobs")).bearer_auth("t-look")).await, 403, "purge");
-    assert!(waiting(&s, "jobs").await, "nothing was taken");
-}
+use tokio_tungstenite::tungstenite::Message;
 
 /// A percent-encoded queue name is checked as the name the handler uses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -464,20 +332,6 @@ async fn basic_auth_with_query_token() {
     assert_eq!(status(post("/q/jobs.a")).await, 401, "no token");
     let bare = s.http.post(s.url("/q/jobs.a?token=t-prod")).form(&[("value", "v")]);
     assert_eq!(status(bare).await, 401, "no Basic");
-}
-
-/// A WebSocket that only observes passes with an observe-only token (correct client), also
-/// with `soft=1` next to `observe=1`; it gets the adds without taking them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn observing_websocket_is_allowed_and_takes_nothing() {
-    let (s, _dir) = server().await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url("/ws/jobs?observe=1&soft=1&token=t-look"))
-        .await
-        .expect("observer accepted");
-    add(&s, "jobs", "seen").await;
-    let frame = common::ws::next_json(&mut ws).await;
-    assert_eq!(frame["value"], "seen", "{frame}");
-    assert!(waiting(&s, "jobs").await, "observer took nothing");
 }
 
 /// A denied address is refused everywhere: guarded routes, open routes, unknown paths, the

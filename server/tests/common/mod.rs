@@ -1,6 +1,7 @@
 //! Test helpers: a real restmq server on 127.0.0.1:0 for each store backend, stopped on drop.
 #![allow(dead_code)]
 
+pub mod guard;
 pub mod redis;
 pub mod ws;
 
