@@ -6,10 +6,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
+use common::redis::{create_cluster, wait_cluster_ok, RedisServer};
 use common::TestServer;
 use futures_util::StreamExt;
 use restmq_server::config::StoreKind;
@@ -96,22 +95,8 @@ fn start_cluster() -> Vec<RedisServer> {
     for node in &nodes {
         node.cli(&["CONFIG", "SET", "cluster-require-full-coverage", "no"]).expect("config set");
     }
-    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-    let out = Command::new("redis-cli")
-        .arg("--cluster")
-        .arg("create")
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .expect("redis-cli --cluster create");
-    assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for node in &nodes {
-        while !node.cli(&["CLUSTER", "INFO"]).unwrap_or_default().contains("cluster_state:ok") {
-            assert!(Instant::now() < deadline, "cluster did not become ok");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    create_cluster(&nodes, 0);
+    wait_cluster_ok(&nodes);
     nodes
 }
 

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::redis::RedisServer;
+use common::redis::{create_cluster, wait_cluster_ok, RedisServer};
 use common::TestServer;
 use futures_util::StreamExt;
 use restmq_server::config::StoreKind;
@@ -15,22 +14,8 @@ use serde_json::Value;
 /// Starts three cluster-enabled nodes and joins them into one cluster with no replicas.
 fn start_cluster() -> Vec<RedisServer> {
     let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node()).collect();
-    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-    let out = Command::new("redis-cli")
-        .arg("--cluster")
-        .arg("create")
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .expect("redis-cli --cluster create");
-    assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for node in &nodes {
-        while !node.cli(&["CLUSTER", "INFO"]).unwrap_or_default().contains("cluster_state:ok") {
-            assert!(Instant::now() < deadline, "cluster did not become ok");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    create_cluster(&nodes, 0);
+    wait_cluster_ok(&nodes);
     nodes
 }
 

@@ -6,11 +6,10 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
+use common::redis::{create_cluster, RedisServer};
 use common::TestServer;
 use futures_util::StreamExt;
 use restmq_server::config::StoreKind;
@@ -197,14 +196,7 @@ async fn wait_cluster_ok(nodes: &[RedisServer], dead: &HashSet<u16>) -> Duration
 /// Six nodes, three masters each with a replica.
 fn start_six_node_cluster() -> Vec<RedisServer> {
     let nodes: Vec<RedisServer> = (0..6).map(|_| RedisServer::start_fast_cluster_node()).collect();
-    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-    let out = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addrs)
-        .args(["--cluster-replicas", "1", "--cluster-yes"])
-        .output()
-        .expect("redis-cli --cluster create");
-    assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+    create_cluster(&nodes, 1);
     nodes
 }
 

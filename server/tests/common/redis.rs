@@ -124,3 +124,27 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// Joins `nodes` into one cluster with `replicas` replicas per master (`redis-cli --cluster
+/// create`).
+pub fn create_cluster(nodes: &[RedisServer], replicas: u32) {
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+        .output()
+        .expect("redis-cli --cluster create");
+    assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// Waits (at most 20 s) until every node says `cluster_state:ok`.
+pub fn wait_cluster_ok(nodes: &[RedisServer]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for node in nodes {
+        while !node.cli(&["CLUSTER", "INFO"]).unwrap_or_default().contains("cluster_state:ok") {
+            assert!(Instant::now() < deadline, "cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
