@@ -7,20 +7,9 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use common::store::{add, key, q};
 use restmq_server::store::{EmbeddedStore, MemoryStore, QueueStore, RedisOptions, RedisStore, StoredMessage};
-use restmq_shared::{MessageKey, Policy, QueueName, QueueStatus};
-
-fn q(name: &str) -> QueueName {
-    QueueName::try_from(name).unwrap()
-}
-
-fn key(queue: &str, n: u64) -> MessageKey {
-    MessageKey::new(q(queue), n)
-}
-
-async fn add<S: QueueStore>(s: &S, queue: &str, value: &str) -> MessageKey {
-    s.add(&q(queue), value.to_owned(), None).await.unwrap()
-}
+use restmq_shared::{Policy, QueueStatus};
 
 fn values(messages: &[StoredMessage]) -> Vec<&str> {
     messages.iter().map(|m| m.value.as_str()).collect()

@@ -6,22 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::store::{add, key, q};
 use restmq_server::store::{
     Delayed, EmbeddedStore, LeaseStore, MemoryStore, QueueStore, RedisOptions, RedisStore,
 };
-use restmq_shared::{MessageKey, QueueName};
-
-fn q(name: &str) -> QueueName {
-    QueueName::try_from(name).unwrap()
-}
-
-fn key(queue: &str, n: u64) -> MessageKey {
-    MessageKey::new(q(queue), n)
-}
-
-async fn add<S: QueueStore>(s: &S, queue: &str, value: &str) -> MessageKey {
-    s.add(&q(queue), value.to_owned(), None).await.unwrap()
-}
 
 const LONG: Duration = Duration::from_secs(300);
 

@@ -3,6 +3,7 @@
 
 pub mod guard;
 pub mod redis;
+pub mod store;
 pub mod ws;
 
 use std::net::SocketAddr;
