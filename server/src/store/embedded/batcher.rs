@@ -7,6 +7,8 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use restmq_shared::QueueName;
+
 use super::engine::{Engine, Job};
 use super::syncer::Syncer;
 use crate::store::{StoreError, StoreResult};
@@ -62,6 +64,17 @@ impl Batcher {
         lock(&self.open).as_ref().map_or(0, |open| open.engine.commits)
     }
 
+    /// `true` when nothing is queued or running and `queue` has no waiting message (and the
+    /// disk takes writes): a get can answer "empty" at once, without waiting for a batch — so
+    /// a consumer that emptied its queue is ready, not in a batch, when the next add comes.
+    pub fn surely_empty(&self, queue: &QueueName) -> bool {
+        let Ok(open) = self.open.try_lock() else { return false };
+        let Some(Open { engine, .. }) = open.as_ref() else { return false };
+        lock(&self.pending).is_empty()
+            && engine.failure.is_none()
+            && engine.db.catalog.queues.get(queue).is_none_or(|m| m.waiting == 0)
+    }
+
     /// How many operations are queued.
     pub fn pending(&self) -> usize {
         lock(&self.pending).len()
@@ -102,11 +115,26 @@ impl Batcher {
     /// closing twice is a no-op.
     pub fn close(&self) -> StoreResult<()> {
         self.flush();
-        let Some(Open { engine, syncer }) = lock(&self.open).take() else { return Ok(()) };
+        let Some(Open { mut engine, syncer }) = lock(&self.open).take() else { return Ok(()) };
+        // The rows get the exact counters: numbering goes on without a gap.
+        let settle: Job = Box::new(|engine: &mut Engine| {
+            engine.db.settle_counters();
+            Box::new(drop)
+        });
+        let _ = engine.batch(vec![(settle, true)]);
         drop(syncer);
         // Closing the connection checkpoints the WAL into the database, synced.
         engine.sync_wal();
         engine.db.conn.close().map_err(|(_, e)| super::engine::Failure::of(&e).to_error())
+    }
+}
+
+impl Drop for Batcher {
+    /// Dropped unclosed (the last clone of the store gone): closes it.
+    fn drop(&mut self) {
+        if let Err(error) = self.close() {
+            tracing::warn!(%error, "embedded store: closing on drop failed");
+        }
     }
 }
 
@@ -116,10 +144,11 @@ mod tests {
 
     use crate::store::{EmbeddedStore, QueueStore, ON_QUEUED};
 
-    /// An add whose broker wakes a consumer's get when the add is queued (`ON_QUEUED`) commits
-    /// with that get: one transaction for both, where the add and a later get take two.
+    /// An add whose broker wakes a consumer's get when the add is queued (`ON_QUEUED`) runs in
+    /// that get's batch: together they change nothing on disk, and commit no transaction,
+    /// where the add and a later get take two. The numbers go on after a restart.
     #[tokio::test(flavor = "current_thread")]
-    async fn a_get_woken_by_a_queued_add_commits_with_it() {
+    async fn a_get_woken_by_a_queued_add_commits_nothing_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let q = QueueName::try_from("joined").unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
@@ -143,8 +172,13 @@ mod tests {
             });
         });
         ON_QUEUED.scope(wake, store.add(&q, "joined".to_owned(), None)).await.unwrap();
-        assert_eq!(rx.await.unwrap()[0].value, "joined");
-        assert_eq!(store.batcher.commits() - before, 1);
+        let got = rx.await.unwrap();
+        assert_eq!((got[0].value.as_str(), got[0].key.n), ("joined", 3));
+        assert_eq!(store.batcher.commits() - before, 0);
+        store.close().await.unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(store.pop(&q, 10).await.unwrap().is_empty());
+        assert_eq!(store.add(&q, "after".to_owned(), None).await.unwrap().n, 4);
         store.close().await.unwrap();
     }
 }

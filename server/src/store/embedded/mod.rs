@@ -103,7 +103,8 @@ impl EmbeddedStore {
         }
         let catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
-        let db = Db { conn, catalog, dirty: Default::default(), begin: Default::default() };
+        let dirty = catalog.behind();
+        let db = Db { conn, catalog, dirty, begin: Default::default(), unwritten: Default::default() };
         let syncer = Syncer::start(path.clone(), options.fsync)
             .map_err(|e| backend("cannot start the syncer thread", e))?;
         let engine = Engine::new(db, path, lock);
@@ -244,6 +245,9 @@ impl QueueStore for EmbeddedStore {
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
+        if self.batcher.surely_empty(queue) {
+            return Ok(Vec::new());
+        }
         let q = queue.clone();
         self.call(true, move |db| db.pop(&q, max, now_ms()).map(Ok)).await
     }
@@ -330,6 +334,9 @@ impl LeaseStore for EmbeddedStore {
     /// A lease is written with the message (state and deadline); after a restart, a message
     /// still leased waits again.
     async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
+        if self.batcher.surely_empty(queue) {
+            return Ok(Vec::new());
+        }
         let q = queue.clone();
         self.call(true, move |db| {
             let now = now_ms();

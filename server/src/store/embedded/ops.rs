@@ -3,7 +3,7 @@
 //! failure (which rolls the whole batch back); refusals (a full queue) are in the `Ok` value.
 //! Leases and redrive are in `leases`, idempotency answers in `answers`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 
 use restmq_shared::{MessageKey, QueueName};
@@ -14,6 +14,10 @@ use crate::store::{LengthLimit, PeekedMessage, StoreError, StoreResult, StoredMe
 
 pub type Sql<T> = rusqlite::Result<T>;
 
+/// How far ahead of the last number handed out a queue's row counter is written: one row
+/// write per this many adds, and after a crash numbering goes on past a gap of at most this.
+pub const NUMBERS_AHEAD: u64 = 1024;
+
 /// The connection and the catalog, owned by the thread running the batch.
 pub struct Db {
     pub conn: Connection,
@@ -23,6 +27,20 @@ pub struct Db {
     /// The batch writes and its transaction is not begun yet: the first statement begins it,
     /// so a batch that finds nothing to do (a get on an empty queue) costs no transaction.
     pub begin: Cell<bool>,
+    /// Waiting messages added in this batch and not inserted yet: inserted before the batch's
+    /// next statement or its commit, or never if a get of the same batch takes them first —
+    /// an add and the get that takes it, together, change nothing on disk.
+    pub unwritten: RefCell<Vec<Unwritten>>,
+}
+
+/// A waiting message added in the open batch, its row not written yet.
+#[derive(Debug)]
+pub struct Unwritten {
+    pub id: i64,
+    pub queue: i64,
+    pub n: u64,
+    pub value: String,
+    pub expires_at: Option<i64>,
 }
 
 /// One waiting message as a get reads it.
@@ -36,6 +54,9 @@ pub struct Row {
     pub deliveries: i64,
 }
 
+const INSERT: &str = "INSERT INTO messages(id, queue, n, state, value, expires_at, visible_at) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
 /// No `LIMIT ?` in a cached statement: SQLite re-prepares a statement whose `LIMIT` parameter
 /// is bound anew each run; the rows are taken from the cursor instead, which stops there.
 pub const HEAD: &str = "SELECT id, n, value, expires_at, reads, deliveries FROM messages \
@@ -47,8 +68,6 @@ impl Db {
     }
 
     /// The queue's meta, registering it (a new queue's row is written before the commit).
-    /// Adds alone leave the row's counter behind: the counter read back at start-up is the
-    /// larger of the row's and the highest message number, and every removal writes the row.
     fn register(&mut self, queue: &QueueName) -> &mut QueueMeta {
         let (_, new) = self.catalog.register(queue);
         if new {
@@ -57,11 +76,21 @@ impl Db {
         self.catalog.queues.get_mut(queue).expect("registered above")
     }
 
-    /// Marks `queue`'s row for writing: its settings changed or a message left it (so the
-    /// highest number may be gone, and the counter must be on disk).
+    /// Marks `queue`'s row for writing: its settings or saved counter changed.
     pub(super) fn touch(&mut self, queue: &QueueName) {
         if !self.dirty.contains(queue) {
             self.dirty.insert(queue.clone());
+        }
+    }
+
+    /// At close: every queue's row is to hold its exact counter (the numbers written ahead
+    /// were not used).
+    pub fn settle_counters(&mut self) {
+        for (queue, meta) in &mut self.catalog.queues {
+            if meta.saved > meta.counter {
+                meta.saved = meta.counter;
+                self.dirty.insert(queue.clone());
+            }
         }
     }
 
@@ -71,19 +100,29 @@ impl Db {
     }
 
     /// The connection for an operation's statements, inside the batch's transaction (begun
-    /// here by the batch's first statement).
+    /// here by the batch's first statement), the batch's unwritten adds inserted first.
     pub fn sql(&self) -> Sql<&Connection> {
         if self.begin.replace(false) {
             self.run_cached("BEGIN IMMEDIATE")?;
         }
+        if !self.unwritten.borrow().is_empty() {
+            let unwritten = self.unwritten.take();
+            let mut stmt = self.conn.prepare_cached(INSERT)?;
+            for m in unwritten {
+                stmt.execute(params![m.id, m.queue, m.n as i64, WAITING, m.value, m.expires_at, None::<i64>])?;
+            }
+        }
         Ok(&self.conn)
     }
 
-    /// Writes the rows of the queues changed in this transaction.
-    pub fn flush_dirty(&mut self) -> Sql<()> {
+    /// Before the commit: inserts the batch's unwritten adds, writes the rows of the queues
+    /// changed in this transaction.
+    pub fn finish(&mut self) -> Sql<()> {
         let dirty = std::mem::take(&mut self.dirty);
         if dirty.is_empty() {
-            return Ok(());
+            // Nothing else to write: no statement, so a batch whose adds were all taken by
+            // its gets begins no transaction.
+            return if self.unwritten.get_mut().is_empty() { Ok(()) } else { self.sql().map(drop) };
         }
         let mut stmt = self.sql()?.prepare_cached(
             "INSERT INTO queues(id, name, counter, policy, status) VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -93,7 +132,7 @@ impl Db {
         for queue in dirty {
             let Some(meta) = self.catalog.queues.get(&queue) else { continue };
             let (policy, status) = meta.row();
-            stmt.execute(params![meta.id, queue.as_str(), meta.counter as i64, policy, status])?;
+            stmt.execute(params![meta.id, queue.as_str(), meta.saved as i64, policy, status])?;
         }
         Ok(())
     }
@@ -114,14 +153,21 @@ impl Db {
         rows.take(max).collect()
     }
 
+    /// Deletes message row `id` (an unwritten one is just dropped).
     pub(super) fn delete_row(&self, id: i64) -> Sql<()> {
+        let mut unwritten = self.unwritten.borrow_mut();
+        if let Some(i) = unwritten.iter().position(|m| m.id == id) {
+            unwritten.remove(i);
+            return Ok(());
+        }
+        drop(unwritten);
         self.sql()?.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute(params![id])?;
         Ok(())
     }
 
     /// Inserts message `n` of queue `id`.
     fn insert(
-        &self,
+        &mut self,
         id: i64,
         n: u64,
         state: i64,
@@ -129,33 +175,52 @@ impl Db {
         expires_at: Option<u64>,
         visible_at: Option<u64>,
     ) -> Sql<()> {
-        let mut stmt = self.sql()?.prepare_cached(
-            "INSERT INTO messages(queue, n, state, value, expires_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        stmt.execute(params![
-            id,
-            n as i64,
-            state,
-            value,
-            expires_at.map(|t| t as i64),
-            visible_at.map(|t| t as i64)
-        ])?;
+        let row = self.next_row();
+        let mut stmt = self.sql()?.prepare_cached(INSERT)?;
+        let (expires_at, visible_at) = (expires_at.map(|t| t as i64), visible_at.map(|t| t as i64));
+        stmt.execute(params![row, id, n as i64, state, value, expires_at, visible_at])?;
         Ok(())
     }
 
-    /// Appends waiting messages; returns their numbers.
-    pub fn add(&mut self, queue: &QueueName, values: &[String], expires_at: Option<u64>) -> Sql<Vec<u64>> {
+    fn next_row(&mut self) -> i64 {
+        self.catalog.next_row += 1;
+        self.catalog.next_row - 1
+    }
+
+    /// Hands out the next `count` numbers of `queue` (registering it); returns its meta and
+    /// the first. The row's counter is written [`NUMBERS_AHEAD`] ahead, so that a removal
+    /// need not write it: the counter read back at start-up is never below a number given.
+    fn number(&mut self, queue: &QueueName, count: u64) -> (&mut QueueMeta, u64) {
         let meta = self.register(queue);
-        let (id, first) = (meta.id, meta.counter + 1);
-        meta.counter += values.len() as u64;
+        let first = meta.counter + 1;
+        meta.counter += count;
+        self.keep_ahead(queue);
+        (self.catalog.queues.get_mut(queue).expect("registered above"), first)
+    }
+
+    /// Once `queue`'s counter passes the one its row holds, the row is written with a counter
+    /// [`NUMBERS_AHEAD`] further.
+    fn keep_ahead(&mut self, queue: &QueueName) {
+        let Some(meta) = self.catalog.queues.get_mut(queue) else { return };
+        if meta.counter > meta.saved {
+            meta.saved = meta.counter + NUMBERS_AHEAD;
+            self.touch(queue);
+        }
+    }
+
+    /// Appends waiting messages; returns their numbers. Their rows are written before the
+    /// batch's next statement, or not at all if a get of the batch takes them first.
+    pub fn add(&mut self, queue: &QueueName, values: &[String], expires_at: Option<u64>) -> Sql<Vec<u64>> {
+        let (meta, first) = self.number(queue, values.len() as u64);
         meta.waiting += values.len() as u64;
+        let id = meta.id;
+        let expires_at = expires_at.map(|t| t as i64);
         for (i, value) in values.iter().enumerate() {
-            let n = first + i as u64;
-            self.insert(id, n, WAITING, value, expires_at, None)?;
-            let rowid = self.conn.last_insert_rowid();
-            let expires_at = expires_at.map(|t| t as i64);
+            let (n, rowid) = (first + i as u64, self.next_row());
             let row = || Row { id: rowid, n, value: value.clone(), expires_at, reads: 0, deliveries: 0 };
             self.remember(queue, row, value.len());
+            let value = value.clone();
+            self.unwritten.get_mut().push(Unwritten { id: rowid, queue: id, n, value, expires_at });
         }
         Ok((first..first + values.len() as u64).collect())
     }
@@ -198,10 +263,9 @@ impl Db {
         if let Some(limit) = limit.filter(|l| self.room(queue, l.max) == 0) {
             return Ok(Err(StoreError::QueueFull(limit.max)));
         }
-        let meta = self.register(queue);
-        meta.counter += 1;
+        let (meta, n) = self.number(queue, 1);
         meta.delayed += 1;
-        let (id, n) = (meta.id, meta.counter);
+        let id = meta.id;
         self.insert(id, n, DELAYED, value, expires_at, Some(visible_at))?;
         Ok(Ok(n))
     }
@@ -229,7 +293,6 @@ impl Db {
             if rows.is_empty() {
                 break;
             }
-            self.touch(queue);
             for row in rows {
                 if row.expires_at.is_some_and(|at| at as u64 <= now) {
                     self.delete_row(row.id)?;
@@ -264,7 +327,6 @@ impl Db {
             let Some(row) = self.head(id, 1)?.pop() else { return Ok(None) };
             if row.expires_at.is_some_and(|at| at as u64 <= now) {
                 self.delete_row(row.id)?;
-                self.touch(queue);
                 if let Some(meta) = self.catalog.queues.get_mut(queue) {
                     meta.waiting = meta.waiting.saturating_sub(1);
                 }
@@ -289,9 +351,6 @@ impl Db {
             self.sql()?.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND state = ?2 AND n = ?3")?;
         let found = stmt.execute(params![id, state, key.n as i64])? > 0;
         drop(stmt);
-        if found {
-            self.touch(&key.queue);
-        }
         if found && state == WAITING {
             self.forget_tail(&key.queue);
             let meta = self.catalog.queues.get_mut(&key.queue).expect("has an id");
@@ -309,6 +368,7 @@ impl Db {
             meta.counter = meta.counter.max(m.key.n);
         }
         meta.waiting += messages.len() as u64;
+        self.keep_ahead(queue);
         for m in messages {
             self.insert(id, m.key.n, WAITING, &m.value, None, None)?;
         }
@@ -318,7 +378,6 @@ impl Db {
     /// Removes every message of the queue (waiting, leased, delayed), keeping its counter and
     /// settings. `true` when it held any.
     pub fn purge(&mut self, queue: &QueueName) -> Sql<bool> {
-        self.touch(queue);
         self.forget_tail(queue);
         let Some(meta) = self.catalog.queues.get_mut(queue) else { return Ok(false) };
         let held = meta.waiting + meta.delayed > 0 || !meta.leases.is_empty();
@@ -376,14 +435,15 @@ impl Db {
         )?;
         let ids: Vec<i64> = stmt.query_map(params![now as i64], |r| r.get(0))?.collect::<Sql<_>>()?;
         drop(stmt);
+        let mut swept = BTreeSet::new();
         for id in &ids {
             if let Some((queue, meta)) = self.catalog.queues.iter_mut().find(|(_, m)| m.id == *id) {
                 meta.waiting = meta.waiting.saturating_sub(1);
-                self.dirty.insert(queue.clone());
+                swept.insert(queue.clone());
             }
         }
-        for queue in self.dirty.clone() {
-            self.forget_tail(&queue);
+        for queue in &swept {
+            self.forget_tail(queue);
         }
         Ok(ids.len() as u64)
     }
