@@ -1,7 +1,10 @@
 //! How the embedded store's operations reach the engine without a hop to another thread:
 //! a caller queues its operation, and the caller that found the queue empty yields once (so
 //! the operations of every request ready now join it; twice if some did), then runs everything
-//! queued as one batch — one transaction, one commit — on its own thread and answers it. A
+//! queued as one batch — one transaction, one commit — on its own thread and answers it. The
+//! operations of a batch were sent concurrently (each caller awaits its answer before sending
+//! another), so any order is one they could have had: gets run last, so that a get takes the
+//! adds of its own batch — which then need no write at all (see `ops::Db::add`). A
 //! caller dropped while yielding still runs the batch. The engine is behind a mutex held only
 //! by the running batch (or by `ping` and `close`), never across an `.await`.
 
@@ -22,9 +25,18 @@ struct Open {
     syncer: Syncer,
 }
 
+/// What an operation does, for the batch it joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Read,
+    Write,
+    /// A write that takes waiting messages (a get, a lease): runs after the batch's others.
+    Take,
+}
+
 /// The queue of operations in front of the engine.
 pub struct Batcher {
-    pending: Mutex<Vec<(Job, bool)>>,
+    pending: Mutex<Vec<(Job, Kind)>>,
     open: Mutex<Option<Open>>,
 }
 
@@ -50,11 +62,10 @@ impl Batcher {
         Self { pending: Mutex::new(Vec::new()), open: Mutex::new(Some(Open { engine, syncer })) }
     }
 
-    /// Queues `job` (`write` when it changes the store). `true` when the queue was empty:
-    /// this caller must then flush it.
-    pub fn push(&self, job: Job, write: bool) -> bool {
+    /// Queues `job`. `true` when the queue was empty: this caller must then flush it.
+    pub fn push(&self, job: Job, kind: Kind) -> bool {
         let mut pending = lock(&self.pending);
-        pending.push((job, write));
+        pending.push((job, kind));
         pending.len() == 1
     }
 
@@ -85,11 +96,13 @@ impl Batcher {
     pub fn flush(&self) {
         let mut open = lock(&self.open);
         loop {
-            let jobs: Vec<(Job, bool)> = {
+            let mut jobs: Vec<(Job, Kind)> = {
                 let mut pending = lock(&self.pending);
                 let n = pending.len().min(MAX_BATCH);
                 pending.drain(..n).collect()
             };
+            jobs.sort_by_key(|(_, kind)| *kind == Kind::Take);
+            let jobs = jobs.into_iter().map(|(job, kind)| (job, kind != Kind::Read)).collect::<Vec<_>>();
             if jobs.is_empty() {
                 return;
             }
