@@ -194,4 +194,25 @@ mod tests {
         assert_eq!(store.add(&q, "after".to_owned(), None).await.unwrap().n, 4);
         store.close().await.unwrap();
     }
+
+    /// A get runs after the other operations of its batch: sent just before an add, in the
+    /// same batch, it takes that add — and neither is written.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_get_runs_after_the_adds_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (q, other) = (QueueName::try_from("late").unwrap(), QueueName::try_from("other").unwrap());
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.add(&other, "warm".to_owned(), None).await.unwrap();
+        let before = store.batcher.commits();
+        let (first, got, added) = tokio::join!(
+            store.add(&other, "first".to_owned(), None),
+            store.pop(&q, 10),
+            store.add(&q, "taken".to_owned(), None)
+        );
+        let (got, added) = (got.unwrap(), added.unwrap());
+        assert_eq!(first.unwrap().n, 2);
+        assert_eq!(got.iter().map(|m| (&m.key, m.value.as_str())).collect::<Vec<_>>(), [(&added, "taken")]);
+        assert_eq!(store.batcher.commits() - before, 1, "only the add to {other} is written");
+        store.close().await.unwrap();
+    }
 }

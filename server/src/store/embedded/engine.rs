@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::catalog::Catalog;
+use super::db::Db;
 use super::lock::DirLock;
-use super::ops::Db;
 use crate::store::StoreError;
 
 /// The first wait before trying a refusing disk again; it doubles up to [`MAX_RETRY`].

@@ -6,7 +6,7 @@ use restmq_shared::{MessageKey, QueueName};
 use rusqlite::{params, OptionalExtension};
 
 use super::catalog::LEASED;
-use super::ops::{Db, Sql};
+use super::db::{Db, Sql};
 use crate::store::{dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit};
 
 impl Db {

@@ -24,6 +24,7 @@ mod answers;
 mod batcher;
 mod browse;
 mod catalog;
+mod db;
 mod engine;
 mod leases;
 mod legacy;
@@ -43,8 +44,8 @@ use tokio::sync::oneshot;
 
 use self::batcher::{Batcher, FlushOnDrop, Kind};
 use self::catalog::{Catalog, SCHEMA};
+use self::db::{Db, Sql};
 use self::engine::{Engine, Job, Reply};
-use self::ops::{Db, Sql};
 use self::syncer::Syncer;
 use super::clock::{after, expiry, millis, now_ms};
 use super::{
