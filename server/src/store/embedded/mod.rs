@@ -14,7 +14,9 @@
 //! later, `never` leaves it to the OS and to checkpoints; the fsyncs run on the `syncer`
 //! thread. Gets, soft reads and leases are committed like adds, before they are answered.
 //! Once an add is queued the broker may wake the queue's dispatcher (`store::ON_QUEUED`), so
-//! that a waiting consumer's get runs in the same batch: one commit for both.
+//! that a waiting consumer's get runs in the same batch, after its adds (see `batcher`): an add
+//! that a get of its batch takes is never written (see `db`), and a get that finds its queue
+//! empty with no batch pending answers at once.
 //!
 //! A batch the disk refuses (full) is rolled back whole: nothing of it is ever visible. Writes
 //! then answer `507` and `ping` fails until the disk takes writes again; reads go on. A data
