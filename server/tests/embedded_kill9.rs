@@ -1,6 +1,7 @@
 //! Durability under `kill -9`: a child process adds messages to an embedded store and prints
 //! each acknowledged key; the parent SIGKILLs it mid-stream, reopens the store and checks
-//! that every acknowledged message is there.
+//! that every acknowledged message is there, and that no number given before the kill is
+//! given again (a queue's numbers are written ahead, not with every removal).
 //!
 //! The child is this test binary re-run with `RESTMQ_KILL9_CHILD=<dir>` and a filter that
 //! selects [`child_writer`]; without that variable `child_writer` returns at once.
@@ -16,6 +17,8 @@ use restmq_shared::QueueName;
 
 const CHILD_ENV: &str = "RESTMQ_KILL9_CHILD";
 const QUEUE: &str = "durable";
+/// A queue whose messages the child takes as soon as it adds them.
+const TAKEN: &str = "taken";
 /// Acknowledged adds to see before killing the child.
 const KILL_AFTER: usize = 2_000;
 /// Concurrent adders in the child, so commits are batched as under real load.
@@ -46,6 +49,17 @@ async fn child_writer() {
                 }
             })
         })
+        .chain(std::iter::once({
+            let (store, queue) = (store.clone(), QueueName::try_from(TAKEN).unwrap());
+            tokio::spawn(async move {
+                let stop = Instant::now() + DEADLINE;
+                while Instant::now() < stop {
+                    let key = store.add(&queue, "gone soon".to_owned(), None).await.unwrap();
+                    assert_eq!(store.pop(&queue, 1).await.unwrap()[0].key, key);
+                    println_raw(&format!("TOOK {}", key.n));
+                }
+            })
+        }))
         .collect();
     for task in tasks {
         task.await.unwrap();
@@ -62,7 +76,7 @@ fn println_raw(line: &str) {
 /// A child's line from its `SENT ` or `ACK `: libtest prints `test child_writer ... ` with
 /// no line end before the test runs, so the first line carries it in front.
 fn event(line: &str) -> &str {
-    line.find("SENT ").or_else(|| line.find("ACK ")).map_or(line, |i| &line[i..])
+    ["SENT ", "ACK ", "TOOK "].iter().find_map(|e| line.find(e)).map_or(line, |i| &line[i..])
 }
 
 /// Kills the child when dropped, so no failure path leaves it running.
@@ -100,6 +114,7 @@ async fn acknowledged_adds_survive_kill9() {
     });
 
     let mut sent = 0usize;
+    let mut took = 0u64;
     let mut acked: HashMap<String, String> = HashMap::new();
     while acked.len() < KILL_AFTER {
         let left = DEADLINE.saturating_sub(start.elapsed());
@@ -112,6 +127,8 @@ async fn acknowledged_adds_survive_kill9() {
         } else if let Some(rest) = line.strip_prefix("ACK ") {
             let (key, value) = rest.split_once(' ').unwrap();
             assert!(acked.insert(key.to_owned(), value.to_owned()).is_none(), "key {key} acked twice");
+        } else if let Some(n) = line.strip_prefix("TOOK ") {
+            took = took.max(n.parse().unwrap());
         }
     }
     child.0.kill().unwrap(); // SIGKILL on Unix
@@ -125,11 +142,19 @@ async fn acknowledged_adds_survive_kill9() {
         } else if let Some(rest) = line.strip_prefix("ACK ") {
             let (key, value) = rest.split_once(' ').unwrap();
             acked.insert(key.to_owned(), value.to_owned());
+        } else if let Some(n) = line.strip_prefix("TOOK ") {
+            took = took.max(n.parse().unwrap());
         }
     }
 
     let store = EmbeddedStore::open(dir.path()).unwrap();
     let found = store.pop(&QueueName::try_from(QUEUE).unwrap(), usize::MAX).await.unwrap();
+    let taken = QueueName::try_from(TAKEN).unwrap();
+    let next = store.add(&taken, "after".to_owned(), None).await.unwrap().n;
+    assert!(took > 0 && next > took, "{TAKEN}: number {next} after {took} was taken");
+    let last_acked = acked.keys().map(|k| k.rsplit_once(':').unwrap().1.parse::<u64>().unwrap()).max();
+    let next = store.add(&QueueName::try_from(QUEUE).unwrap(), "after".to_owned(), None).await.unwrap().n;
+    assert!(last_acked.is_some_and(|last| next > last), "{QUEUE}: number {next} after {last_acked:?}");
     store.close().await.unwrap();
     let found: HashMap<String, String> = found.into_iter().map(|m| (m.key.to_string(), m.value)).collect();
     println!(

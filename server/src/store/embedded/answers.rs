@@ -4,7 +4,7 @@
 use restmq_shared::{MessageKey, QueueName};
 use rusqlite::{params, OptionalExtension};
 
-use super::ops::{Db, Sql};
+use super::db::{Db, Sql};
 
 impl Db {
     /// The answer recorded for an idempotency key of `queue`, while inside its window.

@@ -1,11 +1,16 @@
 //! How the embedded store's operations reach the engine without a hop to another thread:
 //! a caller queues its operation, and the caller that found the queue empty yields once (so
 //! the operations of every request ready now join it; twice if some did), then runs everything
-//! queued as one batch — one transaction, one commit — on its own thread and answers it. A
+//! queued as one batch — one transaction, one commit — on its own thread and answers it. The
+//! operations of a batch were sent concurrently (each caller awaits its answer before sending
+//! another), so any order is one they could have had: gets run last, so that a get takes the
+//! adds of its own batch — which then need no write at all (see `ops::Db::add`). A
 //! caller dropped while yielding still runs the batch. The engine is behind a mutex held only
 //! by the running batch (or by `ping` and `close`), never across an `.await`.
 
 use std::sync::{Mutex, MutexGuard};
+
+use restmq_shared::QueueName;
 
 use super::engine::{Engine, Job};
 use super::syncer::Syncer;
@@ -20,9 +25,18 @@ struct Open {
     syncer: Syncer,
 }
 
+/// What an operation does, for the batch it joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Read,
+    Write,
+    /// A write that takes waiting messages (a get, a lease): runs after the batch's others.
+    Take,
+}
+
 /// The queue of operations in front of the engine.
 pub struct Batcher {
-    pending: Mutex<Vec<(Job, bool)>>,
+    pending: Mutex<Vec<(Job, Kind)>>,
     open: Mutex<Option<Open>>,
 }
 
@@ -48,11 +62,10 @@ impl Batcher {
         Self { pending: Mutex::new(Vec::new()), open: Mutex::new(Some(Open { engine, syncer })) }
     }
 
-    /// Queues `job` (`write` when it changes the store). `true` when the queue was empty:
-    /// this caller must then flush it.
-    pub fn push(&self, job: Job, write: bool) -> bool {
+    /// Queues `job`. `true` when the queue was empty: this caller must then flush it.
+    pub fn push(&self, job: Job, kind: Kind) -> bool {
         let mut pending = lock(&self.pending);
-        pending.push((job, write));
+        pending.push((job, kind));
         pending.len() == 1
     }
 
@@ -60,6 +73,17 @@ impl Batcher {
     #[cfg(test)]
     pub fn commits(&self) -> u64 {
         lock(&self.open).as_ref().map_or(0, |open| open.engine.commits)
+    }
+
+    /// `true` when nothing is queued or running and `queue` has no waiting message (and the
+    /// disk takes writes): a get can answer "empty" at once, without waiting for a batch — so
+    /// a consumer that emptied its queue is ready, not in a batch, when the next add comes.
+    pub fn surely_empty(&self, queue: &QueueName) -> bool {
+        let Ok(open) = self.open.try_lock() else { return false };
+        let Some(Open { engine, .. }) = open.as_ref() else { return false };
+        lock(&self.pending).is_empty()
+            && engine.failure.is_none()
+            && engine.db.catalog.queues.get(queue).is_none_or(|m| m.waiting == 0)
     }
 
     /// How many operations are queued.
@@ -72,11 +96,13 @@ impl Batcher {
     pub fn flush(&self) {
         let mut open = lock(&self.open);
         loop {
-            let jobs: Vec<(Job, bool)> = {
+            let mut jobs: Vec<(Job, Kind)> = {
                 let mut pending = lock(&self.pending);
                 let n = pending.len().min(MAX_BATCH);
                 pending.drain(..n).collect()
             };
+            jobs.sort_by_key(|(_, kind)| *kind == Kind::Take);
+            let jobs = jobs.into_iter().map(|(job, kind)| (job, kind != Kind::Read)).collect::<Vec<_>>();
             if jobs.is_empty() {
                 return;
             }
@@ -102,11 +128,26 @@ impl Batcher {
     /// closing twice is a no-op.
     pub fn close(&self) -> StoreResult<()> {
         self.flush();
-        let Some(Open { engine, syncer }) = lock(&self.open).take() else { return Ok(()) };
+        let Some(Open { mut engine, syncer }) = lock(&self.open).take() else { return Ok(()) };
+        // The rows get the exact counters: numbering goes on without a gap.
+        let settle: Job = Box::new(|engine: &mut Engine| {
+            engine.db.settle_counters();
+            Box::new(drop)
+        });
+        let _ = engine.batch(vec![(settle, true)]);
         drop(syncer);
         // Closing the connection checkpoints the WAL into the database, synced.
         engine.sync_wal();
         engine.db.conn.close().map_err(|(_, e)| super::engine::Failure::of(&e).to_error())
+    }
+}
+
+impl Drop for Batcher {
+    /// Dropped unclosed (the last clone of the store gone): closes it.
+    fn drop(&mut self) {
+        if let Err(error) = self.close() {
+            tracing::warn!(%error, "embedded store: closing on drop failed");
+        }
     }
 }
 
@@ -116,10 +157,11 @@ mod tests {
 
     use crate::store::{EmbeddedStore, QueueStore, ON_QUEUED};
 
-    /// An add whose broker wakes a consumer's get when the add is queued (`ON_QUEUED`) commits
-    /// with that get: one transaction for both, where the add and a later get take two.
+    /// An add whose broker wakes a consumer's get when the add is queued (`ON_QUEUED`) runs in
+    /// that get's batch: together they change nothing on disk, and commit no transaction,
+    /// where the add and a later get take two. The numbers go on after a restart.
     #[tokio::test(flavor = "current_thread")]
-    async fn a_get_woken_by_a_queued_add_commits_with_it() {
+    async fn a_get_woken_by_a_queued_add_commits_nothing_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let q = QueueName::try_from("joined").unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
@@ -143,8 +185,34 @@ mod tests {
             });
         });
         ON_QUEUED.scope(wake, store.add(&q, "joined".to_owned(), None)).await.unwrap();
-        assert_eq!(rx.await.unwrap()[0].value, "joined");
-        assert_eq!(store.batcher.commits() - before, 1);
+        let got = rx.await.unwrap();
+        assert_eq!((got[0].value.as_str(), got[0].key.n), ("joined", 3));
+        assert_eq!(store.batcher.commits() - before, 0);
+        store.close().await.unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(store.pop(&q, 10).await.unwrap().is_empty());
+        assert_eq!(store.add(&q, "after".to_owned(), None).await.unwrap().n, 4);
+        store.close().await.unwrap();
+    }
+
+    /// A get runs after the other operations of its batch: sent just before an add, in the
+    /// same batch, it takes that add — and neither is written.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_get_runs_after_the_adds_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (q, other) = (QueueName::try_from("late").unwrap(), QueueName::try_from("other").unwrap());
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.add(&other, "warm".to_owned(), None).await.unwrap();
+        let before = store.batcher.commits();
+        let (first, got, added) = tokio::join!(
+            store.add(&other, "first".to_owned(), None),
+            store.pop(&q, 10),
+            store.add(&q, "taken".to_owned(), None)
+        );
+        let (got, added) = (got.unwrap(), added.unwrap());
+        assert_eq!(first.unwrap().n, 2);
+        assert_eq!(got.iter().map(|m| (&m.key, m.value.as_str())).collect::<Vec<_>>(), [(&added, "taken")]);
+        assert_eq!(store.batcher.commits() - before, 1, "only the add to {other} is written");
         store.close().await.unwrap();
     }
 }

@@ -4,7 +4,7 @@
 use restmq_shared::{BrowsedMessage, MessageKey, QueueName};
 use rusqlite::params;
 
-use super::ops::{Db, Sql};
+use super::db::{Db, Sql};
 use crate::store::Page;
 
 /// Message states as the `messages` table keeps them.

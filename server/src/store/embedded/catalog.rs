@@ -44,6 +44,8 @@ pub struct QueueMeta {
     pub id: i64,
     /// The last `n` handed out; kept after its message is gone, so `n` is never reused.
     pub counter: u64,
+    /// The counter as the queue's row holds it: never below `counter` (see `Db::number`).
+    pub saved: u64,
     /// `None` when never set.
     pub policy: Option<Policy>,
     pub status: QueueStatus,
@@ -70,7 +72,8 @@ impl QueueMeta {
             _ => Some(Policy::Broadcast),
         };
         let status = if status == 0 { QueueStatus::Paused } else { QueueStatus::Started };
-        Self { id, counter: counter as u64, policy, status, ..Default::default() }
+        let counter = counter as u64;
+        Self { id, counter, saved: counter, policy, status, ..Default::default() }
     }
 }
 
@@ -79,6 +82,9 @@ impl QueueMeta {
 pub struct Catalog {
     pub queues: BTreeMap<QueueName, QueueMeta>,
     next_id: i64,
+    /// The rowid the next message inserted gets (messages are numbered here, not by SQLite,
+    /// so an add known in memory has its row's id before the row is written).
+    pub next_row: i64,
     /// The bytes of every queue's tail.
     pub tail_bytes: usize,
 }
@@ -93,6 +99,12 @@ impl Catalog {
             self.queues.insert(queue.clone(), meta);
         }
         (self.queues.get_mut(queue).expect("registered above"), new)
+    }
+
+    /// The queues whose row holds a counter below their highest message (written by a
+    /// version whose adds left the row behind): their rows are written with the next commit.
+    pub fn behind(&self) -> std::collections::BTreeSet<QueueName> {
+        self.queues.iter().filter(|(_, m)| m.counter > m.saved).map(|(q, _)| q.clone()).collect()
     }
 
     /// Reads the catalog: queue rows, and counts of messages per queue and state from the
@@ -115,8 +127,10 @@ impl Catalog {
             by_id.insert(id, queue.clone());
             catalog.queues.insert(queue, QueueMeta::from_row(id, counter, policy, status));
         }
-        // Adds do not write the queue's row (see `Db::register`): its counter is at least the
-        // highest number of its messages.
+        catalog.next_row = conn.query_row("SELECT ifnull(max(id), 0) + 1 FROM messages", [], |r| r.get(0))?;
+        // The queue's row holds a counter at least the highest number handed out (see
+        // `Db::number`); the highest message number is read too, for files where adds did not
+        // write the row.
         let mut stmt =
             conn.prepare("SELECT queue, state, count(*), max(n) FROM messages GROUP BY queue, state")?;
         let counts = stmt.query_map([], |r| {

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::catalog::Catalog;
+use super::db::Db;
 use super::lock::DirLock;
-use super::ops::Db;
 use crate::store::StoreError;
 
 /// The first wait before trying a refusing disk again; it doubles up to [`MAX_RETRY`].
@@ -120,7 +120,7 @@ impl Engine {
         let replies: Vec<Reply> = jobs.into_iter().map(|(job, _)| job(self)).collect();
         let committed = match self.broken.take() {
             Some(error) => Err(error),
-            None => self.db.flush_dirty(),
+            None => self.db.finish(),
         };
         // Not begun: no statement ran, there is nothing to commit.
         if self.db.begin.replace(false) && committed.is_ok() {
@@ -141,8 +141,12 @@ impl Engine {
             let _ = self.db.conn.execute_batch("ROLLBACK");
         }
         self.db.dirty.clear();
+        self.db.unwritten.get_mut().clear();
         match Catalog::load(&self.db.conn, false) {
-            Ok(catalog) => self.db.catalog = catalog,
+            Ok(catalog) => {
+                self.db.dirty = catalog.behind();
+                self.db.catalog = catalog;
+            }
             Err(error) => tracing::error!(%error, "embedded store: cannot read the catalog back"),
         }
         self.failure = Some(failure.clone());

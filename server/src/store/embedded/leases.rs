@@ -6,7 +6,7 @@ use restmq_shared::{MessageKey, QueueName};
 use rusqlite::{params, OptionalExtension};
 
 use super::catalog::LEASED;
-use super::ops::{Db, Sql};
+use super::db::{Db, Sql};
 use crate::store::{dead_letter_queue, ExpiredLeases, LeasedMessage, LengthLimit};
 
 impl Db {
@@ -84,7 +84,6 @@ impl Db {
                     Some((row, value, deliveries)) if deliveries as u32 >= max_deliveries => {
                         self.catalog.queues.get_mut(&queue).map(|m| m.leases.remove(&n));
                         self.delete_row(row)?;
-                        self.touch(&queue);
                         self.add(&dead_letter_queue(&queue), &[value], None)?;
                         done.dead += 1;
                     }

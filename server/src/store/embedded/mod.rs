@@ -14,7 +14,9 @@
 //! later, `never` leaves it to the OS and to checkpoints; the fsyncs run on the `syncer`
 //! thread. Gets, soft reads and leases are committed like adds, before they are answered.
 //! Once an add is queued the broker may wake the queue's dispatcher (`store::ON_QUEUED`), so
-//! that a waiting consumer's get runs in the same batch: one commit for both.
+//! that a waiting consumer's get runs in the same batch, after its adds (see `batcher`): an add
+//! that a get of its batch takes is never written (see `db`), and a get that finds its queue
+//! empty with no batch pending answers at once.
 //!
 //! A batch the disk refuses (full) is rolled back whole: nothing of it is ever visible. Writes
 //! then answer `507` and `ping` fails until the disk takes writes again; reads go on. A data
@@ -24,6 +26,7 @@ mod answers;
 mod batcher;
 mod browse;
 mod catalog;
+mod db;
 mod engine;
 mod leases;
 mod legacy;
@@ -41,10 +44,10 @@ use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use self::batcher::{Batcher, FlushOnDrop};
+use self::batcher::{Batcher, FlushOnDrop, Kind};
 use self::catalog::{Catalog, SCHEMA};
+use self::db::{Db, Sql};
 use self::engine::{Engine, Job, Reply};
-use self::ops::{Db, Sql};
 use self::syncer::Syncer;
 use super::clock::{after, expiry, millis, now_ms};
 use super::{
@@ -103,23 +106,24 @@ impl EmbeddedStore {
         }
         let catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
-        let db = Db { conn, catalog, dirty: Default::default(), begin: Default::default() };
+        let dirty = catalog.behind();
+        let db = Db { conn, catalog, dirty, begin: Default::default(), unwritten: Default::default() };
         let syncer = Syncer::start(path.clone(), options.fsync)
             .map_err(|e| backend("cannot start the syncer thread", e))?;
         let engine = Engine::new(db, path, lock);
         Ok(Self { batcher: Arc::new(Batcher::new(engine, syncer)) })
     }
 
-    /// Runs `op` in the next batch; answers once that is committed. `write` ops are refused
-    /// while the disk refuses writes.
+    /// Runs `op` in the next batch; answers once that is committed. Writes are refused while
+    /// the disk refuses writes.
     async fn call<T: Send + 'static>(
         &self,
-        write: bool,
+        kind: Kind,
         op: impl FnOnce(&mut Db) -> Sql<StoreResult<T>> + Send + 'static,
     ) -> StoreResult<T> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |engine: &mut Engine| -> Reply {
-            let out = match engine.refused(write) {
+            let out = match engine.refused(kind != Kind::Read) {
                 Some(refused) => Err(refused),
                 None => op(&mut engine.db).unwrap_or_else(|error| {
                     let refused = engine::Failure::of(&error).to_error();
@@ -131,7 +135,7 @@ impl EmbeddedStore {
                 let _ = tx.send(committed.map_err(|f| f.to_error()).and(out));
             })
         });
-        let first = self.batcher.push(job, write);
+        let first = self.batcher.push(job, kind);
         // An add: the broker may wake the queue's dispatcher now, so that its get joins.
         let _ = ON_QUEUED.try_with(|queued| queued());
         if first {
@@ -196,7 +200,7 @@ impl QueueStore for EmbeddedStore {
     async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
         let (q, once, expires_at) = (queue.clone(), publish_once(), expiry(ttl));
         let ns = self
-            .call(true, move |db| {
+            .call(Kind::Write, move |db| {
                 let ns = db.add(&q, &[value], expires_at)?;
                 record(db, &q, once.as_ref(), &ns)?;
                 Ok(Ok(ns))
@@ -209,7 +213,7 @@ impl QueueStore for EmbeddedStore {
         let Batch { values, ttl, limit } = batch;
         let (q, once, expires_at) = (queue.clone(), publish_once(), expiry(ttl));
         let ns = self
-            .call(true, move |db| {
+            .call(Kind::Write, move |db| {
                 let added = db.add_batch(&q, &values, expires_at, limit, now_ms())?;
                 if let Ok(ns) = &added {
                     record(db, &q, once.as_ref(), ns)?;
@@ -224,7 +228,7 @@ impl QueueStore for EmbeddedStore {
         let Delayed { value, ttl, delay, limit } = message;
         let (q, once, expires_at, visible_at) = (queue.clone(), publish_once(), expiry(ttl), after(delay));
         let n = self
-            .call(true, move |db| {
+            .call(Kind::Write, move |db| {
                 let added = db.add_delayed(&q, &value, expires_at, visible_at, limit)?;
                 if let Ok(n) = &added {
                     record(db, &q, once.as_ref(), &[*n])?;
@@ -236,45 +240,48 @@ impl QueueStore for EmbeddedStore {
     }
 
     async fn promote_delayed(&self) -> StoreResult<Vec<QueueName>> {
-        self.call(true, |db| db.promote_delayed(now_ms()).map(Ok)).await
+        self.call(Kind::Write, |db| db.promote_delayed(now_ms()).map(Ok)).await
     }
 
     async fn sweep_expired(&self) -> StoreResult<u64> {
-        self.call(true, |db| db.sweep_expired(now_ms()).map(Ok)).await
+        self.call(Kind::Write, |db| db.sweep_expired(now_ms()).map(Ok)).await
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
+        if self.batcher.surely_empty(queue) {
+            return Ok(Vec::new());
+        }
         let q = queue.clone();
-        self.call(true, move |db| db.pop(&q, max, now_ms()).map(Ok)).await
+        self.call(Kind::Take, move |db| db.pop(&q, max, now_ms()).map(Ok)).await
     }
 
     async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
         let q = queue.clone();
-        self.call(true, move |db| db.peek(&q, now_ms()).map(Ok)).await
+        self.call(Kind::Write, move |db| db.peek(&q, now_ms()).map(Ok)).await
     }
 
     async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
         let key = key.clone();
-        self.call(true, move |db| db.delete(&key).map(Ok)).await
+        self.call(Kind::Write, move |db| db.delete(&key).map(Ok)).await
     }
 
     async fn requeue(&self, queue: &QueueName, messages: Vec<StoredMessage>) -> StoreResult<()> {
         let q = queue.clone();
-        self.call(true, move |db| db.requeue(&q, &messages).map(Ok)).await
+        self.call(Kind::Write, move |db| db.requeue(&q, &messages).map(Ok)).await
     }
 
     async fn purge(&self, queue: &QueueName) -> StoreResult<bool> {
         let q = queue.clone();
-        self.call(true, move |db| db.purge(&q).map(Ok)).await
+        self.call(Kind::Write, move |db| db.purge(&q).map(Ok)).await
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueName>> {
-        self.call(false, |db| Ok(Ok(db.catalog.queues.keys().cloned().collect()))).await
+        self.call(Kind::Read, |db| Ok(Ok(db.catalog.queues.keys().cloned().collect()))).await
     }
 
     async fn info(&self, queue: &QueueName) -> StoreResult<Option<QueueInfo>> {
         let q = queue.clone();
-        self.call(false, move |db| {
+        self.call(Kind::Read, move |db| {
             Ok(Ok(db.catalog.queues.get(&q).map(|m| QueueInfo {
                 len: m.waiting,
                 policy: m.policy.unwrap_or_default(),
@@ -289,28 +296,28 @@ impl QueueStore for EmbeddedStore {
 
     async fn set_policy(&self, queue: &QueueName, policy: Policy) -> StoreResult<()> {
         let q = queue.clone();
-        self.call(true, move |db| Ok(db.settings(&q, |m| m.policy = Some(policy)))).await
+        self.call(Kind::Write, move |db| Ok(db.settings(&q, |m| m.policy = Some(policy)))).await
     }
 
     async fn set_status(&self, queue: &QueueName, status: QueueStatus) -> StoreResult<()> {
         let q = queue.clone();
-        self.call(true, move |db| Ok(db.settings(&q, |m| m.status = status))).await
+        self.call(Kind::Write, move |db| Ok(db.settings(&q, |m| m.status = status))).await
     }
 
     async fn browse(&self, queue: &QueueName, page: Page) -> StoreResult<Vec<BrowsedMessage>> {
         let q = queue.clone();
-        self.call(false, move |db| db.browse(&q, page, now_ms()).map(Ok)).await
+        self.call(Kind::Read, move |db| db.browse(&q, page, now_ms()).map(Ok)).await
     }
 
     async fn recent_keys(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<MessageKey>> {
         let q = queue.clone();
-        self.call(false, move |db| db.recent_keys(&q, max).map(Ok)).await
+        self.call(Kind::Read, move |db| db.recent_keys(&q, max).map(Ok)).await
     }
 
     /// An answer recorded by an earlier publish (of this run or one before), within its window.
     async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {
         let (q, key) = (queue.clone(), claim.key.clone());
-        let found = self.call(false, move |db| db.answered(&q, &key, now_ms()).map(Ok)).await?;
+        let found = self.call(Kind::Read, move |db| db.answered(&q, &key, now_ms()).map(Ok)).await?;
         Ok(found.map_or(Claimed::Mine, Claimed::Answered))
     }
 
@@ -330,8 +337,11 @@ impl LeaseStore for EmbeddedStore {
     /// A lease is written with the message (state and deadline); after a restart, a message
     /// still leased waits again.
     async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
+        if self.batcher.surely_empty(queue) {
+            return Ok(Vec::new());
+        }
         let q = queue.clone();
-        self.call(true, move |db| {
+        self.call(Kind::Take, move |db| {
             let now = now_ms();
             db.reserve(&q, max, now, now.saturating_add(millis(lease))).map(Ok)
         })
@@ -340,17 +350,17 @@ impl LeaseStore for EmbeddedStore {
 
     async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
         let key = key.clone();
-        self.call(true, move |db| db.ack(&key).map(Ok)).await
+        self.call(Kind::Write, move |db| db.ack(&key).map(Ok)).await
     }
 
     async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
         let key = key.clone();
-        self.call(true, move |db| db.nack(&key).map(Ok)).await
+        self.call(Kind::Write, move |db| db.nack(&key).map(Ok)).await
     }
 
     async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
         let (q, ns) = (queue.clone(), ns.to_vec());
-        self.call(true, move |db| {
+        self.call(Kind::Write, move |db| {
             let mut count = 0;
             for n in ns {
                 count += usize::from(db.nack(&MessageKey::new(q.clone(), n))?);
@@ -361,11 +371,11 @@ impl LeaseStore for EmbeddedStore {
     }
 
     async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
-        self.call(true, move |db| db.expire_leases(now_ms(), max_deliveries).map(Ok)).await
+        self.call(Kind::Write, move |db| db.expire_leases(now_ms(), max_deliveries).map(Ok)).await
     }
 
     async fn redrive(&self, from: &QueueName, to: &QueueName, cap: Option<LengthLimit>) -> StoreResult<u64> {
         let (from, to) = (from.clone(), to.clone());
-        self.call(true, move |db| db.redrive(&from, &to, cap, now_ms()).map(Ok)).await
+        self.call(Kind::Write, move |db| db.redrive(&from, &to, cap, now_ms()).map(Ok)).await
     }
 }

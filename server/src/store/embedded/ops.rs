@@ -3,27 +3,14 @@
 //! failure (which rolls the whole batch back); refusals (a full queue) are in the `Ok` value.
 //! Leases and redrive are in `leases`, idempotency answers in `answers`.
 
-use std::cell::Cell;
 use std::collections::BTreeSet;
 
 use restmq_shared::{MessageKey, QueueName};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
-use super::catalog::{Catalog, QueueMeta, DELAYED, WAITING};
+use super::catalog::{QueueMeta, DELAYED, WAITING};
+use super::db::{Db, Sql, Unwritten};
 use crate::store::{LengthLimit, PeekedMessage, StoreError, StoreResult, StoredMessage};
-
-pub type Sql<T> = rusqlite::Result<T>;
-
-/// The connection and the catalog, owned by the thread running the batch.
-pub struct Db {
-    pub conn: Connection,
-    pub catalog: Catalog,
-    /// Queues whose row (counter, settings) changed in the open transaction.
-    pub dirty: BTreeSet<QueueName>,
-    /// The batch writes and its transaction is not begun yet: the first statement begins it,
-    /// so a batch that finds nothing to do (a get on an empty queue) costs no transaction.
-    pub begin: Cell<bool>,
-}
 
 /// One waiting message as a get reads it.
 #[derive(Debug, Clone)]
@@ -46,58 +33,6 @@ impl Db {
         self.catalog.queues.get(queue)
     }
 
-    /// The queue's meta, registering it (a new queue's row is written before the commit).
-    /// Adds alone leave the row's counter behind: the counter read back at start-up is the
-    /// larger of the row's and the highest message number, and every removal writes the row.
-    fn register(&mut self, queue: &QueueName) -> &mut QueueMeta {
-        let (_, new) = self.catalog.register(queue);
-        if new {
-            self.dirty.insert(queue.clone());
-        }
-        self.catalog.queues.get_mut(queue).expect("registered above")
-    }
-
-    /// Marks `queue`'s row for writing: its settings changed or a message left it (so the
-    /// highest number may be gone, and the counter must be on disk).
-    pub(super) fn touch(&mut self, queue: &QueueName) {
-        if !self.dirty.contains(queue) {
-            self.dirty.insert(queue.clone());
-        }
-    }
-
-    /// Runs a statement without parameters, prepared once (`BEGIN`, `COMMIT`).
-    pub fn run_cached(&self, sql: &str) -> Sql<()> {
-        self.conn.prepare_cached(sql)?.execute([]).map(drop)
-    }
-
-    /// The connection for an operation's statements, inside the batch's transaction (begun
-    /// here by the batch's first statement).
-    pub fn sql(&self) -> Sql<&Connection> {
-        if self.begin.replace(false) {
-            self.run_cached("BEGIN IMMEDIATE")?;
-        }
-        Ok(&self.conn)
-    }
-
-    /// Writes the rows of the queues changed in this transaction.
-    pub fn flush_dirty(&mut self) -> Sql<()> {
-        let dirty = std::mem::take(&mut self.dirty);
-        if dirty.is_empty() {
-            return Ok(());
-        }
-        let mut stmt = self.sql()?.prepare_cached(
-            "INSERT INTO queues(id, name, counter, policy, status) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT(id) DO UPDATE SET counter = excluded.counter, policy = excluded.policy, \
-             status = excluded.status",
-        )?;
-        for queue in dirty {
-            let Some(meta) = self.catalog.queues.get(&queue) else { continue };
-            let (policy, status) = meta.row();
-            stmt.execute(params![meta.id, queue.as_str(), meta.counter as i64, policy, status])?;
-        }
-        Ok(())
-    }
-
     /// The oldest `max` waiting rows of queue `id`.
     fn head(&self, id: i64, max: usize) -> Sql<Vec<Row>> {
         let mut stmt = self.sql()?.prepare_cached(HEAD)?;
@@ -114,48 +49,19 @@ impl Db {
         rows.take(max).collect()
     }
 
-    pub(super) fn delete_row(&self, id: i64) -> Sql<()> {
-        self.sql()?.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute(params![id])?;
-        Ok(())
-    }
-
-    /// Inserts message `n` of queue `id`.
-    fn insert(
-        &self,
-        id: i64,
-        n: u64,
-        state: i64,
-        value: &str,
-        expires_at: Option<u64>,
-        visible_at: Option<u64>,
-    ) -> Sql<()> {
-        let mut stmt = self.sql()?.prepare_cached(
-            "INSERT INTO messages(queue, n, state, value, expires_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        stmt.execute(params![
-            id,
-            n as i64,
-            state,
-            value,
-            expires_at.map(|t| t as i64),
-            visible_at.map(|t| t as i64)
-        ])?;
-        Ok(())
-    }
-
-    /// Appends waiting messages; returns their numbers.
+    /// Appends waiting messages; returns their numbers. Their rows are written before the
+    /// batch's next statement, or not at all if a get of the batch takes them first.
     pub fn add(&mut self, queue: &QueueName, values: &[String], expires_at: Option<u64>) -> Sql<Vec<u64>> {
-        let meta = self.register(queue);
-        let (id, first) = (meta.id, meta.counter + 1);
-        meta.counter += values.len() as u64;
+        let (meta, first) = self.number(queue, values.len() as u64);
         meta.waiting += values.len() as u64;
+        let id = meta.id;
+        let expires_at = expires_at.map(|t| t as i64);
         for (i, value) in values.iter().enumerate() {
-            let n = first + i as u64;
-            self.insert(id, n, WAITING, value, expires_at, None)?;
-            let rowid = self.conn.last_insert_rowid();
-            let expires_at = expires_at.map(|t| t as i64);
+            let (n, rowid) = (first + i as u64, self.next_row());
             let row = || Row { id: rowid, n, value: value.clone(), expires_at, reads: 0, deliveries: 0 };
             self.remember(queue, row, value.len());
+            let value = value.clone();
+            self.unwritten.get_mut().push(Unwritten { id: rowid, queue: id, n, value, expires_at });
         }
         Ok((first..first + values.len() as u64).collect())
     }
@@ -198,10 +104,9 @@ impl Db {
         if let Some(limit) = limit.filter(|l| self.room(queue, l.max) == 0) {
             return Ok(Err(StoreError::QueueFull(limit.max)));
         }
-        let meta = self.register(queue);
-        meta.counter += 1;
+        let (meta, n) = self.number(queue, 1);
         meta.delayed += 1;
-        let (id, n) = (meta.id, meta.counter);
+        let id = meta.id;
         self.insert(id, n, DELAYED, value, expires_at, Some(visible_at))?;
         Ok(Ok(n))
     }
@@ -229,7 +134,6 @@ impl Db {
             if rows.is_empty() {
                 break;
             }
-            self.touch(queue);
             for row in rows {
                 if row.expires_at.is_some_and(|at| at as u64 <= now) {
                     self.delete_row(row.id)?;
@@ -264,7 +168,6 @@ impl Db {
             let Some(row) = self.head(id, 1)?.pop() else { return Ok(None) };
             if row.expires_at.is_some_and(|at| at as u64 <= now) {
                 self.delete_row(row.id)?;
-                self.touch(queue);
                 if let Some(meta) = self.catalog.queues.get_mut(queue) {
                     meta.waiting = meta.waiting.saturating_sub(1);
                 }
@@ -289,9 +192,6 @@ impl Db {
             self.sql()?.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND state = ?2 AND n = ?3")?;
         let found = stmt.execute(params![id, state, key.n as i64])? > 0;
         drop(stmt);
-        if found {
-            self.touch(&key.queue);
-        }
         if found && state == WAITING {
             self.forget_tail(&key.queue);
             let meta = self.catalog.queues.get_mut(&key.queue).expect("has an id");
@@ -309,6 +209,7 @@ impl Db {
             meta.counter = meta.counter.max(m.key.n);
         }
         meta.waiting += messages.len() as u64;
+        self.keep_ahead(queue);
         for m in messages {
             self.insert(id, m.key.n, WAITING, &m.value, None, None)?;
         }
@@ -318,7 +219,6 @@ impl Db {
     /// Removes every message of the queue (waiting, leased, delayed), keeping its counter and
     /// settings. `true` when it held any.
     pub fn purge(&mut self, queue: &QueueName) -> Sql<bool> {
-        self.touch(queue);
         self.forget_tail(queue);
         let Some(meta) = self.catalog.queues.get_mut(queue) else { return Ok(false) };
         let held = meta.waiting + meta.delayed > 0 || !meta.leases.is_empty();
@@ -376,14 +276,15 @@ impl Db {
         )?;
         let ids: Vec<i64> = stmt.query_map(params![now as i64], |r| r.get(0))?.collect::<Sql<_>>()?;
         drop(stmt);
+        let mut swept = BTreeSet::new();
         for id in &ids {
             if let Some((queue, meta)) = self.catalog.queues.iter_mut().find(|(_, m)| m.id == *id) {
                 meta.waiting = meta.waiting.saturating_sub(1);
-                self.dirty.insert(queue.clone());
+                swept.insert(queue.clone());
             }
         }
-        for queue in self.dirty.clone() {
-            self.forget_tail(&queue);
+        for queue in &swept {
+            self.forget_tail(queue);
         }
         Ok(ids.len() as u64)
     }

@@ -15,7 +15,8 @@ use std::collections::VecDeque;
 
 use restmq_shared::QueueName;
 
-use super::ops::{Db, Row};
+use super::db::Db;
+use super::ops::Row;
 
 /// The most messages in one queue's tail.
 pub const TAIL_MAX: usize = 64;
