@@ -10,6 +10,10 @@ use rusqlite::{params, Connection};
 
 use super::tail::Tail;
 
+/// How far ahead of the last number handed out a queue's row counter is written: one row
+/// write per this many adds, and after a crash numbering goes on past a gap of at most this.
+pub const NUMBERS_AHEAD: u64 = 1024;
+
 /// A message's `state` column.
 pub const WAITING: i64 = 0;
 /// Delayed: `visible_at` says when it joins the waiting ones.
@@ -102,9 +106,17 @@ impl Catalog {
     }
 
     /// The queues whose row holds a counter below their highest message (written by a
-    /// version whose adds left the row behind): their rows are written with the next commit.
-    pub fn behind(&self) -> std::collections::BTreeSet<QueueName> {
-        self.queues.iter().filter(|(_, m)| m.counter > m.saved).map(|(q, _)| q.clone()).collect()
+    /// version whose adds left the row behind), to be written with the next commit — which any
+    /// removal needs — with a counter [`NUMBERS_AHEAD`] ahead.
+    pub fn bring_ahead(&mut self) -> std::collections::BTreeSet<QueueName> {
+        let mut behind = std::collections::BTreeSet::new();
+        for (queue, meta) in &mut self.queues {
+            if meta.counter > meta.saved {
+                meta.saved = meta.counter + NUMBERS_AHEAD;
+                behind.insert(queue.clone());
+            }
+        }
+        behind
     }
 
     /// Reads the catalog: queue rows, and counts of messages per queue and state from the
@@ -173,8 +185,29 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use restmq_shared::QueueName;
+    use rusqlite::Connection;
 
+    use super::{Catalog, NUMBERS_AHEAD, SCHEMA};
     use crate::store::{EmbeddedStore, QueueStore};
+
+    /// A row whose counter is behind its messages (an older version's adds did not write it)
+    /// is brought ahead of them, and marked to be written with the next commit.
+    #[test]
+    fn a_row_behind_its_messages_is_brought_ahead() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(
+            "INSERT INTO queues(id, name, counter, policy, status) VALUES (1, 'old', 0, 0, 1), (2, 'fine', 9, 0, 1);
+             INSERT INTO messages(queue, n, state, value) VALUES (1, 1, 0, 'a'), (1, 3, 0, 'c'), (2, 4, 0, 'd');",
+        )
+        .unwrap();
+        let mut catalog = Catalog::load(&conn, true).unwrap();
+        let (old, fine) = (QueueName::try_from("old").unwrap(), QueueName::try_from("fine").unwrap());
+        assert_eq!(catalog.bring_ahead().into_iter().collect::<Vec<_>>(), [old.clone()]);
+        let (old, fine) = (&catalog.queues[&old], &catalog.queues[&fine]);
+        assert_eq!((old.counter, old.saved, old.waiting), (3, 3 + NUMBERS_AHEAD, 2));
+        assert_eq!((fine.counter, fine.saved), (9, 9));
+    }
 
     /// Adds leave the queue's row behind, yet a reopened store numbers on from the highest
     /// message, and after a get emptied the queue, from the counter written with it.

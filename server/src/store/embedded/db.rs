@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use restmq_shared::QueueName;
 use rusqlite::{params, Connection};
 
-use super::catalog::{Catalog, QueueMeta, WAITING};
+use super::catalog::{Catalog, QueueMeta, NUMBERS_AHEAD, WAITING};
 
 pub type Sql<T> = rusqlite::Result<T>;
 
@@ -28,10 +28,6 @@ pub struct Db {
     /// an add and the get that takes it, together, change nothing on disk.
     pub unwritten: RefCell<Vec<Unwritten>>,
 }
-
-/// How far ahead of the last number handed out a queue's row counter is written: one row
-/// write per this many adds, and after a crash numbering goes on past a gap of at most this.
-pub const NUMBERS_AHEAD: u64 = 1024;
 
 /// A waiting message added in the open batch, its row not written yet.
 #[derive(Debug)]

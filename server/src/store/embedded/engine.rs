@@ -143,8 +143,8 @@ impl Engine {
         self.db.dirty.clear();
         self.db.unwritten.get_mut().clear();
         match Catalog::load(&self.db.conn, false) {
-            Ok(catalog) => {
-                self.db.dirty = catalog.behind();
+            Ok(mut catalog) => {
+                self.db.dirty = catalog.bring_ahead();
                 self.db.catalog = catalog;
             }
             Err(error) => tracing::error!(%error, "embedded store: cannot read the catalog back"),

@@ -104,9 +104,9 @@ impl EmbeddedStore {
         if let Err(error) = conn.execute(expired, [now_ms() as i64]) {
             tracing::warn!(%error, "embedded store: cannot delete expired messages yet");
         }
-        let catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
+        let mut catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
-        let dirty = catalog.behind();
+        let dirty = catalog.bring_ahead();
         let db = Db { conn, catalog, dirty, begin: Default::default(), unwritten: Default::default() };
         let syncer = Syncer::start(path.clone(), options.fsync)
             .map_err(|e| backend("cannot start the syncer thread", e))?;
