@@ -98,12 +98,6 @@ impl EmbeddedStore {
         let path = data_dir.join(DB_FILE);
         migrate::from_redb(data_dir, &path).map_err(|e| backend("cannot migrate the redb data", e))?;
         let conn = connect(&path, options).map_err(|e| backend("cannot open the database", e))?;
-        // Messages that expired while closed go now (through the expiry index); on a full
-        // disk they stay until a sweep can delete them.
-        let expired = "DELETE FROM messages WHERE expires_at <= ?1 AND expires_at IS NOT NULL AND state = 0";
-        if let Err(error) = conn.execute(expired, [now_ms() as i64]) {
-            tracing::warn!(%error, "embedded store: cannot delete expired messages yet");
-        }
         let mut catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
         let dirty = catalog.bring_ahead();
@@ -111,7 +105,31 @@ impl EmbeddedStore {
         let syncer = Syncer::start(path.clone(), options.fsync)
             .map_err(|e| backend("cannot start the syncer thread", e))?;
         let engine = Engine::new(db, path, lock);
-        Ok(Self { batcher: Arc::new(Batcher::new(engine, syncer)) })
+        let store = Self { batcher: Arc::new(Batcher::new(engine, syncer)) };
+        store.sweep_at_start();
+        Ok(store)
+    }
+
+    /// Messages that expired while closed go now (through the expiry index), in the first
+    /// batch — which also writes the queue rows found behind their messages, so that the
+    /// number of a deleted message is never given again. On a full disk they stay until a
+    /// sweep can delete them.
+    fn sweep_at_start(&self) {
+        let sweep: Job = Box::new(|engine: &mut Engine| -> Reply {
+            if let Err(error) = engine.db.sweep_expired(now_ms()) {
+                engine.broken = Some(error);
+            }
+            Box::new(|swept: Result<(), engine::Failure>| {
+                if let Err(failure) = swept {
+                    tracing::warn!(
+                        reason = failure.reason,
+                        "embedded store: cannot delete expired messages yet"
+                    );
+                }
+            })
+        });
+        self.batcher.push(sweep, Kind::Write);
+        self.batcher.flush();
     }
 
     /// Runs `op` in the next batch; answers once that is committed. Writes are refused while
