@@ -19,6 +19,9 @@ const CHILD_ENV: &str = "RESTMQ_KILL9_CHILD";
 const QUEUE: &str = "durable";
 /// A queue whose messages the child takes as soon as it adds them.
 const TAKEN: &str = "taken";
+/// Numbers of `TAKEN` to see taken before killing the child: well past the 1,024 numbers a
+/// queue's row is written ahead, so that the row must have been written again.
+const TAKE_BEFORE_KILL: u64 = 3_000;
 /// Acknowledged adds to see before killing the child.
 const KILL_AFTER: usize = 2_000;
 /// Concurrent adders in the child, so commits are batched as under real load.
@@ -116,11 +119,11 @@ async fn acknowledged_adds_survive_kill9() {
     let mut sent = 0usize;
     let mut took = 0u64;
     let mut acked: HashMap<String, String> = HashMap::new();
-    while acked.len() < KILL_AFTER {
+    while acked.len() < KILL_AFTER || took < TAKE_BEFORE_KILL {
         let left = DEADLINE.saturating_sub(start.elapsed());
         let line = lines
             .recv_timeout(left)
-            .unwrap_or_else(|e| panic!("child gave {} acks before {e:?} (want {KILL_AFTER})", acked.len()));
+            .unwrap_or_else(|e| panic!("child gave {} acks and took {took} before {e:?}", acked.len()));
         let line = event(&line);
         if line.starts_with("SENT ") {
             sent += 1;
