@@ -63,6 +63,16 @@ pub struct QueueMeta {
 }
 
 impl QueueMeta {
+    /// Once the counter has passed the one the row holds, moves the row's [`NUMBERS_AHEAD`]
+    /// further; `true` when the row must then be written.
+    pub fn keep_ahead(&mut self) -> bool {
+        let behind = self.counter > self.saved;
+        if behind {
+            self.saved = self.counter + NUMBERS_AHEAD;
+        }
+        behind
+    }
+
     /// Policy and status as RestMQ numbers them: `1` broadcast, `2` roundrobin (`0` never
     /// set); `1` started, `0` paused.
     pub fn row(&self) -> (i64, i64) {
@@ -109,14 +119,9 @@ impl Catalog {
     /// version whose adds left the row behind), to be written with the next commit — which any
     /// removal needs — with a counter [`NUMBERS_AHEAD`] ahead.
     pub fn bring_ahead(&mut self) -> std::collections::BTreeSet<QueueName> {
-        let mut behind = std::collections::BTreeSet::new();
-        for (queue, meta) in &mut self.queues {
-            if meta.counter > meta.saved {
-                meta.saved = meta.counter + NUMBERS_AHEAD;
-                behind.insert(queue.clone());
-            }
-        }
-        behind
+        let behind =
+            self.queues.iter_mut().filter_map(|(queue, meta)| meta.keep_ahead().then(|| queue.clone()));
+        behind.collect()
     }
 
     /// Reads the catalog: queue rows, and counts of messages per queue and state from the

@@ -1,7 +1,7 @@
 //! The embedded store's connection and catalog as a batch uses them (`Db`), and how writes
 //! reach the batch's transaction: begun by its first statement, the batch's adds kept
 //! unwritten until then (or taken by its gets and never written), message rows inserted with
-//! ids given here, and the queues' rows — a queue's counter written [`NUMBERS_AHEAD`] ahead,
+//! ids given here, and the queues' rows — a queue's counter written `catalog::NUMBERS_AHEAD` ahead,
 //! so that taking a message writes no row. The operations themselves are in `ops`.
 
 use std::cell::{Cell, RefCell};
@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use restmq_shared::QueueName;
 use rusqlite::{params, Connection};
 
-use super::catalog::{Catalog, QueueMeta, NUMBERS_AHEAD, WAITING};
+use super::catalog::{Catalog, QueueMeta, WAITING};
 
 pub type Sql<T> = rusqlite::Result<T>;
 
@@ -156,7 +156,7 @@ impl Db {
     }
 
     /// Hands out the next `count` numbers of `queue` (registering it); returns its meta and
-    /// the first. The row's counter is written [`NUMBERS_AHEAD`] ahead, so that a removal
+    /// the first. The row's counter is written `catalog::NUMBERS_AHEAD` ahead, so that a removal
     /// need not write it: the counter read back at start-up is never below a number given.
     pub(super) fn number(&mut self, queue: &QueueName, count: u64) -> (&mut QueueMeta, u64) {
         let meta = self.register(queue);
@@ -167,11 +167,9 @@ impl Db {
     }
 
     /// Once `queue`'s counter passes the one its row holds, the row is written with a counter
-    /// [`NUMBERS_AHEAD`] further.
+    /// `catalog::NUMBERS_AHEAD` further.
     pub(super) fn keep_ahead(&mut self, queue: &QueueName) {
-        let Some(meta) = self.catalog.queues.get_mut(queue) else { return };
-        if meta.counter > meta.saved {
-            meta.saved = meta.counter + NUMBERS_AHEAD;
+        if self.catalog.queues.get_mut(queue).is_some_and(QueueMeta::keep_ahead) {
             self.touch(queue);
         }
     }

@@ -168,6 +168,20 @@ impl EmbeddedStore {
         }
         rx.await.map_err(|_| StoreError::Backend("the store is closed".to_owned()))?
     }
+
+    /// Runs `op`, which takes waiting messages of `queue` (a get, a lease), last in its batch;
+    /// at once, taking nothing, when the queue is surely empty (see `Batcher::surely_empty`).
+    async fn take<T: Default + Send + 'static>(
+        &self,
+        queue: &QueueName,
+        op: impl FnOnce(&mut Db, &QueueName) -> Sql<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        if self.batcher.surely_empty(queue) {
+            return Ok(T::default());
+        }
+        let q = queue.clone();
+        self.call(Kind::Take, move |db| op(db, &q).map(Ok)).await
+    }
 }
 
 /// Opens the database: WAL, the fsync mode's `synchronous`, a page cache of `cache_bytes`, no
@@ -266,11 +280,7 @@ impl QueueStore for EmbeddedStore {
     }
 
     async fn pop(&self, queue: &QueueName, max: usize) -> StoreResult<Vec<StoredMessage>> {
-        if self.batcher.surely_empty(queue) {
-            return Ok(Vec::new());
-        }
-        let q = queue.clone();
-        self.call(Kind::Take, move |db| db.pop(&q, max, now_ms()).map(Ok)).await
+        self.take(queue, move |db, q| db.pop(q, max, now_ms())).await
     }
 
     async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
@@ -355,13 +365,9 @@ impl LeaseStore for EmbeddedStore {
     /// A lease is written with the message (state and deadline); after a restart, a message
     /// still leased waits again.
     async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
-        if self.batcher.surely_empty(queue) {
-            return Ok(Vec::new());
-        }
-        let q = queue.clone();
-        self.call(Kind::Take, move |db| {
+        self.take(queue, move |db, q| {
             let now = now_ms();
-            db.reserve(&q, max, now, now.saturating_add(millis(lease))).map(Ok)
+            db.reserve(q, max, now, now.saturating_add(millis(lease)))
         })
         .await
     }
