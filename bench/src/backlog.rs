@@ -14,7 +14,7 @@ use hyper::StatusCode;
 use tokio::task::JoinSet;
 
 use crate::client::HttpConn;
-use crate::measure::{rss_kib, CpuMeter};
+use crate::measure::{cpu_time, rss_kib, CpuMeter};
 use crate::servers::Env;
 use crate::target::payload;
 
@@ -32,7 +32,8 @@ pub struct Backlog {
     pub restart_s: f64,
     pub rss_restarted_mib: f64,
     pub drain_rate: f64,
-    /// The same gets from a queue of [`SHORT`] such messages, on the restarted server.
+    /// The same gets from a queue of [`SHORT`] such messages, on the restarted server (the
+    /// median of three fills and drains).
     pub short_rate: f64,
     pub drain_server_cpu: f64,
     pub rss_drained_mib: f64,
@@ -72,16 +73,37 @@ pub async fn backlog(env: &Env, redis: SocketAddr, messages: u64, conns: usize) 
     out.restart_s = spawned.elapsed().as_secs_f64();
     out.rss_restarted_mib = mib(server.target.pid);
     let (addr, pid) = (server.target.addr, server.target.pid);
-    // The same gets from a short queue of the same messages, on the same server, first.
-    fill(addr, "/q/backlog-short", &line, SHORT).await?;
-    let (short, _) = drain(addr, "/q/backlog-short", conns, SHORT).await?;
-    out.short_rate = short;
+    // The same gets from a short queue of the same messages, on the same server, first: the
+    // median of three, each drained once the server is idle after its fill (a drain of 30,000
+    // alone is over in a second, and swings with the fill's writes still under way).
+    let mut short = Vec::new();
+    for _ in 0..3 {
+        fill(addr, "/q/backlog-short", &line, SHORT).await?;
+        settle(pid).await;
+        short.push(drain(addr, "/q/backlog-short", conns, SHORT).await?.0);
+    }
+    out.short_rate = crate::measure::median(&mut short);
+    settle(pid).await;
     let meter = CpuMeter::start(pid);
     let (rate, in_order) = drain(addr, &path, conns, messages).await?;
     (out.drain_rate, out.in_order) = (rate, in_order);
     out.drain_server_cpu = meter.shares().1;
     out.rss_drained_mib = mib(pid);
     Ok(out)
+}
+
+/// Waits (up to 10 s) until the server uses under 5 % of a core over a tenth of a second.
+async fn settle(pid: Option<u32>) {
+    let window = Duration::from_millis(100);
+    for _ in 0..100 {
+        let before = cpu_time(pid);
+        tokio::time::sleep(window).await;
+        match (before, cpu_time(pid)) {
+            (Some(a), Some(b)) if (b - a) * 20 < window => return,
+            (None, _) | (_, None) => return,
+            _ => {}
+        }
+    }
 }
 
 /// Publishes `messages` copies of `line` to `path` in NDJSON batches of 1,000.

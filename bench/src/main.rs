@@ -9,7 +9,7 @@ use restmq_bench::report::{render, Machine};
 use restmq_bench::servers::{ensure_packages, Env};
 use restmq_bench::suite::{self, Plan};
 use restmq_bench::target::{Flavor, Target};
-use restmq_bench::{plot, target};
+use restmq_bench::{backlog, plot, target};
 
 #[derive(Parser)]
 #[command(about = "Benchmarks restmq side by side with nchan and the axum/Redis ceilings")]
@@ -63,6 +63,21 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Only the embedded store's backlog run (fill, `SIGKILL`, restart, drain), printed.
+    Backlog {
+        /// Messages of 1 KiB in the deep queue.
+        #[arg(long, default_value = "1000000")]
+        messages: u64,
+        /// Connections draining it.
+        #[arg(long, default_value = "16")]
+        conns: usize,
+        /// The `restmq` binary (default: beside this one).
+        #[arg(long)]
+        restmq_bin: Option<PathBuf>,
+        /// The CPU list the server is pinned to; `none` to not pin.
+        #[arg(long, default_value = "0")]
+        server_cpus: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,6 +124,17 @@ fn main() -> anyhow::Result<()> {
                 let scenario = arg.map_or(scenario.clone(), |a| format!("{scenario} {a}"));
                 let sample = suite::one(&target, &plan, &scenario, std::process::id() as usize).await?;
                 println!("{scenario}: {sample:#?}");
+            }
+            Cmd::Backlog { messages, conns, restmq_bin, server_cpus } => {
+                let here = std::env::current_exe()?.parent().context("no binary directory")?.to_path_buf();
+                let env = Env {
+                    restmq_bin: restmq_bin.unwrap_or_else(|| here.join("restmq")),
+                    ceiling_bin: here.join("examples/ceiling"),
+                    server_cpus: (server_cpus != "none").then_some(server_cpus),
+                };
+                let redis = env.redis()?;
+                let backlog = backlog::backlog(&env, redis.target.addr, messages, conns).await?;
+                println!("{backlog:#?}");
             }
         }
         Ok(())
