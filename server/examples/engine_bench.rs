@@ -2,9 +2,12 @@
 //! engine"): appends of N messages in group commits of 64, then pops oldest-first in the same
 //! group size, on redb (fsynced commits, as the first embedded store; and `Durability::None`,
 //! which a crash of the process may lose) and SQLite in WAL mode (`synchronous=NORMAL`, in the
-//! kernel at each commit, and `FULL`, fsynced at each commit).
+//! kernel at each commit, and `FULL`, fsynced at each commit); with the `fjall-bench` feature
+//! also fjall (its journal written to the kernel at each commit, `PersistMode::Buffer`; pops
+//! read from a head cursor kept in memory, as a queue on an LSM must, past the tombstones).
+//! Then the same with a commit per message (no group), the cost of writing each add inline.
 //!
-//! `cargo run --release -p restmq-server --example engine_bench -- [N] [BYTES]`
+//! `cargo run --release -p restmq-server --example engine_bench [--features fjall-bench] -- [N] [BYTES]`
 
 use std::time::Instant;
 
@@ -12,20 +15,25 @@ use redb::{Database, Durability, ReadableTable, TableDefinition};
 use rusqlite::{params, Connection};
 
 const T: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("m");
-const GROUP: usize = 64;
 
 /// One engine's run: append and pop rates.
-type Run<'a> = Box<dyn Fn() -> (f64, f64) + 'a>;
+type Run<'a> = Box<dyn Fn(usize) -> (f64, f64) + 'a>;
 
-fn redb_run(dir: &std::path::Path, n: usize, value: &[u8], durability: Durability) -> (f64, f64) {
-    let db = Database::create(dir.join(format!("{durability:?}.redb"))).unwrap();
+fn redb_run(
+    dir: &std::path::Path,
+    n: usize,
+    value: &[u8],
+    durability: Durability,
+    group: usize,
+) -> (f64, f64) {
+    let db = Database::create(dir.join(format!("{durability:?}-{group}.redb"))).unwrap();
     let start = Instant::now();
-    for g in (0..n).step_by(GROUP) {
+    for g in (0..n).step_by(group) {
         let mut txn = db.begin_write().unwrap();
         txn.set_durability(durability);
         {
             let mut t = txn.open_table(T).unwrap();
-            for i in g..(g + GROUP).min(n) {
+            for i in g..(g + group).min(n) {
                 t.insert(i as u64, value).unwrap();
             }
         }
@@ -33,12 +41,12 @@ fn redb_run(dir: &std::path::Path, n: usize, value: &[u8], durability: Durabilit
     }
     let append = n as f64 / start.elapsed().as_secs_f64();
     let start = Instant::now();
-    for _ in (0..n).step_by(GROUP) {
+    for _ in (0..n).step_by(group) {
         let mut txn = db.begin_write().unwrap();
         txn.set_durability(durability);
         {
             let mut t = txn.open_table(T).unwrap();
-            for _ in 0..GROUP {
+            for _ in 0..group {
                 let Some(first) = t.first().unwrap().map(|(k, _)| k.value()) else { break };
                 t.remove(first).unwrap();
             }
@@ -48,8 +56,8 @@ fn redb_run(dir: &std::path::Path, n: usize, value: &[u8], durability: Durabilit
     (append, n as f64 / start.elapsed().as_secs_f64())
 }
 
-fn sqlite_run(dir: &std::path::Path, n: usize, value: &[u8], synchronous: &str) -> (f64, f64) {
-    let conn = Connection::open(dir.join(format!("{synchronous}.sqlite"))).unwrap();
+fn sqlite_run(dir: &std::path::Path, n: usize, value: &[u8], synchronous: &str, group: usize) -> (f64, f64) {
+    let conn = Connection::open(dir.join(format!("{synchronous}-{group}.sqlite"))).unwrap();
     conn.execute_batch(&format!(
         "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous};
          CREATE TABLE m(id INTEGER PRIMARY KEY, q INTEGER, n INTEGER, v BLOB);
@@ -57,19 +65,19 @@ fn sqlite_run(dir: &std::path::Path, n: usize, value: &[u8], synchronous: &str) 
     ))
     .unwrap();
     let start = Instant::now();
-    for g in (0..n).step_by(GROUP) {
+    for g in (0..n).step_by(group) {
         conn.execute_batch("BEGIN").unwrap();
         let mut insert = conn.prepare_cached("INSERT INTO m(q, n, v) VALUES (1, ?1, ?2)").unwrap();
-        for i in g..(g + GROUP).min(n) {
+        for i in g..(g + group).min(n) {
             insert.execute(params![i as i64, value]).unwrap();
         }
         conn.execute_batch("COMMIT").unwrap();
     }
     let append = n as f64 / start.elapsed().as_secs_f64();
     let start = Instant::now();
-    for _ in (0..n).step_by(GROUP) {
+    for _ in (0..n).step_by(group) {
         conn.execute_batch("BEGIN").unwrap();
-        for _ in 0..GROUP {
+        for _ in 0..group {
             let mut head = conn.prepare_cached("SELECT id, v FROM m WHERE q = 1 ORDER BY n LIMIT 1").unwrap();
             let Ok((id, _v)) = head.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
             else {
@@ -82,26 +90,64 @@ fn sqlite_run(dir: &std::path::Path, n: usize, value: &[u8], synchronous: &str) 
     (append, n as f64 / start.elapsed().as_secs_f64())
 }
 
+#[cfg(feature = "fjall-bench")]
+fn fjall_run(dir: &std::path::Path, n: usize, value: &[u8], group: usize) -> (f64, f64) {
+    use fjall::{KeyspaceCreateOptions, PersistMode};
+    let db = fjall::Database::builder(dir.join(format!("fjall-{group}"))).open().unwrap();
+    let t = db.keyspace("m", KeyspaceCreateOptions::default).unwrap();
+    let start = Instant::now();
+    for g in (0..n).step_by(group) {
+        let mut batch = db.batch();
+        for i in g..(g + group).min(n) {
+            batch.insert(&t, (i as u64).to_be_bytes(), value);
+        }
+        batch.commit().unwrap();
+        db.persist(PersistMode::Buffer).unwrap();
+    }
+    let append = n as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut head = 0u64;
+    for _ in (0..n).step_by(group) {
+        let mut batch = db.batch();
+        for kv in t.range(head.to_be_bytes()..).take(group) {
+            let (key, _value) = kv.into_inner().unwrap();
+            head = u64::from_be_bytes(key[..8].try_into().unwrap()) + 1;
+            batch.remove(&t, key);
+        }
+        batch.commit().unwrap();
+        db.persist(PersistMode::Buffer).unwrap();
+    }
+    assert_eq!(head, n as u64, "every message popped");
+    (append, n as f64 / start.elapsed().as_secs_f64())
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map_or(100_000, |a| a.parse().unwrap());
     let bytes: usize = args.next().map_or(200, |a| a.parse().unwrap());
     let value = vec![b'x'; bytes];
     let dir = tempfile::tempdir_in(".").unwrap();
-    println!("| engine | survives kill -9 | append msgs/s | pop msgs/s |");
-    println!("|---|---|--:|--:|");
-    let rows: [(&str, &str, Run<'_>); 4] = [
-        (
-            "redb, fsync per commit",
-            "yes",
-            Box::new(|| redb_run(dir.path(), n, &value, Durability::Immediate)),
-        ),
-        ("redb, Durability::None", "no", Box::new(|| redb_run(dir.path(), n, &value, Durability::None))),
-        ("SQLite WAL, synchronous=FULL", "yes", Box::new(|| sqlite_run(dir.path(), n, &value, "FULL"))),
-        ("SQLite WAL, synchronous=NORMAL", "yes", Box::new(|| sqlite_run(dir.path(), n, &value, "NORMAL"))),
+    let path = dir.path();
+    #[cfg_attr(not(feature = "fjall-bench"), allow(unused_mut))]
+    let mut rows: Vec<(&str, &str, Run<'_>)> = vec![
+        ("redb, fsync per commit", "yes", Box::new(|g| redb_run(path, n, &value, Durability::Immediate, g))),
+        ("redb, Durability::None", "no", Box::new(|g| redb_run(path, n, &value, Durability::None, g))),
+        ("SQLite WAL, synchronous=FULL", "yes", Box::new(|g| sqlite_run(path, n, &value, "FULL", g))),
+        ("SQLite WAL, synchronous=NORMAL", "yes", Box::new(|g| sqlite_run(path, n, &value, "NORMAL", g))),
     ];
-    for (name, crash, run) in rows {
-        let (append, pop) = run();
-        println!("| {name} | {crash} | {append:.0} | {pop:.0} |");
+    #[cfg(feature = "fjall-bench")]
+    rows.push(("fjall, PersistMode::Buffer", "yes", Box::new(|g| fjall_run(path, n, &value, g))));
+    for group in [64, 1] {
+        println!("\ncommits of {group}:\n");
+        println!("| engine | survives kill -9 | append msgs/s | pop msgs/s |");
+        println!("|---|---|--:|--:|");
+        for (name, crash, run) in &rows {
+            // An fsync per message is hundreds of times slower: skipped without a group.
+            if group == 1 && (name.contains("fsync") || name.contains("FULL")) {
+                continue;
+            }
+            let (append, pop) = run(group);
+            println!("| {name} | {crash} | {append:.0} | {pop:.0} |");
+        }
     }
 }
