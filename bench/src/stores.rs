@@ -84,7 +84,7 @@ pub fn section(w: &mut String, results: &Results, plan: &Plan) {
     let ratio = if b.short_rate > 0.0 { b.drain_rate / b.short_rate } else { 0.0 };
     let _ = writeln!(
         w,
-        "| hard gets {} deep vs {} deep (same messages, same server) | {} vs {} msgs/s ({ratio:.2}×), server CPU {:.2} | ≥ 0.85× | {} |",
+        "| hard gets {} deep vs {} deep (same messages, same server; the short one the median of 3 drains) | {} vs {} msgs/s ({ratio:.2}×), server CPU {:.2} | ≥ 0.85× | {} |",
         rate(b.messages as f64),
         rate(short as f64),
         rate(b.drain_rate),
