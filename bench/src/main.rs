@@ -93,12 +93,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 let mut plan = if quick { Plan::quick() } else { Plan::full() };
                 plan.runs = runs.unwrap_or(plan.runs);
-                let here = std::env::current_exe()?.parent().context("no binary directory")?.to_path_buf();
-                let env = Env {
-                    restmq_bin: restmq_bin.unwrap_or_else(|| here.join("restmq")),
-                    ceiling_bin: ceiling_bin.unwrap_or_else(|| here.join("examples/ceiling")),
-                    server_cpus: (server_cpus != "none").then_some(server_cpus.clone()),
-                };
+                let env = env(restmq_bin, ceiling_bin, &server_cpus)?;
                 let out = out.unwrap_or_else(|| {
                     if quick {
                         std::env::temp_dir().join("restmq-bench-quick")
@@ -126,18 +121,23 @@ fn main() -> anyhow::Result<()> {
                 println!("{scenario}: {sample:#?}");
             }
             Cmd::Backlog { messages, conns, restmq_bin, server_cpus } => {
-                let here = std::env::current_exe()?.parent().context("no binary directory")?.to_path_buf();
-                let env = Env {
-                    restmq_bin: restmq_bin.unwrap_or_else(|| here.join("restmq")),
-                    ceiling_bin: here.join("examples/ceiling"),
-                    server_cpus: (server_cpus != "none").then_some(server_cpus),
-                };
+                let env = env(restmq_bin, None, &server_cpus)?;
                 let redis = env.redis()?;
                 let backlog = backlog::backlog(&env, redis.target.addr, messages, conns).await?;
                 println!("{backlog:#?}");
             }
         }
         Ok(())
+    })
+}
+
+/// Where the servers' binaries are (by default beside this one) and the CPUs they are pinned to.
+fn env(restmq_bin: Option<PathBuf>, ceiling_bin: Option<PathBuf>, server_cpus: &str) -> anyhow::Result<Env> {
+    let here = std::env::current_exe()?.parent().context("no binary directory")?.to_path_buf();
+    Ok(Env {
+        restmq_bin: restmq_bin.unwrap_or_else(|| here.join("restmq")),
+        ceiling_bin: ceiling_bin.unwrap_or_else(|| here.join("examples/ceiling")),
+        server_cpus: (server_cpus != "none").then(|| server_cpus.to_owned()),
     })
 }
 
