@@ -33,6 +33,9 @@ mod legacy;
 mod lock;
 mod migrate;
 mod ops;
+// The log the next pass builds the store on (docs/bench/notes.md, fifth pass); not used yet.
+#[allow(dead_code)]
+mod segment;
 mod syncer;
 mod tail;
 

@@ -1,0 +1,282 @@
+//! One segment of an append-only log: a file whose blocks are reserved when it is created
+//! (`fallocate`, so a full disk is an error here and never a `SIGBUS` later) and mapped
+//! shared, so an appended record is in the kernel's page cache — safe from a crash of the
+//! process — once copied, without a system call. Records are framed with their length and a
+//! CRC-32 of the payload; opening a segment again cuts a torn tail.
+//!
+//! Frame: `len: u32 LE` (payload bytes, never 0), `crc: u32 LE`, payload. The zeros after the
+//! last record end the segment. The header is written after the payload, so a record is
+//! either whole or absent to anyone reading the file after the process died.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{fence, Ordering};
+
+use memmap2::MmapMut;
+
+/// Bytes of a record's frame before its payload.
+pub const HEADER: usize = 8;
+
+/// A mapped segment and where its records end.
+pub struct Segment {
+    map: MmapMut,
+    /// Bytes of whole records from the start: where the next record goes.
+    end: usize,
+    /// Kept open for `sync_data` (the map is what reads and writes).
+    file: File,
+}
+
+fn frame(map: &[u8], at: usize) -> Option<(usize, &[u8])> {
+    let header = map.get(at..at + HEADER)?;
+    let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
+    let payload = map.get(at + HEADER..(at + HEADER).checked_add(len)?)?;
+    (len > 0 && crc32fast::hash(payload) == crc).then_some((at + HEADER + len, payload))
+}
+
+impl Segment {
+    /// Creates the segment `path` of `size` bytes with its blocks reserved. On an error (the
+    /// disk is full: `StorageFull`) no file is left behind.
+    pub fn create(path: &Path, size: usize) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        let reserved = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size as u64)
+            .map_err(io::Error::from)
+            .and_then(|()| file.sync_all());
+        if let Err(error) = reserved {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(error);
+        }
+        Self::map(file, 0)
+    }
+
+    /// Opens the segment `path`: its records are those up to the first frame that is empty,
+    /// runs past the end or fails its checksum; whatever follows is zeroed (a torn tail).
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let mut segment = Self::map(file, 0)?;
+        let mut end = 0;
+        while let Some((next, _)) = frame(&segment.map, end) {
+            end = next;
+        }
+        segment.end = end;
+        segment.zero_tail()?;
+        Ok(segment)
+    }
+
+    /// Zeroes whatever follows the last whole record (a torn append; after a power loss, pages
+    /// written out of order), so no stale frame can follow a later record. Read with `pread`
+    /// in chunks, not through the map, so the scan does not bring the tail into memory.
+    fn zero_tail(&mut self) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        const CHUNK: usize = 64 * 1024;
+        let mut buf = vec![0; CHUNK];
+        let mut at = self.end;
+        while at < self.map.len() {
+            let n = CHUNK.min(self.map.len() - at);
+            self.file.read_exact_at(&mut buf[..n], at as u64)?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                self.map[at..at + n].fill(0);
+            }
+            at += n;
+        }
+        Ok(())
+    }
+
+    fn map(file: File, end: usize) -> io::Result<Self> {
+        // SAFETY: the map is of a file of the data directory, which the store holds locked
+        // (`lock::DirLock`) for as long as it runs, and never truncated while mapped; nothing
+        // else in this process writes the file but through this map.
+        #[allow(unsafe_code)]
+        let map = unsafe { MmapMut::map_mut(&file)? };
+        Ok(Self { map, end, file })
+    }
+
+    /// Appends a record of `payload` (not empty) and returns its offset, or `None` when it
+    /// does not fit in what is left (the caller starts another segment).
+    pub fn append(&mut self, payload: &[u8]) -> Option<usize> {
+        assert!(!payload.is_empty(), "a record is never empty");
+        let at = self.end;
+        let next = at.checked_add(HEADER + payload.len()).filter(|&n| n <= self.map.len())?;
+        self.map[at + HEADER..next].copy_from_slice(payload);
+        let len = u32::try_from(payload.len()).ok()?;
+        self.map[at + 4..at + HEADER].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        // The payload and checksum before the length that makes the record visible.
+        fence(Ordering::Release);
+        self.map[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        self.end = next;
+        Some(at)
+    }
+
+    /// The payload of the record at `offset`, if a whole record starts there.
+    pub fn read(&self, offset: usize) -> Option<&[u8]> {
+        (offset < self.end).then(|| frame(&self.map, offset)).flatten().map(|(_, payload)| payload)
+    }
+
+    /// The records from `offset` on, with their offsets.
+    pub fn records(&self, offset: usize) -> impl Iterator<Item = (usize, &[u8])> {
+        let mut at = offset;
+        std::iter::from_fn(move || {
+            let (next, payload) = frame(&self.map[..self.end], at)?;
+            let this = at;
+            at = next;
+            Some((this, payload))
+        })
+    }
+
+    /// Bytes of whole records from the start.
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// The segment's size: the room for records, headers included.
+    pub fn size(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Writes the records appended so far to the disk (for `--fsync`): the written pages of
+    /// the map, then the file's data.
+    pub fn sync(&self) -> io::Result<()> {
+        self.map.flush_range(0, self.end)?;
+        self.file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+    use std::process::Command;
+
+    use super::*;
+
+    fn payloads(segment: &Segment) -> Vec<Vec<u8>> {
+        segment.records(0).map(|(_, payload)| payload.to_vec()).collect()
+    }
+
+    #[test]
+    fn records_come_back_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.seg");
+        let mut segment = Segment::create(&path, 4096).unwrap();
+        let first = segment.append(b"first").unwrap();
+        let second = segment.append(b"second").unwrap();
+        drop(segment);
+        let segment = Segment::open(&path).unwrap();
+        assert_eq!(segment.read(first), Some(&b"first"[..]));
+        assert_eq!(segment.read(second), Some(&b"second"[..]));
+        assert_eq!(segment.read(second + 1), None, "no record starts there");
+        assert_eq!(payloads(&segment), [b"first".to_vec(), b"second".to_vec()]);
+        assert_eq!(segment.end(), 2 * HEADER + 11);
+    }
+
+    /// Once copied into the map a record is in the kernel: reading the file (not the map)
+    /// sees it with no sync — what survives `kill -9` of the process.
+    #[test]
+    fn an_appended_record_is_in_the_file_without_a_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.seg");
+        let mut segment = Segment::create(&path, 4096).unwrap();
+        segment.append(b"in the kernel").unwrap();
+        let file = std::fs::read(&path).unwrap();
+        assert_eq!(&file[HEADER..HEADER + 13], b"in the kernel");
+        assert_eq!(u32::from_le_bytes(file[..4].try_into().unwrap()), 13);
+    }
+
+    #[test]
+    fn a_record_that_does_not_fit_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.seg");
+        let mut segment = Segment::create(&path, 64).unwrap();
+        assert_eq!(segment.append(&[1; 40]), Some(0));
+        assert_eq!(segment.append(&[2; 20]), None, "48 + 28 bytes > 64");
+        assert_eq!(segment.end(), 48);
+        assert_eq!(segment.append(&[3; 8]), Some(48), "exactly the rest");
+        assert_eq!(segment.append(&[4; 1]), None);
+        drop(segment);
+        assert_eq!(payloads(&Segment::open(&path).unwrap()), [vec![1; 40], vec![3; 8]]);
+    }
+
+    /// A process killed after copying a payload, before its length: the bytes are there with
+    /// no header. Opening cuts and zeroes them — also a valid-looking frame further on, which
+    /// a shorter later record would otherwise expose.
+    #[test]
+    fn a_torn_append_is_cut_and_never_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.seg");
+        let mut segment = Segment::create(&path, 4096).unwrap();
+        segment.append(b"kept").unwrap();
+        let end = segment.end();
+        drop(segment);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[0xAB; 100], (end + HEADER) as u64).unwrap();
+        // A stale frame right after where a 4-byte record will end.
+        let stale = end + HEADER + 4;
+        let mut frame = 5u32.to_le_bytes().to_vec();
+        frame.extend_from_slice(&crc32fast::hash(b"stale").to_le_bytes());
+        frame.extend_from_slice(b"stale");
+        file.write_all_at(&frame, stale as u64).unwrap();
+        drop(file);
+
+        let mut segment = Segment::open(&path).unwrap();
+        assert_eq!(segment.end(), end);
+        assert_eq!(payloads(&segment), [b"kept".to_vec()]);
+        assert_eq!(segment.append(b"next"), Some(end));
+        drop(segment);
+        let segment = Segment::open(&path).unwrap();
+        assert_eq!(payloads(&segment), [b"kept".to_vec(), b"next".to_vec()]);
+        assert!(std::fs::read(&path).unwrap()[segment.end()..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_record_with_a_bad_checksum_ends_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.seg");
+        let mut segment = Segment::create(&path, 4096).unwrap();
+        segment.append(b"one").unwrap();
+        let two = segment.append(b"two").unwrap();
+        segment.append(b"three").unwrap();
+        drop(segment);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(b"T", (two + HEADER) as u64).unwrap();
+        drop(file);
+        let mut segment = Segment::open(&path).unwrap();
+        assert_eq!(payloads(&segment), [b"one".to_vec()]);
+        assert_eq!(segment.append(b"after"), Some(two));
+    }
+
+    /// On a full disk creating a segment fails with `StorageFull` and leaves no file; a
+    /// created segment has its blocks, so appends into it never meet the full disk.
+    #[test]
+    fn a_full_disk_refuses_the_segment_not_the_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs (needs root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let unmount = || Command::new("umount").arg(dir.path()).status();
+        let result = std::panic::catch_unwind(|| {
+            let mut kept = Segment::create(&dir.path().join("1.seg"), 512 * 1024).unwrap();
+            let refused = Segment::create(&dir.path().join("2.seg"), 1024 * 1024).err().expect("no room");
+            assert_eq!(refused.kind(), io::ErrorKind::StorageFull);
+            assert!(!dir.path().join("2.seg").exists());
+            // The rest of the disk filled: the appends below still have their blocks.
+            std::fs::write(dir.path().join("filler"), vec![1; 1024 * 1024]).unwrap_err();
+            let record = vec![7; 1000];
+            let mut appended = 0;
+            while kept.append(&record).is_some() {
+                appended += 1;
+            }
+            assert_eq!(appended, 512 * 1024 / (1000 + HEADER));
+            kept.sync().unwrap();
+        });
+        let _ = unmount();
+        result.unwrap();
+    }
+}
