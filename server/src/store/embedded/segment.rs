@@ -65,6 +65,23 @@ impl Segment {
         Ok(segment)
     }
 
+    /// Opens the segment `path` whose records end at `end` (as its owner recorded): the frames
+    /// from `verified` (the end at the last sync) to `end` are checked, and the segment ends at
+    /// the first bad one (pages lost by a power loss). Bytes after the end are never read.
+    pub fn open_at(path: &Path, end: usize, verified: usize) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let mut segment = Self::map(file, 0)?;
+        let mut at = verified.min(end).min(segment.map.len());
+        while at < end {
+            match frame(&segment.map, at) {
+                Some((next, _)) if next <= end => at = next,
+                _ => break,
+            }
+        }
+        segment.end = at;
+        Ok(segment)
+    }
+
     /// Zeroes whatever follows the last whole record (a torn append; after a power loss, pages
     /// written out of order), so no stale frame can follow a later record. Read with `pread`
     /// in chunks, not through the map, so the scan does not bring the tail into memory.
@@ -144,7 +161,7 @@ impl Segment {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::os::unix::fs::FileExt;
     use std::process::Command;
 
@@ -245,38 +262,51 @@ mod tests {
         assert_eq!(segment.append(b"after"), Some(two));
     }
 
+    /// A small tmpfs on a temporary directory, unmounted when dropped (needs root, as the
+    /// test machines run; a failed mount fails the test).
+    pub struct Tmpfs(pub tempfile::TempDir);
+
+    impl Tmpfs {
+        pub fn mount(size: &str) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let out = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .output()
+                .expect("run mount");
+            assert!(
+                out.status.success(),
+                "cannot mount a tmpfs (needs root): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Self(dir)
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0.path()).status();
+        }
+    }
+
     /// On a full disk creating a segment fails with `StorageFull` and leaves no file; a
     /// created segment has its blocks, so appends into it never meet the full disk.
     #[test]
     fn a_full_disk_refuses_the_segment_not_the_appends() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "cannot mount a tmpfs (needs root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let unmount = || Command::new("umount").arg(dir.path()).status();
-        let result = std::panic::catch_unwind(|| {
-            let mut kept = Segment::create(&dir.path().join("1.seg"), 512 * 1024).unwrap();
-            let refused = Segment::create(&dir.path().join("2.seg"), 1024 * 1024).err().expect("no room");
-            assert_eq!(refused.kind(), io::ErrorKind::StorageFull);
-            assert!(!dir.path().join("2.seg").exists());
-            // The rest of the disk filled: the appends below still have their blocks.
-            std::fs::write(dir.path().join("filler"), vec![1; 1024 * 1024]).unwrap_err();
-            let record = vec![7; 1000];
-            let mut appended = 0;
-            while kept.append(&record).is_some() {
-                appended += 1;
-            }
-            assert_eq!(appended, 512 * 1024 / (1000 + HEADER));
-            kept.sync().unwrap();
-        });
-        let _ = unmount();
-        result.unwrap();
+        let disk = Tmpfs::mount("1m");
+        let dir = disk.0.path();
+        let mut kept = Segment::create(&dir.join("1.seg"), 512 * 1024).unwrap();
+        let refused = Segment::create(&dir.join("2.seg"), 1024 * 1024).err().expect("no room");
+        assert_eq!(refused.kind(), io::ErrorKind::StorageFull);
+        assert!(!dir.join("2.seg").exists());
+        // The rest of the disk filled: the appends below still have their blocks.
+        std::fs::write(dir.join("filler"), vec![1; 1024 * 1024]).unwrap_err();
+        let record = vec![7; 1000];
+        let mut appended = 0;
+        while kept.append(&record).is_some() {
+            appended += 1;
+        }
+        assert_eq!(appended, 512 * 1024 / (1000 + HEADER));
+        kept.sync().unwrap();
     }
 }
