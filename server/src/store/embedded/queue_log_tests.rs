@@ -1,0 +1,189 @@
+//! Tests of `queue_log`: order, numbering, reopening, torn marks, power loss, full disk.
+
+use std::os::unix::fs::FileExt;
+
+use super::*;
+use crate::store::embedded::segment::tests::Tmpfs;
+
+fn body(n: u64, size: usize) -> Vec<u8> {
+    let mut m = n.to_le_bytes().to_vec();
+    m.resize(size, b'x');
+    m
+}
+
+fn segment_count(dir: &Path) -> usize {
+    segment_files(dir).unwrap().len()
+}
+
+/// Messages come back in order across segments of growing size, numbered by the caller
+/// (gaps allowed); a segment the head has left is removed.
+#[test]
+fn messages_come_back_in_order_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    for n in 1..=300u64 {
+        log.append(2 * n, &body(n, 1000)).unwrap();
+    }
+    assert_eq!(
+        (log.len(), log.last_number(), segment_count(dir.path())),
+        (300, 600, 3),
+        "64 + 128 + 256 KiB"
+    );
+    let mapped = || log.segments.iter().filter(|(_, s)| s.is_some()).count();
+    assert_eq!(mapped(), 2, "only the head's and the tail's segments are mapped");
+    for n in 1..=300u64 {
+        let (got, payload) = log.head().unwrap();
+        assert_eq!((got, &payload[..8]), (2 * n, &n.to_le_bytes()[..]));
+        assert_eq!(log.take().unwrap(), Some(2 * n));
+    }
+    assert_eq!(log.head(), None);
+    assert_eq!(log.take().unwrap(), None);
+    assert_eq!(segment_count(dir.path()), 1, "only the tail's segment is left");
+    log.append(601, b"after").unwrap();
+    assert_eq!(log.head(), Some((601, &b"after"[..])));
+}
+
+#[test]
+fn a_number_not_above_the_last_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = QueueLog::open(dir.path(), 10).unwrap();
+    assert_eq!(log.append(10, b"x").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    log.append(11, b"x").unwrap();
+    assert_eq!(log.append(11, b"y").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(log.len(), 1);
+}
+
+/// The head and the tail come back after reopening, also with a backlog across unmapped
+/// segments in between.
+#[test]
+fn the_head_and_the_tail_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = QueueLog::open(dir.path(), 6).unwrap();
+    for n in 7..1007 {
+        log.append(n, &body(n, 900)).unwrap();
+    }
+    for _ in 0..30 {
+        log.take().unwrap();
+    }
+    drop(log);
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    assert_eq!((log.len(), log.last_number()), (970, 1006));
+    for n in 37..1007u64 {
+        assert_eq!(log.head().map(|(n, p)| (n, p[..8].to_vec())), Some((n, n.to_le_bytes().to_vec())));
+        assert_eq!(log.take().unwrap(), Some(n));
+    }
+    assert!(log.is_empty());
+}
+
+/// A crash that tore the newest copy of the tail loses only that step: the add it
+/// recorded was not answered. Its number may be given again, its record overwritten.
+#[test]
+fn a_torn_tail_mark_falls_back_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    for n in 1..=3 {
+        log.append(n, &body(n, 20)).unwrap();
+    }
+    drop(log);
+    // The third add wrote tail slot A (A, B, A).
+    let state = OpenOptions::new().write(true).open(dir.path().join(STATE)).unwrap();
+    state.write_all_at(&[0xFF], (TAIL + 32) as u64).unwrap();
+    drop(state);
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    assert_eq!((log.len(), log.last_number()), (2, 2));
+    log.append(3, b"again").unwrap();
+    log.take().unwrap();
+    log.take().unwrap();
+    assert_eq!(log.head(), Some((3, &b"again"[..])));
+}
+
+/// After a power loss the records written since the last sync may be gone: the log ends
+/// at the first one that fails its check.
+#[test]
+fn records_lost_since_the_last_sync_end_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    log.append(1, &body(1, 50)).unwrap();
+    log.append(2, &body(2, 50)).unwrap();
+    log.sync().unwrap();
+    log.append(3, &body(3, 50)).unwrap();
+    log.append(4, &body(4, 50)).unwrap();
+    drop(log);
+    let third = FIRST_RECORD as usize + 2 * (HEADER + NUMBER + 50) + HEADER + NUMBER;
+    let segment = OpenOptions::new().write(true).open(segment_path(dir.path(), 0)).unwrap();
+    segment.write_all_at(b"lost", third as u64).unwrap();
+    drop(segment);
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    assert_eq!((log.len(), log.last_number()), (2, 2));
+    assert_eq!(log.take().unwrap(), Some(1));
+    assert_eq!(log.take().unwrap(), Some(2));
+    assert_eq!(log.take().unwrap(), None);
+    log.append(3, b"next").unwrap();
+    assert_eq!(log.head(), Some((3, &b"next"[..])));
+}
+
+/// The same in a segment created after the last sync: the count starts from its meta record.
+#[test]
+fn records_lost_in_a_new_segment_are_counted_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    let mut n = 0;
+    while segment_count(dir.path()) < 2 {
+        n += 1;
+        log.append(n, &body(n, 1000)).unwrap();
+    }
+    log.append(n + 1, &body(n + 1, 1000)).unwrap();
+    drop(log);
+    let second = segment_files(dir.path()).unwrap()[1].0;
+    assert_eq!(second, n - 1, "the segment is named by its first seq");
+    let lost = FIRST_RECORD as usize + HEADER + 1000 + NUMBER + HEADER + NUMBER;
+    let segment = OpenOptions::new().write(true).open(segment_path(dir.path(), second)).unwrap();
+    segment.write_all_at(b"lost", lost as u64).unwrap();
+    drop(segment);
+    let log = QueueLog::open(dir.path(), 0).unwrap();
+    assert_eq!((log.len(), log.last_number()), (n, n));
+}
+
+#[test]
+fn a_message_larger_than_a_segment_gets_one_of_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    log.append(1, b"small").unwrap();
+    let big = vec![9; 3 * FIRST_SEGMENT];
+    log.append(2, &big).unwrap();
+    drop(log);
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    log.take().unwrap();
+    assert_eq!(log.head().map(|(n, p)| (n, p.len())), Some((2, big.len())));
+}
+
+/// On a full disk the add that needs a new segment fails and changes nothing; once the
+/// head frees segments, adds go on.
+#[test]
+fn a_full_disk_refuses_the_add_that_needs_a_segment() {
+    let disk = Tmpfs::mount("1m");
+    let path = disk.0.path().join("q");
+    let mut log = QueueLog::open(&path, 0).unwrap();
+    let mut added = 0;
+    let refused = loop {
+        match log.append(added + 1, &body(added + 1, 1000)) {
+            Ok(()) => added += 1,
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(refused.kind(), io::ErrorKind::StorageFull);
+    assert!(added > 300, "{added} adds before the disk was full");
+    assert_eq!((log.len(), log.last_number()), (added, added));
+    log.append(added + 1, &body(0, 1000)).unwrap_err();
+    for n in 1..=added / 2 {
+        assert_eq!(log.take().unwrap(), Some(n));
+    }
+    let mut more = 0;
+    while log.append(added + more + 1, &body(0, 1000)).is_ok() {
+        more += 1;
+    }
+    assert!(more > 0);
+    drop(log);
+    let log = QueueLog::open(&path, 0).unwrap();
+    assert_eq!(log.len(), added - added / 2 + more);
+}
