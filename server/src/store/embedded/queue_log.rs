@@ -295,6 +295,42 @@ impl QueueLog {
         Ok(Some(n))
     }
 
+    /// Up to `max` messages from the head, copied, without taking them.
+    pub fn peek(&self, max: usize) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        let want = usize::try_from(self.len()).unwrap_or(usize::MAX).min(max);
+        let mut out = Vec::with_capacity(want.min(1024));
+        let mut offset = self.head.offset as usize;
+        for (first, mapped) in &self.segments {
+            if out.len() == want {
+                break;
+            }
+            let opened;
+            let segment = match mapped {
+                Some(segment) => segment,
+                None => {
+                    opened = open_full(&segment_path(&self.dir, *first))?;
+                    &opened
+                }
+            };
+            for (_, record) in segment.records(offset).take(want - out.len()) {
+                let (n, payload) = message(record).ok_or_else(|| corrupt("a record without its number"))?;
+                out.push((n, payload.to_vec()));
+            }
+            offset = FIRST_RECORD as usize;
+        }
+        Ok(out)
+    }
+
+    /// Takes every message numbered `n` or less off the log; how many.
+    pub fn take_through(&mut self, n: u64) -> io::Result<u64> {
+        let mut taken = 0;
+        while self.head().is_some_and(|(m, _)| m <= n) {
+            self.take()?;
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
     /// Messages on the log.
     pub fn len(&self) -> u64 {
         self.tail.seq - self.head.seq
@@ -318,6 +354,10 @@ impl QueueLog {
         self.write(SYNCED);
         self.state.flush()
     }
+}
+
+fn corrupt(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
 
 /// Creates segment `seq` of `size` bytes, its meta record written and synced.

@@ -187,3 +187,24 @@ fn a_full_disk_refuses_the_add_that_needs_a_segment() {
     let log = QueueLog::open(&path, 0).unwrap();
     assert_eq!(log.len(), added - added / 2 + more);
 }
+
+/// `peek` copies messages from the head across segments (mapped or not) without taking them;
+/// `take_through` takes those numbered up to its argument.
+#[test]
+fn peek_reads_across_segments_and_take_through_takes_a_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = QueueLog::open(dir.path(), 10).unwrap();
+    for n in 11..=310u64 {
+        log.append(n, &body(n, 1000)).unwrap();
+    }
+    let all = log.peek(usize::MAX).unwrap();
+    assert_eq!(all.len(), 300);
+    assert!(all.iter().zip(11..).all(|((n, p), want)| *n == want && p[..8] == want.to_le_bytes()));
+    assert_eq!(log.peek(5).unwrap().iter().map(|m| m.0).collect::<Vec<_>>(), [11, 12, 13, 14, 15]);
+    assert_eq!(log.len(), 300, "peeking takes nothing");
+    assert_eq!(log.take_through(200).unwrap(), 190);
+    assert_eq!((log.len(), log.head().unwrap().0), (110, 201));
+    assert_eq!(log.peek(usize::MAX).unwrap().len(), 110);
+    assert_eq!(log.take_through(u64::MAX).unwrap(), 110);
+    assert!(log.is_empty() && log.peek(10).unwrap().is_empty());
+}
