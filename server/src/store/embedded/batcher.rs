@@ -12,7 +12,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use restmq_shared::QueueName;
 
-use super::engine::{Engine, Job};
+use super::db::Db;
+use super::engine::{Engine, Failure, Job};
 use super::syncer::Syncer;
 use crate::store::{StoreError, StoreResult};
 
@@ -86,6 +87,23 @@ impl Batcher {
             && engine.db.catalog.queues.get(queue).is_none_or(|m| m.waiting == 0)
     }
 
+    /// Runs `op` on the database now, outside any batch (an operation on a queue's log, which
+    /// needs no transaction); `None` when the store is closed or the disk refuses writes. A
+    /// log that finds the disk full makes the engine refuse writes, as a failed commit does.
+    pub fn direct<T>(&self, op: impl FnOnce(&mut Db) -> Option<StoreResult<T>>) -> Option<StoreResult<T>> {
+        let mut open = lock(&self.open);
+        let Open { engine, .. } = open.as_mut()?;
+        if engine.failure.is_some() || engine.broken.is_some() {
+            return None;
+        }
+        let out = op(&mut engine.db);
+        if let Some(Err(StoreError::InsufficientStorage(reason))) = &out {
+            tracing::error!(reason, "embedded store: a queue log found the disk full; refusing writes");
+            engine.failure = Some(Failure { full: true, reason: reason.clone() });
+        }
+        out
+    }
+
     /// How many operations are queued.
     pub fn pending(&self) -> usize {
         lock(&self.pending).len()
@@ -155,7 +173,13 @@ impl Drop for Batcher {
 mod tests {
     use restmq_shared::QueueName;
 
-    use crate::store::{EmbeddedStore, QueueStore, ON_QUEUED};
+    use crate::config::Fsync;
+    use crate::store::{EmbeddedOptions, EmbeddedStore, QueueStore, ON_QUEUED};
+
+    /// A store whose adds and gets all go through batches (no queue logs under `always`).
+    fn batched(dir: &std::path::Path) -> EmbeddedStore {
+        EmbeddedStore::open_with(dir, EmbeddedOptions { fsync: Fsync::Always, ..Default::default() }).unwrap()
+    }
 
     /// An add whose broker wakes a consumer's get when the add is queued (`ON_QUEUED`) runs in
     /// that get's batch: together they change nothing on disk, and commit no transaction,
@@ -164,7 +188,7 @@ mod tests {
     async fn a_get_woken_by_a_queued_add_commits_nothing_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let q = QueueName::try_from("joined").unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let store = batched(dir.path());
         store.add(&q, "warm".to_owned(), None).await.unwrap();
         assert_eq!(store.pop(&q, 1).await.unwrap().len(), 1);
 
@@ -189,7 +213,7 @@ mod tests {
         assert_eq!((got[0].value.as_str(), got[0].key.n), ("joined", 3));
         assert_eq!(store.batcher.commits() - before, 0);
         store.close().await.unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let store = batched(dir.path());
         assert!(store.pop(&q, 10).await.unwrap().is_empty());
         assert_eq!(store.add(&q, "after".to_owned(), None).await.unwrap().n, 4);
         store.close().await.unwrap();
@@ -201,7 +225,7 @@ mod tests {
     async fn a_get_runs_after_the_adds_of_its_batch() {
         let dir = tempfile::tempdir().unwrap();
         let (q, other) = (QueueName::try_from("late").unwrap(), QueueName::try_from("other").unwrap());
-        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let store = batched(dir.path());
         store.add(&other, "warm".to_owned(), None).await.unwrap();
         let before = store.batcher.commits();
         let (first, got, added) = tokio::join!(

@@ -13,7 +13,8 @@ const LEASED: i64 = 2;
 
 impl Db {
     /// The `page` of `queue` (see [`Page`]), oldest first, expired ones left out.
-    pub fn browse(&self, queue: &QueueName, page: Page, now: u64) -> Sql<Vec<BrowsedMessage>> {
+    pub fn browse(&mut self, queue: &QueueName, page: Page, now: u64) -> Sql<Vec<BrowsedMessage>> {
+        self.drain(queue)?;
         let Page { after, limit, leased } = page;
         let Some(meta) = self.catalog.queues.get(queue) else { return Ok(Vec::new()) };
         let mut stmt = self.sql()?.prepare_cached(

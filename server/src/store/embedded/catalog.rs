@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS idempotency(
     queue TEXT NOT NULL, key TEXT NOT NULL, ns TEXT NOT NULL, until INTEGER NOT NULL,
     PRIMARY KEY(queue, key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_until ON idempotency(until);
+CREATE TABLE IF NOT EXISTS logs(queue INTEGER PRIMARY KEY, drained INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS probe(id INTEGER PRIMARY KEY, room BLOB NOT NULL);
 ";
 
@@ -53,8 +54,11 @@ pub struct QueueMeta {
     /// `None` when never set.
     pub policy: Option<Policy>,
     pub status: QueueStatus,
-    /// Messages that a get would take (expired ones not yet swept included).
+    /// Messages that a get would take (expired ones not yet swept included), those on the
+    /// queue's log (`logged`) included.
     pub waiting: u64,
+    /// Waiting messages on the queue's log, not in SQLite (see `logs`).
+    pub logged: u64,
     pub delayed: u64,
     /// Leased message numbers and their deadlines (Unix ms).
     pub leases: BTreeMap<u64, u64>,

@@ -11,6 +11,7 @@ use restmq_shared::QueueName;
 use rusqlite::{params, Connection};
 
 use super::catalog::{Catalog, QueueMeta, WAITING};
+use super::logs::Logs;
 
 pub type Sql<T> = rusqlite::Result<T>;
 
@@ -27,6 +28,8 @@ pub struct Db {
     /// next statement or its commit, or never if a get of the same batch takes them first —
     /// an add and the get that takes it, together, change nothing on disk.
     pub unwritten: RefCell<Vec<Unwritten>>,
+    /// The queues' logs (see `logs`).
+    pub logs: Logs,
 }
 
 /// A waiting message added in the open batch, its row not written yet.

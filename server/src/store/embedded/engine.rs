@@ -114,7 +114,10 @@ impl Engine {
         self.retry_if_due();
         let writes = jobs.iter().any(|(_, write)| *write);
         if self.failure.is_some() || !writes {
-            return (jobs.into_iter().map(|(job, _)| job(self)).collect(), None);
+            let replies = jobs.into_iter().map(|(job, _)| job(self)).collect();
+            // A read that failed answered so; the next batch starts afresh.
+            self.broken = None;
+            return (replies, None);
         }
         self.db.begin.set(true);
         let replies: Vec<Reply> = jobs.into_iter().map(|(job, _)| job(self)).collect();
@@ -128,6 +131,9 @@ impl Engine {
         }
         let committed = committed.and_then(|()| self.db.run_cached("COMMIT"));
         self.commits += u64::from(committed.is_ok());
+        if committed.is_ok() {
+            self.db.logs.committed();
+        }
         let result = committed.map_err(|error| self.fail(&error));
         (replies, Some(result))
     }
@@ -142,8 +148,12 @@ impl Engine {
         }
         self.db.dirty.clear();
         self.db.unwritten.get_mut().clear();
+        self.db.logs.rolled_back();
         match Catalog::load(&self.db.conn, false) {
             Ok(mut catalog) => {
+                if let Err(error) = self.db.logs.attach(&mut catalog) {
+                    tracing::error!(%error, "embedded store: cannot count the queue logs back");
+                }
                 self.db.dirty = catalog.bring_ahead();
                 self.db.catalog = catalog;
             }

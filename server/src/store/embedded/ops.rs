@@ -52,6 +52,7 @@ impl Db {
     /// Appends waiting messages; returns their numbers. Their rows are written before the
     /// batch's next statement, or not at all if a get of the batch takes them first.
     pub fn add(&mut self, queue: &QueueName, values: &[String], expires_at: Option<u64>) -> Sql<Vec<u64>> {
+        self.drain(queue)?;
         let (meta, first) = self.number(queue, values.len() as u64);
         meta.waiting += values.len() as u64;
         let id = meta.id;
@@ -101,6 +102,7 @@ impl Db {
         visible_at: u64,
         limit: Option<LengthLimit>,
     ) -> Sql<StoreResult<u64>> {
+        self.drain(queue)?;
         if let Some(limit) = limit.filter(|l| self.room(queue, l.max) == 0) {
             return Ok(Err(StoreError::QueueFull(limit.max)));
         }
@@ -120,6 +122,7 @@ impl Db {
         now: u64,
         mut each: impl FnMut(&Self, (u64, String, i64, i64, i64)) -> Sql<()>,
     ) -> Sql<usize> {
+        self.drain(queue)?;
         // Nothing waits (the count includes expired messages not yet swept): no read at all.
         let Some(id) = self.meta(queue).filter(|m| m.waiting > 0).map(|m| m.id) else {
             self.tail_empty(queue);
@@ -161,6 +164,7 @@ impl Db {
     }
 
     pub fn peek(&mut self, queue: &QueueName, now: u64) -> Sql<Option<PeekedMessage>> {
+        self.drain(queue)?;
         let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(None) };
         // A read count changes, or an expired message goes.
         self.forget_tail(queue);
@@ -187,6 +191,9 @@ impl Db {
     }
 
     pub(super) fn delete_in(&mut self, key: &MessageKey, state: i64) -> Sql<bool> {
+        if state == WAITING {
+            self.drain(&key.queue)?;
+        }
         let Some(id) = self.meta(&key.queue).map(|m| m.id) else { return Ok(false) };
         let mut stmt =
             self.sql()?.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND state = ?2 AND n = ?3")?;
@@ -202,6 +209,7 @@ impl Db {
 
     /// Puts messages back as waiting, with no expiry and no reads.
     pub fn requeue(&mut self, queue: &QueueName, messages: &[StoredMessage]) -> Sql<()> {
+        self.drain(queue)?;
         self.forget_tail(queue);
         let meta = self.register(queue);
         let id = meta.id;
@@ -219,6 +227,7 @@ impl Db {
     /// Removes every message of the queue (waiting, leased, delayed), keeping its counter and
     /// settings. `true` when it held any.
     pub fn purge(&mut self, queue: &QueueName) -> Sql<bool> {
+        self.drain(queue)?;
         self.forget_tail(queue);
         let Some(meta) = self.catalog.queues.get_mut(queue) else { return Ok(false) };
         let held = meta.waiting + meta.delayed > 0 || !meta.leases.is_empty();
@@ -236,7 +245,8 @@ impl Db {
         Ok(())
     }
 
-    pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
+    pub fn recent_keys(&mut self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
+        self.drain(queue)?;
         let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(Vec::new()) };
         let mut stmt = self
             .sql()?

@@ -258,6 +258,11 @@ impl QueueLog {
                     self.segments.back_mut().expect("a tail").1 = None;
                 }
                 self.segments.push_back((seq, Some(next)));
+                if self.head.seq == seq {
+                    // The log was empty: its head moves on to the new segment with the tail.
+                    self.settle_head()?;
+                    self.write(HEAD);
+                }
                 (seq, offset)
             }
         };

@@ -208,3 +208,21 @@ fn peek_reads_across_segments_and_take_through_takes_a_prefix() {
     assert_eq!(log.take_through(u64::MAX).unwrap(), 110);
     assert!(log.is_empty() && log.peek(10).unwrap().is_empty());
 }
+
+/// A consumer that keeps up (each message taken right after its append) goes on across
+/// segments: the head follows the tail into each new segment.
+#[test]
+fn a_log_kept_empty_follows_its_tail_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    for n in 1..=500u64 {
+        log.append(n, &body(n, 1000)).unwrap();
+        assert_eq!(log.head().map(|m| m.0), Some(n), "message {n} is at the head");
+        assert_eq!(log.take().unwrap(), Some(n));
+    }
+    assert_eq!(segment_count(dir.path()), 1, "the segments left behind are removed");
+    drop(log);
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    log.append(501, b"after").unwrap();
+    assert_eq!(log.head().map(|m| m.0), Some(501));
+}

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::engine::{sync_wal, Reply};
+use super::logs::Unsynced;
 use crate::config::Fsync;
 
 /// How far behind the fsync of `--fsync everysec` is at most.
@@ -47,14 +48,18 @@ pub struct Syncer {
 impl Syncer {
     /// Starts the thread for the database at `path` (already in WAL mode), with its own
     /// connection for checkpoints.
-    pub fn start(path: PathBuf, fsync: Fsync) -> std::io::Result<Self> {
+    pub fn start(path: PathBuf, fsync: Fsync, logs: Arc<Unsynced>) -> std::io::Result<Self> {
         let checkpointer = Checkpointer::open(&path).map_err(std::io::Error::other)?;
         let (tx, rx) = mpsc::channel();
         let unsynced = Arc::new(AtomicBool::new(false));
         let flag = unsynced.clone();
         let thread = std::thread::Builder::new()
             .name("restmq-sync".to_owned())
-            .spawn(move || run(&path, fsync, &rx, &flag, checkpointer))?;
+            .spawn(move || {
+                run(&path, fsync, &rx, &flag, &logs, checkpointer);
+                // Stopped (the store closes): what the logs got since the last sync.
+                logs.sync();
+            })?;
         Ok(Self { fsync, tx, unsynced, thread: Some(thread) })
     }
 
@@ -138,7 +143,14 @@ impl Checkpointer {
     }
 }
 
-fn run(path: &Path, fsync: Fsync, rx: &Receiver<Msg>, unsynced: &AtomicBool, mut checkpointer: Checkpointer) {
+fn run(
+    path: &Path,
+    fsync: Fsync,
+    rx: &Receiver<Msg>,
+    unsynced: &AtomicBool,
+    logs: &Unsynced,
+    mut checkpointer: Checkpointer,
+) {
     loop {
         match rx.recv_timeout(SYNC_EVERY) {
             Ok(Msg::Answer(mut replies)) => {
@@ -157,8 +169,11 @@ fn run(path: &Path, fsync: Fsync, rx: &Receiver<Msg>, unsynced: &AtomicBool, mut
             }
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {
-                if fsync == Fsync::Everysec && unsynced.swap(false, Ordering::AcqRel) {
-                    sync_wal(path);
+                if fsync == Fsync::Everysec {
+                    if unsynced.swap(false, Ordering::AcqRel) {
+                        sync_wal(path);
+                    }
+                    logs.sync();
                 }
             }
         }

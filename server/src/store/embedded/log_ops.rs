@@ -1,0 +1,118 @@
+//! The embedded store's operations on the queue logs (see `logs`): a plain add and a hard get
+//! that run without a transaction — copies into and out of the log's shared maps — and the
+//! drain that moves a queue's log into SQLite before any other operation on the queue.
+
+use std::io;
+
+use restmq_shared::{MessageKey, QueueName};
+
+use super::catalog::WAITING;
+use super::db::{Db, Sql};
+use super::logs::{io_error, write_drained};
+use crate::store::{StoreError, StoreResult, StoredMessage};
+
+/// The largest message added through a log; larger ones go through SQLite.
+pub const LOG_VALUE_MAX: usize = 1 << 20;
+
+fn log_failure(error: &io::Error) -> StoreError {
+    if error.kind() == io::ErrorKind::StorageFull {
+        StoreError::InsufficientStorage(format!("the queue's log: {error}"))
+    } else {
+        StoreError::Unavailable(format!("the queue's log: {error}"))
+    }
+}
+
+impl Db {
+    /// Adds `value` through `queue`'s log; `None` when it must go through SQLite instead: a
+    /// queue not committed yet (its row must be on disk before its log is), a queue past the
+    /// bound on logs, a large value.
+    pub fn log_add(&mut self, queue: &QueueName, value: &str) -> Option<StoreResult<u64>> {
+        if value.len() > LOG_VALUE_MAX || self.dirty.contains(queue) {
+            return None;
+        }
+        let meta = self.catalog.queues.get_mut(queue)?;
+        let log = match self.logs.get_or_open(meta.id, meta.counter) {
+            Ok(log) => log?,
+            Err(error) => return Some(Err(log_failure(&error))),
+        };
+        let n = meta.counter + 1;
+        if let Err(error) = log.log.append(n, value.as_bytes()) {
+            return Some(Err(log_failure(&error)));
+        }
+        log.written();
+        meta.counter = n;
+        meta.waiting += 1;
+        meta.logged += 1;
+        // The tail cache holds SQLite's waiting messages only.
+        self.forget_tail(queue);
+        Some(Ok(n))
+    }
+
+    /// Takes up to `max` messages off `queue`'s log when SQLite holds none of its waiting
+    /// messages (`None` otherwise: the get goes through SQLite).
+    pub fn log_pop(&mut self, queue: &QueueName, max: usize) -> Option<StoreResult<Vec<StoredMessage>>> {
+        let meta = self.catalog.queues.get_mut(queue)?;
+        if meta.logged == 0 || meta.waiting != meta.logged {
+            return None;
+        }
+        let log = self.logs.open.get_mut(&meta.id)?;
+        let mut out = Vec::new();
+        while out.len() < max && meta.logged > 0 {
+            let Some((n, payload)) = log.log.head() else { break };
+            let value = String::from_utf8_lossy(payload).into_owned();
+            if let Err(error) = log.log.take() {
+                if out.is_empty() {
+                    return Some(Err(log_failure(&error)));
+                }
+                break;
+            }
+            // Left by a drain whose head move failed: SQLite has it.
+            if n <= log.drained {
+                continue;
+            }
+            (meta.waiting, meta.logged) = (meta.waiting - 1, meta.logged - 1);
+            out.push(StoredMessage { key: MessageKey::new(queue.clone(), n), value });
+        }
+        log.written();
+        self.tail_empty(queue);
+        Some(Ok(out))
+    }
+
+    /// Moves `queue`'s logged messages into SQLite, in the batch's transaction (their log's
+    /// head moves once it is committed) or, in a batch that writes nothing, in one of its own.
+    pub(super) fn drain(&mut self, queue: &QueueName) -> Sql<()> {
+        let Some(meta) = self.catalog.queues.get(queue).filter(|m| m.logged > 0) else { return Ok(()) };
+        let id = meta.id;
+        let Some(log) = self.logs.open.get(&id) else { return Ok(()) };
+        let drained = log.drained;
+        let messages = log.log.peek(usize::MAX).map_err(io_error)?;
+        let Some(last) = messages.last().map(|m| m.0) else { return Ok(()) };
+        let alone = !self.begin.get() && self.conn.is_autocommit();
+        if alone {
+            self.run_cached("BEGIN IMMEDIATE")?;
+        }
+        let written = self.insert_drained(id, drained, last, &messages);
+        if alone {
+            if let Err(error) = written.and_then(|()| self.run_cached("COMMIT")) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(error);
+            }
+            self.logs.pending.push((id, last));
+            self.logs.committed();
+        } else {
+            written?;
+            self.logs.pending.push((id, last));
+        }
+        if let Some(meta) = self.catalog.queues.get_mut(queue) {
+            meta.logged = 0;
+        }
+        Ok(())
+    }
+
+    fn insert_drained(&mut self, id: i64, drained: u64, last: u64, messages: &[(u64, Vec<u8>)]) -> Sql<()> {
+        for (n, payload) in messages.iter().filter(|m| m.0 > drained) {
+            self.insert(id, *n, WAITING, &String::from_utf8_lossy(payload), None, None)?;
+        }
+        write_drained(self.sql()?, id, last)
+    }
+}

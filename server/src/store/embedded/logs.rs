@@ -1,0 +1,187 @@
+//! The embedded store's queue logs (see `queue_log`): where a plain add goes without a
+//! transaction, and what a hard get takes from while SQLite holds no waiting message of the
+//! queue. A queue's log holds the newest of its waiting messages; any other operation on the
+//! queue first *drains* the log into SQLite (`Db::drain`), so SQLite's operations see every
+//! message. A drain writes the rows and the queue's `drained` mark (the last number it moved)
+//! in the batch's transaction; the log's head moves past them only once that is committed,
+//! and messages a crash left behind under the mark are dropped at start-up.
+//!
+//! Bounded: at most [`MAX_LOGS`] logs are open; the queues past that add through SQLite.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection};
+
+use super::catalog::Catalog;
+use super::queue_log::QueueLog;
+
+/// The most queue logs open at once.
+pub const MAX_LOGS: usize = 256;
+/// The directory of the logs inside the data directory.
+pub const LOG_DIR: &str = "log";
+
+/// What the syncer needs of the logs: each one's directory and whether it was written since
+/// its last sync.
+#[derive(Default)]
+pub struct Unsynced {
+    pub any: AtomicBool,
+    pub logs: Mutex<Vec<(PathBuf, Arc<AtomicBool>)>>,
+}
+
+impl Unsynced {
+    /// Fsyncs the logs written since the last call.
+    pub fn sync(&self) {
+        if !self.any.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let due: Vec<PathBuf> = {
+            let logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+            logs.iter().filter(|(_, dirty)| dirty.swap(false, Ordering::AcqRel)).map(|(d, _)| d.clone()).collect()
+        };
+        sync_dirs(&due);
+    }
+}
+
+/// One open log and what SQLite knows of it.
+pub struct Log {
+    pub log: QueueLog,
+    /// The last message number moved into SQLite (committed).
+    pub drained: u64,
+    /// The log was written since the syncer last synced it.
+    dirty: Arc<AtomicBool>,
+    unsynced: Arc<Unsynced>,
+}
+
+/// The open logs, by queue id.
+pub struct Logs {
+    dir: PathBuf,
+    pub open: HashMap<i64, Log>,
+    /// Drains of the open transaction: the log's head moves once it is committed.
+    pub pending: Vec<(i64, u64)>,
+    pub unsynced: Arc<Unsynced>,
+}
+
+pub fn io_error(error: io::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(error))
+}
+
+impl Log {
+    /// Marks the log written, for the syncer.
+    pub fn written(&self) {
+        self.dirty.store(true, Ordering::Relaxed);
+        self.unsynced.any.store(true, Ordering::Release);
+    }
+}
+
+impl Logs {
+    /// Opens the logs of the catalog's queues found in `<data_dir>/log`, drops what a drain
+    /// committed before a crash left on them, and counts the rest as waiting.
+    pub fn open(data_dir: &Path, conn: &Connection, catalog: &mut Catalog) -> io::Result<Self> {
+        let dir = data_dir.join(LOG_DIR);
+        std::fs::create_dir_all(&dir)?;
+        let mut logs = Self { dir, open: HashMap::new(), pending: Vec::new(), unsynced: Default::default() };
+        let drained = read_drained(conn).map_err(io::Error::other)?;
+        for meta in catalog.queues.values() {
+            let path = logs.path(meta.id);
+            if path.exists() {
+                let log = QueueLog::open(&path, 0)?;
+                let drained = drained.get(&meta.id).copied().unwrap_or(0);
+                logs.insert(meta.id, log, drained);
+            }
+        }
+        logs.attach(catalog)?;
+        Ok(logs)
+    }
+
+    fn path(&self, id: i64) -> PathBuf {
+        self.dir.join(id.to_string())
+    }
+
+    /// Counts each log's messages into its queue (after a catalog was read from SQLite):
+    /// waiting, `logged`, and the counter past the log's last number.
+    pub fn attach(&mut self, catalog: &mut Catalog) -> io::Result<()> {
+        for meta in catalog.queues.values_mut() {
+            let Some(log) = self.open.get_mut(&meta.id) else { continue };
+            log.log.take_through(log.drained)?;
+            meta.logged = log.log.len();
+            meta.waiting += meta.logged;
+            meta.counter = meta.counter.max(log.log.last_number());
+        }
+        Ok(())
+    }
+
+    /// The open log of queue `id`, opened (new, numbering after `after`) if there is room.
+    pub fn get_or_open(&mut self, id: i64, after: u64) -> io::Result<Option<&mut Log>> {
+        if !self.open.contains_key(&id) {
+            if self.open.len() >= MAX_LOGS {
+                return Ok(None);
+            }
+            let log = QueueLog::open(&self.path(id), after)?;
+            self.insert(id, log, 0);
+        }
+        Ok(self.open.get_mut(&id))
+    }
+
+    fn insert(&mut self, id: i64, log: QueueLog, drained: u64) {
+        let dirty = Arc::new(AtomicBool::new(false));
+        self.unsynced.logs.lock().unwrap_or_else(|p| p.into_inner()).push((self.path(id), dirty.clone()));
+        self.open.insert(id, Log { log, drained, dirty, unsynced: self.unsynced.clone() });
+    }
+
+    /// After a commit: the drained messages leave their logs.
+    pub fn committed(&mut self) {
+        for (id, n) in std::mem::take(&mut self.pending) {
+            let Some(log) = self.open.get_mut(&id) else { continue };
+            log.drained = log.drained.max(n);
+            if let Err(error) = log.log.take_through(n) {
+                tracing::warn!(%error, queue = id, "embedded store: cannot move a drained log's head (done at start-up)");
+            }
+        }
+    }
+
+    /// After a rollback: nothing of the open transaction's drains happened.
+    pub fn rolled_back(&mut self) {
+        self.pending.clear();
+    }
+}
+
+/// The `drained` mark of every queue that has one.
+fn read_drained(conn: &Connection) -> rusqlite::Result<HashMap<i64, u64>> {
+    let mut stmt = conn.prepare("SELECT queue, drained FROM logs")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)))?;
+    rows.collect()
+}
+
+/// Writes queue `id`'s `drained` mark in the open transaction.
+pub fn write_drained(conn: &Connection, id: i64, n: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO logs(queue, drained) VALUES (?1, ?2) ON CONFLICT(queue) DO UPDATE SET drained = excluded.drained",
+    )?
+    .execute(params![id, n as i64])
+    .map(drop)
+}
+
+/// Fsyncs the state and the newest segment of each log in `dirs` (pages written through the
+/// maps are the file's: `fdatasync` writes them). A segment the tail left was synced then.
+fn sync_dirs(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let newest = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "seg"))
+            .max();
+        for path in std::iter::once(dir.join("state")).chain(newest) {
+            match std::fs::File::open(&path).and_then(|file| file.sync_data()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => tracing::warn!(%error, path = %path.display(), "embedded store: fsync of a log failed"),
+            }
+        }
+    }
+}
