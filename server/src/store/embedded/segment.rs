@@ -69,7 +69,10 @@ impl Segment {
 
     /// Opens the segment `path` whose records end at `end` (as its owner recorded): the frames
     /// from `verified` (the end at the last sync) to `end` are checked, and the segment ends at
-    /// the first bad one (pages lost by a power loss). Bytes after the end are never read.
+    /// the first bad one (pages lost by a power loss). Whatever follows the end is zeroed and
+    /// the zeros synced before anything is appended: frames after a cut, or appended after the
+    /// owner's last mark, would otherwise come back after the next power loss in place of
+    /// records appended there and lost again.
     pub fn open_at(path: &Path, end: usize, verified: usize) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let mut segment = Self::map(file, 0)?;
@@ -81,12 +84,7 @@ impl Segment {
             }
         }
         segment.end = at;
-        if at < end {
-            // Cut short (pages lost by a power loss): the frames after the cut may still be on
-            // the disk, and would come back after the next power loss in place of records
-            // appended there and lost again. Zeroed, and the zeros written out, before appending.
-            segment.zero_tail()?;
-        }
+        segment.zero_tail()?;
         Ok(segment)
     }
 
