@@ -1,5 +1,6 @@
 //! Tests of `queue_log`: order, numbering, reopening, torn marks, power loss, full disk.
 
+use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 
 use super::*;

@@ -11,12 +11,14 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use memmap2::MmapMut;
 
 /// Bytes of a record's frame before its payload.
 pub const HEADER: usize = 8;
+/// The largest payload a frame's `u32` length holds.
+pub const MAX_RECORD: usize = u32::MAX as usize;
 
 /// A mapped segment and where its records end.
 pub struct Segment {
@@ -67,7 +69,10 @@ impl Segment {
 
     /// Opens the segment `path` whose records end at `end` (as its owner recorded): the frames
     /// from `verified` (the end at the last sync) to `end` are checked, and the segment ends at
-    /// the first bad one (pages lost by a power loss). Bytes after the end are never read.
+    /// the first bad one (pages lost by a power loss). Whatever follows the end is zeroed and
+    /// the zeros synced before anything is appended: frames after a cut, or appended after the
+    /// owner's last mark, would otherwise come back after the next power loss in place of
+    /// records appended there and lost again.
     pub fn open_at(path: &Path, end: usize, verified: usize) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let mut segment = Self::map(file, 0)?;
@@ -79,24 +84,32 @@ impl Segment {
             }
         }
         segment.end = at;
+        segment.zero_tail()?;
         Ok(segment)
     }
 
     /// Zeroes whatever follows the last whole record (a torn append; after a power loss, pages
-    /// written out of order), so no stale frame can follow a later record. Read with `pread`
-    /// in chunks, not through the map, so the scan does not bring the tail into memory.
+    /// written out of order), so no stale frame can follow a later record, and writes the
+    /// zeros to the disk. Read with `pread` in chunks, not through the map, so the scan does
+    /// not bring the tail into memory.
     fn zero_tail(&mut self) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         const CHUNK: usize = 64 * 1024;
         let mut buf = vec![0; CHUNK];
         let mut at = self.end;
+        let mut zeroed: Option<(usize, usize)> = None;
         while at < self.map.len() {
             let n = CHUNK.min(self.map.len() - at);
             self.file.read_exact_at(&mut buf[..n], at as u64)?;
             if buf[..n].iter().any(|&b| b != 0) {
                 self.map[at..at + n].fill(0);
+                zeroed = Some((zeroed.map_or(at, |z| z.0), at + n));
             }
             at += n;
+        }
+        if let Some((from, to)) = zeroed {
+            self.map.flush_range(from, to - from)?;
+            self.file.sync_data()?;
         }
         Ok(())
     }
@@ -110,18 +123,28 @@ impl Segment {
         Ok(Self { map, end, file })
     }
 
-    /// Appends a record of `payload` (not empty) and returns its offset, or `None` when it
-    /// does not fit in what is left (the caller starts another segment).
+    /// Appends a record of `payload` (not empty, at most [`MAX_RECORD`] bytes) and returns its
+    /// offset, or `None` when it does not fit in what is left (the caller starts another
+    /// segment) or in a frame.
     pub fn append(&mut self, payload: &[u8]) -> Option<usize> {
         assert!(!payload.is_empty(), "a record is never empty");
+        let len = u32::try_from(payload.len()).ok()?;
         let at = self.end;
         let next = at.checked_add(HEADER + payload.len()).filter(|&n| n <= self.map.len())?;
         self.map[at + HEADER..next].copy_from_slice(payload);
-        let len = u32::try_from(payload.len()).ok()?;
         self.map[at + 4..at + HEADER].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        // The payload and checksum before the length that makes the record visible.
-        fence(Ordering::Release);
-        self.map[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        // The payload and checksum before the length that makes the record visible: the
+        // length's bytes are stored as atomics with `Release` (a fence orders only atomics, and
+        // the length is not aligned for an `AtomicU32`), so neither the compiler nor the CPU
+        // moves the plain stores above after them. A length seen in part fails the checksum.
+        for (i, byte) in len.to_le_bytes().into_iter().enumerate() {
+            let place: *mut u8 = &mut self.map[at + i];
+            // SAFETY: `place` is a valid, exclusively borrowed byte of the map (an `AtomicU8`
+            // has the size and alignment of a `u8`), accessed only through this store while
+            // the borrow lasts.
+            #[allow(unsafe_code)]
+            unsafe { AtomicU8::from_ptr(place) }.store(byte, Ordering::Release);
+        }
         self.end = next;
         Some(at)
     }
@@ -260,6 +283,34 @@ pub(super) mod tests {
         let mut segment = Segment::open(&path).unwrap();
         assert_eq!(payloads(&segment), [b"one".to_vec()]);
         assert_eq!(segment.append(b"after"), Some(two));
+    }
+
+    /// A power loss lost a record whose successor reached the disk: `open_at` cuts at the lost
+    /// one and zeroes the successor, so after a second power loss — the record appended in its
+    /// place lost too, the owner's mark again past it — the stale successor does not come back.
+    #[test]
+    fn frames_after_a_cut_are_zeroed_and_never_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.seg");
+        let mut segment = Segment::create(&path, 4096).unwrap();
+        segment.append(b"one").unwrap();
+        let two = segment.append(b"two").unwrap();
+        segment.append(b"three").unwrap();
+        let marked = segment.end();
+        drop(segment);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(b"T", (two + HEADER) as u64).unwrap();
+        drop(file);
+
+        let mut segment = Segment::open_at(&path, marked, 0).unwrap();
+        assert_eq!(segment.end(), two);
+        assert!(std::fs::read(&path).unwrap()[two..].iter().all(|&b| b == 0), "zeroed on the disk");
+        assert_eq!(segment.append(b"new"), Some(two));
+        let synced = segment.end();
+        drop(segment);
+        // The second power loss: nothing after `synced` reached the disk, the mark did.
+        let segment = Segment::open_at(&path, marked, synced).unwrap();
+        assert_eq!(payloads(&segment), [b"one".to_vec(), b"new".to_vec()]);
     }
 
     /// A small tmpfs on a temporary directory, unmounted when dropped (needs root, as the
