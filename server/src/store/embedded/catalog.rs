@@ -67,6 +67,11 @@ pub struct QueueMeta {
 }
 
 impl QueueMeta {
+    /// Waiting messages in SQLite (not on the queue's log).
+    pub fn stored(&self) -> u64 {
+        self.waiting.saturating_sub(self.logged)
+    }
+
     /// Once the counter has passed the one the row holds, moves the row's [`NUMBERS_AHEAD`]
     /// further; `true` when the row must then be written.
     pub fn keep_ahead(&mut self) -> bool {

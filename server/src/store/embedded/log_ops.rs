@@ -8,7 +8,7 @@ use restmq_shared::{MessageKey, QueueName};
 
 use super::catalog::WAITING;
 use super::db::{Db, Sql};
-use super::logs::{io_error, write_drained};
+use super::logs::{sql_error, write_drained};
 use crate::store::{StoreError, StoreResult, StoredMessage};
 
 /// The largest message added through a log; larger ones go through SQLite.
@@ -80,18 +80,29 @@ impl Db {
 
     /// Moves `queue`'s logged messages into SQLite, in the batch's transaction (their log's
     /// head moves once it is committed) or, in a batch that writes nothing, in one of its own.
+    /// Each message is read from the log's map as it is inserted: no copy of the backlog.
     pub(super) fn drain(&mut self, queue: &QueueName) -> Sql<()> {
         let Some(meta) = self.catalog.queues.get(queue).filter(|m| m.logged > 0) else { return Ok(()) };
         let id = meta.id;
-        let Some(log) = self.logs.open.get(&id) else { return Ok(()) };
-        let drained = log.drained;
-        let messages = log.log.peek(usize::MAX).map_err(io_error)?;
-        let Some(last) = messages.last().map(|m| m.0) else { return Ok(()) };
+        // Out of the map while its messages are inserted (the insert needs the whole `Db`).
+        let Some(log) = self.logs.open.remove(&id) else { return Ok(()) };
         let alone = !self.begin.get() && self.conn.is_autocommit();
-        if alone {
-            self.run_cached("BEGIN IMMEDIATE")?;
+        let mut last = None;
+        let mut written = if alone { self.run_cached("BEGIN IMMEDIATE") } else { Ok(()) };
+        if written.is_ok() {
+            let visited = log.log.visit(usize::MAX, |n, payload| {
+                if n > log.drained {
+                    let value = String::from_utf8_lossy(payload);
+                    self.insert(id, n, WAITING, &value, None, None).map_err(io::Error::other)?;
+                }
+                last = Some(n);
+                Ok(())
+            });
+            written = visited.map_err(sql_error);
         }
-        let written = self.insert_drained(id, drained, last, &messages);
+        self.logs.open.insert(id, log);
+        let Some(last) = last else { return written };
+        let written = written.and_then(|()| write_drained(self.sql()?, id, last));
         if alone {
             if let Err(error) = written.and_then(|()| self.run_cached("COMMIT")) {
                 let _ = self.conn.execute_batch("ROLLBACK");
@@ -106,13 +117,7 @@ impl Db {
         if let Some(meta) = self.catalog.queues.get_mut(queue) {
             meta.logged = 0;
         }
+        self.forget_tail(queue);
         Ok(())
-    }
-
-    fn insert_drained(&mut self, id: i64, drained: u64, last: u64, messages: &[(u64, Vec<u8>)]) -> Sql<()> {
-        for (n, payload) in messages.iter().filter(|m| m.0 > drained) {
-            self.insert(id, *n, WAITING, &String::from_utf8_lossy(payload), None, None)?;
-        }
-        write_drained(self.sql()?, id, last)
     }
 }

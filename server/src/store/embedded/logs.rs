@@ -40,7 +40,10 @@ impl Unsynced {
         }
         let due: Vec<PathBuf> = {
             let logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
-            logs.iter().filter(|(_, dirty)| dirty.swap(false, Ordering::AcqRel)).map(|(d, _)| d.clone()).collect()
+            logs.iter()
+                .filter(|(_, dirty)| dirty.swap(false, Ordering::AcqRel))
+                .map(|(d, _)| d.clone())
+                .collect()
         };
         sync_dirs(&due);
     }
@@ -65,8 +68,17 @@ pub struct Logs {
     pub unsynced: Arc<Unsynced>,
 }
 
-pub fn io_error(error: io::Error) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(error))
+/// An error met while reading a log: the SQLite error it carries (an insert's), or the I/O
+/// error as one.
+pub fn sql_error(error: io::Error) -> rusqlite::Error {
+    if !error.get_ref().is_some_and(|inner| inner.is::<rusqlite::Error>()) {
+        return rusqlite::Error::ToSqlConversionFailure(Box::new(error));
+    }
+    match error.into_inner().map(|inner| inner.downcast::<rusqlite::Error>()) {
+        Some(Ok(sql)) => *sql,
+        Some(Err(other)) => rusqlite::Error::ToSqlConversionFailure(other),
+        None => rusqlite::Error::ToSqlConversionFailure("the queue's log".into()),
+    }
 }
 
 impl Log {
@@ -180,8 +192,14 @@ fn sync_dirs(dirs: &[PathBuf]) {
             match std::fs::File::open(&path).and_then(|file| file.sync_data()) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(error) => tracing::warn!(%error, path = %path.display(), "embedded store: fsync of a log failed"),
+                Err(error) => {
+                    tracing::warn!(%error, path = %path.display(), "embedded store: fsync of a log failed")
+                }
             }
         }
     }
 }
+
+#[cfg(test)]
+#[path = "logs_tests.rs"]
+mod tests;

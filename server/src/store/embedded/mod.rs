@@ -107,7 +107,8 @@ impl EmbeddedStore {
         let conn = connect(&path, options).map_err(|e| backend("cannot open the database", e))?;
         let mut catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
-        let logs = Logs::open(data_dir, &conn, &mut catalog).map_err(|e| backend("cannot open the queue logs", e))?;
+        let logs = Logs::open(data_dir, &conn, &mut catalog)
+            .map_err(|e| backend("cannot open the queue logs", e))?;
         let dirty = catalog.bring_ahead();
         let syncer = Syncer::start(path.clone(), options.fsync, logs.unsynced.clone())
             .map_err(|e| backend("cannot start the syncer thread", e))?;
@@ -309,7 +310,14 @@ impl QueueStore for EmbeddedStore {
                 return popped;
             }
         }
-        self.take(queue, move |db, q| db.pop(q, max, now_ms())).await
+        let mut got = self.take(queue, move |db, q| db.pop(q, max, now_ms())).await?;
+        // SQLite held fewer: the rest from the log, whose messages come after.
+        if self.logs && got.len() < max {
+            if let Some(Ok(more)) = self.batcher.direct(|db| db.log_pop(queue, max - got.len())) {
+                got.extend(more);
+            }
+        }
+        Ok(got)
     }
 
     async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {

@@ -120,11 +120,23 @@ impl Db {
         queue: &QueueName,
         max: usize,
         now: u64,
-        mut each: impl FnMut(&Self, (u64, String, i64, i64, i64)) -> Sql<()>,
+        each: impl FnMut(&Self, (u64, String, i64, i64, i64)) -> Sql<()>,
     ) -> Sql<usize> {
         self.drain(queue)?;
+        self.take_stored(queue, max, now, each)
+    }
+
+    /// As `take`, from the messages in SQLite only (older than any on the queue's log: every
+    /// operation that puts a waiting message in SQLite drains the log first).
+    fn take_stored(
+        &mut self,
+        queue: &QueueName,
+        max: usize,
+        now: u64,
+        mut each: impl FnMut(&Self, (u64, String, i64, i64, i64)) -> Sql<()>,
+    ) -> Sql<usize> {
         // Nothing waits (the count includes expired messages not yet swept): no read at all.
-        let Some(id) = self.meta(queue).filter(|m| m.waiting > 0).map(|m| m.id) else {
+        let Some(id) = self.meta(queue).filter(|m| m.stored() > 0).map(|m| m.id) else {
             self.tail_empty(queue);
             return Ok(0);
         };
@@ -153,9 +165,10 @@ impl Db {
         Ok(taken)
     }
 
+    /// Takes up to `max` of the messages in SQLite (the log's come after: see `log_pop`).
     pub fn pop(&mut self, queue: &QueueName, max: usize, now: u64) -> Sql<Vec<StoredMessage>> {
         let mut out = Vec::new();
-        self.take(queue, max, now, |db, (n, value, id, _, _)| {
+        self.take_stored(queue, max, now, |db, (n, value, id, _, _)| {
             db.delete_row(id)?;
             out.push(StoredMessage { key: MessageKey::new(queue.clone(), n), value });
             Ok(())

@@ -300,13 +300,24 @@ impl QueueLog {
         Ok(Some(n))
     }
 
+    #[cfg(test)]
     /// Up to `max` messages from the head, copied, without taking them.
     pub fn peek(&self, max: usize) -> io::Result<Vec<(u64, Vec<u8>)>> {
-        let want = usize::try_from(self.len()).unwrap_or(usize::MAX).min(max);
-        let mut out = Vec::with_capacity(want.min(1024));
+        let mut out = Vec::new();
+        self.visit(max, |n, payload| {
+            out.push((n, payload.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `each` with up to `max` messages from the head, in order, taking none; a segment
+    /// between the head's and the tail's is mapped only while it is read.
+    pub fn visit(&self, max: usize, mut each: impl FnMut(u64, &[u8]) -> io::Result<()>) -> io::Result<()> {
+        let mut left = usize::try_from(self.len()).unwrap_or(usize::MAX).min(max);
         let mut offset = self.head.offset as usize;
         for (first, mapped) in &self.segments {
-            if out.len() == want {
+            if left == 0 {
                 break;
             }
             let opened;
@@ -317,13 +328,14 @@ impl QueueLog {
                     &opened
                 }
             };
-            for (_, record) in segment.records(offset).take(want - out.len()) {
+            for (_, record) in segment.records(offset).take(left) {
                 let (n, payload) = message(record).ok_or_else(|| corrupt("a record without its number"))?;
-                out.push((n, payload.to_vec()));
+                each(n, payload)?;
+                left -= 1;
             }
             offset = FIRST_RECORD as usize;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Takes every message numbered `n` or less off the log; how many.
@@ -341,6 +353,7 @@ impl QueueLog {
         self.tail.seq - self.head.seq
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -350,6 +363,7 @@ impl QueueLog {
         self.tail.n
     }
 
+    #[cfg(test)]
     /// Writes what was appended and taken to the disk (for `--fsync`): the tail's segment,
     /// then the state with the tail marked as synced.
     pub fn sync(&mut self) -> io::Result<()> {

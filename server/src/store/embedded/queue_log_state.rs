@@ -137,6 +137,7 @@ impl State {
         (self.turn, self.generation) = ([0; 3], [0; 3]);
     }
 
+    #[cfg(test)]
     /// Writes the page to the disk.
     pub fn flush(&self) -> io::Result<()> {
         self.page.flush()

@@ -53,6 +53,7 @@ impl Segment {
         Self::map(file, 0)
     }
 
+    #[cfg(test)]
     /// Opens the segment `path`: its records are those up to the first frame that is empty,
     /// runs past the end or fails its checksum; whatever follows is zeroed (a torn tail).
     pub fn open(path: &Path) -> io::Result<Self> {

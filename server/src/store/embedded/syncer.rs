@@ -53,13 +53,11 @@ impl Syncer {
         let (tx, rx) = mpsc::channel();
         let unsynced = Arc::new(AtomicBool::new(false));
         let flag = unsynced.clone();
-        let thread = std::thread::Builder::new()
-            .name("restmq-sync".to_owned())
-            .spawn(move || {
-                run(&path, fsync, &rx, &flag, &logs, checkpointer);
-                // Stopped (the store closes): what the logs got since the last sync.
-                logs.sync();
-            })?;
+        let thread = std::thread::Builder::new().name("restmq-sync".to_owned()).spawn(move || {
+            run(&path, fsync, &rx, &flag, &logs, checkpointer);
+            // Stopped (the store closes): what the logs got since the last sync.
+            logs.sync();
+        })?;
         Ok(Self { fsync, tx, unsynced, thread: Some(thread) })
     }
 

@@ -40,7 +40,7 @@ impl Db {
 
     /// `queue` holds no waiting message: its tail is known (empty) from now on.
     pub(super) fn tail_empty(&mut self, queue: &QueueName) {
-        if let Some(meta) = self.catalog.queues.get_mut(queue).filter(|m| m.waiting == 0) {
+        if let Some(meta) = self.catalog.queues.get_mut(queue).filter(|m| m.stored() == 0) {
             if meta.tail.is_none() {
                 meta.tail = Some(Tail::new());
             }
@@ -66,8 +66,9 @@ impl Db {
     /// tail is unknown (or, defensively, does not match the count of waiting messages).
     pub(super) fn tail_take(&mut self, queue: &QueueName, max: usize) -> Option<Vec<Row>> {
         let meta = self.catalog.queues.get_mut(queue)?;
+        let stored = meta.stored();
         let tail = meta.tail.as_mut()?;
-        if tail.len() as u64 != meta.waiting {
+        if tail.len() as u64 != stored {
             self.forget_tail(queue);
             return None;
         }

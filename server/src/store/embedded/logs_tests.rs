@@ -1,0 +1,144 @@
+//! Tests of the queue logs as the store uses them: adds and gets with no transaction, the
+//! drain before every other operation, counts and numbers across restarts, a drain left
+//! half done by a crash, the bound on open logs.
+
+use std::path::Path;
+use std::time::Duration;
+
+use restmq_shared::{MessageKey, QueueName};
+use rusqlite::Connection;
+
+use super::{LOG_DIR, MAX_LOGS};
+use crate::store::{EmbeddedStore, LeaseStore, Page, QueueStore};
+
+fn queue(name: &str) -> QueueName {
+    QueueName::try_from(name).unwrap()
+}
+
+async fn values(store: &EmbeddedStore, q: &QueueName) -> Vec<String> {
+    store.pop(q, usize::MAX).await.unwrap().into_iter().map(|m| m.value).collect()
+}
+
+async fn len(store: &EmbeddedStore, q: &QueueName) -> u64 {
+    store.info(q).await.unwrap().map_or(0, |i| i.len)
+}
+
+fn logged(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join(LOG_DIR)).unwrap().count()
+}
+
+/// After the add that registers a queue, plain adds and hard gets go through its log and
+/// commit no transaction; numbers go on without a gap, before and after a restart.
+#[tokio::test]
+async fn plain_adds_and_gets_commit_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("fast");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.add(&q, "first".to_owned(), None).await.unwrap().n, 1);
+    let before = store.batcher.commits();
+    for i in 2..=200u64 {
+        assert_eq!(store.add(&q, format!("m{i}"), None).await.unwrap().n, i);
+    }
+    assert_eq!(len(&store, &q).await, 200);
+    let got = store.pop(&q, 150).await.unwrap();
+    assert_eq!((got[0].key.n, got[1].value.as_str(), got.len()), (1, "m2", 150));
+    assert_eq!(
+        store.batcher.commits() - before,
+        1,
+        "the first message is taken from SQLite, the rest from the log"
+    );
+    assert_eq!(logged(dir.path()), 1);
+    store.close().await.unwrap();
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(len(&store, &q).await, 50, "the log's messages are counted at start-up");
+    assert_eq!(store.add(&q, "after".to_owned(), None).await.unwrap().n, 201);
+    let rest = values(&store, &q).await;
+    assert_eq!((rest.len(), rest[0].as_str(), rest[50].as_str()), (51, "m151", "after"));
+    store.close().await.unwrap();
+}
+
+/// Every other operation sees the logged messages, in number order with those in SQLite:
+/// browse, recent keys, peek, delete by key, an add with a ttl, leases, nack, purge.
+#[tokio::test]
+async fn other_operations_see_the_logged_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("mixed");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for v in ["a", "b", "c", "d"] {
+        store.add(&q, v.to_owned(), None).await.unwrap();
+    }
+    let page = store.browse(&q, Page { after: 0, limit: 10, leased: false }).await.unwrap();
+    assert_eq!(page.iter().map(|m| m.value.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+    store.add(&q, "e".to_owned(), None).await.unwrap();
+    let recent = store.recent_keys(&q, 2).await.unwrap();
+    assert_eq!(recent.iter().map(|k| k.n).collect::<Vec<_>>(), [5, 4]);
+    store.add(&q, "f".to_owned(), None).await.unwrap();
+    assert_eq!(store.peek(&q).await.unwrap().unwrap().value, "a");
+    store.add(&q, "g".to_owned(), None).await.unwrap();
+    assert!(store.delete(&MessageKey::new(q.clone(), 2)).await.unwrap());
+    store.add(&q, "h".to_owned(), Some(Duration::from_secs(600))).await.unwrap();
+    store.add(&q, "i".to_owned(), None).await.unwrap();
+    let leased = store.reserve(&q, 1, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(leased[0].value, "a");
+    store.add(&q, "j".to_owned(), None).await.unwrap();
+    assert!(store.nack(&leased[0].key).await.unwrap());
+    assert_eq!(len(&store, &q).await, 9);
+    assert_eq!(values(&store, &q).await, ["a", "c", "d", "e", "f", "g", "h", "i", "j"]);
+
+    store.add(&q, "k".to_owned(), None).await.unwrap();
+    assert!(store.purge(&q).await.unwrap());
+    assert_eq!(len(&store, &q).await, 0);
+    store.add(&q, "l".to_owned(), None).await.unwrap();
+    store.close().await.unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(values(&store, &q).await, ["l"], "purged messages stay gone after a restart");
+    store.close().await.unwrap();
+}
+
+/// A crash after a drain was committed and before the log's head moved leaves the drained
+/// messages on the log: at start-up they are dropped (SQLite has them), each counted once.
+#[tokio::test]
+async fn messages_of_a_committed_drain_are_not_counted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("twice");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for v in ["x", "y", "z"] {
+        store.add(&q, v.to_owned(), None).await.unwrap();
+    }
+    store.close().await.unwrap();
+    drop(store);
+    // What such a drain would have committed: messages 2 and 3 moved, its mark at 3.
+    let conn = Connection::open(dir.path().join(crate::store::embedded::DB_FILE)).unwrap();
+    conn.execute_batch(
+        "INSERT INTO messages(queue, n, state, value) VALUES (1, 2, 0, 'y'), (1, 3, 0, 'z');
+         INSERT INTO logs(queue, drained) VALUES (1, 3);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(len(&store, &q).await, 3);
+    assert_eq!(values(&store, &q).await, ["x", "y", "z"]);
+    assert_eq!(store.add(&q, "w".to_owned(), None).await.unwrap().n, 4);
+    store.close().await.unwrap();
+}
+
+/// Past [`MAX_LOGS`] queues with a log, adds go through SQLite, in order with the rest.
+#[tokio::test]
+async fn queues_past_the_bound_on_logs_add_through_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for i in 0..=MAX_LOGS {
+        let q = queue(&format!("q{i}"));
+        store.add(&q, "registers".to_owned(), None).await.unwrap();
+        store.add(&q, "logged".to_owned(), None).await.unwrap();
+    }
+    assert_eq!(logged(dir.path()), MAX_LOGS);
+    let last = queue(&format!("q{MAX_LOGS}"));
+    let before = store.batcher.commits();
+    store.add(&last, "third".to_owned(), None).await.unwrap();
+    assert_eq!(store.batcher.commits() - before, 1, "an add past the bound is committed");
+    assert_eq!(values(&store, &last).await, ["registers", "logged", "third"]);
+    assert_eq!(values(&store, &queue("q0")).await, ["registers", "logged"]);
+    store.close().await.unwrap();
+}
