@@ -1,26 +1,35 @@
 //! The `embedded` backend: every message on disk in `<data_dir>/restmq.sqlite` (SQLite in WAL
-//! mode), memory holding only a catalog per queue (counter, settings, counts, leases) and
-//! SQLite's page cache (`--cache-mib`), and the bounded `tail` cache. One connection runs the
-//! operations; a second one, on the `syncer` thread, checkpoints the WAL into the database off
-//! the request path. Both use SQLite's `unix-excl` file system (the WAL index in the heap, no
-//! system call per transaction), and the lock file `<data_dir>/restmq.lock` keeps one store per
-//! data directory (see `lock`).
+//! mode) or on its queue's log in `<data_dir>/log/<queue id>/` (see `logs`), memory holding
+//! only a catalog per queue (counter, settings, counts, leases), SQLite's page cache
+//! (`--cache-mib`), the bounded `tail` cache and the mapped windows of the open logs. One
+//! connection runs the operations; a second one, on the `syncer` thread, checkpoints the WAL
+//! into the database off the request path. Both use SQLite's `unix-excl` file system (the WAL
+//! index in the heap, no system call per transaction), and the lock file
+//! `<data_dir>/restmq.lock` keeps one store per data directory (see `lock`).
 //!
-//! Durability: the operations run in the order they were sent, those of the requests ready
+//! The hot path: a plain add (no ttl, idempotency key or length limit) to a queue already
+//! written is a copy into its log's shared map, and a hard get a copy out of it while SQLite
+//! holds none of the queue's waiting messages — no transaction, no system call, no wait (see
+//! `log_ops`); both are in the kernel before they are answered. Every other operation on a
+//! queue first drains its log into SQLite, so that SQLite's operations see every message.
+//!
+//! Durability: the other operations run in the order they were sent, those of the requests ready
 //! together in one transaction (see `batcher`), on the caller's thread, and are answered once
 //! it is committed. A commit is written to the WAL in the kernel before any answer, so an
 //! acknowledged change survives `kill -9`; what survives a power loss is `--fsync`'s: `always`
-//! fsyncs the WAL before answering (group commit), `everysec` (default) at most a second
-//! later, `never` leaves it to the OS and to checkpoints; the fsyncs run on the `syncer`
-//! thread. Gets, soft reads and leases are committed like adds, before they are answered.
+//! fsyncs the WAL before answering (group commit; the logs are not used), `everysec` (default)
+//! fsyncs the WAL and the logs written at most a second later, `never` leaves it to the OS and
+//! to checkpoints; the fsyncs run on the `syncer` thread. Gets, soft reads and leases through
+//! SQLite are committed like adds, before they are answered.
 //! Once an add is queued the broker may wake the queue's dispatcher (`store::ON_QUEUED`), so
 //! that a waiting consumer's get runs in the same batch, after its adds (see `batcher`): an add
 //! that a get of its batch takes is never written (see `db`), and a get that finds its queue
 //! empty with no batch pending answers at once.
 //!
-//! A batch the disk refuses (full) is rolled back whole: nothing of it is ever visible. Writes
-//! then answer `507` and `ping` fails until the disk takes writes again; reads go on. A data
-//! directory of the earlier redb format is migrated on first start (see `migrate`).
+//! A batch the disk refuses (full) is rolled back whole: nothing of it is ever visible; a log
+//! that needs a segment the disk has no room for refuses its add. Writes then answer `507` and
+//! `ping` fails until the disk takes writes again; reads go on. A data directory of the earlier
+//! redb format is migrated on first start (see `migrate`).
 
 mod answers;
 mod batcher;
@@ -28,6 +37,7 @@ mod browse;
 mod catalog;
 mod db;
 mod engine;
+mod lease_store;
 mod leases;
 mod legacy;
 mod lock;
@@ -54,10 +64,10 @@ use self::db::{Db, Sql};
 use self::engine::{Engine, Job, Reply};
 use self::logs::Logs;
 use self::syncer::Syncer;
-use super::clock::{after, expiry, millis, now_ms};
+use super::clock::{after, expiry, now_ms};
 use super::{
-    Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, LeaseStore, Leases, LengthLimit, Page,
-    PeekedMessage, QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage, ON_QUEUED, PUBLISH_ONCE,
+    Batch, Claimed, Delayed, IdempotencyClaim, Page, PeekedMessage, QueueInfo, QueueStore, StoreError,
+    StoreResult, StoredMessage, ON_QUEUED, PUBLISH_ONCE,
 };
 pub use crate::config::Fsync;
 
@@ -395,48 +405,5 @@ impl QueueStore for EmbeddedStore {
     /// later operations fail. Closing twice is a no-op.
     async fn close(&self) -> StoreResult<()> {
         self.batcher.close()
-    }
-}
-
-impl LeaseStore for EmbeddedStore {
-    /// A lease is written with the message (state and deadline); after a restart, a message
-    /// still leased waits again.
-    async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
-        self.take(queue, move |db, q| {
-            let now = now_ms();
-            db.reserve(q, max, now, now.saturating_add(millis(lease)))
-        })
-        .await
-    }
-
-    async fn ack(&self, key: &MessageKey) -> StoreResult<bool> {
-        let key = key.clone();
-        self.call(Kind::Write, move |db| db.ack(&key).map(Ok)).await
-    }
-
-    async fn nack(&self, key: &MessageKey) -> StoreResult<bool> {
-        let key = key.clone();
-        self.call(Kind::Write, move |db| db.nack(&key).map(Ok)).await
-    }
-
-    async fn release(&self, queue: &QueueName, ns: &[u64]) -> StoreResult<usize> {
-        let (q, ns) = (queue.clone(), ns.to_vec());
-        self.call(Kind::Write, move |db| {
-            let mut count = 0;
-            for n in ns {
-                count += usize::from(db.nack(&MessageKey::new(q.clone(), n))?);
-            }
-            Ok(Ok(count))
-        })
-        .await
-    }
-
-    async fn expire_leases(&self, max_deliveries: u32) -> StoreResult<Vec<ExpiredLeases>> {
-        self.call(Kind::Write, move |db| db.expire_leases(now_ms(), max_deliveries).map(Ok)).await
-    }
-
-    async fn redrive(&self, from: &QueueName, to: &QueueName, cap: Option<LengthLimit>) -> StoreResult<u64> {
-        let (from, to) = (from.clone(), to.clone());
-        self.call(Kind::Write, move |db| db.redrive(&from, &to, cap, now_ms()).map(Ok)).await
     }
 }

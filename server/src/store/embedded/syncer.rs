@@ -1,7 +1,9 @@
 //! The embedded store's syncer thread: it keeps the disk work off the request path. It fsyncs
 //! the WAL — under `--fsync everysec` within [`SYNC_EVERY`] of a commit (well inside its
 //! second), after every batch under `always` (group commit: batches committed meanwhile share
-//! one fsync, and are answered only then); under `never` not at all.
+//! one fsync, and are answered only then); under `never` not at all. Under `everysec` it also
+//! fsyncs the queue logs written since its last round (see `logs::Unsynced`), and every log
+//! written once more when the store closes.
 //!
 //! It also checkpoints, on a connection of its own (the request path's connection never does:
 //! `wal_autocheckpoint = 0`): every [`CHECKPOINT_EVERY`] a `PASSIVE` checkpoint copies the WAL
