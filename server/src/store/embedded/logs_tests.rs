@@ -142,3 +142,27 @@ async fn queues_past_the_bound_on_logs_add_through_sqlite() {
     assert_eq!(values(&store, &queue("q0")).await, ["registers", "logged"]);
     store.close().await.unwrap();
 }
+
+/// Messages left on a log by a run under `everysec` are served by a store opened under
+/// `always` (which adds and gets through SQLite only), in order.
+#[tokio::test]
+async fn a_store_under_fsync_always_serves_what_the_logs_hold() {
+    use crate::config::Fsync;
+    use crate::store::EmbeddedOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("left");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for v in ["a", "b", "c"] {
+        store.add(&q, v.to_owned(), None).await.unwrap();
+    }
+    store.close().await.unwrap();
+    drop(store);
+    let always = EmbeddedOptions { fsync: Fsync::Always, ..Default::default() };
+    let store = EmbeddedStore::open_with(dir.path(), always).unwrap();
+    assert_eq!(len(&store, &q).await, 3);
+    assert_eq!(store.pop(&q, 1).await.unwrap()[0].value, "a");
+    assert_eq!(values(&store, &q).await, ["b", "c"]);
+    store.add(&q, "d".to_owned(), None).await.unwrap();
+    assert_eq!(values(&store, &q).await, ["d"]);
+    store.close().await.unwrap();
+}

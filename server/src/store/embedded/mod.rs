@@ -320,7 +320,8 @@ impl QueueStore for EmbeddedStore {
                 return popped;
             }
         }
-        let mut got = self.take(queue, move |db, q| db.pop(q, max, now_ms())).await?;
+        let logs = self.logs;
+        let mut got = self.take(queue, move |db, q| db.pop(q, max, now_ms(), !logs)).await?;
         // SQLite held fewer: the rest from the log, whose messages come after.
         if self.logs && got.len() < max {
             if let Some(Ok(more)) = self.batcher.direct(|db| db.log_pop(queue, max - got.len())) {

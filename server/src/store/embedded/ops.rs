@@ -165,8 +165,12 @@ impl Db {
         Ok(taken)
     }
 
-    /// Takes up to `max` of the messages in SQLite (the log's come after: see `log_pop`).
-    pub fn pop(&mut self, queue: &QueueName, max: usize, now: u64) -> Sql<Vec<StoredMessage>> {
+    /// Takes up to `max` of the messages in SQLite (the log's come after: see `log_pop`), the
+    /// log's drained first with `drain` (when the logs are not read: `--fsync always`).
+    pub fn pop(&mut self, queue: &QueueName, max: usize, now: u64, drain: bool) -> Sql<Vec<StoredMessage>> {
+        if drain {
+            self.drain(queue)?;
+        }
         let mut out = Vec::new();
         self.take_stored(queue, max, now, |db, (n, value, id, _, _)| {
             db.delete_row(id)?;
