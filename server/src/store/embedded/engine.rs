@@ -151,9 +151,7 @@ impl Engine {
         self.db.logs.rolled_back();
         match Catalog::load(&self.db.conn, false) {
             Ok(mut catalog) => {
-                if let Err(error) = self.db.logs.attach(&mut catalog) {
-                    tracing::error!(%error, "embedded store: cannot count the queue logs back");
-                }
+                self.db.logs.attach(&mut catalog);
                 self.db.dirty = catalog.bring_ahead();
                 self.db.catalog = catalog;
             }

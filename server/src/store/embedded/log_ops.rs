@@ -22,6 +22,16 @@ fn log_failure(error: &io::Error) -> StoreError {
     }
 }
 
+/// What an add does when its log fails: a full disk refuses it (`507`), as SQLite would;
+/// any other failure (no file descriptor left, a damaged log) sends it through SQLite.
+fn refused<T>(error: &io::Error) -> Option<StoreResult<T>> {
+    if error.kind() == io::ErrorKind::StorageFull {
+        return Some(Err(log_failure(error)));
+    }
+    tracing::warn!(%error, "embedded store: a queue's log failed; the add goes through SQLite");
+    None
+}
+
 impl Db {
     /// Adds `value` through `queue`'s log; `None` when it must go through SQLite instead: a
     /// queue not committed yet (its row must be on disk before its log is), a queue past the
@@ -33,11 +43,11 @@ impl Db {
         let meta = self.catalog.queues.get_mut(queue)?;
         let log = match self.logs.get_or_open(meta.id, meta.counter) {
             Ok(log) => log?,
-            Err(error) => return Some(Err(log_failure(&error))),
+            Err(error) => return refused(&error),
         };
         let n = meta.counter + 1;
         if let Err(error) = log.log.append(n, value.as_bytes()) {
-            return Some(Err(log_failure(&error)));
+            return refused(&error);
         }
         log.written();
         meta.counter = n;
@@ -101,18 +111,23 @@ impl Db {
             written = visited.map_err(sql_error);
         }
         self.logs.open.insert(id, log);
-        let Some(last) = last else { return written };
-        let written = written.and_then(|()| write_drained(self.sql()?, id, last));
+        let written = match last {
+            Some(last) => written.and_then(|()| write_drained(self.sql()?, id, last)),
+            None => written,
+        };
         if alone {
-            if let Err(error) = written.and_then(|()| self.run_cached("COMMIT")) {
+            let committed = written.and_then(|()| self.run_cached("COMMIT"));
+            if committed.is_err() && !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
-                return Err(error);
             }
-            self.logs.pending.push((id, last));
-            self.logs.committed();
+            committed?;
         } else {
             written?;
-            self.logs.pending.push((id, last));
+        }
+        let Some(last) = last else { return Ok(()) };
+        self.logs.pending.push((id, last));
+        if alone {
+            self.logs.committed();
         }
         if let Some(meta) = self.catalog.queues.get_mut(queue) {
             meta.logged = 0;

@@ -33,8 +33,9 @@ pub struct Unsynced {
 }
 
 impl Unsynced {
-    /// Fsyncs the logs written since the last call.
-    pub fn sync(&self) {
+    /// Fsyncs the logs written since the last call, after `sync_wal` (so that a head moved
+    /// past messages a drain put in SQLite is on disk only after the WAL holding them).
+    pub fn sync(&self, sync_wal: impl FnOnce()) {
         if !self.any.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -45,6 +46,7 @@ impl Unsynced {
                 .map(|(d, _)| d.clone())
                 .collect()
         };
+        sync_wal();
         sync_dirs(&due);
     }
 }
@@ -105,7 +107,7 @@ impl Logs {
                 logs.insert(meta.id, log, drained);
             }
         }
-        logs.attach(catalog)?;
+        logs.attach(catalog);
         Ok(logs)
     }
 
@@ -115,15 +117,17 @@ impl Logs {
 
     /// Counts each log's messages into its queue (after a catalog was read from SQLite):
     /// waiting, `logged`, and the counter past the log's last number.
-    pub fn attach(&mut self, catalog: &mut Catalog) -> io::Result<()> {
+    pub fn attach(&mut self, catalog: &mut Catalog) {
         for meta in catalog.queues.values_mut() {
             let Some(log) = self.open.get_mut(&meta.id) else { continue };
-            log.log.take_through(log.drained)?;
+            meta.counter = meta.counter.max(log.log.last_number());
+            // Messages a drain moved stay (and are skipped by gets) if they cannot go yet.
+            if let Err(error) = log.log.take_through(log.drained) {
+                tracing::warn!(%error, queue = meta.id, "embedded store: cannot drop a drained log's messages yet");
+            }
             meta.logged = log.log.len();
             meta.waiting += meta.logged;
-            meta.counter = meta.counter.max(log.log.last_number());
         }
-        Ok(())
     }
 
     /// The open log of queue `id`, opened (new, numbering after `after`) if there is room.
@@ -133,6 +137,14 @@ impl Logs {
                 return Ok(None);
             }
             let log = QueueLog::open(&self.path(id), after)?;
+            if log.last_number() > after {
+                // Not this queue's (no log of it was found at start-up): never adopted.
+                tracing::warn!(
+                    queue = id,
+                    "embedded store: a stray queue log is in the way; adds go through SQLite"
+                );
+                return Ok(None);
+            }
             self.insert(id, log, 0);
         }
         Ok(self.open.get_mut(&id))
@@ -149,6 +161,8 @@ impl Logs {
         for (id, n) in std::mem::take(&mut self.pending) {
             let Some(log) = self.open.get_mut(&id) else { continue };
             log.drained = log.drained.max(n);
+            // Its head moves: synced by the syncer after the WAL that holds the drain.
+            log.written();
             if let Err(error) = log.log.take_through(n) {
                 tracing::warn!(%error, queue = id, "embedded store: cannot move a drained log's head (done at start-up)");
             }

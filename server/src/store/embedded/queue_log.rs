@@ -271,10 +271,18 @@ impl QueueLog {
         Ok(())
     }
 
-    /// The oldest message: its number and payload.
-    pub fn head(&self) -> Option<(u64, &[u8])> {
+    /// The oldest message: its number and payload. A head left at the end of its segment (a
+    /// move to the next one failed before) moves on first.
+    pub fn head(&mut self) -> Option<(u64, &[u8])> {
         if self.head.seq == self.tail.seq {
             return None;
+        }
+        let stuck = self.front().is_none_or(|s| s.read(self.head.offset as usize).is_none());
+        if stuck && self.segments.len() > 1 {
+            if let Err(error) = self.settle_head() {
+                tracing::warn!(%error, dir = %self.dir.display(), "queue log: cannot move to the next segment yet");
+                return None;
+            }
         }
         message(self.front()?.read(self.head.offset as usize)?)
     }
@@ -282,6 +290,9 @@ impl QueueLog {
     /// Takes the oldest message off the log (its number), removing a segment it leaves.
     pub fn take(&mut self) -> io::Result<Option<u64>> {
         if self.head.seq == self.tail.seq {
+            return Ok(None);
+        }
+        if self.head().is_none() {
             return Ok(None);
         }
         let Some(record) = self.front().and_then(|s| s.read(self.head.offset as usize)) else {
@@ -294,7 +305,12 @@ impl QueueLog {
             offset: self.head.offset + (HEADER + len) as u64,
             n,
         };
-        if !self.settle_head()? {
+        // The message is taken: a segment that cannot be left yet is left at the next read.
+        let moved = self.settle_head().unwrap_or_else(|error| {
+            tracing::warn!(%error, dir = %self.dir.display(), "queue log: cannot leave a segment yet");
+            false
+        });
+        if !moved {
             self.write(HEAD);
         }
         Ok(Some(n))

@@ -58,7 +58,7 @@ impl Syncer {
         let thread = std::thread::Builder::new().name("restmq-sync".to_owned()).spawn(move || {
             run(&path, fsync, &rx, &flag, &logs, checkpointer);
             // Stopped (the store closes): what the logs got since the last sync.
-            logs.sync();
+            logs.sync(|| sync_wal(&path));
         })?;
         Ok(Self { fsync, tx, unsynced, thread: Some(thread) })
     }
@@ -170,10 +170,14 @@ fn run(
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {
                 if fsync == Fsync::Everysec {
+                    // The WAL first whenever logs are due (see `Unsynced::sync`).
+                    logs.sync(|| {
+                        unsynced.store(false, Ordering::Release);
+                        sync_wal(path);
+                    });
                     if unsynced.swap(false, Ordering::AcqRel) {
                         sync_wal(path);
                     }
-                    logs.sync();
                 }
             }
         }
