@@ -1,5 +1,6 @@
 //! Browsing the embedded store: a page of a queue's waiting or leased messages after a
-//! number, oldest first, read through the `(queue, state, n)` index without changing a row.
+//! number, oldest first, read through the `(queue, state, n)` index and then the queue's log,
+//! without changing a row or draining the log.
 
 use restmq_shared::{BrowsedMessage, MessageKey, QueueName};
 use rusqlite::params;
@@ -13,8 +14,7 @@ const LEASED: i64 = 2;
 
 impl Db {
     /// The `page` of `queue` (see [`Page`]), oldest first, expired ones left out.
-    pub fn browse(&mut self, queue: &QueueName, page: Page, now: u64) -> Sql<Vec<BrowsedMessage>> {
-        self.drain(queue)?;
+    pub fn browse(&self, queue: &QueueName, page: Page, now: u64) -> Sql<Vec<BrowsedMessage>> {
         let Page { after, limit, leased } = page;
         let Some(meta) = self.catalog.queues.get(queue) else { return Ok(Vec::new()) };
         let mut stmt = self.sql()?.prepare_cached(
@@ -38,6 +38,21 @@ impl Db {
             },
         )?;
         // No `LIMIT ?`: see `ops::HEAD`.
-        rows.take(limit).collect()
+        let mut page: Vec<BrowsedMessage> = rows.take(limit).collect::<Sql<_>>()?;
+        if leased || page.len() >= limit {
+            return Ok(page);
+        }
+        // Then the log's, read in place (SQLite's waiting messages are the older).
+        let after = page.last().map_or(after, |m| m.key.n);
+        let logged = self.logged_after(queue, after, limit - page.len())?;
+        page.extend(logged.into_iter().map(|(n, value)| BrowsedMessage {
+            key: MessageKey::new(queue.clone(), n),
+            value,
+            count: 0,
+            expires: None,
+            deadline: None,
+            deliveries: None,
+        }));
+        Ok(page)
     }
 }

@@ -88,6 +88,35 @@ impl Db {
         Some(Ok(out))
     }
 
+    /// Up to `max` of `queue`'s logged messages numbered above `after`, oldest first, read in
+    /// place: nothing is drained or taken (a page of a browse).
+    pub(super) fn logged_after(&self, queue: &QueueName, after: u64, max: usize) -> Sql<Vec<(u64, String)>> {
+        let Some(meta) = self.catalog.queues.get(queue).filter(|m| m.logged > 0) else {
+            return Ok(Vec::new());
+        };
+        let Some(log) = self.logs.open.get(&meta.id) else { return Ok(Vec::new()) };
+        let floor = after.max(log.drained);
+        let mut out = Vec::new();
+        let visited = log.log.visit(usize::MAX, |n, payload| {
+            if n > floor {
+                out.push((n, String::from_utf8_lossy(payload).into_owned()));
+            }
+            Ok(out.len() < max)
+        });
+        visited.map_err(sql_error)?;
+        Ok(out)
+    }
+
+    /// The numbers of `queue`'s newest `max` logged messages, newest first. A log holds a run
+    /// of consecutive numbers ending at its last: whatever takes a number through SQLite
+    /// drains the log first.
+    pub(super) fn newest_logged(&self, queue: &QueueName, max: usize) -> Vec<u64> {
+        let Some(meta) = self.catalog.queues.get(queue) else { return Vec::new() };
+        let Some(log) = self.logs.open.get(&meta.id) else { return Vec::new() };
+        let last = log.log.last_number();
+        (0..meta.logged.min(max as u64)).map(|i| last - i).collect()
+    }
+
     /// Moves `queue`'s logged messages into SQLite, in the batch's transaction (their log's
     /// head moves once it is committed) or, in a batch that writes nothing, in one of its own.
     /// Each message is read from the log's map as it is inserted: no copy of the backlog.
@@ -106,7 +135,7 @@ impl Db {
                     self.insert(id, n, WAITING, &value, None, None).map_err(io::Error::other)?;
                 }
                 last = Some(n);
-                Ok(())
+                Ok(true)
             });
             written = visited.map_err(sql_error);
         }

@@ -59,7 +59,8 @@ async fn plain_adds_and_gets_commit_nothing() {
 }
 
 /// Every other operation sees the logged messages, in number order with those in SQLite:
-/// browse, recent keys, peek, delete by key, an add with a ttl, leases, nack, purge.
+/// browse and recent keys (which read the log in place), peek, delete by key, an add with a
+/// ttl, leases, nack, purge (which drain it first).
 #[tokio::test]
 async fn other_operations_see_the_logged_messages() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,11 +69,17 @@ async fn other_operations_see_the_logged_messages() {
     for v in ["a", "b", "c", "d"] {
         store.add(&q, v.to_owned(), None).await.unwrap();
     }
+    let before = store.batcher.commits();
     let page = store.browse(&q, Page { after: 0, limit: 10, leased: false }).await.unwrap();
     assert_eq!(page.iter().map(|m| m.value.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+    let page = store.browse(&q, Page { after: 2, limit: 1, leased: false }).await.unwrap();
+    assert_eq!(page.iter().map(|m| m.value.as_str()).collect::<Vec<_>>(), ["c"]);
     store.add(&q, "e".to_owned(), None).await.unwrap();
     let recent = store.recent_keys(&q, 2).await.unwrap();
     assert_eq!(recent.iter().map(|k| k.n).collect::<Vec<_>>(), [5, 4]);
+    let recent = store.recent_keys(&q, 10).await.unwrap();
+    assert_eq!(recent.iter().map(|k| k.n).collect::<Vec<_>>(), [5, 4, 3, 2, 1]);
+    assert_eq!(store.batcher.commits() - before, 0, "looking drains nothing");
     store.add(&q, "f".to_owned(), None).await.unwrap();
     assert_eq!(store.peek(&q).await.unwrap().unwrap().value, "a");
     store.add(&q, "g".to_owned(), None).await.unwrap();

@@ -262,14 +262,20 @@ impl Db {
         Ok(())
     }
 
-    pub fn recent_keys(&mut self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
-        self.drain(queue)?;
+    /// The keys of the newest `max` waiting messages, newest first: the log's (the newest),
+    /// then SQLite's; nothing is drained.
+    pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
         let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(Vec::new()) };
+        let mut keys: Vec<MessageKey> =
+            self.newest_logged(queue, max).into_iter().map(|n| MessageKey::new(queue.clone(), n)).collect();
         let mut stmt = self
             .sql()?
             .prepare_cached("SELECT n FROM messages WHERE queue = ?1 AND state = 0 ORDER BY n DESC")?;
         let rows = stmt.query_map(params![id], |r| r.get::<_, i64>(0))?;
-        rows.take(max).map(|n| n.map(|n| MessageKey::new(queue.clone(), n as u64))).collect()
+        for n in rows.take(max - keys.len()) {
+            keys.push(MessageKey::new(queue.clone(), n? as u64));
+        }
+        Ok(keys)
     }
 
     /// Makes delayed messages due by `now` wait; returns the queues that got some.

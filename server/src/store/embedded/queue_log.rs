@@ -322,14 +322,14 @@ impl QueueLog {
         let mut out = Vec::new();
         self.visit(max, |n, payload| {
             out.push((n, payload.to_vec()));
-            Ok(())
+            Ok(true)
         })?;
         Ok(out)
     }
 
-    /// Calls `each` with up to `max` messages from the head, in order, taking none; a segment
-    /// between the head's and the tail's is mapped only while it is read.
-    pub fn visit(&self, max: usize, mut each: impl FnMut(u64, &[u8]) -> io::Result<()>) -> io::Result<()> {
+    /// Calls `each` with up to `max` messages from the head, in order, taking none, until it
+    /// answers `false`; a segment between the head's and the tail's is mapped only while read.
+    pub fn visit(&self, max: usize, mut each: impl FnMut(u64, &[u8]) -> io::Result<bool>) -> io::Result<()> {
         let mut left = usize::try_from(self.len()).unwrap_or(usize::MAX).min(max);
         let mut offset = self.head.offset as usize;
         for (first, mapped) in &self.segments {
@@ -346,7 +346,9 @@ impl QueueLog {
             };
             for (_, record) in segment.records(offset).take(left) {
                 let (n, payload) = message(record).ok_or_else(|| corrupt("a record without its number"))?;
-                each(n, payload)?;
+                if !each(n, payload)? {
+                    return Ok(());
+                }
                 left -= 1;
             }
             offset = FIRST_RECORD as usize;
