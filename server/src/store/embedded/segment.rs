@@ -269,18 +269,25 @@ pub(super) mod tests {
         assert!(std::fs::read(&path).unwrap()[segment.end()..].iter().all(|&b| b == 0));
     }
 
+    /// Writes records "one", "two", "three" to a new segment at `path`, then damages "two"
+    /// on the disk; returns where "two" starts and where the records ended.
+    fn three_records_the_second_damaged(path: &Path) -> (usize, usize) {
+        let mut segment = Segment::create(path, 4096).unwrap();
+        segment.append(b"one").unwrap();
+        let two = segment.append(b"two").unwrap();
+        segment.append(b"three").unwrap();
+        let end = segment.end();
+        drop(segment);
+        let file = OpenOptions::new().write(true).open(path).unwrap();
+        file.write_all_at(b"T", (two + HEADER) as u64).unwrap();
+        (two, end)
+    }
+
     #[test]
     fn a_record_with_a_bad_checksum_ends_the_segment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.seg");
-        let mut segment = Segment::create(&path, 4096).unwrap();
-        segment.append(b"one").unwrap();
-        let two = segment.append(b"two").unwrap();
-        segment.append(b"three").unwrap();
-        drop(segment);
-        let file = OpenOptions::new().write(true).open(&path).unwrap();
-        file.write_all_at(b"T", (two + HEADER) as u64).unwrap();
-        drop(file);
+        let (two, _) = three_records_the_second_damaged(&path);
         let mut segment = Segment::open(&path).unwrap();
         assert_eq!(payloads(&segment), [b"one".to_vec()]);
         assert_eq!(segment.append(b"after"), Some(two));
@@ -293,15 +300,7 @@ pub(super) mod tests {
     fn frames_after_a_cut_are_zeroed_and_never_come_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.seg");
-        let mut segment = Segment::create(&path, 4096).unwrap();
-        segment.append(b"one").unwrap();
-        let two = segment.append(b"two").unwrap();
-        segment.append(b"three").unwrap();
-        let marked = segment.end();
-        drop(segment);
-        let file = OpenOptions::new().write(true).open(&path).unwrap();
-        file.write_all_at(b"T", (two + HEADER) as u64).unwrap();
-        drop(file);
+        let (two, marked) = three_records_the_second_damaged(&path);
 
         let mut segment = Segment::open_at(&path, marked, 0).unwrap();
         assert_eq!(segment.end(), two);
