@@ -154,6 +154,7 @@ impl Batcher {
         });
         let _ = engine.batch(vec![(settle, true)]);
         drop(syncer);
+        engine.db.logs.closed_cleanly();
         // Closing the connection checkpoints the WAL into the database, synced.
         engine.sync_wal();
         engine.db.conn.close().map_err(|(_, e)| super::engine::Failure::of(&e).to_error())

@@ -16,13 +16,18 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection};
 
-use super::catalog::Catalog;
+use super::catalog::{Catalog, NUMBERS_AHEAD};
+use super::engine::sync_wal;
 use super::queue_log::QueueLog;
+use super::DB_FILE;
+use crate::config::Fsync;
 
 /// The most queue logs open at once.
 pub const MAX_LOGS: usize = 256;
 /// The directory of the logs inside the data directory.
 pub const LOG_DIR: &str = "log";
+/// The file in [`LOG_DIR`] that says the last stop was clean (every log synced).
+pub const CLEAN: &str = "clean";
 
 /// What the syncer needs of the logs: each one's directory and whether it was written since
 /// its last sync.
@@ -68,6 +73,9 @@ pub struct Logs {
     /// Drains of the open transaction: the log's head moves once it is committed.
     pub pending: Vec<(i64, u64)>,
     pub unsynced: Arc<Unsynced>,
+    /// The database, whose WAL a drain's commit is fsynced in before its log's head moves
+    /// (`None` under `--fsync never`).
+    wal: Option<PathBuf>,
 }
 
 /// An error met while reading a log: the SQLite error it carries (an insert's), or the I/O
@@ -94,10 +102,17 @@ impl Log {
 impl Logs {
     /// Opens the logs of the catalog's queues found in `<data_dir>/log`, drops what a drain
     /// committed before a crash left on them, and counts the rest as waiting.
-    pub fn open(data_dir: &Path, conn: &Connection, catalog: &mut Catalog) -> io::Result<Self> {
+    ///
+    /// After a stop that was not clean (no [`CLEAN`] file), a queue with a log numbers on past
+    /// a gap of [`NUMBERS_AHEAD`]: a power loss may have cut the log's last numbers, which
+    /// consumers may have seen (log adds do not write the queue's row).
+    pub fn open(data_dir: &Path, conn: &Connection, catalog: &mut Catalog, fsync: Fsync) -> io::Result<Self> {
         let dir = data_dir.join(LOG_DIR);
         std::fs::create_dir_all(&dir)?;
-        let mut logs = Self { dir, open: HashMap::new(), pending: Vec::new(), unsynced: Default::default() };
+        let clean = std::fs::remove_file(dir.join(CLEAN)).is_ok();
+        let wal = (fsync != Fsync::Never).then(|| data_dir.join(DB_FILE));
+        let mut logs =
+            Self { dir, open: HashMap::new(), pending: Vec::new(), unsynced: Default::default(), wal };
         let drained = read_drained(conn).map_err(io::Error::other)?;
         for meta in catalog.queues.values() {
             let path = logs.path(meta.id);
@@ -108,7 +123,20 @@ impl Logs {
             }
         }
         logs.attach(catalog);
+        if !clean {
+            for meta in catalog.queues.values_mut().filter(|m| logs.open.contains_key(&m.id)) {
+                meta.counter += NUMBERS_AHEAD;
+            }
+        }
         Ok(logs)
+    }
+
+    /// At a clean stop, once every log is synced: the next start numbers on without a gap.
+    pub fn closed_cleanly(&self) {
+        let marked = std::fs::File::create(self.dir.join(CLEAN)).and_then(|file| file.sync_all());
+        if let Err(error) = marked {
+            tracing::warn!(%error, "embedded store: cannot mark the logs closed cleanly");
+        }
     }
 
     fn path(&self, id: i64) -> PathBuf {
@@ -156,8 +184,13 @@ impl Logs {
         self.open.insert(id, Log { log, drained, dirty, unsynced: self.unsynced.clone() });
     }
 
-    /// After a commit: the drained messages leave their logs.
+    /// After a commit: the drained messages leave their logs — once the WAL holding them is
+    /// fsynced (but under `--fsync never`), so that no power loss finds a log's head moved past
+    /// messages SQLite lost.
     pub fn committed(&mut self) {
+        if let (false, Some(wal)) = (self.pending.is_empty(), &self.wal) {
+            sync_wal(wal);
+        }
         for (id, n) in std::mem::take(&mut self.pending) {
             let Some(log) = self.open.get_mut(&id) else { continue };
             log.drained = log.drained.max(n);

@@ -209,3 +209,28 @@ async fn a_segment_that_cannot_be_opened_loses_nothing() {
     assert!(got.iter().copied().eq(1..=300), "every message once, in order");
     store.close().await.unwrap();
 }
+
+/// After a stop that was not clean (here: the mark of a clean one removed), a queue with a log
+/// numbers on past a gap of `NUMBERS_AHEAD`: a power loss may have cut numbers consumers saw.
+/// After a clean stop it numbers on without one.
+#[tokio::test]
+async fn numbers_skip_ahead_after_a_stop_that_was_not_clean() {
+    use crate::store::embedded::catalog::NUMBERS_AHEAD;
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("gap");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for v in ["a", "b", "c"] {
+        store.add(&q, v.to_owned(), None).await.unwrap();
+    }
+    store.close().await.unwrap();
+    drop(store);
+    std::fs::remove_file(dir.path().join(LOG_DIR).join(super::CLEAN)).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.add(&q, "d".to_owned(), None).await.unwrap().n, 4 + NUMBERS_AHEAD);
+    assert_eq!(values(&store, &q).await, ["a", "b", "c", "d"]);
+    store.close().await.unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.add(&q, "e".to_owned(), None).await.unwrap().n, 5 + NUMBERS_AHEAD);
+    store.close().await.unwrap();
+}

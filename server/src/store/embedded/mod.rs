@@ -117,7 +117,7 @@ impl EmbeddedStore {
         let conn = connect(&path, options).map_err(|e| backend("cannot open the database", e))?;
         let mut catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
-        let logs = Logs::open(data_dir, &conn, &mut catalog)
+        let logs = Logs::open(data_dir, &conn, &mut catalog, options.fsync)
             .map_err(|e| backend("cannot open the queue logs", e))?;
         let dirty = catalog.bring_ahead();
         let syncer = Syncer::start(path.clone(), options.fsync, logs.unsynced.clone())
