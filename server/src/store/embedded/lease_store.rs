@@ -14,6 +14,7 @@ impl LeaseStore for EmbeddedStore {
     /// A lease is written with the message (state and deadline); after a restart, a message
     /// still leased waits again.
     async fn reserve(&self, queue: &QueueName, max: usize, lease: Duration) -> StoreResult<Leases> {
+        self.predrain(queue).await?;
         self.take(queue, move |db, q| {
             let now = now_ms();
             db.reserve(q, max, now, now.saturating_add(millis(lease)))
@@ -48,6 +49,8 @@ impl LeaseStore for EmbeddedStore {
     }
 
     async fn redrive(&self, from: &QueueName, to: &QueueName, cap: Option<LengthLimit>) -> StoreResult<u64> {
+        self.predrain(from).await?;
+        self.predrain(to).await?;
         let (from, to) = (from.clone(), to.clone());
         self.call(Kind::Write, move |db| db.redrive(&from, &to, cap, now_ms()).map(Ok)).await
     }

@@ -6,13 +6,18 @@ use std::io;
 
 use restmq_shared::{MessageKey, QueueName};
 
+use super::batcher::Kind;
 use super::catalog::WAITING;
 use super::db::{Db, Sql};
 use super::logs::{sql_error, write_drained};
+use super::EmbeddedStore;
 use crate::store::{StoreError, StoreResult, StoredMessage};
 
 /// The largest message added through a log; larger ones go through SQLite.
 pub const LOG_VALUE_MAX: usize = 1 << 20;
+/// The most messages one batch moves from a log into SQLite ahead of an operation (see
+/// `EmbeddedStore::predrain`).
+pub const DRAIN_CHUNK: usize = 4096;
 
 fn log_failure(error: &io::Error) -> StoreError {
     if error.kind() == io::ErrorKind::StorageFull {
@@ -118,24 +123,30 @@ impl Db {
     }
 
     /// Moves `queue`'s logged messages into SQLite, in the batch's transaction (their log's
-    /// head moves once it is committed) or, in a batch that writes nothing, in one of its own.
-    /// Each message is read from the log's map as it is inserted: no copy of the backlog.
+    /// head moves once it is committed and fsynced) or, in a batch that writes nothing, in one
+    /// of its own. Each message is read from the log's map as it is inserted: no copy.
     pub(super) fn drain(&mut self, queue: &QueueName) -> Sql<()> {
-        let Some(meta) = self.catalog.queues.get(queue).filter(|m| m.logged > 0) else { return Ok(()) };
+        self.drain_some(queue, usize::MAX).map(drop)
+    }
+
+    /// As `drain`, the oldest `max` logged messages at most; how many moved.
+    pub(super) fn drain_some(&mut self, queue: &QueueName, max: usize) -> Sql<usize> {
+        let Some(meta) = self.catalog.queues.get(queue).filter(|m| m.logged > 0) else { return Ok(0) };
         let id = meta.id;
         // Out of the map while its messages are inserted (the insert needs the whole `Db`).
-        let Some(log) = self.logs.open.remove(&id) else { return Ok(()) };
+        let Some(log) = self.logs.open.remove(&id) else { return Ok(0) };
         let alone = !self.begin.get() && self.conn.is_autocommit();
-        let mut last = None;
+        let (mut last, mut moved) = (None, 0);
         let mut written = if alone { self.run_cached("BEGIN IMMEDIATE") } else { Ok(()) };
         if written.is_ok() {
             let visited = log.log.visit(usize::MAX, |n, payload| {
                 if n > log.drained {
                     let value = String::from_utf8_lossy(payload);
                     self.insert(id, n, WAITING, &value, None, None).map_err(io::Error::other)?;
+                    moved += 1;
                 }
                 last = Some(n);
-                Ok(true)
+                Ok(moved < max)
             });
             written = visited.map_err(sql_error);
         }
@@ -153,15 +164,47 @@ impl Db {
         } else {
             written?;
         }
-        let Some(last) = last else { return Ok(()) };
+        let Some(last) = last else { return Ok(0) };
         self.logs.pending.push((id, last));
         if alone {
             self.logs.committed();
         }
         if let Some(meta) = self.catalog.queues.get_mut(queue) {
-            meta.logged = 0;
+            meta.logged = meta.logged.saturating_sub(moved as u64);
         }
         self.forget_tail(queue);
+        Ok(moved)
+    }
+
+    /// Drops `queue`'s logged messages without moving them (a purge): its `drained` mark
+    /// goes past them, in the batch's transaction.
+    pub(super) fn discard_logged(&mut self, queue: &QueueName) -> Sql<()> {
+        let Some(meta) = self.catalog.queues.get_mut(queue).filter(|m| m.logged > 0) else { return Ok(()) };
+        let Some(log) = self.logs.open.get(&meta.id) else { return Ok(()) };
+        let (id, last) = (meta.id, log.log.last_number());
+        meta.waiting = meta.waiting.saturating_sub(meta.logged);
+        meta.logged = 0;
+        write_drained(self.sql()?, id, last)?;
+        self.logs.pending.push((id, last));
+        Ok(())
+    }
+}
+
+impl EmbeddedStore {
+    /// Before an operation that drains `queue`'s log: moves all but its newest
+    /// [`DRAIN_CHUNK`] (or fewer) messages into SQLite a chunk at a time, each chunk a batch
+    /// of its own, so that no batch holds the engine for a whole deep log. Bounded: no more
+    /// chunks than the log held when it began, however fast adds come meanwhile.
+    pub(super) async fn predrain(&self, queue: &QueueName) -> StoreResult<()> {
+        let logged = self.batcher.direct(|db| Some(Ok(db.catalog.queues.get(queue).map_or(0, |m| m.logged))));
+        let Some(Ok(logged)) = logged else { return Ok(()) };
+        for _ in 0..logged / DRAIN_CHUNK as u64 {
+            let q = queue.clone();
+            let moved = self.call(Kind::Write, move |db| db.drain_some(&q, DRAIN_CHUNK).map(Ok)).await?;
+            if moved < DRAIN_CHUNK {
+                break;
+            }
+        }
         Ok(())
     }
 }

@@ -234,3 +234,29 @@ async fn numbers_skip_ahead_after_a_stop_that_was_not_clean() {
     assert_eq!(store.add(&q, "e".to_owned(), None).await.unwrap().n, 5 + NUMBERS_AHEAD);
     store.close().await.unwrap();
 }
+
+/// An operation that drains a deep log moves it in chunks of `DRAIN_CHUNK`, each a batch of its
+/// own, before its own batch; the messages stay in order, each once, across a restart.
+#[tokio::test]
+async fn a_deep_log_drains_in_chunks() {
+    use crate::store::embedded::log_ops::DRAIN_CHUNK;
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("deep");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let total = 2 * DRAIN_CHUNK + 100;
+    for i in 1..=total {
+        store.add(&q, format!("m{i}"), None).await.unwrap();
+    }
+    let before = store.batcher.commits();
+    assert_eq!(store.peek(&q).await.unwrap().unwrap().value, "m1");
+    assert_eq!(store.batcher.commits() - before, 3, "two chunks, then the peek's own batch");
+    store.add(&q, "after".to_owned(), None).await.unwrap();
+    assert_eq!(store.pop(&q, 1).await.unwrap()[0].value, "m1");
+    store.close().await.unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let rest = values(&store, &q).await;
+    let want: Vec<String> = (2..=total).map(|i| format!("m{i}")).chain(["after".to_owned()]).collect();
+    assert_eq!(rest, want);
+    store.close().await.unwrap();
+}

@@ -258,6 +258,7 @@ impl QueueStore for EmbeddedStore {
                 return added.map(|n| MessageKey::new(queue.clone(), n));
             }
         }
+        self.predrain(queue).await?;
         let ns = self
             .call(Kind::Write, move |db| {
                 let ns = db.add(&q, &[value], expires_at)?;
@@ -278,6 +279,7 @@ impl QueueStore for EmbeddedStore {
                 return added.map(|n| vec![MessageKey::new(queue.clone(), n)]);
             }
         }
+        self.predrain(queue).await?;
         let ns = self
             .call(Kind::Write, move |db| {
                 let added = db.add_batch(&q, &values, expires_at, limit, now_ms())?;
@@ -293,6 +295,7 @@ impl QueueStore for EmbeddedStore {
     async fn add_delayed(&self, queue: &QueueName, message: Delayed) -> StoreResult<MessageKey> {
         let Delayed { value, ttl, delay, limit } = message;
         let (q, once, expires_at, visible_at) = (queue.clone(), publish_once(), expiry(ttl), after(delay));
+        self.predrain(queue).await?;
         let n = self
             .call(Kind::Write, move |db| {
                 let added = db.add_delayed(&q, &value, expires_at, visible_at, limit)?;
@@ -332,16 +335,19 @@ impl QueueStore for EmbeddedStore {
     }
 
     async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
+        self.predrain(queue).await?;
         let q = queue.clone();
         self.call(Kind::Write, move |db| db.peek(&q, now_ms()).map(Ok)).await
     }
 
     async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
+        self.predrain(&key.queue).await?;
         let key = key.clone();
         self.call(Kind::Write, move |db| db.delete(&key).map(Ok)).await
     }
 
     async fn requeue(&self, queue: &QueueName, messages: Vec<StoredMessage>) -> StoreResult<()> {
+        self.predrain(queue).await?;
         let q = queue.clone();
         self.call(Kind::Write, move |db| db.requeue(&q, &messages).map(Ok)).await
     }

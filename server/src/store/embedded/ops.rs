@@ -244,10 +244,11 @@ impl Db {
     /// Removes every message of the queue (waiting, leased, delayed), keeping its counter and
     /// settings. `true` when it held any.
     pub fn purge(&mut self, queue: &QueueName) -> Sql<bool> {
-        self.drain(queue)?;
+        let logged = self.meta(queue).is_some_and(|m| m.logged > 0);
+        self.discard_logged(queue)?;
         self.forget_tail(queue);
         let Some(meta) = self.catalog.queues.get_mut(queue) else { return Ok(false) };
-        let held = meta.waiting + meta.delayed > 0 || !meta.leases.is_empty();
+        let held = logged || meta.waiting + meta.delayed > 0 || !meta.leases.is_empty();
         (meta.waiting, meta.delayed) = (0, 0);
         meta.leases.clear();
         let id = meta.id;
