@@ -1,6 +1,6 @@
 //! The embedded store's operations on the queue logs (see `logs`): a plain add and a hard get
 //! that run without a transaction — copies into and out of the log's shared maps — and the
-//! drain that moves a queue's log into SQLite before any other operation on the queue.
+//! drain that moves a queue's log into SQLite before any other operation on it that writes.
 
 use std::io;
 
@@ -123,52 +123,35 @@ impl Db {
     }
 
     /// Moves `queue`'s logged messages into SQLite, in the batch's transaction (their log's
-    /// head moves once it is committed and fsynced) or, in a batch that writes nothing, in one
-    /// of its own. Each message is read from the log's map as it is inserted: no copy.
+    /// head moves once it is committed and fsynced). Each message is read from the log's map
+    /// as it is inserted: no copy.
     pub(super) fn drain(&mut self, queue: &QueueName) -> Sql<()> {
         self.drain_some(queue, usize::MAX).map(drop)
     }
 
-    /// As `drain`, the oldest `max` logged messages at most; how many moved.
+    /// As `drain`, the oldest `max` logged messages at most; how many moved. Only operations
+    /// that write drain (they run in a transaction, which the moved rows and mark join).
     pub(super) fn drain_some(&mut self, queue: &QueueName, max: usize) -> Sql<usize> {
         let Some(meta) = self.catalog.queues.get(queue).filter(|m| m.logged > 0) else { return Ok(0) };
         let id = meta.id;
+        debug_assert!(self.begin.get() || !self.conn.is_autocommit(), "a drain outside a write batch");
         // Out of the map while its messages are inserted (the insert needs the whole `Db`).
         let Some(log) = self.logs.open.remove(&id) else { return Ok(0) };
-        let alone = !self.begin.get() && self.conn.is_autocommit();
         let (mut last, mut moved) = (None, 0);
-        let mut written = if alone { self.run_cached("BEGIN IMMEDIATE") } else { Ok(()) };
-        if written.is_ok() {
-            let visited = log.log.visit(usize::MAX, |n, payload| {
-                if n > log.drained {
-                    let value = String::from_utf8_lossy(payload);
-                    self.insert(id, n, WAITING, &value, None, None).map_err(io::Error::other)?;
-                    moved += 1;
-                }
-                last = Some(n);
-                Ok(moved < max)
-            });
-            written = visited.map_err(sql_error);
-        }
-        self.logs.open.insert(id, log);
-        let written = match last {
-            Some(last) => written.and_then(|()| write_drained(self.sql()?, id, last)),
-            None => written,
-        };
-        if alone {
-            let committed = written.and_then(|()| self.run_cached("COMMIT"));
-            if committed.is_err() && !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
+        let visited = log.log.visit(usize::MAX, |n, payload| {
+            if n > log.drained {
+                let value = String::from_utf8_lossy(payload);
+                self.insert(id, n, WAITING, &value, None, None).map_err(io::Error::other)?;
+                moved += 1;
             }
-            committed?;
-        } else {
-            written?;
-        }
+            last = Some(n);
+            Ok(moved < max)
+        });
+        self.logs.open.insert(id, log);
+        visited.map_err(sql_error)?;
         let Some(last) = last else { return Ok(0) };
+        write_drained(self.sql()?, id, last)?;
         self.logs.pending.push((id, last));
-        if alone {
-            self.logs.committed();
-        }
         if let Some(meta) = self.catalog.queues.get_mut(queue) {
             meta.logged = meta.logged.saturating_sub(moved as u64);
         }
