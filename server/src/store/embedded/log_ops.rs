@@ -174,6 +174,17 @@ impl Db {
 }
 
 impl EmbeddedStore {
+    /// A plain add through `queue`'s log (see `Db::log_add`); `None` when it goes through
+    /// SQLite instead, as every add does under `--fsync always`.
+    pub(super) async fn log_add(&self, queue: &QueueName, value: &str) -> Option<StoreResult<u64>> {
+        if !self.logs {
+            return None;
+        }
+        // An operation that never waits: yield when the task's budget is spent.
+        tokio::task::coop::consume_budget().await;
+        self.batcher.direct(|db| db.log_add(queue, value))
+    }
+
     /// Before an operation that drains `queue`'s log: moves all but its newest
     /// [`DRAIN_CHUNK`] (or fewer) messages into SQLite a chunk at a time, each chunk a batch
     /// of its own, so that no batch holds the engine for a whole deep log. Bounded: no more

@@ -251,10 +251,8 @@ impl QueueStore for EmbeddedStore {
 
     async fn add(&self, queue: &QueueName, value: String, ttl: Option<Duration>) -> StoreResult<MessageKey> {
         let (q, once, expires_at) = (queue.clone(), publish_once(), expiry(ttl));
-        if self.logs && ttl.is_none() && once.is_none() {
-            // An operation that never waits: yield when the task's budget is spent.
-            tokio::task::coop::consume_budget().await;
-            if let Some(added) = self.batcher.direct(|db| db.log_add(queue, &value)) {
+        if ttl.is_none() && once.is_none() {
+            if let Some(added) = self.log_add(queue, &value).await {
                 return added.map(|n| MessageKey::new(queue.clone(), n));
             }
         }
@@ -272,10 +270,8 @@ impl QueueStore for EmbeddedStore {
     async fn add_batch(&self, queue: &QueueName, batch: Batch) -> StoreResult<Vec<MessageKey>> {
         let Batch { values, ttl, limit } = batch;
         let (q, once, expires_at) = (queue.clone(), publish_once(), expiry(ttl));
-        if let ([value], None, None, None, true) = (&values[..], ttl, limit, &once, self.logs) {
-            // An operation that never waits: yield when the task's budget is spent.
-            tokio::task::coop::consume_budget().await;
-            if let Some(added) = self.batcher.direct(|db| db.log_add(queue, value)) {
+        if let ([value], None, None, None) = (&values[..], ttl, limit, &once) {
+            if let Some(added) = self.log_add(queue, value).await {
                 return added.map(|n| vec![MessageKey::new(queue.clone(), n)]);
             }
         }
