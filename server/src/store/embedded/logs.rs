@@ -224,18 +224,15 @@ pub fn write_drained(conn: &Connection, id: i64, n: u64) -> rusqlite::Result<()>
     .map(drop)
 }
 
-/// Fsyncs the state and the newest segment of each log in `dirs` (pages written through the
-/// maps are the file's: `fdatasync` writes them). A segment the tail left was synced then.
+/// Fsyncs the files of each log in `dirs` (see `QueueLog::files_to_sync`): pages written
+/// through the maps are the file's, so `fdatasync` writes them.
 fn sync_dirs(dirs: &[PathBuf]) {
     for dir in dirs {
-        let newest = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|e| e == "seg"))
-            .max();
-        for path in std::iter::once(dir.join("state")).chain(newest) {
+        let files = QueueLog::files_to_sync(dir).unwrap_or_else(|error| {
+            tracing::warn!(%error, dir = %dir.display(), "embedded store: cannot list a log's files to fsync");
+            Vec::new()
+        });
+        for path in files {
             match std::fs::File::open(&path).and_then(|file| file.sync_data()) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -22,9 +22,9 @@ use super::segment::{Segment, HEADER, MAX_RECORD};
 use files::{
     create_segment, meta, open_full, remove_segment, replace_segment, segment_files, segment_path, sync_dir,
 };
-use state::{word, Mark, State, HEAD, SYNCED, TAIL};
 #[cfg(test)]
-use state::{SLOT, STATE};
+use state::SLOT;
+use state::{word, Mark, State, HEAD, STATE, SYNCED, TAIL};
 
 #[path = "queue_log_files.rs"]
 mod files;
@@ -379,6 +379,13 @@ impl QueueLog {
     /// The number of the last message appended (or the log's `after` when none was).
     pub fn last_number(&self) -> u64 {
         self.tail.n
+    }
+
+    /// The files of the log in `dir` that an fsync from another thread must cover: its state
+    /// page and its newest segment (a segment the tail left was synced as it did).
+    pub fn files_to_sync(dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let newest = segment_files(dir)?.pop().map(|(_, path)| path);
+        Ok(std::iter::once(dir.join(STATE)).chain(newest).collect())
     }
 
     #[cfg(test)]
