@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection};
@@ -28,6 +28,11 @@ pub const MAX_LOGS: usize = 256;
 pub const LOG_DIR: &str = "log";
 /// The file in [`LOG_DIR`] that says the last stop was clean (every log synced).
 pub const CLEAN: &str = "clean";
+
+/// Records of the queue logs lost to damage (a checksum that fails, a frame that cannot be
+/// read) since the process started: each one is also logged at WARN with its queue, file and
+/// offset. Read by `/metrics`.
+pub static DAMAGED_RECORDS: AtomicU64 = AtomicU64::new(0);
 
 /// What the syncer needs of the logs: each one's directory and whether it was written since
 /// its last sync.
