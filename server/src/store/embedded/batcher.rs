@@ -96,6 +96,7 @@ impl Batcher {
         if engine.failure.is_some() || engine.broken.is_some() {
             return None;
         }
+        engine.db.logs.settle();
         let out = op(&mut engine.db);
         if let Some(Err(StoreError::InsufficientStorage(reason))) = &out {
             tracing::error!(reason, "embedded store: a queue log found the disk full; refusing writes");

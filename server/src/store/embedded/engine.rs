@@ -112,6 +112,7 @@ impl Engine {
     /// committed a write (`None` when it wrote nothing).
     pub fn batch(&mut self, jobs: Vec<(Job, bool)>) -> (Vec<Reply>, Option<Result<(), Failure>>) {
         self.retry_if_due();
+        self.db.logs.settle();
         let writes = jobs.iter().any(|(_, write)| *write);
         if self.failure.is_some() || !writes {
             let replies = jobs.into_iter().map(|(job, _)| job(self)).collect();
@@ -149,6 +150,9 @@ impl Engine {
         self.db.dirty.clear();
         self.db.unwritten.get_mut().clear();
         self.db.logs.rolled_back();
+        // The heads of drained logs move when the catalog is read back: their drains first
+        // to the disk (a rare path, where a wait is no harm).
+        self.sync_wal();
         match Catalog::load(&self.db.conn, false) {
             Ok(mut catalog) => {
                 self.db.logs.attach(&mut catalog);

@@ -100,7 +100,8 @@ impl Db {
             return Ok(Vec::new());
         };
         let Some(log) = self.logs.open.get(&meta.id) else { return Ok(Vec::new()) };
-        let floor = after.max(log.drained);
+        // Those a drain of this transaction moved are SQLite's (read there).
+        let floor = after.max(log.draining);
         let mut out = Vec::new();
         let visited = log.log.visit(usize::MAX, |n, payload| {
             if n > floor {
@@ -136,22 +137,28 @@ impl Db {
         let id = meta.id;
         debug_assert!(self.begin.get() || !self.conn.is_autocommit(), "a drain outside a write batch");
         // Out of the map while its messages are inserted (the insert needs the whole `Db`).
-        let Some(log) = self.logs.open.remove(&id) else { return Ok(0) };
+        let Some(mut log) = self.logs.open.remove(&id) else { return Ok(0) };
         let (mut last, mut moved) = (None, 0);
+        // Past what this transaction's drains moved already (their head moves at the commit).
+        let floor = log.draining;
         let visited = log.log.visit(usize::MAX, |n, payload| {
-            if n > log.drained {
+            if n > floor {
                 let value = String::from_utf8_lossy(payload);
                 self.insert(id, n, WAITING, &value, None, None).map_err(io::Error::other)?;
                 moved += 1;
+                last = Some(n);
             }
-            last = Some(n);
             Ok(moved < max)
         });
+        let moved_through = last.filter(|_| visited.is_ok());
+        if let Some(last) = moved_through {
+            log.draining = last;
+            self.logs.pending.push(id);
+        }
         self.logs.open.insert(id, log);
         visited.map_err(sql_error)?;
-        let Some(last) = last else { return Ok(0) };
+        let Some(last) = moved_through else { return Ok(0) };
         write_drained(self.sql()?, id, last)?;
-        self.logs.pending.push((id, last));
         if let Some(meta) = self.catalog.queues.get_mut(queue) {
             meta.logged = meta.logged.saturating_sub(moved as u64);
         }
@@ -163,12 +170,13 @@ impl Db {
     /// goes past them, in the batch's transaction.
     pub(super) fn discard_logged(&mut self, queue: &QueueName) -> Sql<()> {
         let Some(meta) = self.catalog.queues.get_mut(queue).filter(|m| m.logged > 0) else { return Ok(()) };
-        let Some(log) = self.logs.open.get(&meta.id) else { return Ok(()) };
+        let Some(log) = self.logs.open.get_mut(&meta.id) else { return Ok(()) };
         let (id, last) = (meta.id, log.log.last_number());
         meta.waiting = meta.waiting.saturating_sub(meta.logged);
         meta.logged = 0;
+        log.draining = last;
         write_drained(self.sql()?, id, last)?;
-        self.logs.pending.push((id, last));
+        self.logs.pending.push(id);
         Ok(())
     }
 }

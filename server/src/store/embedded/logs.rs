@@ -40,9 +40,21 @@ pub static DAMAGED_RECORDS: AtomicU64 = AtomicU64::new(0);
 pub struct Unsynced {
     pub any: AtomicBool,
     pub logs: Mutex<Vec<(PathBuf, Arc<AtomicBool>)>>,
+    /// The syncer's fsyncs of the WAL, numbered: how many began, and the last one finished (they
+    /// run one at a time). A drain's head move waits for one that began after its commit (see
+    /// `Logs::committed`).
+    wal_begun: AtomicU64,
+    wal_done: AtomicU64,
 }
 
 impl Unsynced {
+    /// Fsyncs the WAL of the database at `path` (see `engine::sync_wal`), numbered.
+    pub fn sync_wal(&self, path: &Path) {
+        let this = self.wal_begun.fetch_add(1, Ordering::AcqRel) + 1;
+        sync_wal(path);
+        self.wal_done.store(this, Ordering::Release);
+    }
+
     /// Fsyncs the logs written since the last call, after `sync_wal` (so that a head moved
     /// past messages a drain put in SQLite is on disk only after the WAL holding them).
     pub fn sync(&self, sync_wal: impl FnOnce()) {
@@ -66,6 +78,10 @@ pub struct Log {
     pub log: QueueLog,
     /// The last message number moved into SQLite (committed).
     pub drained: u64,
+    /// The last number moved by the open transaction's drains: `drained` but while a drain
+    /// is uncommitted. A second drain in the same transaction starts after it, so that no
+    /// message is moved twice; back to `drained` on a rollback.
+    pub draining: u64,
     /// The log was written since the syncer last synced it.
     dirty: Arc<AtomicBool>,
     unsynced: Arc<Unsynced>,
@@ -75,9 +91,13 @@ pub struct Log {
 pub struct Logs {
     dir: PathBuf,
     pub open: HashMap<i64, Log>,
-    /// Drains of the open transaction: the log's head moves once it is committed.
-    pub pending: Vec<(i64, u64)>,
+    /// The logs drained in the open transaction (their `draining` marks): their heads move
+    /// once it is committed.
+    pub pending: Vec<i64>,
     pub unsynced: Arc<Unsynced>,
+    /// Heads to move past their drained messages, oldest first: each log's id and the count
+    /// of the syncer's WAL fsyncs that covers its drain's commit.
+    due: std::collections::VecDeque<(i64, u64)>,
     /// The database, whose WAL a drain's commit is fsynced in before its log's head moves
     /// (`None` under `--fsync never`).
     wal: Option<PathBuf>,
@@ -116,8 +136,18 @@ impl Logs {
         std::fs::create_dir_all(&dir)?;
         let clean = std::fs::remove_file(dir.join(CLEAN)).is_ok();
         let wal = (fsync != Fsync::Never).then(|| data_dir.join(DB_FILE));
-        let mut logs =
-            Self { dir, open: HashMap::new(), pending: Vec::new(), unsynced: Default::default(), wal };
+        // What a drain committed before the stop is durable before heads move past it.
+        if let Some(wal) = &wal {
+            sync_wal(wal);
+        }
+        let mut logs = Self {
+            dir,
+            open: HashMap::new(),
+            pending: Vec::new(),
+            unsynced: Default::default(),
+            due: Default::default(),
+            wal,
+        };
         let drained = read_drained(conn).map_err(io::Error::other)?;
         for meta in catalog.queues.values() {
             let path = logs.path(meta.id);
@@ -186,22 +216,36 @@ impl Logs {
     fn insert(&mut self, id: i64, log: QueueLog, drained: u64) {
         let dirty = Arc::new(AtomicBool::new(false));
         self.unsynced.logs.lock().unwrap_or_else(|p| p.into_inner()).push((self.path(id), dirty.clone()));
-        self.open.insert(id, Log { log, drained, dirty, unsynced: self.unsynced.clone() });
+        self.open.insert(id, Log { log, drained, draining: drained, dirty, unsynced: self.unsynced.clone() });
     }
 
-    /// After a commit: the drained messages leave their logs — once the WAL holding them is
-    /// fsynced (but under `--fsync never`), so that no power loss finds a log's head moved past
-    /// messages SQLite lost.
+    /// After a commit: the drained messages are SQLite's (gets skip them on the log), and
+    /// they leave their logs once the WAL holding them is fsynced by the syncer (at once under
+    /// `--fsync never`), so that no power loss finds a log's head moved past messages SQLite
+    /// lost — and no request waits for that fsync (see `settle`).
     pub fn committed(&mut self) {
-        if let (false, Some(wal)) = (self.pending.is_empty(), &self.wal) {
-            sync_wal(wal);
-        }
-        for (id, n) in std::mem::take(&mut self.pending) {
+        // Covered by the next fsync to begin.
+        let covered = self.unsynced.wal_begun.load(Ordering::Acquire) + 1;
+        for id in std::mem::take(&mut self.pending) {
             let Some(log) = self.open.get_mut(&id) else { continue };
-            log.drained = log.drained.max(n);
-            // Its head moves: synced by the syncer after the WAL that holds the drain.
+            log.drained = log.draining;
+            self.due.push_back((id, if self.wal.is_some() { covered } else { 0 }));
+        }
+        self.settle();
+    }
+
+    /// Moves the heads of the logs whose drains are fsynced past their drained messages
+    /// (the syncer fsyncs them after the WAL). Cheap while none is due.
+    pub fn settle(&mut self) {
+        if self.due.is_empty() {
+            return;
+        }
+        let synced = self.unsynced.wal_done.load(Ordering::Acquire);
+        while let Some(&(id, _)) = self.due.front().filter(|(_, covered)| *covered <= synced) {
+            self.due.pop_front();
+            let Some(log) = self.open.get_mut(&id) else { continue };
             log.written();
-            if let Err(error) = log.log.take_through(n) {
+            if let Err(error) = log.log.take_through(log.drained) {
                 tracing::warn!(%error, queue = id, "embedded store: cannot move a drained log's head (done at start-up)");
             }
         }
@@ -209,7 +253,11 @@ impl Logs {
 
     /// After a rollback: nothing of the open transaction's drains happened.
     pub fn rolled_back(&mut self) {
-        self.pending.clear();
+        for id in std::mem::take(&mut self.pending) {
+            if let Some(log) = self.open.get_mut(&id) {
+                log.draining = log.drained;
+            }
+        }
     }
 }
 

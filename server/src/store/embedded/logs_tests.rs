@@ -260,3 +260,78 @@ async fn a_deep_log_drains_in_chunks() {
     assert_eq!(rest, want);
     store.close().await.unwrap();
 }
+
+/// Operations that drain, sent together on a queue whose log is deeper than a chunk (soft
+/// gets, adds with a ttl, a delete by key, a lease): their drains meet in one transaction, and
+/// each message is still moved once — every one served once, the count right, nothing back
+/// after a restart.
+#[tokio::test]
+async fn drains_that_meet_in_one_batch_move_each_message_once() {
+    use crate::store::embedded::log_ops::DRAIN_CHUNK;
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("meet");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let total = DRAIN_CHUNK as u64 + 904;
+    for i in 1..=total {
+        store.add(&q, format!("m{i}"), None).await.unwrap();
+    }
+    let ttl = Some(Duration::from_secs(3600));
+    let peeks = futures_util::future::join_all((0..9).map(|_| store.peek(&q)));
+    let adds = futures_util::future::join_all((0..3).map(|i| store.add(&q, format!("ttl{i}"), ttl)));
+    let gone = MessageKey::new(q.clone(), total);
+    let (peeks, adds, deleted, leased) =
+        tokio::join!(peeks, adds, store.delete(&gone), store.reserve(&q, 2, Duration::from_secs(3600)));
+    assert!(peeks.into_iter().all(|p| p.unwrap().unwrap().value == "m1"));
+    assert!(deleted.unwrap());
+    let leased: Vec<u64> = leased.unwrap().iter().map(|m| m.key.n).collect();
+    assert_eq!(leased, [1, 2]);
+    let added: Vec<u64> = adds.into_iter().map(|a| a.unwrap().n).collect();
+    let want: Vec<u64> = (3..total).chain(added).collect();
+    assert_eq!(len(&store, &q).await, want.len() as u64);
+    let got: Vec<u64> = store.pop(&q, usize::MAX).await.unwrap().iter().map(|m| m.key.n).collect();
+    assert_eq!(got, want, "every waiting message once, in order");
+    assert_eq!(len(&store, &q).await, 0);
+    assert!(store.pop(&q, 10).await.unwrap().is_empty());
+    for n in leased {
+        assert!(store.ack(&MessageKey::new(q.clone(), n)).await.unwrap());
+    }
+    store.close().await.unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let back = store.pop(&q, usize::MAX).await.unwrap().iter().map(|m| m.key.n).collect::<Vec<_>>();
+    assert!(back.is_empty(), "nothing comes back after a restart: {} from {:?}", back.len(), back.first());
+    assert_eq!(len(&store, &q).await, 0);
+    store.close().await.unwrap();
+}
+
+/// A drain's head move waits for the syncer's fsync of the WAL (not the request): once that
+/// is done, the next operation moves the head and the segments the drained messages filled
+/// are removed.
+#[tokio::test]
+async fn a_drained_log_gives_its_segments_back_after_the_syncer_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("given");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let value = "x".repeat(1000);
+    for _ in 0..400 {
+        store.add(&q, value.clone(), None).await.unwrap();
+    }
+    let log = dir.path().join(LOG_DIR).join("1");
+    let segments = || {
+        std::fs::read_dir(&log)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
+            .count()
+    };
+    assert!(segments() > 2, "the backlog fills several segments");
+    assert_eq!(store.peek(&q).await.unwrap().unwrap().key.n, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while segments() > 1 {
+        assert!(std::time::Instant::now() < deadline, "the drained segments stay: {}", segments());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        store.add(&q, "next".to_owned(), None).await.unwrap();
+    }
+    let got = store.pop(&q, usize::MAX).await.unwrap();
+    assert_eq!(got.len(), 400 + got.iter().filter(|m| m.value == "next").count());
+    store.close().await.unwrap();
+}

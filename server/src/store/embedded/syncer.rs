@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::engine::{sync_wal, Reply};
+use super::engine::Reply;
 use super::logs::Unsynced;
 use crate::config::Fsync;
 
@@ -58,7 +58,7 @@ impl Syncer {
         let thread = std::thread::Builder::new().name("restmq-sync".to_owned()).spawn(move || {
             run(&path, fsync, &rx, &flag, &logs, checkpointer);
             // Stopped (the store closes): what the logs got since the last sync.
-            logs.sync(|| sync_wal(&path));
+            logs.sync(|| logs.sync_wal(&path));
         })?;
         Ok(Self { fsync, tx, unsynced, thread: Some(thread) })
     }
@@ -161,7 +161,7 @@ fn run(
                         Msg::Stop => stop = true,
                     }
                 }
-                sync_wal(path);
+                logs.sync_wal(path);
                 answer(replies);
                 if stop {
                     return;
@@ -173,10 +173,10 @@ fn run(
                     // The WAL first whenever logs are due (see `Unsynced::sync`).
                     logs.sync(|| {
                         unsynced.store(false, Ordering::Release);
-                        sync_wal(path);
+                        logs.sync_wal(path);
                     });
                     if unsynced.swap(false, Ordering::AcqRel) {
-                        sync_wal(path);
+                        logs.sync_wal(path);
                     }
                 }
             }
