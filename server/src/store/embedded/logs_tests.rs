@@ -9,7 +9,7 @@ use restmq_shared::{MessageKey, QueueName};
 use rusqlite::Connection;
 
 use super::{LOG_DIR, MAX_LOGS};
-use crate::store::{EmbeddedStore, LeaseStore, Page, QueueStore};
+use crate::store::{EmbeddedStore, LeaseStore, Page, QueueStore, StoredMessage};
 
 fn queue(name: &str) -> QueueName {
     QueueName::try_from(name).unwrap()
@@ -333,5 +333,191 @@ async fn a_drained_log_gives_its_segments_back_after_the_syncer_fsyncs() {
     }
     let got = store.pop(&q, usize::MAX).await.unwrap();
     assert_eq!(got.len(), 400 + got.iter().filter(|m| m.value == "next").count());
+    store.close().await.unwrap();
+}
+
+/// What one operation of a round of `concurrent_operations_on_a_deep_log_serve_each_message_once` did.
+enum Done {
+    Added(u64, String),
+    Served(Vec<(u64, String)>),
+    Leased(Vec<(u64, String)>),
+    Deleted(u64, bool),
+    Acked(u64, bool),
+    Nacked(u64, bool),
+    Requeued,
+    Looked,
+}
+
+/// Rounds of operations sent together on a queue whose log is deeper than a drain's chunk —
+/// plain adds, adds with a ttl, hard gets, soft gets, deletes by key, leases, acks, nacks,
+/// requeues — with a restart in the middle: every message added is served exactly once (or
+/// deleted or acknowledged), none is served while leased or after it was deleted.
+#[tokio::test]
+async fn concurrent_operations_on_a_deep_log_serve_each_message_once() {
+    use std::collections::BTreeMap;
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use crate::store::embedded::log_ops::DRAIN_CHUNK;
+    type Op = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("rounds");
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let (mut waiting, mut leased) = (BTreeMap::<u64, String>::new(), BTreeMap::<u64, String>::new());
+    let (mut served, mut gone) = (0u64, 0u64);
+    let mut next = 0u64;
+    for _ in 0..DRAIN_CHUNK + 900 {
+        next += 1;
+        let key = store.add(&q, format!("v{next}"), None).await.unwrap();
+        waiting.insert(key.n, format!("v{next}"));
+    }
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    for round in 0..40 {
+        if round == 20 {
+            store.close().await.unwrap();
+            drop(store);
+            store = EmbeddedStore::open(dir.path()).unwrap();
+            // Leases do not outlive the process: their messages wait again.
+            waiting.append(&mut leased);
+        }
+        if round % 10 == 5 {
+            for _ in 0..DRAIN_CHUNK + 100 {
+                next += 1;
+                let key = store.add(&q, format!("v{next}"), None).await.unwrap();
+                waiting.insert(key.n, format!("v{next}"));
+            }
+        }
+        let mut ops: Vec<Op> = Vec::new();
+        // Each key named by at most one operation of a round.
+        let mut named = std::collections::HashSet::new();
+        let mut pick = |map: &BTreeMap<u64, String>, r: u64| {
+            map.keys().nth(r as usize % map.len().max(1)).copied().filter(|n| named.insert(*n))
+        };
+        for _ in 0..16 {
+            let (s, q) = (store.clone(), q.clone());
+            let op: Op = match random(9) {
+                0 | 1 => {
+                    next += 1;
+                    let (value, ttl) =
+                        (format!("v{next}"), (random(2) == 0).then(|| Duration::from_secs(3600)));
+                    Box::pin(async move {
+                        let n = s.add(&q, value.clone(), ttl).await.unwrap().n;
+                        Done::Added(n, value)
+                    })
+                }
+                2 => {
+                    let max = 1 + random(40) as usize;
+                    Box::pin(async move {
+                        let got = s.pop(&q, max).await.unwrap();
+                        Done::Served(got.into_iter().map(|m| (m.key.n, m.value)).collect())
+                    })
+                }
+                3 => Box::pin(async move {
+                    s.peek(&q).await.unwrap();
+                    Done::Looked
+                }),
+                4 => match pick(&waiting, random(1 << 20)) {
+                    Some(n) => Box::pin(async move {
+                        let deleted = s.delete(&MessageKey::new(q, n)).await.unwrap();
+                        Done::Deleted(n, deleted)
+                    }),
+                    None => continue,
+                },
+                5 => {
+                    let max = 1 + random(3) as usize;
+                    Box::pin(async move {
+                        let got = s.reserve(&q, max, Duration::from_secs(3600)).await.unwrap();
+                        Done::Leased(got.into_iter().map(|m| (m.key.n, m.value)).collect())
+                    })
+                }
+                6 => match pick(&leased, random(1 << 20)) {
+                    Some(n) => {
+                        Box::pin(async move { Done::Acked(n, s.ack(&MessageKey::new(q, n)).await.unwrap()) })
+                    }
+                    None => continue,
+                },
+                7 => match pick(&leased, random(1 << 20)) {
+                    Some(n) => {
+                        Box::pin(
+                            async move { Done::Nacked(n, s.nack(&MessageKey::new(q, n)).await.unwrap()) },
+                        )
+                    }
+                    None => continue,
+                },
+                _ => Box::pin(async move {
+                    let got = s.pop(&q, 2).await.unwrap();
+                    let back: Vec<StoredMessage> = got.clone();
+                    s.requeue(&q, back).await.unwrap();
+                    Done::Requeued
+                }),
+            };
+            ops.push(op);
+        }
+        let mut deletes = Vec::new();
+        let mut results = futures_util::future::join_all(ops).await;
+        // What puts messages in the queue first: an operation of the round may have taken them.
+        results.sort_by_key(|done| !matches!(done, Done::Added(..) | Done::Nacked(..)));
+        for done in results {
+            match done {
+                Done::Added(n, value) => {
+                    assert!(waiting.insert(n, value).is_none(), "number {n} given twice")
+                }
+                Done::Served(got) => {
+                    for (n, value) in got {
+                        assert_eq!(
+                            waiting.remove(&n).as_ref(),
+                            Some(&value),
+                            "round {round}: {n} served but not waiting"
+                        );
+                        served += 1;
+                    }
+                }
+                Done::Leased(got) => {
+                    for (n, value) in got {
+                        assert_eq!(
+                            waiting.remove(&n).as_ref(),
+                            Some(&value),
+                            "round {round}: {n} leased but not waiting"
+                        );
+                        leased.insert(n, value);
+                    }
+                }
+                Done::Deleted(n, deleted) => deletes.push((n, deleted)),
+                Done::Acked(n, acked) => {
+                    assert!(acked, "round {round}: lease {n} not acknowledged");
+                    leased.remove(&n);
+                    gone += 1;
+                }
+                Done::Nacked(n, nacked) => {
+                    assert!(nacked, "round {round}: lease {n} not given back");
+                    waiting.insert(n, leased.remove(&n).unwrap());
+                }
+                Done::Requeued | Done::Looked => {}
+            }
+        }
+        // A delete finds its message unless another operation of its round took it first.
+        for (n, deleted) in deletes {
+            if deleted {
+                assert!(waiting.remove(&n).is_some(), "round {round}: {n} deleted but not waiting");
+                gone += 1;
+            }
+        }
+        assert_eq!(len(&store, &q).await, waiting.len() as u64, "round {round}: the count");
+    }
+    for n in leased.keys().copied().collect::<Vec<_>>() {
+        assert!(store.ack(&MessageKey::new(q.clone(), n)).await.unwrap());
+        leased.remove(&n);
+    }
+    let rest: Vec<(u64, String)> =
+        store.pop(&q, usize::MAX).await.unwrap().into_iter().map(|m| (m.key.n, m.value)).collect();
+    assert_eq!(rest, waiting.into_iter().collect::<Vec<_>>(), "what is left, in order");
+    assert!(served + gone > 0);
     store.close().await.unwrap();
 }
