@@ -45,10 +45,14 @@ impl Db {
         // Then the log's, read in place (SQLite's waiting messages are the older).
         let after = page.last().map_or(after, |m| m.key.n);
         let logged = self.logged_after(queue, after, limit - page.len())?;
+        let reads = match (logged.first(), logged.last()) {
+            (Some(first), Some(last)) => self.log_reads(queue, first.0, last.0)?,
+            _ => Default::default(),
+        };
         page.extend(logged.into_iter().map(|(n, value)| BrowsedMessage {
             key: MessageKey::new(queue.clone(), n),
             value,
-            count: 0,
+            count: reads.get(&n).copied().unwrap_or(0),
             expires: None,
             deadline: None,
             deliveries: None,

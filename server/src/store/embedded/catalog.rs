@@ -3,7 +3,7 @@
 //! of a queue whose consumers keep up (see `tail`). The catalog is O(queues + leases) plus at
 //! most `tail::TAIL_BYTES` of bodies, whatever the backlog.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use restmq_shared::{Policy, QueueName, QueueStatus};
 use rusqlite::{params, Connection};
@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS idempotency(
     PRIMARY KEY(queue, key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_until ON idempotency(until);
 CREATE TABLE IF NOT EXISTS logs(queue INTEGER PRIMARY KEY, drained INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS holes(queue INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(queue, n)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_reads(
+    queue INTEGER NOT NULL, n INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY(queue, n)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS probe(id INTEGER PRIMARY KEY, room BLOB NOT NULL);
 ";
 
@@ -59,6 +62,9 @@ pub struct QueueMeta {
     pub waiting: u64,
     /// Waiting messages on the queue's log, not in SQLite (see `logs`).
     pub logged: u64,
+    /// Numbers of messages on the queue's log deleted by key (rows of `holes`): gets and
+    /// reads skip them, and they leave as the log's head passes them (see `log_ops`).
+    pub holes: BTreeSet<u64>,
     pub delayed: u64,
     /// Leased message numbers and their deadlines (Unix ms).
     pub leases: BTreeMap<u64, u64>,
@@ -172,6 +178,13 @@ impl Catalog {
                 DELAYED => meta.delayed += count as u64,
                 _ => leased.push((id, count as u64)),
             }
+        }
+        let mut stmt = conn.prepare("SELECT queue, n FROM holes")?;
+        let holes = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in holes {
+            let (id, n) = row?;
+            let Some(meta) = by_id.get(&id).and_then(|q| catalog.queues.get_mut(q)) else { continue };
+            meta.holes.insert(n as u64);
         }
         for (id, count) in leased {
             let Some(meta) = by_id.get(&id).and_then(|q| catalog.queues.get_mut(q)) else { continue };

@@ -30,6 +30,9 @@ pub struct Db {
     pub unwritten: RefCell<Vec<Unwritten>>,
     /// The queues' logs (see `logs`).
     pub logs: Logs,
+    /// Holes (queue id, number) the log's head has passed: their rows are deleted with the
+    /// next write batch.
+    pub passed_holes: Vec<(i64, u64)>,
 }
 
 /// A waiting message added in the open batch, its row not written yet.
@@ -105,6 +108,13 @@ impl Db {
     /// Before the commit: inserts the batch's unwritten adds, writes the rows of the queues
     /// changed in this transaction.
     pub fn finish(&mut self) -> Sql<()> {
+        if !self.passed_holes.is_empty() {
+            let passed = std::mem::take(&mut self.passed_holes);
+            let mut stmt = self.sql()?.prepare_cached("DELETE FROM holes WHERE queue = ?1 AND n = ?2")?;
+            for (queue, n) in passed {
+                stmt.execute(params![queue, n as i64])?;
+            }
+        }
         let dirty = std::mem::take(&mut self.dirty);
         if dirty.is_empty() {
             // Nothing else to write: no statement, so a batch whose adds were all taken by

@@ -150,6 +150,7 @@ impl Engine {
         self.db.dirty.clear();
         self.db.unwritten.get_mut().clear();
         self.db.logs.rolled_back();
+        self.db.passed_holes.clear();
         // The heads of drained logs move when the catalog is read back: their drains first
         // to the disk (a rare path, where a wait is no harm).
         self.sync_wal();

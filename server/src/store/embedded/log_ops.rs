@@ -1,17 +1,20 @@
 //! The embedded store's operations on the queue logs (see `logs`): a plain add and a hard get
-//! that run without a transaction — copies into and out of the log's shared maps — and the
-//! drain that moves a queue's log into SQLite before any other operation on it that writes.
+//! that run without a transaction — copies into and out of the log's shared maps —, a soft get
+//! and a delete by key in place (a read count, a hole), and the drain that moves a queue's log
+//! into SQLite before any other operation on it that writes.
 
+use std::collections::HashMap;
 use std::io;
 
 use restmq_shared::{MessageKey, QueueName};
+use rusqlite::params;
 
 use super::batcher::Kind;
 use super::catalog::WAITING;
 use super::db::{Db, Sql};
 use super::logs::{sql_error, write_drained};
 use super::EmbeddedStore;
-use crate::store::{StoreError, StoreResult, StoredMessage};
+use crate::store::{PeekedMessage, StoreError, StoreResult, StoredMessage};
 
 /// The largest message added through a log; larger ones go through SQLite.
 pub const LOG_VALUE_MAX: usize = 1 << 20;
@@ -85,6 +88,11 @@ impl Db {
             if n <= log.drained {
                 continue;
             }
+            // Deleted by key: its row goes with the next write batch.
+            if meta.holes.remove(&n) {
+                self.passed_holes.push((meta.id, n));
+                continue;
+            }
             (meta.waiting, meta.logged) = (meta.waiting - 1, meta.logged - 1);
             out.push(StoredMessage { key: MessageKey::new(queue.clone(), n), value });
         }
@@ -104,7 +112,7 @@ impl Db {
         let floor = after.max(log.draining);
         let mut out = Vec::new();
         let visited = log.log.visit(usize::MAX, |n, payload| {
-            if n > floor {
+            if n > floor && !meta.holes.contains(&n) {
                 out.push((n, String::from_utf8_lossy(payload).into_owned()));
             }
             Ok(out.len() < max)
@@ -120,7 +128,82 @@ impl Db {
         let Some(meta) = self.catalog.queues.get(queue) else { return Vec::new() };
         let Some(log) = self.logs.open.get(&meta.id) else { return Vec::new() };
         let last = log.log.last_number();
-        (0..meta.logged.min(max as u64)).map(|i| last - i).collect()
+        // Numbers from the last down, holes left out (they are on the log).
+        (0..meta.logged + meta.holes.len() as u64)
+            .map(|i| last - i)
+            .filter(|n| !meta.holes.contains(n))
+            .take(max)
+            .collect()
+    }
+
+    /// Deletes message `key` if it waits on its queue's log: a hole, its row in the batch's
+    /// transaction (no message moves); `false` when the log does not hold it.
+    pub(super) fn log_delete(&mut self, key: &MessageKey) -> Sql<bool> {
+        let Some(meta) = self.catalog.queues.get(&key.queue).filter(|m| m.logged > 0) else {
+            return Ok(false);
+        };
+        let Some(log) = self.logs.open.get(&meta.id) else { return Ok(false) };
+        if key.n <= log.draining || key.n > log.log.last_number() || meta.holes.contains(&key.n) {
+            return Ok(false);
+        }
+        let mut found = false;
+        let visited = log.log.visit(usize::MAX, |n, _| {
+            found |= n == key.n;
+            Ok(n < key.n)
+        });
+        visited.map_err(sql_error)?;
+        if !found {
+            return Ok(false);
+        }
+        let id = meta.id;
+        self.sql()?
+            .prepare_cached("INSERT OR IGNORE INTO holes(queue, n) VALUES (?1, ?2)")?
+            .execute(params![id, key.n as i64])?;
+        let meta = self.catalog.queues.get_mut(&key.queue).expect("looked up above");
+        meta.holes.insert(key.n);
+        meta.waiting = meta.waiting.saturating_sub(1);
+        meta.logged = meta.logged.saturating_sub(1);
+        Ok(true)
+    }
+
+    /// The oldest message waiting on `queue`'s log, read in place, its read counted (a row of
+    /// `log_reads`, which goes with the message if a drain moves it). Older reads' rows go.
+    pub(super) fn log_peek(&mut self, queue: &QueueName) -> Sql<Option<PeekedMessage>> {
+        let Some(meta) = self.catalog.queues.get(queue).filter(|m| m.logged > 0) else { return Ok(None) };
+        let Some(log) = self.logs.open.get(&meta.id) else { return Ok(None) };
+        let (floor, id) = (log.draining, meta.id);
+        let mut first = None;
+        let visited = log.log.visit(usize::MAX, |n, payload| {
+            if n > floor && !meta.holes.contains(&n) {
+                first = Some((n, String::from_utf8_lossy(payload).into_owned()));
+                return Ok(false);
+            }
+            Ok(true)
+        });
+        visited.map_err(sql_error)?;
+        let Some((n, value)) = first else { return Ok(None) };
+        let conn = self.sql()?;
+        conn.prepare_cached("DELETE FROM log_reads WHERE queue = ?1 AND n < ?2")?
+            .execute(params![id, n as i64])?;
+        let count: i64 = conn
+            .prepare_cached(
+                "INSERT INTO log_reads(queue, n, count) VALUES (?1, ?2, 1) \
+                 ON CONFLICT(queue, n) DO UPDATE SET count = count + 1 RETURNING count",
+            )?
+            .query_row(params![id, n as i64], |r| r.get(0))?;
+        Ok(Some(PeekedMessage { key: MessageKey::new(queue.clone(), n), value, count: count as u64 }))
+    }
+
+    /// The soft reads of `queue`'s logged messages numbered `from..=to`.
+    pub(super) fn log_reads(&self, queue: &QueueName, from: u64, to: u64) -> Sql<HashMap<u64, u64>> {
+        let Some(meta) = self.catalog.queues.get(queue) else { return Ok(HashMap::new()) };
+        let mut stmt = self
+            .sql()?
+            .prepare_cached("SELECT n, count FROM log_reads WHERE queue = ?1 AND n >= ?2 AND n <= ?3")?;
+        let rows = stmt.query_map(params![meta.id, from as i64, to as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })?;
+        rows.collect()
     }
 
     /// Moves `queue`'s logged messages into SQLite, in the batch's transaction (their log's
@@ -141,15 +224,26 @@ impl Db {
         let (mut last, mut moved) = (None, 0);
         // Past what this transaction's drains moved already (their head moves at the commit).
         let floor = log.draining;
+        let mut holes =
+            self.catalog.queues.get_mut(queue).map(|m| std::mem::take(&mut m.holes)).unwrap_or_default();
+        let mut passed = Vec::new();
         let visited = log.log.visit(usize::MAX, |n, payload| {
             if n > floor {
-                let value = String::from_utf8_lossy(payload);
-                self.insert(id, n, WAITING, &value, None, None).map_err(io::Error::other)?;
-                moved += 1;
+                if holes.remove(&n) {
+                    passed.push((id, n));
+                } else {
+                    let value = String::from_utf8_lossy(payload);
+                    self.insert(id, n, WAITING, &value, None, None).map_err(io::Error::other)?;
+                    moved += 1;
+                }
                 last = Some(n);
             }
             Ok(moved < max)
         });
+        if let Some(meta) = self.catalog.queues.get_mut(queue) {
+            meta.holes = holes;
+        }
+        self.passed_holes.extend(passed);
         let moved_through = last.filter(|_| visited.is_ok());
         if let Some(last) = moved_through {
             log.draining = last;
@@ -159,6 +253,16 @@ impl Db {
         visited.map_err(sql_error)?;
         let Some(last) = moved_through else { return Ok(0) };
         write_drained(self.sql()?, id, last)?;
+        // Soft reads of the moved messages go with them.
+        self.sql()?
+            .prepare_cached(
+                "UPDATE messages SET reads = r.count FROM log_reads r \
+                 WHERE r.queue = ?1 AND r.n <= ?2 AND messages.queue = r.queue AND messages.n = r.n AND messages.state = 0",
+            )?
+            .execute(params![id, last as i64])?;
+        self.sql()?
+            .prepare_cached("DELETE FROM log_reads WHERE queue = ?1 AND n <= ?2")?
+            .execute(params![id, last as i64])?;
         if let Some(meta) = self.catalog.queues.get_mut(queue) {
             meta.logged = meta.logged.saturating_sub(moved as u64);
         }

@@ -1,9 +1,12 @@
 //! The embedded store's queue logs (see `queue_log`): where a plain add goes without a
 //! transaction, and what a hard get takes from while SQLite holds no waiting message of the
-//! queue. A queue's log holds the newest of its waiting messages; any other operation on the
-//! queue first *drains* the log into SQLite (`Db::drain`), so SQLite's operations see every
-//! message. A drain writes the rows and the queue's `drained` mark (the last number it moved)
-//! in the batch's transaction; the log's head moves past them only once that is committed,
+//! queue. A queue's log holds the newest of its waiting messages. Browse, recent keys, soft
+//! gets and deletes by key read and mark the log in place (a delete is a *hole*: a row of
+//! `holes` and a number in the queue's set, skipped by every read, gone once the head passes
+//! it; a soft read's count is a row of `log_reads`); any other operation on the queue first
+//! *drains* the log into SQLite (`Db::drain`), so SQLite's operations see every message. A
+//! drain writes the rows and the queue's `drained` mark (the last number it moved) in the
+//! batch's transaction; the log's head moves past them once that is committed and fsynced,
 //! and messages a crash left behind under the mark are dropped at start-up.
 //!
 //! Bounded: at most [`MAX_LOGS`] logs are open; the queues past that add through SQLite.
@@ -182,13 +185,20 @@ impl Logs {
     /// waiting, `logged`, and the counter past the log's last number.
     pub fn attach(&mut self, catalog: &mut Catalog) {
         for meta in catalog.queues.values_mut() {
-            let Some(log) = self.open.get_mut(&meta.id) else { continue };
+            let Some(log) = self.open.get_mut(&meta.id) else {
+                meta.holes.clear();
+                continue;
+            };
             meta.counter = meta.counter.max(log.log.last_number());
             // Messages a drain moved stay (and are skipped by gets) if they cannot go yet.
             if let Err(error) = log.log.take_through(log.drained) {
                 tracing::warn!(%error, queue = meta.id, "embedded store: cannot drop a drained log's messages yet");
             }
-            meta.logged = log.log.len();
+            // Holes the head passed, or on messages a drain moved, are gone.
+            let (first, last) = (log.log.head().map(|(n, _)| n), log.log.last_number());
+            let floor = log.drained;
+            meta.holes.retain(|&n| first.is_some_and(|first| n >= first) && n > floor && n <= last);
+            meta.logged = log.log.len().saturating_sub(meta.holes.len() as u64);
             meta.waiting += meta.logged;
         }
     }

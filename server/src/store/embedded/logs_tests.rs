@@ -59,8 +59,8 @@ async fn plain_adds_and_gets_commit_nothing() {
 }
 
 /// Every other operation sees the logged messages, in number order with those in SQLite:
-/// browse and recent keys (which read the log in place), peek, delete by key, an add with a
-/// ttl, leases, nack, purge (which drain it first).
+/// browse, recent keys, peek and delete by key (which read and mark the log in place), an add
+/// with a ttl, leases, nack, purge (which drain it first).
 #[tokio::test]
 async fn other_operations_see_the_logged_messages() {
     let dir = tempfile::tempdir().unwrap();
@@ -248,22 +248,23 @@ async fn a_deep_log_drains_in_chunks() {
         store.add(&q, format!("m{i}"), None).await.unwrap();
     }
     let before = store.batcher.commits();
-    assert_eq!(store.peek(&q).await.unwrap().unwrap().value, "m1");
-    assert_eq!(store.batcher.commits() - before, 3, "two chunks, then the peek's own batch");
+    store.add(&q, "ttl".to_owned(), Some(Duration::from_secs(3600))).await.unwrap();
+    assert_eq!(store.batcher.commits() - before, 3, "two chunks, then the add's own batch");
     store.add(&q, "after".to_owned(), None).await.unwrap();
     assert_eq!(store.pop(&q, 1).await.unwrap()[0].value, "m1");
     store.close().await.unwrap();
     drop(store);
     let store = EmbeddedStore::open(dir.path()).unwrap();
     let rest = values(&store, &q).await;
-    let want: Vec<String> = (2..=total).map(|i| format!("m{i}")).chain(["after".to_owned()]).collect();
+    let want: Vec<String> =
+        (2..=total).map(|i| format!("m{i}")).chain(["ttl".to_owned(), "after".to_owned()]).collect();
     assert_eq!(rest, want);
     store.close().await.unwrap();
 }
 
-/// Operations that drain, sent together on a queue whose log is deeper than a chunk (soft
-/// gets, adds with a ttl, a delete by key, a lease): their drains meet in one transaction, and
-/// each message is still moved once — every one served once, the count right, nothing back
+/// Operations sent together on a queue whose log is deeper than a chunk (soft gets and a
+/// delete by key, which read and mark the log in place, adds with a ttl and a lease, which
+/// drain it): their drains meet in one transaction, and each message is still moved once — every one served once, the count right, nothing back
 /// after a restart.
 #[tokio::test]
 async fn drains_that_meet_in_one_batch_move_each_message_once() {
@@ -324,7 +325,7 @@ async fn a_drained_log_gives_its_segments_back_after_the_syncer_fsyncs() {
             .count()
     };
     assert!(segments() > 2, "the backlog fills several segments");
-    assert_eq!(store.peek(&q).await.unwrap().unwrap().key.n, 1);
+    store.add(&q, "ttl".to_owned(), Some(Duration::from_secs(3600))).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while segments() > 1 {
         assert!(std::time::Instant::now() < deadline, "the drained segments stay: {}", segments());
@@ -332,7 +333,7 @@ async fn a_drained_log_gives_its_segments_back_after_the_syncer_fsyncs() {
         store.add(&q, "next".to_owned(), None).await.unwrap();
     }
     let got = store.pop(&q, usize::MAX).await.unwrap();
-    assert_eq!(got.len(), 400 + got.iter().filter(|m| m.value == "next").count());
+    assert_eq!(got.len(), 401 + got.iter().filter(|m| m.value == "next").count());
     store.close().await.unwrap();
 }
 
@@ -519,5 +520,61 @@ async fn concurrent_operations_on_a_deep_log_serve_each_message_once() {
         store.pop(&q, usize::MAX).await.unwrap().into_iter().map(|m| (m.key.n, m.value)).collect();
     assert_eq!(rest, waiting.into_iter().collect::<Vec<_>>(), "what is left, in order");
     assert!(served + gone > 0);
+    store.close().await.unwrap();
+}
+
+/// Soft gets and deletes by key on a deep log read and mark it in place: no message moves
+/// into SQLite, a read count goes on across restarts, a deleted message is never served,
+/// browsed or listed, and the count stays right.
+#[tokio::test]
+async fn soft_gets_and_deletes_work_on_the_log_without_draining_it() {
+    use crate::store::embedded::log_ops::DRAIN_CHUNK;
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("inplace");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let total = 2 * DRAIN_CHUNK as u64;
+    for i in 1..=total {
+        store.add(&q, format!("m{i}"), None).await.unwrap();
+    }
+    let before = store.batcher.commits();
+    for count in 1..=3 {
+        let peeked = store.peek(&q).await.unwrap().unwrap();
+        assert_eq!((peeked.key.n, peeked.value.as_str(), peeked.count), (1, "m1", count));
+    }
+    for n in [1, 3, total] {
+        assert!(store.delete(&MessageKey::new(q.clone(), n)).await.unwrap());
+    }
+    assert!(!store.delete(&MessageKey::new(q.clone(), 3)).await.unwrap(), "deleted once");
+    assert!(!store.delete(&MessageKey::new(q.clone(), total + 1)).await.unwrap());
+    assert_eq!(store.batcher.commits() - before, 8, "one small commit each, no drain");
+    let rows: i64 = Connection::open(dir.path().join(super::super::DB_FILE))
+        .unwrap()
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "nothing moved into SQLite (the first add went there, and was deleted)");
+    assert_eq!(len(&store, &q).await, total - 3);
+    let peeked = store.peek(&q).await.unwrap().unwrap();
+    assert_eq!((peeked.key.n, peeked.count), (2, 1));
+    let page = store.browse(&q, Page { after: 0, limit: 3, leased: false }).await.unwrap();
+    assert_eq!(page.iter().map(|m| (m.key.n, m.count)).collect::<Vec<_>>(), [(2, 1), (4, 0), (5, 0)]);
+    let recent = store.recent_keys(&q, 2).await.unwrap();
+    assert_eq!(recent.iter().map(|k| k.n).collect::<Vec<_>>(), [total - 1, total - 2]);
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(len(&store, &q).await, total - 3, "holes are kept across a restart");
+    assert_eq!(store.peek(&q).await.unwrap().unwrap().count, 2, "and read counts");
+    assert_eq!(store.pop(&q, 1).await.unwrap()[0].key.n, 2);
+    assert!(store.delete(&MessageKey::new(q.clone(), 6)).await.unwrap());
+    // A drain (an add with a ttl) moves what is left, holes left out, reads kept.
+    assert_eq!(store.peek(&q).await.unwrap().unwrap().key.n, 4);
+    store.add(&q, "ttl".to_owned(), Some(Duration::from_secs(3600))).await.unwrap();
+    let page = store.browse(&q, Page { after: 0, limit: 2, leased: false }).await.unwrap();
+    assert_eq!(page.iter().map(|m| (m.key.n, m.count)).collect::<Vec<_>>(), [(4, 1), (5, 0)]);
+    let got: Vec<u64> = store.pop(&q, usize::MAX).await.unwrap().iter().map(|m| m.key.n).collect();
+    let want: Vec<u64> = (4..total).filter(|n| *n != 6).chain([total + 1]).collect();
+    assert_eq!(got, want);
+    assert_eq!(len(&store, &q).await, 0);
     store.close().await.unwrap();
 }

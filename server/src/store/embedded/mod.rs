@@ -10,8 +10,9 @@
 //! The hot path: a plain add (no ttl, idempotency key or length limit) to a queue already
 //! written is a copy into its log's shared map, and a hard get a copy out of it while SQLite
 //! holds none of the queue's waiting messages — no transaction, no system call, no wait (see
-//! `log_ops`); both are in the kernel before they are answered. Every other operation on a
-//! queue first drains its log into SQLite, so that SQLite's operations see every message.
+//! `log_ops`); both are in the kernel before they are answered. Soft gets, deletes by key and
+//! looking read and mark the log in place; every other operation on a queue first drains its
+//! log into SQLite, so that SQLite's operations see every message (see `logs`).
 //!
 //! Durability: the other operations run in the order they were sent, those of the requests ready
 //! together in one transaction (see `batcher`), on the caller's thread, and are answered once
@@ -122,7 +123,15 @@ impl EmbeddedStore {
         let dirty = catalog.bring_ahead();
         let syncer = Syncer::start(path.clone(), options.fsync, logs.unsynced.clone())
             .map_err(|e| backend("cannot start the syncer thread", e))?;
-        let db = Db { conn, catalog, dirty, begin: Default::default(), unwritten: Default::default(), logs };
+        let db = Db {
+            conn,
+            catalog,
+            dirty,
+            begin: Default::default(),
+            unwritten: Default::default(),
+            logs,
+            passed_holes: Vec::new(),
+        };
         let engine = Engine::new(db, path, lock);
         let logs = options.fsync != Fsync::Always;
         let store = Self { batcher: Arc::new(Batcher::new(engine, syncer)), logs };
@@ -331,13 +340,11 @@ impl QueueStore for EmbeddedStore {
     }
 
     async fn peek(&self, queue: &QueueName) -> StoreResult<Option<PeekedMessage>> {
-        self.predrain(queue).await?;
         let q = queue.clone();
         self.call(Kind::Write, move |db| db.peek(&q, now_ms()).map(Ok)).await
     }
 
     async fn delete(&self, key: &MessageKey) -> StoreResult<bool> {
-        self.predrain(&key.queue).await?;
         let key = key.clone();
         self.call(Kind::Write, move |db| db.delete(&key).map(Ok)).await
     }

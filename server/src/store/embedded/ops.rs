@@ -180,13 +180,17 @@ impl Db {
         Ok(out)
     }
 
+    /// The oldest waiting message, its read counted: SQLite's (the older), else its log's.
     pub fn peek(&mut self, queue: &QueueName, now: u64) -> Sql<Option<PeekedMessage>> {
-        self.drain(queue)?;
-        let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(None) };
+        let Some(meta) = self.meta(queue) else { return Ok(None) };
+        if meta.stored() == 0 {
+            return self.log_peek(queue);
+        }
+        let id = meta.id;
         // A read count changes, or an expired message goes.
         self.forget_tail(queue);
         loop {
-            let Some(row) = self.head(id, 1)?.pop() else { return Ok(None) };
+            let Some(row) = self.head(id, 1)?.pop() else { return self.log_peek(queue) };
             if row.expires_at.is_some_and(|at| at as u64 <= now) {
                 self.delete_row(row.id)?;
                 if let Some(meta) = self.catalog.queues.get_mut(queue) {
@@ -208,8 +212,8 @@ impl Db {
     }
 
     pub(super) fn delete_in(&mut self, key: &MessageKey, state: i64) -> Sql<bool> {
-        if state == WAITING {
-            self.drain(&key.queue)?;
+        if state == WAITING && self.log_delete(key)? {
+            return Ok(true);
         }
         let Some(id) = self.meta(&key.queue).map(|m| m.id) else { return Ok(false) };
         let mut stmt =
@@ -251,8 +255,11 @@ impl Db {
         let held = logged || meta.waiting + meta.delayed > 0 || !meta.leases.is_empty();
         (meta.waiting, meta.delayed) = (0, 0);
         meta.leases.clear();
+        meta.holes.clear();
         let id = meta.id;
         self.sql()?.prepare_cached("DELETE FROM messages WHERE queue = ?1")?.execute(params![id])?;
+        self.sql()?.prepare_cached("DELETE FROM holes WHERE queue = ?1")?.execute(params![id])?;
+        self.sql()?.prepare_cached("DELETE FROM log_reads WHERE queue = ?1")?.execute(params![id])?;
         Ok(held)
     }
 
