@@ -35,6 +35,7 @@ mod answers;
 mod batcher;
 mod browse;
 mod catalog;
+mod crash;
 mod db;
 mod engine;
 mod lease_store;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::segment::{Segment, HEADER, MAX_RECORD};
 use files::{
-    create_segment, meta, open_full, remove_segment, replace_segment, segment_files, segment_path, sync_dir,
+    create_segment, meta, open_full, remove_segment, remove_temps, segment_files, segment_path, sync_dir,
 };
 #[cfg(test)]
 use state::SLOT;
@@ -62,13 +62,14 @@ impl QueueLog {
     /// segments: the head at the first one's start, the tail by counting the last one's
     /// records; a log that cannot be made consistent is `InvalidData`, and nothing removed.
     pub fn open(dir: &Path, after: u64) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        create_dir(dir)?;
         let mut state = State::open(dir)?;
         let mut files = segment_files(dir)?;
         if files.is_empty() {
             if state.any() {
                 return Err(corrupt("the log's segments are missing"));
             }
+            // The segment whole under its name, then the marks naming it.
             create_segment(dir, 0, after, FIRST_SEGMENT)?;
             state.init(Mark { seq: 0, segment: 0, offset: FIRST_RECORD, n: after });
             files = segment_files(dir)?;
@@ -100,7 +101,7 @@ impl QueueLog {
         let synced = state.read(SYNCED).filter(|s| s.segment == tail.segment && tail.offset != u64::MAX);
         let verified = synced.map_or(0, |s| s.offset as usize);
         let mut segments = VecDeque::new();
-        let mut removed = false;
+        let mut removed = remove_temps(dir)?;
         for (first, path) in files {
             if first < head.segment || first > tail.segment {
                 remove_segment(&path)?;
@@ -242,10 +243,7 @@ impl QueueLog {
                 let least = FIRST_SEGMENT.max(FIRST_RECORD as usize + HEADER + record.len());
                 let size = (tail.size() * 2).clamp(FIRST_SEGMENT, MAX_SEGMENT).max(least);
                 let (dir, first, before) = (&self.dir, self.tail.seq, self.tail.n);
-                let create = |size| match empty {
-                    true => replace_segment(dir, first, before, size),
-                    false => create_segment(dir, first, before, size),
-                };
+                let create = |size| create_segment(dir, first, before, size);
                 let mut next = match create(size) {
                     Err(e) if e.kind() == io::ErrorKind::StorageFull && size > least => create(least)?,
                     created => created?,
@@ -258,16 +256,20 @@ impl QueueLog {
                     self.segments.back_mut().expect("a tail").1 = None;
                 }
                 self.segments.push_back((first, Some(next)));
-                if self.head.seq == first {
-                    // The log was empty: its head moves on to the new segment with the tail.
-                    self.settle_head()?;
-                }
                 (first, offset)
             }
         };
         let end = (offset + HEADER + record.len()) as u64;
         self.tail = Mark { seq, segment, offset: end, n };
         self.write(TAIL);
+        if self.head.seq == seq - 1 && self.head.segment != segment {
+            // The log was empty: its head follows the tail to the new segment — after the tail's
+            // mark names it (the head's mark is never past the tail's), and the add is done:
+            // a segment that cannot be left yet is left at the next read.
+            if let Err(error) = self.settle_head() {
+                tracing::warn!(%error, dir = %self.dir.display(), "queue log: cannot leave a segment yet");
+            }
+        }
         Ok(())
     }
 
@@ -400,6 +402,15 @@ impl QueueLog {
     }
 }
 
+/// Creates the log's directory if it is not there, and syncs its parent (where its entry is).
+fn create_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    super::crash::around("directory: create", || std::fs::create_dir_all(dir))?;
+    dir.parent().map_or(Ok(()), sync_dir)
+}
+
 fn corrupt(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
@@ -411,3 +422,7 @@ mod tests;
 #[cfg(test)]
 #[path = "queue_log_recovery_tests.rs"]
 mod recovery_tests;
+
+#[cfg(test)]
+#[path = "queue_log_crash_tests.rs"]
+mod crash_tests;
