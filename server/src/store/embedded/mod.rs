@@ -51,6 +51,9 @@ mod segment;
 mod syncer;
 mod tail;
 
+#[cfg(test)]
+mod crash_tests;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,9 +10,34 @@
 //! synced when it is created. The state page holds two copies of the tail, two of the head and
 //! two of the tail as of the last `sync`, each `(seq, segment, offset, n)` with a generation
 //! and a checksum, written in turn: a copy torn by a crash fails its checksum and the other, one
-//! step older, is used (see `queue_log_state.rs`). The tail is written after its record, the head after its take, so a crash loses at
-//! most a step not yet answered. After a power loss the frames written since the last sync are
-//! checked, and the log ends at the first one lost.
+//! step older, is used (see `queue_log_state.rs`). After a power loss the frames written since
+//! the last sync are checked, and the log ends at the first one lost.
+//!
+//! # Crash safety: the order of the file operations
+//!
+//! A `kill -9` may fall between any two file operations and between any two stores into a
+//! map; the next open then finds a log it opens, holding every add that returned and no
+//! message whose take returned. Each operation is ordered so (the crash test,
+//! `queue_log_crash_tests.rs`, stops a process at each of these points and checks it):
+//! - **A record before the mark that counts it; a mark before it is answered.** The tail's
+//!   mark is stored after its record, the head's after its take (an add or a take in flight
+//!   happened or not; a take whose mark was stored but not answered lost its one message). In
+//!   a store, a frame's payload comes before its length, a mark's words before its checksum.
+//! - **A file is whole before its name exists.** A segment is made as `{first:020}.new`
+//!   (blocks reserved, meta record written, fsynced), renamed to its name (also over an empty
+//!   tail it replaces), then the directory fsynced; a `.new` file left is removed at open.
+//!   The state page is created under its name but holds zeros until a mark is stored, which
+//!   read as no mark (a page left short is completed at the next open). A new log: its
+//!   directory (the parent fsynced), the state page, the first segment, then its marks.
+//! - **A mark never names what is not on disk.** A segment is renamed into place before the
+//!   tail's mark names it; the head's mark follows the tail's into a new segment, never leads
+//!   it (an emptied log's add).
+//! - **A file is removed only once nothing names it.** The head's mark leaves a segment
+//!   before its file is unlinked; at open, the files outside the head's to the tail's segment
+//!   (left, or created for a tail never marked) are removed once the marks are read and found
+//!   good.
+//! - For a power loss, the directory is fsynced after each file is created, renamed or
+//!   removed, and a new segment's meta record before its name exists.
 
 use std::collections::VecDeque;
 use std::io;
