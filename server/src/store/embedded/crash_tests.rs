@@ -34,11 +34,13 @@ enum Step {
 fn scenario() -> Vec<Step> {
     use Step::*;
     let mut steps = vec![Open];
-    // 1 through SQLite (it registers the queue), 2 to 8 through the log, across two rollovers.
-    steps.extend((1..=8).map(Add));
-    // From SQLite, then from the log, leaving its first segment.
+    // 1 through SQLite (it registers the queue), 2 to 7 through the log, filling its first
+    // two segments exactly.
+    steps.extend((1..=7).map(Add));
+    // From SQLite, then from the log, leaving its first segment; the peek drains the rest,
+    // emptying the log at the end of its full segment: the next add opens a segment.
     steps.extend([Pop(1), Pop(2), Pop(3), Peek(4)]);
-    steps.extend((9..=11).map(Add));
+    steps.extend((8..=11).map(Add));
     steps.extend([Pop(4), Pop(5), Purge]);
     steps.extend((12..=14).map(Add));
     steps.extend([Pop(12), Close, Open, Pop(13), Close]);
