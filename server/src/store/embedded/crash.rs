@@ -1,13 +1,18 @@
 //! Crash points: a named point before and after each file operation of the logs (write,
 //! fsync, msync, rename, unlink, fallocate, creation) and inside each store of a mark into the
 //! state page or of a record into a segment's map, so that a test can stop the process at any
-//! of them (see `crash_tests.rs`). In a build that is not a test, [`point`] is an empty inline
-//! function: no code.
+//! of them. In a build that is not a test, [`point`] is an empty inline function: no code.
 //!
 //! In a test process started with `RESTMQ_CRASH_AT=k` (k ≥ 1), the k-th point crossed calls
 //! `std::process::abort()` — as `kill -9`: no destructor runs, nothing is flushed, the page
 //! cache (every store into a shared map, every `write`) is kept. With `RESTMQ_CRASH_AT=0` the
-//! points are only counted ([`crossed`]). Without the variable a point does nothing.
+//! points are only counted. Without the variable a point does nothing.
+//!
+//! `each_crash` drives a test: it runs a scenario test of this binary alone in a child process
+//! (`--exact`, the variables above and `RESTMQ_CRASH_DIR`), once to count its points, then
+//! stopped at each one; the child writes each step it completed to stdout as it completes it,
+//! so the parent knows what was acknowledged before the crash and checks the directory (see
+//! `queue_log_crash_tests.rs`, `crash_tests.rs`).
 
 /// A point of the operation `name`, crossed before and after it (see [`around`]).
 #[cfg(not(test))]
