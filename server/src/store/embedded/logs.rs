@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection};
 
 use super::catalog::{Catalog, NUMBERS_AHEAD};
+use super::crash::around;
 use super::engine::sync_wal;
 use super::queue_log::QueueLog;
 use super::DB_FILE;
@@ -136,8 +137,16 @@ impl Logs {
     /// consumers may have seen (log adds do not write the queue's row).
     pub fn open(data_dir: &Path, conn: &Connection, catalog: &mut Catalog, fsync: Fsync) -> io::Result<Self> {
         let dir = data_dir.join(LOG_DIR);
-        std::fs::create_dir_all(&dir)?;
-        let clean = std::fs::remove_file(dir.join(CLEAN)).is_ok();
+        if !dir.is_dir() {
+            around("directory: create", || std::fs::create_dir_all(&dir))?;
+            sync_dir(data_dir)?;
+        }
+        // Gone from the disk before any log is written: a power loss after this start's adds
+        // must not find the last stop's mark (numbers would be given again).
+        let clean = around("logs: unlink the clean mark", || std::fs::remove_file(dir.join(CLEAN))).is_ok();
+        if clean {
+            sync_dir(&dir)?;
+        }
         let wal = (fsync != Fsync::Never).then(|| data_dir.join(DB_FILE));
         // What a drain committed before the stop is durable before heads move past it.
         if let Some(wal) = &wal {
@@ -171,7 +180,9 @@ impl Logs {
 
     /// At a clean stop, once every log is synced: the next start numbers on without a gap.
     pub fn closed_cleanly(&self) {
-        let marked = std::fs::File::create(self.dir.join(CLEAN)).and_then(|file| file.sync_all());
+        let marked = around("logs: create the clean mark", || std::fs::File::create(self.dir.join(CLEAN)))
+            .and_then(|file| around("logs: fsync the clean mark", || file.sync_all()))
+            .and_then(|()| sync_dir(&self.dir));
         if let Err(error) = marked {
             tracing::warn!(%error, "embedded store: cannot mark the logs closed cleanly");
         }
@@ -287,6 +298,11 @@ pub fn write_drained(conn: &Connection, id: i64, n: u64) -> rusqlite::Result<()>
     .map(drop)
 }
 
+/// Writes `dir`'s entries (files created or removed) to the disk.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    around("directory: fsync", || std::fs::File::open(dir)?.sync_all())
+}
+
 /// Fsyncs the files of each log in `dirs` (see `QueueLog::files_to_sync`): pages written
 /// through the maps are the file's, so `fdatasync` writes them.
 fn sync_dirs(dirs: &[PathBuf]) {
@@ -296,7 +312,7 @@ fn sync_dirs(dirs: &[PathBuf]) {
             Vec::new()
         });
         for path in files {
-            match std::fs::File::open(&path).and_then(|file| file.sync_data()) {
+            match std::fs::File::open(&path).and_then(|file| around("logs: fdatasync", || file.sync_data())) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => {

@@ -36,6 +36,7 @@ mod answers;
 mod batcher;
 mod browse;
 mod catalog;
+mod crash;
 mod db;
 mod engine;
 mod lease_store;
@@ -50,6 +51,9 @@ mod queue_log;
 mod segment;
 mod syncer;
 mod tail;
+
+#[cfg(test)]
+mod crash_tests;
 
 use std::path::Path;
 use std::sync::Arc;

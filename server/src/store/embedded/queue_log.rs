@@ -10,9 +10,34 @@
 //! synced when it is created. The state page holds two copies of the tail, two of the head and
 //! two of the tail as of the last `sync`, each `(seq, segment, offset, n)` with a generation
 //! and a checksum, written in turn: a copy torn by a crash fails its checksum and the other, one
-//! step older, is used (see `queue_log_state.rs`). The tail is written after its record, the head after its take, so a crash loses at
-//! most a step not yet answered. After a power loss the frames written since the last sync are
-//! checked, and the log ends at the first one lost.
+//! step older, is used (see `queue_log_state.rs`). After a power loss the frames written since
+//! the last sync are checked, and the log ends at the first one lost.
+//!
+//! # Crash safety: the order of the file operations
+//!
+//! A `kill -9` may fall between any two file operations and between any two stores into a
+//! map; the next open then finds a log it opens, holding every add that returned and no
+//! message whose take returned. Each operation is ordered so (the crash test,
+//! `queue_log_crash_tests.rs`, stops a process at each of these points and checks it):
+//! - **A record before the mark that counts it; a mark before it is answered.** The tail's
+//!   mark is stored after its record, the head's after its take (an add or a take in flight
+//!   happened or not; a take whose mark was stored but not answered lost its one message). In
+//!   a store, a frame's payload comes before its length, a mark's words before its checksum.
+//! - **A file is whole before its name exists.** A segment is made as `{first:020}.new`
+//!   (blocks reserved, meta record written, fsynced), renamed to its name (also over an empty
+//!   tail it replaces), then the directory fsynced; a `.new` file left is removed at open.
+//!   The state page is created under its name but holds zeros until a mark is stored, which
+//!   read as no mark (a page left short is completed at the next open). A new log: its
+//!   directory (the parent fsynced), the state page, the first segment, then its marks.
+//! - **A mark never names what is not on disk.** A segment is renamed into place before the
+//!   tail's mark names it; the head's mark follows the tail's into a new segment, never leads
+//!   it (an emptied log's add).
+//! - **A file is removed only once nothing names it.** The head's mark leaves a segment
+//!   before its file is unlinked; at open, the files outside the head's to the tail's segment
+//!   (left, or created for a tail never marked) are removed once the marks are read and found
+//!   good.
+//! - For a power loss, the directory is fsynced after each file is created, renamed or
+//!   removed, and a new segment's meta record before its name exists.
 
 use std::collections::VecDeque;
 use std::io;
@@ -20,7 +45,7 @@ use std::path::{Path, PathBuf};
 
 use super::segment::{Segment, HEADER, MAX_RECORD};
 use files::{
-    create_segment, meta, open_full, remove_segment, replace_segment, segment_files, segment_path, sync_dir,
+    create_segment, meta, open_full, remove_segment, remove_temps, segment_files, segment_path, sync_dir,
 };
 #[cfg(test)]
 use state::SLOT;
@@ -62,13 +87,14 @@ impl QueueLog {
     /// segments: the head at the first one's start, the tail by counting the last one's
     /// records; a log that cannot be made consistent is `InvalidData`, and nothing removed.
     pub fn open(dir: &Path, after: u64) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        create_dir(dir)?;
         let mut state = State::open(dir)?;
         let mut files = segment_files(dir)?;
         if files.is_empty() {
             if state.any() {
                 return Err(corrupt("the log's segments are missing"));
             }
+            // The segment whole under its name, then the marks naming it.
             create_segment(dir, 0, after, FIRST_SEGMENT)?;
             state.init(Mark { seq: 0, segment: 0, offset: FIRST_RECORD, n: after });
             files = segment_files(dir)?;
@@ -100,7 +126,7 @@ impl QueueLog {
         let synced = state.read(SYNCED).filter(|s| s.segment == tail.segment && tail.offset != u64::MAX);
         let verified = synced.map_or(0, |s| s.offset as usize);
         let mut segments = VecDeque::new();
-        let mut removed = false;
+        let mut removed = remove_temps(dir)?;
         for (first, path) in files {
             if first < head.segment || first > tail.segment {
                 remove_segment(&path)?;
@@ -242,10 +268,7 @@ impl QueueLog {
                 let least = FIRST_SEGMENT.max(FIRST_RECORD as usize + HEADER + record.len());
                 let size = (tail.size() * 2).clamp(FIRST_SEGMENT, MAX_SEGMENT).max(least);
                 let (dir, first, before) = (&self.dir, self.tail.seq, self.tail.n);
-                let create = |size| match empty {
-                    true => replace_segment(dir, first, before, size),
-                    false => create_segment(dir, first, before, size),
-                };
+                let create = |size| create_segment(dir, first, before, size);
                 let mut next = match create(size) {
                     Err(e) if e.kind() == io::ErrorKind::StorageFull && size > least => create(least)?,
                     created => created?,
@@ -258,16 +281,20 @@ impl QueueLog {
                     self.segments.back_mut().expect("a tail").1 = None;
                 }
                 self.segments.push_back((first, Some(next)));
-                if self.head.seq == first {
-                    // The log was empty: its head moves on to the new segment with the tail.
-                    self.settle_head()?;
-                }
                 (first, offset)
             }
         };
         let end = (offset + HEADER + record.len()) as u64;
         self.tail = Mark { seq, segment, offset: end, n };
         self.write(TAIL);
+        if self.head.seq == seq - 1 && self.head.segment != segment {
+            // The log was empty: its head follows the tail to the new segment — after the tail's
+            // mark names it (the head's mark is never past the tail's), and the add is done:
+            // a segment that cannot be left yet is left at the next read.
+            if let Err(error) = self.settle_head() {
+                tracing::warn!(%error, dir = %self.dir.display(), "queue log: cannot leave a segment yet");
+            }
+        }
         Ok(())
     }
 
@@ -400,6 +427,15 @@ impl QueueLog {
     }
 }
 
+/// Creates the log's directory if it is not there, and syncs its parent (where its entry is).
+fn create_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    super::crash::around("directory: create", || std::fs::create_dir_all(dir))?;
+    dir.parent().map_or(Ok(()), sync_dir)
+}
+
 fn corrupt(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
@@ -411,3 +447,7 @@ mod tests;
 #[cfg(test)]
 #[path = "queue_log_recovery_tests.rs"]
 mod recovery_tests;
+
+#[cfg(test)]
+#[path = "queue_log_crash_tests.rs"]
+mod crash_tests;

@@ -1,55 +1,56 @@
-//! A queue log's segment files: named `{first seq:020}.seg`, created with their meta record
-//! synced, replaced, removed, listed; the directory synced after each change of its entries.
+//! A queue log's segment files: named `{first seq:020}.seg`, created whole under a temporary
+//! name and renamed (also over an empty one they replace), removed, listed; the directory
+//! synced after each change of its entries.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::super::crash::around;
 use super::super::segment::{Segment, HEADER};
 use super::state::word;
 use super::{corrupt, FIRST_RECORD};
+
+/// The suffix of a segment being created (see [`create_segment`]).
+const TEMP: &str = ".new";
 
 pub(super) fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.seg"))
 }
 
-/// Creates segment `seq` of `size` bytes, its meta record written and synced.
+/// Creates segment `seq` of `size` bytes, its meta record written and synced — in place of
+/// one of that name if there is one (a tail holding no message): made whole as
+/// `{seq:020}.new`, then renamed to its name, then the directory synced. A crash leaves
+/// either no segment of that name (or the one replaced) or the whole new one, never a file
+/// without its meta record under a segment's name; a `.new` file left is removed at the
+/// log's next open ([`remove_temps`]).
 pub(super) fn create_segment(dir: &Path, seq: u64, before: u64, size: usize) -> io::Result<Segment> {
-    let path = segment_path(dir, seq);
-    let segment = create_segment_at(&path, seq, before, size)?;
-    if let Err(error) = sync_dir(dir) {
-        drop(segment);
-        let _ = std::fs::remove_file(&path);
-        return Err(error);
-    }
-    Ok(segment)
-}
-
-/// Creates segment `seq` of `size` bytes in place of the one of that name (holding no
-/// message): written beside it, then renamed over it.
-pub(super) fn replace_segment(dir: &Path, seq: u64, before: u64, size: usize) -> io::Result<Segment> {
-    let new = dir.join(format!("{seq:020}.new"));
+    let new = temp_path(dir, seq);
     remove_segment(&new)?;
     let segment = create_segment_at(&new, seq, before, size)?;
-    if let Err(error) = std::fs::rename(&new, segment_path(dir, seq)) {
+    if let Err(error) = around("segment: rename", || std::fs::rename(&new, segment_path(dir, seq))) {
         drop(segment);
-        let _ = std::fs::remove_file(&new);
+        let _ = remove_segment(&new);
         return Err(error);
     }
     sync_dir(dir)?;
     Ok(segment)
 }
 
+fn temp_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}{TEMP}"))
+}
+
 /// Creates the segment file `path`, its meta record written and synced; on an error no
 /// file is left behind.
-pub(super) fn create_segment_at(path: &Path, seq: u64, before: u64, size: usize) -> io::Result<Segment> {
+fn create_segment_at(path: &Path, seq: u64, before: u64, size: usize) -> io::Result<Segment> {
     let mut segment = Segment::create(path, size)?;
     let mut meta = seq.to_le_bytes().to_vec();
     meta.extend_from_slice(&before.to_le_bytes());
     segment.append(&meta).expect("a segment holds its meta record");
     if let Err(error) = segment.sync() {
         drop(segment);
-        let _ = std::fs::remove_file(path);
+        let _ = remove_segment(path);
         return Err(error);
     }
     Ok(segment)
@@ -57,7 +58,7 @@ pub(super) fn create_segment_at(path: &Path, seq: u64, before: u64, size: usize)
 
 /// Removes a segment's file, if it is there.
 pub(super) fn remove_segment(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
+    match around("segment: unlink", || std::fs::remove_file(path)) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
     }
@@ -65,7 +66,7 @@ pub(super) fn remove_segment(path: &Path) -> io::Result<()> {
 
 /// Writes `dir`'s entries (files created, renamed or removed) to the disk.
 pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    around("directory: fsync", || File::open(dir)?.sync_all())
 }
 
 /// A segment's meta record, read from its file: its first seq and the number before.
@@ -89,11 +90,26 @@ pub(super) fn open_full(path: &Path) -> io::Result<Segment> {
 
 /// The segment files in `dir`, by first `seq`: only names `{first:020}.seg`.
 pub(super) fn segment_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    numbered(dir, ".seg")
+}
+
+/// Removes the files a crash left while creating segments (named `{first:020}.new`): none is
+/// a segment yet, nothing names them. Whether there was one.
+pub(super) fn remove_temps(dir: &Path) -> io::Result<bool> {
+    let temps = numbered(dir, TEMP)?;
+    for (_, path) in &temps {
+        remove_segment(path)?;
+    }
+    Ok(!temps.is_empty())
+}
+
+/// The files in `dir` named `{first:020}{suffix}`, by `first`.
+fn numbered(dir: &Path, suffix: &str) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let first = name.to_str().and_then(|n| n.strip_suffix(".seg")).filter(|n| n.len() == 20);
+        let first = name.to_str().and_then(|n| n.strip_suffix(suffix)).filter(|n| n.len() == 20);
         if let Some(first) =
             first.filter(|n| n.bytes().all(|b| b.is_ascii_digit())).and_then(|n| n.parse().ok())
         {

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::MmapMut;
 
+use super::super::crash::{around, point};
+
 pub(super) const STATE: &str = "state";
 const STATE_BYTES: u64 = 4096;
 /// A slot's bytes: five words and the checksum.
@@ -49,10 +51,12 @@ fn read_slot(page: &[u8], at: usize) -> Option<(Mark, u64)> {
 }
 
 fn write_slot(page: &mut [u8], at: usize, mark: Mark, generation: u64) {
+    point("state: store a mark");
     for (i, value) in [mark.seq, mark.segment, mark.offset, mark.n, generation].into_iter().enumerate() {
         page[at + 8 * i..at + 8 * i + 8].copy_from_slice(&value.to_le_bytes());
     }
     let crc = slot_crc(&page[at..at + 40]);
+    point("state: store a mark, its words stored, not its checksum");
     let place = page[at + 40..at + SLOT].as_mut_ptr().cast::<u64>();
     // SAFETY: `place` is 8 exclusively borrowed bytes of the page, 8-aligned (the map starts
     // on a page, slots are 48 bytes), only accessed through this store while borrowed. The
@@ -60,6 +64,7 @@ fn write_slot(page: &mut [u8], at: usize, mark: Mark, generation: u64) {
     // them valid, for the compiler and the CPU (a `fence` orders only atomics).
     #[allow(unsafe_code)]
     unsafe { AtomicU64::from_ptr(place) }.store(crc.to_le(), Ordering::Release);
+    point("state: store a mark");
 }
 
 /// Of the pair of slots at `at`, the valid one of the later generation (the second on a tie),
@@ -89,12 +94,15 @@ impl State {
     /// Opens (or creates) `dir/state` with its blocks reserved: a full disk is an error here,
     /// never a `SIGBUS` at the first touch of a sparse page.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join(STATE))?;
+        let file = around("state: open or create", || {
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join(STATE))
+        })?;
         if file.metadata()?.len() < STATE_BYTES {
-            rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, STATE_BYTES)
-                .map_err(io::Error::from)?;
-            file.sync_all()?;
+            around("state: fallocate", || {
+                rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, STATE_BYTES)
+            })
+            .map_err(io::Error::from)?;
+            around("state: fsync", || file.sync_all())?;
             super::files::sync_dir(dir)?;
         }
         // SAFETY: as in `segment`: a file of our locked data directory, never truncated while
@@ -140,6 +148,6 @@ impl State {
     #[cfg(test)]
     /// Writes the page to the disk.
     pub fn flush(&self) -> io::Result<()> {
-        self.page.flush()
+        around("state: msync", || self.page.flush())
     }
 }

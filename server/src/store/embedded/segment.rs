@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use memmap2::MmapMut;
 
+use super::crash::{around, point};
+
 /// Bytes of a record's frame before its payload.
 pub const HEADER: usize = 8;
 /// The largest payload a frame's `u32` length holds.
@@ -41,13 +43,17 @@ impl Segment {
     /// Creates the segment `path` of `size` bytes with its blocks reserved. On an error (the
     /// disk is full: `StorageFull`) no file is left behind.
     pub fn create(path: &Path, size: usize) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
-        let reserved = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size as u64)
-            .map_err(io::Error::from)
-            .and_then(|()| file.sync_all());
+        let file = around("segment: create", || {
+            OpenOptions::new().read(true).write(true).create_new(true).open(path)
+        })?;
+        let reserved = around("segment: fallocate", || {
+            rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size as u64)
+        })
+        .map_err(io::Error::from)
+        .and_then(|()| around("segment: fsync", || file.sync_all()));
         if let Err(error) = reserved {
             drop(file);
-            let _ = std::fs::remove_file(path);
+            let _ = around("segment: unlink", || std::fs::remove_file(path));
             return Err(error);
         }
         Self::map(file, 0)
@@ -103,14 +109,14 @@ impl Segment {
             let n = CHUNK.min(self.map.len() - at);
             self.file.read_exact_at(&mut buf[..n], at as u64)?;
             if buf[..n].iter().any(|&b| b != 0) {
-                self.map[at..at + n].fill(0);
+                around("segment: zero the tail", || self.map[at..at + n].fill(0));
                 zeroed = Some((zeroed.map_or(at, |z| z.0), at + n));
             }
             at += n;
         }
         if let Some((from, to)) = zeroed {
-            self.map.flush_range(from, to - from)?;
-            self.file.sync_data()?;
+            around("segment: msync", || self.map.flush_range(from, to - from))?;
+            around("segment: fdatasync", || self.file.sync_data())?;
         }
         Ok(())
     }
@@ -132,8 +138,10 @@ impl Segment {
         let len = u32::try_from(payload.len()).ok()?;
         let at = self.end;
         let next = at.checked_add(HEADER + payload.len()).filter(|&n| n <= self.map.len())?;
+        point("segment: append");
         self.map[at + HEADER..next].copy_from_slice(payload);
         self.map[at + 4..at + HEADER].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        point("segment: append, the payload stored, not its length");
         // The payload and checksum before the length that makes the record visible: the
         // length's bytes are stored as atomics with `Release` (a fence orders only atomics, and
         // the length is not aligned for an `AtomicU32`), so neither the compiler nor the CPU
@@ -145,6 +153,7 @@ impl Segment {
             // the borrow lasts.
             #[allow(unsafe_code)]
             unsafe { AtomicU8::from_ptr(place) }.store(byte, Ordering::Release);
+            point("segment: append, a byte of the length stored");
         }
         self.end = next;
         Some(at)
@@ -179,8 +188,8 @@ impl Segment {
     /// Writes the records appended so far to the disk (for `--fsync`): the written pages of
     /// the map, then the file's data.
     pub fn sync(&self) -> io::Result<()> {
-        self.map.flush_range(0, self.end)?;
-        self.file.sync_data()
+        around("segment: msync", || self.map.flush_range(0, self.end))?;
+        around("segment: fdatasync", || self.file.sync_data())
     }
 }
 
