@@ -1,7 +1,8 @@
 //! A `kill -9` at every crash point (see `crash`) of a scenario on the whole embedded store:
 //! opening, plain adds (through the queue's log, rolling over its segments), hard gets
-//! (`pop`, from SQLite and from the log), a soft get (`peek`, which drains the log into
-//! SQLite), a purge, a close and a reopen. SQLite's own writes have no points (its journal is
+//! (`pop`, from SQLite and from the log), a soft get (`peek`, read in place), an add with a
+//! ttl (which drains the log into SQLite), a purge, a close and a reopen. Under `--fsync
+//! never`, so that a drain's head move is not left to the syncer's timing. SQLite's own writes have no points (its journal is
 //! its own); every file operation of the logs has.
 //!
 //! What must hold after each crash, once the store is opened again (it must open), as in
@@ -14,7 +15,8 @@
 use restmq_shared::QueueName;
 
 use super::crash;
-use crate::store::{EmbeddedStore, QueueStore};
+use crate::config::Fsync;
+use crate::store::{EmbeddedOptions, EmbeddedStore, QueueStore};
 
 /// Enough that the log's 64 KiB first segment holds two, the next four.
 const VALUE: usize = 30_000;
@@ -27,6 +29,8 @@ enum Step {
     Pop(u64),
     /// A soft get, message n (stays).
     Peek(u64),
+    /// An add with a ttl, message n: it drains the log into SQLite first.
+    Drain(u64),
     Purge,
     Close,
 }
@@ -37,13 +41,13 @@ fn scenario() -> Vec<Step> {
     // 1 through SQLite (it registers the queue), 2 to 7 through the log, filling its first
     // two segments exactly.
     steps.extend((1..=7).map(Add));
-    // From SQLite, then from the log, leaving its first segment; the peek drains the rest,
-    // emptying the log at the end of its full segment: the next add opens a segment.
-    steps.extend([Pop(1), Pop(2), Pop(3), Peek(4)]);
-    steps.extend((8..=11).map(Add));
+    // From SQLite, then from the log, leaving its first segment; the add with a ttl drains
+    // the rest, emptying the log at the end of its full segment: the next add opens a segment.
+    steps.extend([Pop(1), Pop(2), Pop(3), Peek(4), Drain(8)]);
+    steps.extend((9..=12).map(Add));
     steps.extend([Pop(4), Pop(5), Purge]);
-    steps.extend((12..=14).map(Add));
-    steps.extend([Pop(12), Close, Open, Pop(13), Close]);
+    steps.extend((13..=15).map(Add));
+    steps.extend([Pop(13), Close, Open, Pop(14), Close]);
     steps
 }
 
@@ -64,6 +68,14 @@ fn number(value: &str) -> u64 {
     n.parse().unwrap()
 }
 
+fn options() -> EmbeddedOptions {
+    EmbeddedOptions { fsync: Fsync::Never, ..Default::default() }
+}
+
+fn open(dir: &std::path::Path) -> EmbeddedStore {
+    EmbeddedStore::open_with(dir, options()).unwrap()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
@@ -77,7 +89,7 @@ fn child() {
         let mut store = None;
         for (i, step) in scenario().into_iter().enumerate() {
             match step {
-                Step::Open => store = Some(EmbeddedStore::open(&dir).unwrap()),
+                Step::Open => store = Some(open(&dir)),
                 Step::Add(n) => drop(store.as_ref().unwrap().add(&q, value(n), None).await.unwrap()),
                 Step::Pop(n) => {
                     let got = store.as_ref().unwrap().pop(&q, 1).await.unwrap();
@@ -86,6 +98,10 @@ fn child() {
                 Step::Peek(n) => {
                     let got = store.as_ref().unwrap().peek(&q).await.unwrap().expect("a message");
                     assert_eq!(number(&got.value), n);
+                }
+                Step::Drain(n) => {
+                    let ttl = Some(std::time::Duration::from_secs(3600));
+                    drop(store.as_ref().unwrap().add(&q, value(n), ttl).await.unwrap());
                 }
                 Step::Purge => assert!(store.as_ref().unwrap().purge(&q).await.unwrap()),
                 Step::Close => store.take().unwrap().close().await.unwrap(),
@@ -102,7 +118,7 @@ fn allowed(acked: usize) -> Vec<Vec<u64>> {
     let mut waiting = std::collections::VecDeque::new();
     for step in &steps[..acked] {
         match *step {
-            Step::Add(n) => waiting.push_back(n),
+            Step::Add(n) | Step::Drain(n) => waiting.push_back(n),
             Step::Pop(n) => assert_eq!(waiting.pop_front(), Some(n), "the scenario pops in order"),
             Step::Purge => waiting.clear(),
             Step::Open | Step::Peek(_) | Step::Close => {}
@@ -111,7 +127,7 @@ fn allowed(acked: usize) -> Vec<Vec<u64>> {
     let waiting = Vec::from(waiting);
     let mut allowed = vec![waiting.clone()];
     match steps.get(acked) {
-        Some(Step::Add(n)) => allowed.push([&waiting[..], &[*n]].concat()),
+        Some(Step::Add(n) | Step::Drain(n)) => allowed.push([&waiting[..], &[*n]].concat()),
         Some(Step::Pop(_)) => allowed.push(waiting[1..].to_vec()),
         Some(Step::Purge) => allowed.push(Vec::new()),
         _ => {}
@@ -127,7 +143,7 @@ fn a_crash_at_any_point_keeps_every_acknowledged_step() {
     let q = queue();
     let points = crash::each_crash(&test, |k, dir, acked| {
         runtime().block_on(async {
-            let store = EmbeddedStore::open(dir).unwrap_or_else(|e| {
+            let store = EmbeddedStore::open_with(dir, options()).unwrap_or_else(|e| {
                 panic!("crash point {k} (after {acked} steps): the store does not open: {e}")
             });
             let found: Vec<u64> =
