@@ -100,16 +100,26 @@ fn walk(segment: &Segment, mut at: usize, mut after: u64, upto: u64) -> impl Ite
     })
 }
 
-/// Logs and counts `records` records lost at `offset` of `file` in the log `dir`.
-fn report_damage(dir: &Path, file: &Path, offset: usize, records: u64) {
+/// Logs `records` records lost to damage at `offset` of `file` in the log `dir`.
+fn warn_damage(dir: &Path, file: &Path, offset: usize, records: u64) {
     tracing::warn!(
         dir = %dir.display(),
         file = %file.display(),
         offset,
         records,
-        "queue log: damaged records (a checksum that fails) are skipped and lost"
+        "queue log: damaged records (their checksum fails, or they are cut off) are lost"
     );
+}
+
+/// Counts `records` records lost to damage (process-wide, for `/metrics`).
+fn count_damage(records: u64) {
     super::logs::DAMAGED_RECORDS.fetch_add(records, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Logs and counts `records` records lost to damage.
+fn report_damage(dir: &Path, file: &Path, offset: usize, records: u64) {
+    warn_damage(dir, file, offset, records);
+    count_damage(records);
 }
 
 /// A queue's log, open.
@@ -317,18 +327,21 @@ impl QueueLog {
                 match item {
                     Item::Message { n, .. } => (good, after) = (good + 1, n),
                     Item::Damaged { at, .. } => {
-                        report_damage(&self.dir, &path, at, 1);
+                        warn_damage(&self.dir, &path, at, 1);
                         self.damaged.insert((*first, at));
                         bad += 1;
                     }
                 }
             }
-            let stop = self.segments.get(i + 1).map_or(self.tail.seq, |s| s.0);
-            let missing = stop.saturating_sub(start).saturating_sub(good + bad);
-            if missing > 0 {
-                report_damage(&self.dir, &path, segment.end(), missing);
+            // Its records' count is known (from the next one's name, or the tail's): bytes
+            // damaged after its last record are no record; records missing (cut off) are.
+            let expected = self.segments.get(i + 1).map_or(self.tail.seq, |s| s.0).saturating_sub(start);
+            let lost = if expected >= good { expected - good } else { bad };
+            if lost > bad {
+                warn_damage(&self.dir, &path, segment.end(), lost - bad);
             }
-            self.lost += bad + missing;
+            count_damage(lost);
+            self.lost += lost;
             self.len += good;
         }
         Ok(())
@@ -630,3 +643,7 @@ mod tests;
 #[cfg(test)]
 #[path = "queue_log_recovery_tests.rs"]
 mod recovery_tests;
+
+#[cfg(test)]
+#[path = "queue_log_damage_tests.rs"]
+mod damage_tests;
