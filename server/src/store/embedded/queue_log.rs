@@ -31,9 +31,9 @@ use super::segment::{Segment, HEADER, MAX_RECORD};
 use files::{
     create_segment, meta, open_full, remove_segment, replace_segment, segment_files, segment_path, sync_dir,
 };
+use state::{word, Mark, State, HEAD, STATE, TAIL};
 #[cfg(test)]
-use state::SLOT;
-use state::{word, Mark, State, HEAD, STATE, SYNCED, TAIL};
+use state::{SLOT, SYNCED};
 
 #[path = "queue_log_files.rs"]
 mod files;

@@ -100,6 +100,35 @@ fn a_damaged_copy_of_a_mark_loses_nothing() {
     }
 }
 
+/// A process killed while writing a mark: in the first copy (torn) the second, one step older,
+/// is read (the add was not answered: its number may be given again); between the copies the
+/// first, newer, is.
+#[test]
+fn a_kill_while_writing_a_mark_falls_back_at_most_one_step() {
+    for torn in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = QueueLog::open(dir.path(), 0).unwrap();
+        log.append(1, &body(1, 20)).unwrap();
+        log.append(2, &body(2, 20)).unwrap();
+        let page = std::fs::read(dir.path().join(STATE)).unwrap();
+        log.append(3, &body(3, 20)).unwrap();
+        drop(log);
+        let state = OpenOptions::new().write(true).open(dir.path().join(STATE)).unwrap();
+        // The second copy not written yet: as it was before the third add.
+        state.write_all_at(&page[TAIL + SLOT..TAIL + 2 * SLOT], (TAIL + SLOT) as u64).unwrap();
+        if torn {
+            state.write_all_at(&[0xFF], (TAIL + 24) as u64).unwrap();
+        }
+        drop(state);
+        let mut log = QueueLog::open(dir.path(), 0).unwrap();
+        let last = if torn { 2 } else { 3 };
+        assert_eq!((log.len(), log.last_number(), log.lost()), (last, last, 0), "torn: {torn}");
+        log.append(4, b"next").unwrap();
+        drop(log);
+        assert_eq!(QueueLog::open(dir.path(), 0).unwrap().len(), last + 1);
+    }
+}
+
 /// After a power loss records written since the last sync may be damaged: only those are
 /// lost, the records after them and the count kept, no number given again.
 #[test]

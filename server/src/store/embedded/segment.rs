@@ -187,6 +187,7 @@ impl Segment {
         })
     }
 
+    #[cfg(test)]
     /// The records from `offset` on, with their offsets, up to the first bad frame.
     pub fn records(&self, offset: usize) -> impl Iterator<Item = (usize, &[u8])> {
         let mut at = offset;
