@@ -12,9 +12,10 @@
 //! cannot be trusted, so the next record is found by [`Segment::resync`]: the first later
 //! offset where a frame validates, its payload is plausible to the owner (a queue log checks
 //! that its message number lies between its neighbours') and what follows it looks like a
-//! frame or the end. Only the damaged frame's own bytes are scanned, so a false match needs
-//! a CRC-32 match on the damaged record's bytes at a plausible number: negligible, unless
-//! the damaged record's payload was itself made to hold a frame.
+//! frame or the end. The scan meets the damaged record's own bytes before the next record, so
+//! a false match needs a CRC-32 match on them at a plausible number: negligible, unless the
+//! damaged record's payload was itself made to hold a frame.
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
@@ -90,10 +91,9 @@ impl Segment {
         self.zero_tail()
     }
 
-    /// Zeroes whatever follows the last whole record (a torn append; after a power loss, pages
-    /// written out of order), so no stale frame can follow a later record, and writes the
-    /// zeros to the disk. Read with `pread` in chunks, not through the map, so the scan does
-    /// not bring the tail into memory.
+    /// Zeroes whatever follows the end (a torn append; frames past the owner's mark), so no
+    /// stale frame can follow a later record, and writes the zeros to the disk. Read with
+    /// `pread` in chunks, not through the map, so the scan does not bring the tail into memory.
     fn zero_tail(&mut self) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         const CHUNK: usize = 64 * 1024;
