@@ -9,9 +9,10 @@
 //! A segment starts with a meta record (its first `seq`, the number before its first message),
 //! synced when it is created. The state page holds two copies of the tail, two of the head and
 //! two of the tail as of the last `sync`, each `(seq, segment, offset, n)` with a generation
-//! and a checksum, written in turn: a copy torn by a crash fails its checksum and the other, one
-//! step older, is used (see `queue_log_state.rs`). The tail is written after its record, the head after its take, so a crash loses at
-//! most a step not yet answered.
+//! and a checksum, both copies written at each step: a copy torn by a crash or damaged fails
+//! its checksum and the other is used (see `queue_log_state.rs`). The tail is written after its
+//! record, the head after its take, so a crash loses at most a step not yet answered. `seq`
+//! names segments; the count of messages (`len`) is kept apart, damaged records not in it.
 //!
 //! Damage (a flipped byte, a page lost by a power loss, a file cut short) loses the damaged
 //! records alone. Opening walks every record from the head to the tail (`walk`): a record
