@@ -331,3 +331,33 @@ fn many_flipped_bytes_never_serve_garbage() {
         log.append(last + 1, b"next").unwrap();
     }
 }
+
+/// Damage that appears in a backlog segment while the log is open (read from the disk when
+/// the head reaches it): the record is skipped, counted and leaves the count.
+#[test]
+fn damage_found_after_open_is_skipped_and_counted() {
+    let (original, places) = pristine();
+    let dir = copy(original.path());
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    let middle = segment_files(dir.path()).unwrap()[1].0;
+    let place = places.iter().find(|p| p.segment == middle && p.n.is_some()).unwrap();
+    let name = segment_name(middle);
+    let mut byte = [0];
+    let path = dir.path().join(&name);
+    OpenOptions::new()
+        .read(true)
+        .open(&path)
+        .unwrap()
+        .read_exact_at(&mut byte, (place.at + 12) as u64)
+        .unwrap();
+    damage(dir.path(), &name, place.at + 12, &[!byte[0]]);
+    let mut served = Vec::new();
+    while let Some((n, payload)) = log.head() {
+        assert_eq!(payload, body(n));
+        log.take().unwrap();
+        served.push(n);
+    }
+    let lost = place.n.unwrap();
+    assert_eq!(served, (TAKEN + 1..=MESSAGES).filter(|&n| n != lost).collect::<Vec<_>>());
+    assert_eq!((log.len(), log.lost()), (0, 1));
+}
