@@ -9,9 +9,20 @@
 //! A segment starts with a meta record (its first `seq`, the number before its first message),
 //! synced when it is created. The state page holds two copies of the tail, two of the head and
 //! two of the tail as of the last `sync`, each `(seq, segment, offset, n)` with a generation
-//! and a checksum, written in turn: a copy torn by a crash fails its checksum and the other, one
-//! step older, is used (see `queue_log_state.rs`). After a power loss the frames written since
-//! the last sync are checked, and the log ends at the first one lost.
+//! and a checksum, both copies written at each step: a copy torn by a crash or damaged fails
+//! its checksum and the other is used (see `queue_log_state.rs`). The tail is written after its
+//! record, the head after its take, so a crash loses at most a step not yet answered. `seq`
+//! names segments; the count of messages (`len`) is kept apart, damaged records not in it.
+//!
+//! Damage (a flipped byte, a page lost by a power loss, a file cut short) loses the damaged
+//! records alone. Opening walks every record from the head to the tail (`walk`): a record
+//! that fails its checksum, or whose number is out of order, is skipped to the next plausible
+//! frame (`Segment::resync`), never served and never a truncation point; the log's count is
+//! what can be served; each damaged record is logged at WARN (directory, file, offset) and
+//! counted in `logs::DAMAGED_RECORDS`. The head skips damaged records, never moves back over
+//! what it took, and the tail's number never goes below a number added (it is at least the
+//! largest of any valid slot). Only what follows the tail's mark is cut (a torn append), and
+//! zeros before it (pages a power loss never wrote).
 //!
 //! # Crash safety: the order of the file operations
 //!
@@ -39,7 +50,7 @@
 //! - For a power loss, the directory is fsynced after each file is created, renamed or
 //!   removed, and a new segment's meta record before its name exists.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -47,9 +58,9 @@ use super::segment::{Segment, HEADER, MAX_RECORD};
 use files::{
     create_segment, meta, open_full, remove_segment, remove_temps, segment_files, segment_path, sync_dir,
 };
+use state::{word, Mark, State, HEAD, STATE, TAIL};
 #[cfg(test)]
-use state::SLOT;
-use state::{word, Mark, State, HEAD, STATE, SYNCED, TAIL};
+use state::{SLOT, SYNCED};
 
 #[path = "queue_log_files.rs"]
 mod files;
@@ -70,6 +81,74 @@ fn message(record: &[u8]) -> Option<(u64, &[u8])> {
     Some((word(number, 0), &record[NUMBER..]))
 }
 
+/// The number before a segment's first message, from its meta record (if that is whole).
+fn before(segment: &Segment) -> Option<u64> {
+    segment.read(0).filter(|m| m.len() == 16).map(|m| word(m, 1))
+}
+
+/// What a walk of a segment's records meets, from offset `at` to `next` (where the next
+/// record starts, or the records end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item<'a> {
+    Message {
+        at: usize,
+        next: usize,
+        n: u64,
+        payload: &'a [u8],
+    },
+    /// A record that fails its checksum or is out of order (or a run of them).
+    Damaged {
+        at: usize,
+        next: usize,
+    },
+}
+
+/// Walks `segment`'s records from offset `at`, numbered above `after` and at most `upto`, to
+/// the end of its records or to zeros up to it. A frame that fails its check, or a number out
+/// of that order, is a damaged record: skipped to the next plausible frame, or to the end.
+fn walk(segment: &Segment, mut at: usize, mut after: u64, upto: u64) -> impl Iterator<Item = Item<'_>> {
+    std::iter::from_fn(move || {
+        if at >= segment.end() || segment.zeros_from(at) {
+            return None;
+        }
+        let this = at;
+        let in_order = |n: u64, after: u64| n > after && n <= upto;
+        match segment.frame_at(at).and_then(|(next, record)| Some((next, message(record)?))) {
+            Some((next, (n, payload))) if in_order(n, after) => {
+                (at, after) = (next, n);
+                Some(Item::Message { at: this, next, n, payload })
+            }
+            _ => {
+                let plausible = |record: &[u8]| message(record).is_some_and(|(n, _)| in_order(n, after));
+                at = segment.resync(this, plausible).unwrap_or(segment.end());
+                Some(Item::Damaged { at: this, next: at })
+            }
+        }
+    })
+}
+
+/// Logs `records` records lost to damage at `offset` of `file` in the log `dir`.
+fn warn_damage(dir: &Path, file: &Path, offset: usize, records: u64) {
+    tracing::warn!(
+        dir = %dir.display(),
+        file = %file.display(),
+        offset,
+        records,
+        "queue log: damaged records (their checksum fails, or they are cut off) are lost"
+    );
+}
+
+/// Counts `records` records lost to damage (process-wide, for `/metrics`).
+fn count_damage(records: u64) {
+    super::logs::DAMAGED_RECORDS.fetch_add(records, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Logs and counts `records` records lost to damage.
+fn report_damage(dir: &Path, file: &Path, offset: usize, records: u64) {
+    warn_damage(dir, file, offset, records);
+    count_damage(records);
+}
+
 /// A queue's log, open.
 pub struct QueueLog {
     dir: PathBuf,
@@ -78,6 +157,13 @@ pub struct QueueLog {
     segments: VecDeque<(u64, Option<Segment>)>,
     head: Mark,
     tail: Mark,
+    /// Messages that can be served: the records from the head to the tail less the damaged.
+    len: u64,
+    /// The damaged records ahead of the head found at open (already not in `len`), by
+    /// segment and offset.
+    damaged: BTreeSet<(u64, usize)>,
+    /// Records this log found lost to damage.
+    lost: u64,
 }
 
 impl QueueLog {
@@ -116,15 +202,13 @@ impl QueueLog {
                 _ => return Err(corrupt("the head's segment is missing")),
             },
             None => {
-                let (seq, before) = meta(&files[0].1)?;
+                let (seq, before) = meta(&files[0].1).unwrap_or((first, 0));
                 Mark { seq, segment: first, offset: FIRST_RECORD, n: before }
             }
         };
         if head.segment > tail.segment || head.seq < head.segment || tail.seq < tail.segment {
             return Err(corrupt("the head and the tail disagree"));
         }
-        let synced = state.read(SYNCED).filter(|s| s.segment == tail.segment && tail.offset != u64::MAX);
-        let verified = synced.map_or(0, |s| s.offset as usize);
         let mut segments = VecDeque::new();
         let mut removed = remove_temps(dir)?;
         for (first, path) in files {
@@ -133,7 +217,7 @@ impl QueueLog {
                 removed = true;
             } else if first == tail.segment {
                 let end = usize::try_from(tail.offset).unwrap_or(usize::MAX);
-                segments.push_back((first, Some(Segment::open_at(&path, end, verified)?)));
+                segments.push_back((first, Some(Segment::open_at(&path, end)?)));
             } else if first == head.segment {
                 segments.push_back((first, Some(open_full(&path)?)));
             } else {
@@ -143,58 +227,188 @@ impl QueueLog {
         if removed {
             sync_dir(dir)?;
         }
-        let mut log = Self { dir: dir.to_owned(), state, segments, head, tail };
+        let mut log = Self {
+            dir: dir.to_owned(),
+            state,
+            segments,
+            head,
+            tail,
+            len: 0,
+            damaged: BTreeSet::new(),
+            lost: 0,
+        };
         log.recount_tail()?;
         if log.head.seq > log.tail.seq {
             log.head = log.tail;
             log.write(HEAD);
         }
         log.check_head()?;
+        log.survey()?;
         log.settle_head()?;
         Ok(log)
     }
 
-    /// After a power loss the tail's segment may end short of the tail's mark (or the mark
-    /// was lost): the tail is then its last whole record.
+    /// The tail's end: a lost mark is rebuilt by walking the tail's segment to its last whole
+    /// record (damaged ones with records after them count; a torn append after the last is
+    /// cut); a mark past zeros (pages a power loss never wrote) or past a file cut short ends
+    /// where the records do. Whatever follows the end is cut. The tail's number is never
+    /// below that of any valid slot: no number added is given again.
     fn recount_tail(&mut self) -> io::Result<()> {
-        let Some((first, Some(tail))) = self.segments.back() else { return Ok(()) };
-        if tail.end() as u64 >= self.tail.offset {
-            return Ok(());
-        }
-        let meta = tail.read(0).filter(|m| m.len() == 16);
-        let Some(before) = meta.map(|m| word(m, 1)) else {
-            return Err(corrupt("the tail's segment lost its meta record"));
-        };
-        let (mut seq, mut n, mut end) = (*first, before, FIRST_RECORD);
-        for (offset, record) in tail.records(FIRST_RECORD as usize) {
+        let highest = self.state.highest_n().unwrap_or(0);
+        let Some((first, Some(tail))) = self.segments.back_mut() else { return Ok(()) };
+        let first = *first;
+        let start = FIRST_RECORD as usize;
+        let lost = self.tail.offset == u64::MAX;
+        let (mut seq, mut n, mut end) = (first, before(tail).unwrap_or(0), start);
+        let upto = if lost { u64::MAX } else { self.tail.n.max(highest) };
+        for item in walk(tail, start, n, upto) {
+            match item {
+                Item::Message { next, n: number, .. } => (n, end) = (number, next),
+                // A torn append with nothing after it: cut (the mark would have followed it).
+                Item::Damaged { next, .. } if lost && next >= tail.end() => break,
+                Item::Damaged { next, .. } => end = next,
+            }
             seq = seq.checked_add(1).ok_or_else(|| corrupt("the log's count is at its end"))?;
-            n = message(record).map_or(n, |(number, _)| number);
-            end = (offset + HEADER + record.len()) as u64;
         }
-        self.tail = Mark { seq, segment: *first, offset: end, n };
+        if lost {
+            let path = segment_path(&self.dir, first);
+            if !tail.zeros_from(end) {
+                report_damage(&self.dir, &path, end, 1);
+                self.lost += 1;
+            }
+            self.tail = Mark { seq, segment: first, offset: end as u64, n: n.max(highest) };
+        } else if (end as u64) < self.tail.offset || highest > self.tail.n {
+            // Zeros (or a file cut short) up to the mark: its records are lost (counted by
+            // `survey`), its count and number kept.
+            self.tail.offset = self.tail.offset.min(end as u64);
+            self.tail.n = self.tail.n.max(highest);
+        } else {
+            return tail.cut(end);
+        }
+        tail.cut(end)?;
         self.write(TAIL);
         Ok(())
     }
 
-    /// A head whose offset is not where its count says (walking the records from its
-    /// segment's start) restarts at that start: its messages may come again, none is lost.
+    /// A head that is not at the start of a record of its segment (walked from its start)
+    /// moves to the next one when it is inside damaged records or past the last (nothing
+    /// before it is served again); inside a whole record its mark is wrong: it restarts at its
+    /// segment's start, its messages may come again, none is lost.
     fn check_head(&mut self) -> io::Result<()> {
         let Some(&(first, Some(ref front))) = self.segments.front() else { return Ok(()) };
-        let (mut at, mut seq) = (FIRST_RECORD, first);
-        for (offset, record) in front.records(FIRST_RECORD as usize) {
-            if at >= self.head.offset || seq >= self.head.seq {
-                break;
+        let head = self.head.offset as usize;
+        let mut last = FIRST_RECORD as usize;
+        let mut to = None;
+        if head >= last {
+            for item in walk(front, last, before(front).unwrap_or(0), self.tail.n) {
+                let (Item::Message { at, next, .. } | Item::Damaged { at, next }) = item;
+                last = next;
+                if at >= head {
+                    to = Some(head);
+                    break;
+                }
+                if next > head {
+                    to = matches!(item, Item::Damaged { .. }).then_some(next);
+                    break;
+                }
             }
-            (at, seq) = ((offset + HEADER + record.len()) as u64, seq + 1);
+            if head >= last && to.is_none() {
+                to = Some(if head == last { head } else { front.end() });
+            }
         }
-        if (at, seq) == (self.head.offset, self.head.seq) {
-            return Ok(());
+        match to {
+            Some(to) if to == head => return Ok(()),
+            Some(to) => {
+                self.head.offset = to as u64;
+                self.snap_head();
+            }
+            None => {
+                let n = before(front).unwrap_or(0);
+                self.head = Mark { seq: first, segment: first, offset: FIRST_RECORD, n };
+            }
         }
-        let before = front.read(0).filter(|m| m.len() == 16).map(|m| word(m, 1));
-        let n = before.ok_or_else(|| corrupt("the head's segment lost its meta record"))?;
-        self.head = Mark { seq: first, segment: first, offset: FIRST_RECORD, n };
         self.write(HEAD);
         Ok(())
+    }
+
+    /// Counts the messages from the head to the tail (`len`), walking each segment between
+    /// them (mapped only while walked). Each damaged record found is logged and counted, and
+    /// so are records missing from a segment (its count known from the next one's name).
+    fn survey(&mut self) -> io::Result<()> {
+        let mut after = self.head.n;
+        for (i, (first, mapped)) in self.segments.iter().enumerate() {
+            let opened;
+            let segment = match mapped {
+                Some(segment) => segment,
+                None => {
+                    opened = open_full(&segment_path(&self.dir, *first))?;
+                    &opened
+                }
+            };
+            let (from, start) = match i {
+                0 => (self.head.offset as usize, self.head.seq),
+                _ => (FIRST_RECORD as usize, *first),
+            };
+            let path = segment_path(&self.dir, *first);
+            let (mut good, mut bad) = (0, 0);
+            for item in walk(segment, from, after, self.tail.n) {
+                match item {
+                    Item::Message { n, .. } => (good, after) = (good + 1, n),
+                    Item::Damaged { at, .. } => {
+                        warn_damage(&self.dir, &path, at, 1);
+                        self.damaged.insert((*first, at));
+                        bad += 1;
+                    }
+                }
+            }
+            // Its records' count is known (from the next one's name, or the tail's): bytes
+            // damaged after its last record are no record; records missing (cut off) are.
+            let expected = self.segments.get(i + 1).map_or(self.tail.seq, |s| s.0).saturating_sub(start);
+            let lost = if expected >= good { expected - good } else { bad };
+            if lost > bad {
+                warn_damage(&self.dir, &path, segment.end(), lost - bad);
+            }
+            count_damage(lost);
+            self.lost += lost;
+            self.len += good;
+        }
+        Ok(())
+    }
+
+    /// Moves the head past the damaged records in front of it: those found at open are not
+    /// in `len`; one found now is reported and leaves it.
+    fn skip_damaged(&mut self) {
+        let Some(&(first, Some(ref front))) = self.segments.front() else { return };
+        let found: Vec<(usize, usize)> = walk(front, self.head.offset as usize, self.head.n, self.tail.n)
+            .map_while(|item| match item {
+                Item::Damaged { at, next } => Some((at, next)),
+                Item::Message { .. } => None,
+            })
+            .collect();
+        let Some(&(_, to)) = found.last() else { return };
+        for &(at, _) in &found {
+            if !self.damaged.remove(&(first, at)) {
+                report_damage(&self.dir, &segment_path(&self.dir, first), at, 1);
+                (self.lost, self.len) = (self.lost + 1, self.len.saturating_sub(1));
+            }
+        }
+        self.head.offset = to as u64;
+        self.head.seq = (self.head.seq + found.len() as u64).min(self.tail.seq);
+        self.snap_head();
+        self.write(HEAD);
+    }
+
+    /// Whether a whole record in order (numbered past the head's) is at the head.
+    fn at_message(&self) -> bool {
+        let record = self.front().and_then(|s| s.read(self.head.offset as usize));
+        record.and_then(message).is_some_and(|(n, _)| n > self.head.n && n <= self.tail.n)
+    }
+
+    /// A head at the tail's end has the tail's count (it may be short of it after damage).
+    fn snap_head(&mut self) {
+        if self.head.segment == self.tail.segment && self.head.offset >= self.tail.offset {
+            self.head.seq = self.tail.seq;
+        }
     }
 
     fn write(&mut self, at: usize) {
@@ -223,15 +437,20 @@ impl QueueLog {
         while self.segments.len() > 1 {
             // Mapped (never taken for empty because it is not), then the next one.
             self.map(0)?;
-            if self.front().is_some_and(|s| s.read(self.head.offset as usize).is_some()) {
+            if self.at_message() {
+                break;
+            }
+            self.skip_damaged();
+            if self.at_message() {
                 break;
             }
             self.map(1)?;
             let next = self.segments[1].0;
-            (self.head.segment, self.head.offset) = (next, FIRST_RECORD);
+            (self.head.seq, self.head.segment, self.head.offset) = (next, next, FIRST_RECORD);
             self.write(HEAD);
             let (first, segment) = self.segments.pop_front().expect("more than one");
             drop(segment);
+            self.damaged.retain(|&(segment, _)| segment > first);
             remove_segment(&segment_path(&self.dir, first))?;
             sync_dir(&self.dir)?;
             moved = true;
@@ -263,7 +482,7 @@ impl QueueLog {
             None => {
                 tail.sync()?;
                 // An empty tail (a new log's) is replaced by one large enough, under its name.
-                let empty = tail.end() == FIRST_RECORD as usize;
+                let empty = tail.end() <= FIRST_RECORD as usize && self.tail.seq == *first;
                 // Doubled; on a disk too full for that, as small as the record allows.
                 let least = FIRST_SEGMENT.max(FIRST_RECORD as usize + HEADER + record.len());
                 let size = (tail.size() * 2).clamp(FIRST_SEGMENT, MAX_SEGMENT).max(least);
@@ -287,6 +506,7 @@ impl QueueLog {
         let end = (offset + HEADER + record.len()) as u64;
         self.tail = Mark { seq, segment, offset: end, n };
         self.write(TAIL);
+        self.len += 1;
         if self.head.seq == seq - 1 && self.head.segment != segment {
             // The log was empty: its head follows the tail to the new segment — after the tail's
             // mark names it (the head's mark is never past the tail's), and the add is done:
@@ -301,11 +521,13 @@ impl QueueLog {
     /// The oldest message: its number and payload. A head left at the end of its segment (a
     /// move to the next one failed before) moves on first.
     pub fn head(&mut self) -> Option<(u64, &[u8])> {
-        if self.head.seq == self.tail.seq {
+        if self.len == 0 {
             return None;
         }
-        let stuck = self.front().is_none_or(|s| s.read(self.head.offset as usize).is_none());
-        if stuck && self.segments.len() > 1 {
+        if !self.at_message() {
+            self.skip_damaged();
+        }
+        if !self.at_message() && self.segments.len() > 1 {
             if let Err(error) = self.settle_head() {
                 tracing::warn!(%error, dir = %self.dir.display(), "queue log: cannot move to the next segment yet");
                 return None;
@@ -316,7 +538,7 @@ impl QueueLog {
 
     /// Takes the oldest message off the log (its number), removing a segment it leaves.
     pub fn take(&mut self) -> io::Result<Option<u64>> {
-        if self.head.seq == self.tail.seq {
+        if self.len == 0 {
             return Ok(None);
         }
         if self.head().is_none() {
@@ -332,6 +554,8 @@ impl QueueLog {
             offset: self.head.offset + (HEADER + len) as u64,
             n,
         };
+        self.len -= 1;
+        self.snap_head();
         // The message is taken: a segment that cannot be left yet is left at the next read.
         let moved = self.settle_head().unwrap_or_else(|error| {
             tracing::warn!(%error, dir = %self.dir.display(), "queue log: cannot leave a segment yet");
@@ -358,7 +582,7 @@ impl QueueLog {
     /// answers `false`; a segment between the head's and the tail's is mapped only while read.
     pub fn visit(&self, max: usize, mut each: impl FnMut(u64, &[u8]) -> io::Result<bool>) -> io::Result<()> {
         let mut left = usize::try_from(self.len()).unwrap_or(usize::MAX).min(max);
-        let mut offset = self.head.offset as usize;
+        let (mut offset, mut after) = (self.head.offset as usize, self.head.n);
         for (first, mapped) in &self.segments {
             if left == 0 {
                 break;
@@ -371,8 +595,12 @@ impl QueueLog {
                     &opened
                 }
             };
-            for (_, record) in segment.records(offset).take(left) {
-                let (n, payload) = message(record).ok_or_else(|| corrupt("a record without its number"))?;
+            let messages = walk(segment, offset, after, self.tail.n).filter_map(|item| match item {
+                Item::Message { n, payload, .. } => Some((n, payload)),
+                Item::Damaged { .. } => None,
+            });
+            for (n, payload) in messages.take(left) {
+                after = n;
                 if !each(n, payload)? {
                     return Ok(());
                 }
@@ -395,7 +623,13 @@ impl QueueLog {
 
     /// Messages on the log.
     pub fn len(&self) -> u64 {
-        self.tail.seq - self.head.seq
+        self.len
+    }
+
+    #[cfg(test)]
+    /// Records this log found lost to damage.
+    pub fn lost(&self) -> u64 {
+        self.lost
     }
 
     #[cfg(test)]
@@ -451,3 +685,7 @@ mod recovery_tests;
 #[cfg(test)]
 #[path = "queue_log_crash_tests.rs"]
 mod crash_tests;
+
+#[cfg(test)]
+#[path = "queue_log_damage_tests.rs"]
+mod damage_tests;

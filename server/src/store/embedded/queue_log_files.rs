@@ -82,10 +82,10 @@ pub(super) fn meta(path: &Path) -> io::Result<(u64, u64)> {
     Ok((word(meta, 0), word(meta, 1)))
 }
 
-/// A segment the tail has left: its records end where its frames do.
+/// A segment the tail has left: its records end where its frames do (the zeros to its end).
 pub(super) fn open_full(path: &Path) -> io::Result<Segment> {
     let size = std::fs::metadata(path)?.len() as usize;
-    Segment::open_at(path, size, size)
+    Segment::open_at(path, size)
 }
 
 /// The segment files in `dir`, by first `seq`: only names `{first:020}.seg`.

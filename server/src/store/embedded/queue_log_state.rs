@@ -1,7 +1,10 @@
 //! A queue log's `state` page: two copies of each mark (tail, head, synced), each with a
-//! generation and a checksum, written in turn. A copy torn by a crash fails its checksum and
-//! the other, one step older, is used; of two valid copies the one of the later generation
-//! is, so a mark moved backwards (written once) is the one read at the next open.
+//! generation and a checksum, both written at each step, the first then the second. A copy
+//! torn by a crash fails its checksum and the other is used (one step older if the first
+//! was torn: a step not yet answered); a copy damaged later (a flipped byte) loses nothing,
+//! the other holding the same mark. Of two valid copies the one of the later generation is
+//! used, so a mark moved backwards is the one read at the next open. (Pages written before
+//! both copies were written at each step hold the newest mark in one copy: read the same.)
 //!
 //! Slot: `seq, segment, offset, n, generation` (`u64` LE each), then the checksum of those
 //! 40 bytes (CRC-32 + 1, so zeros are never valid), stored last as a `Release` atomic.
@@ -67,22 +70,20 @@ fn write_slot(page: &mut [u8], at: usize, mark: Mark, generation: u64) {
     point("state: store a mark");
 }
 
-/// Of the pair of slots at `at`, the valid one of the later generation (the second on a tie),
-/// its generation, and which slot to write next.
-fn newest(page: &[u8], at: usize) -> Option<(Mark, u64, usize)> {
+/// Of the pair of slots at `at`, the valid one of the later generation (the second on a tie)
+/// and its generation.
+fn newest(page: &[u8], at: usize) -> Option<(Mark, u64)> {
     match (read_slot(page, at), read_slot(page, at + SLOT)) {
-        (Some((_, a)), Some((mark, b))) if b >= a => Some((mark, b, 0)),
-        (Some((mark, a)), _) => Some((mark, a, 1)),
-        (None, Some((mark, b))) => Some((mark, b, 0)),
-        (None, None) => None,
+        (Some((_, a)), Some((mark, b))) if b >= a => Some((mark, b)),
+        (Some(first), _) => Some(first),
+        (None, second) => second,
     }
 }
 
 /// The state page, mapped.
 pub(super) struct State {
     page: MmapMut,
-    /// For each pair (tail, head, synced): the slot written next and the generation last.
-    turn: [usize; 3],
+    /// For each pair (tail, head, synced): the generation written last.
     generation: [u64; 3],
 }
 
@@ -109,11 +110,9 @@ impl State {
         // mapped, written only through this map.
         #[allow(unsafe_code)]
         let page = unsafe { MmapMut::map_mut(&file)? };
-        let mut state = Self { page, turn: [0; 3], generation: [0; 3] };
+        let mut state = Self { page, generation: [0; 3] };
         for (i, at) in PAIRS.into_iter().enumerate() {
-            if let Some((_, generation, next)) = newest(&state.page, at) {
-                (state.generation[i], state.turn[i]) = (generation, next);
-            }
+            state.generation[i] = newest(&state.page, at).map_or(0, |m| m.1);
         }
         Ok(state)
     }
@@ -123,17 +122,28 @@ impl State {
         newest(&self.page, at).map(|m| m.0)
     }
 
+    /// The largest message number of any valid slot (a lower bound of the last one added:
+    /// head and synced marks are never past the tail).
+    pub fn highest_n(&self) -> Option<u64> {
+        let slots = PAIRS.into_iter().flat_map(|at| [at, at + SLOT]);
+        slots.filter_map(|at| read_slot(&self.page, at)).map(|(mark, _)| mark.n).max()
+    }
+
     /// Whether any slot holds a valid mark.
     pub fn any(&self) -> bool {
         PAIRS.into_iter().any(|at| self.read(at).is_some())
     }
 
-    /// Writes `mark` into the pair at `at`, in the slot not holding the newest copy.
+    /// Writes `mark` into both slots of the pair at `at`, the first then the second.
     pub fn write(&mut self, at: usize, mark: Mark) {
         let i = pair(at);
         self.generation[i] += 1;
-        write_slot(&mut self.page, at + self.turn[i] * SLOT, mark, self.generation[i]);
-        self.turn[i] ^= 1;
+        write_slot(&mut self.page, at, mark, self.generation[i]);
+        // The first copy's stores all before any of the second's: a process killed between
+        // them leaves one whole copy (the compiler keeps program order; a killed process's
+        // stores already made reach the page cache, whatever the CPU's order).
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        write_slot(&mut self.page, at + SLOT, mark, self.generation[i]);
     }
 
     /// Writes `mark` into every slot (a new log).
@@ -142,7 +152,7 @@ impl State {
             write_slot(&mut self.page, at, mark, 0);
             write_slot(&mut self.page, at + SLOT, mark, 0);
         }
-        (self.turn, self.generation) = ([0; 3], [0; 3]);
+        self.generation = [0; 3];
     }
 
     #[cfg(test)]

@@ -2,11 +2,19 @@
 //! (`fallocate`, so a full disk is an error here and never a `SIGBUS` later) and mapped
 //! shared, so an appended record is in the kernel's page cache — safe from a crash of the
 //! process — once copied, without a system call. Records are framed with their length and a
-//! CRC-32 of the payload; opening a segment again cuts a torn tail.
+//! CRC-32 of the payload.
 //!
 //! Frame: `len: u32 LE` (payload bytes, never 0), `crc: u32 LE`, payload. The zeros after the
 //! last record end the segment. The header is written after the payload, so a record is
 //! either whole or absent to anyone reading the file after the process died.
+//!
+//! Damage: a frame that fails its checksum is skipped, not taken for the end. Its length
+//! cannot be trusted, so the next record is found by [`Segment::resync`]: the first later
+//! offset where a frame validates, its payload is plausible to the owner (a queue log checks
+//! that its message number lies between its neighbours') and what follows it looks like a
+//! frame or the end. The scan meets the damaged record's own bytes before the next record, so
+//! a false match needs a CRC-32 match on them at a plausible number: negligible, unless the
+//! damaged record's payload was itself made to hold a frame.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -63,42 +71,35 @@ impl Segment {
     /// Opens the segment `path`: its records are those up to the first frame that is empty,
     /// runs past the end or fails its checksum; whatever follows is zeroed (a torn tail).
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let mut segment = Self::map(file, 0)?;
-        let mut end = 0;
-        while let Some((next, _)) = frame(&segment.map, end) {
-            end = next;
-        }
-        segment.end = end;
-        segment.zero_tail()?;
+        let size = std::fs::metadata(path)?.len() as usize;
+        let mut segment = Self::open_at(path, size)?;
+        let end = segment.records(0).last().map_or(0, |(at, payload)| at + HEADER + payload.len());
+        segment.cut(end)?;
         Ok(segment)
     }
 
-    /// Opens the segment `path` whose records end at `end` (as its owner recorded): the frames
-    /// from `verified` (the end at the last sync) to `end` are checked, and the segment ends at
-    /// the first bad one (pages lost by a power loss). Whatever follows the end is zeroed and
-    /// the zeros synced before anything is appended: frames after a cut, or appended after the
-    /// owner's last mark, would otherwise come back after the next power loss in place of
-    /// records appended there and lost again.
-    pub fn open_at(path: &Path, end: usize, verified: usize) -> io::Result<Self> {
+    /// Opens the segment `path` whose records end at `end` (as its owner recorded; no further
+    /// than the file): nothing is checked or changed — its owner walks the frames
+    /// ([`Segment::frame_at`], [`Segment::resync`]) and [`Segment::cut`]s what follows its end.
+    pub fn open_at(path: &Path, end: usize) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let mut segment = Self::map(file, 0)?;
-        let mut at = verified.min(end).min(segment.map.len());
-        while at < end {
-            match frame(&segment.map, at) {
-                Some((next, _)) if next <= end => at = next,
-                _ => break,
-            }
-        }
-        segment.end = at;
-        segment.zero_tail()?;
+        segment.end = end.min(segment.map.len());
         Ok(segment)
     }
 
-    /// Zeroes whatever follows the last whole record (a torn append; after a power loss, pages
-    /// written out of order), so no stale frame can follow a later record, and writes the
-    /// zeros to the disk. Read with `pread` in chunks, not through the map, so the scan does
-    /// not bring the tail into memory.
+    /// Ends the records at `end` and zeroes whatever follows (a torn append; frames appended
+    /// after the owner's last mark), the zeros synced before anything is appended: they would
+    /// otherwise come back after the next power loss in place of records appended there and
+    /// lost again.
+    pub fn cut(&mut self, end: usize) -> io::Result<()> {
+        self.end = end.min(self.map.len());
+        self.zero_tail()
+    }
+
+    /// Zeroes whatever follows the end (a torn append; frames past the owner's mark), so no
+    /// stale frame can follow a later record, and writes the zeros to the disk. Read with
+    /// `pread` in chunks, not through the map, so the scan does not bring the tail into memory.
     fn zero_tail(&mut self) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         const CHUNK: usize = 64 * 1024;
@@ -164,7 +165,39 @@ impl Segment {
         (offset < self.end).then(|| frame(&self.map, offset)).flatten().map(|(_, payload)| payload)
     }
 
-    /// The records from `offset` on, with their offsets.
+    /// The record at `at` (ending no further than the records): where the next one starts and
+    /// its payload; `None` for a frame that is empty, runs past the end or fails its checksum.
+    pub fn frame_at(&self, at: usize) -> Option<(usize, &[u8])> {
+        frame(&self.map[..self.end], at)
+    }
+
+    /// Whether nothing but zeros lies from `at` to the end of the records (the end of a
+    /// segment's records when its end is its size).
+    pub fn zeros_from(&self, at: usize) -> bool {
+        self.map.get(at..self.end).is_none_or(|rest| rest.iter().all(|&b| b == 0))
+    }
+
+    /// After a frame at `bad` that fails its check: the first offset past it where a frame
+    /// validates whose payload `plausible` accepts, followed by the end, zeros to the end, or
+    /// a header whose length fits. `None`: nothing valid follows (the damage runs to the end).
+    pub fn resync(&self, bad: usize, plausible: impl Fn(&[u8]) -> bool) -> Option<usize> {
+        let map = &self.map[..self.end];
+        let fits = |at: usize| {
+            let len = map.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+            let room = map.len().checked_sub(at + HEADER);
+            len.zip(room).is_some_and(|(len, room)| len > 0 && len as usize <= room)
+        };
+        (bad + 1..map.len().saturating_sub(HEADER)).find(|&at| {
+            // The length first: it rejects nearly every offset without a checksum.
+            fits(at)
+                && frame(map, at).is_some_and(|(next, payload)| {
+                    plausible(payload) && (next == map.len() || fits(next) || self.zeros_from(next))
+                })
+        })
+    }
+
+    #[cfg(test)]
+    /// The records from `offset` on, with their offsets, up to the first bad frame.
     pub fn records(&self, offset: usize) -> impl Iterator<Item = (usize, &[u8])> {
         let mut at = offset;
         std::iter::from_fn(move || {
@@ -292,34 +325,45 @@ pub(super) mod tests {
         (two, end)
     }
 
+    /// A record that fails its checksum is skipped: `resync` finds the next one, also with
+    /// the damaged frame's length bytes wrong; a damaged last record has nothing after it.
     #[test]
-    fn a_record_with_a_bad_checksum_ends_the_segment() {
+    fn resync_finds_the_record_after_a_damaged_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.seg");
-        let (two, _) = three_records_the_second_damaged(&path);
-        let mut segment = Segment::open(&path).unwrap();
-        assert_eq!(payloads(&segment), [b"one".to_vec()]);
-        assert_eq!(segment.append(b"after"), Some(two));
+        let (two, end) = three_records_the_second_damaged(&path);
+        let three = two + HEADER + 3;
+        let segment = Segment::open_at(&path, end).unwrap();
+        assert_eq!(segment.frame_at(two), None);
+        assert_eq!(segment.resync(two, |_| true), Some(three));
+        assert_eq!(segment.resync(two, |p| p != b"three"), None, "not plausible");
+        assert_eq!(segment.resync(three, |_| true), None);
+        drop(segment);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[0xEE], two as u64).unwrap();
+        let segment = Segment::open_at(&path, end).unwrap();
+        assert_eq!(segment.resync(two, |_| true), Some(three), "a bad length");
+        assert!(!segment.zeros_from(three) && segment.zeros_from(end));
     }
 
-    /// A power loss lost a record whose successor reached the disk: `open_at` cuts at the lost
-    /// one and zeroes the successor, so after a second power loss — the record appended in its
-    /// place lost too, the owner's mark again past it — the stale successor does not come back.
+    /// Frames after a cut are zeroed on the disk, so after a second power loss — the record
+    /// appended in their place lost too, the owner's mark again past it — they do not come back.
     #[test]
     fn frames_after_a_cut_are_zeroed_and_never_come_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.seg");
         let (two, marked) = three_records_the_second_damaged(&path);
 
-        let mut segment = Segment::open_at(&path, marked, 0).unwrap();
+        let mut segment = Segment::open_at(&path, marked).unwrap();
+        segment.cut(two).unwrap();
         assert_eq!(segment.end(), two);
         assert!(std::fs::read(&path).unwrap()[two..].iter().all(|&b| b == 0), "zeroed on the disk");
         assert_eq!(segment.append(b"new"), Some(two));
-        let synced = segment.end();
+        let appended = segment.end();
         drop(segment);
-        // The second power loss: nothing after `synced` reached the disk, the mark did.
-        let segment = Segment::open_at(&path, marked, synced).unwrap();
+        let segment = Segment::open_at(&path, appended).unwrap();
         assert_eq!(payloads(&segment), [b"one".to_vec(), b"new".to_vec()]);
+        assert_eq!(segment.resync(two, |_| true), None, "nothing stale after it");
     }
 
     /// A small tmpfs on a temporary directory, unmounted when dropped (needs root, as the
