@@ -112,14 +112,16 @@ impl Db {
         Ok(out)
     }
 
-    /// The numbers of `queue`'s newest `max` logged messages, newest first. A log holds a run
-    /// of consecutive numbers ending at its last: whatever takes a number through SQLite
-    /// drains the log first.
-    pub(super) fn newest_logged(&self, queue: &QueueName, max: usize) -> Vec<u64> {
-        let Some(meta) = self.catalog.queues.get(queue) else { return Vec::new() };
-        let Some(log) = self.logs.open.get(&meta.id) else { return Vec::new() };
-        let last = log.log.last_number();
-        (0..meta.logged.min(max as u64)).map(|i| last - i).collect()
+    /// The numbers of `queue`'s newest `max` logged messages, newest first, read from its
+    /// log's tail (they may skip: a gap after a restart).
+    pub(super) fn newest_logged(&self, queue: &QueueName, max: usize) -> Sql<Vec<u64>> {
+        let Some(meta) = self.catalog.queues.get(queue) else { return Ok(Vec::new()) };
+        let Some(log) = self.logs.open.get(&meta.id) else { return Ok(Vec::new()) };
+        let max = usize::try_from(meta.logged).unwrap_or(usize::MAX).min(max);
+        let mut newest = log.log.newest(max).map_err(sql_error)?;
+        // Left by a drain whose head move failed: SQLite has them.
+        newest.retain(|&n| n > log.drained);
+        Ok(newest)
     }
 
     /// Moves `queue`'s logged messages into SQLite, in the batch's transaction (their log's

@@ -6,6 +6,9 @@
 //! in the batch's transaction; the log's head moves past them only once that is committed,
 //! and messages a crash left behind under the mark are dropped at start-up.
 //!
+//! A log that cannot be read at start-up is quarantined (moved aside, see [`Quarantined`]):
+//! one damaged queue never stops the store.
+//!
 //! Bounded: at most [`MAX_LOGS`] logs are open; the queues past that add through SQLite.
 
 use std::collections::HashMap;
@@ -13,12 +16,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use restmq_shared::QueueName;
 use rusqlite::{params, Connection};
 
-use super::catalog::{Catalog, NUMBERS_AHEAD};
+use super::catalog::{Catalog, QueueMeta, NUMBERS_AHEAD};
 use super::engine::sync_wal;
-use super::queue_log::QueueLog;
+use super::queue_log::{self, QueueLog, LEAST_RECORD, MAX_SEGMENT};
 use super::DB_FILE;
 use crate::config::Fsync;
 
@@ -28,6 +33,12 @@ pub const MAX_LOGS: usize = 256;
 pub const LOG_DIR: &str = "log";
 /// The file in [`LOG_DIR`] that says the last stop was clean (every log synced).
 pub const CLEAN: &str = "clean";
+/// The directory in [`LOG_DIR`] where logs that cannot be read are moved (see `Quarantined`).
+pub const QUARANTINE: &str = "quarantine";
+/// How far past the last number its files name a quarantined log's queue numbers on, besides
+/// a bound on its records (`Traces::count_bound`): the records of a whole newest segment lost
+/// (of the smallest records), and the gap of an unclean stop.
+pub const QUARANTINE_AHEAD: u64 = MAX_SEGMENT as u64 / LEAST_RECORD + NUMBERS_AHEAD;
 
 /// Records of the queue logs lost to damage (a checksum that fails, a frame that cannot be
 /// read) since the process started: each one is also logged at WARN with its queue, file and
@@ -81,6 +92,26 @@ pub struct Logs {
     /// The database, whose WAL a drain's commit is fsynced in before its log's head moves
     /// (`None` under `--fsync never`).
     wal: Option<PathBuf>,
+    /// Per queue, the least its counter may be, as found at start-up (see `open`): kept for
+    /// the catalog read back after a rollback.
+    floors: HashMap<i64, u64>,
+    quarantined: Vec<Quarantined>,
+}
+
+/// A queue's log that could not be read at start-up, moved aside: the queue goes on through
+/// SQLite (its messages there are served; its log's are kept in `path`), its numbers past
+/// any its log may have answered. A queue in quarantine adds through SQLite until a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub queue: QueueName,
+    pub id: i64,
+    /// Where its files are: `<data>/log/quarantine/<id>-<since>`, or still in place when
+    /// they could not be moved (then tried again at the next start).
+    pub path: PathBuf,
+    /// When it was quarantined (Unix seconds).
+    pub since: u64,
+    /// Why its log could not be read.
+    pub error: String,
 }
 
 /// An error met while reading a log: the SQLite error it carries (an insert's), or the I/O
@@ -106,34 +137,135 @@ impl Log {
 
 impl Logs {
     /// Opens the logs of the catalog's queues found in `<data_dir>/log`, drops what a drain
-    /// committed before a crash left on them, and counts the rest as waiting.
+    /// committed before a crash left on them, and counts the rest as waiting. A log that
+    /// cannot be read is quarantined (see [`Quarantined`]): the other queues are served.
     ///
-    /// After a stop that was not clean (no [`CLEAN`] file), a queue with a log numbers on past
-    /// a gap of [`NUMBERS_AHEAD`]: a power loss may have cut the log's last numbers, which
-    /// consumers may have seen (log adds do not write the queue's row).
+    /// Numbers are never given twice: each queue's counter goes past every number its log's
+    /// files name, and after a stop that was not clean (no [`CLEAN`] file) past a gap of
+    /// [`NUMBERS_AHEAD`] after its log's last (a power loss may have cut the log's last
+    /// numbers, which consumers may have seen; log adds do not write the queue's row, whose
+    /// counter covers every number given through SQLite).
     pub fn open(data_dir: &Path, conn: &Connection, catalog: &mut Catalog, fsync: Fsync) -> io::Result<Self> {
         let dir = data_dir.join(LOG_DIR);
         std::fs::create_dir_all(&dir)?;
         let clean = std::fs::remove_file(dir.join(CLEAN)).is_ok();
         let wal = (fsync != Fsync::Never).then(|| data_dir.join(DB_FILE));
-        let mut logs =
-            Self { dir, open: HashMap::new(), pending: Vec::new(), unsynced: Default::default(), wal };
+        let mut logs = Self {
+            dir,
+            open: HashMap::new(),
+            pending: Vec::new(),
+            unsynced: Default::default(),
+            wal,
+            floors: HashMap::new(),
+            quarantined: Vec::new(),
+        };
+        logs.quarantined = logs.quarantined_before(catalog);
         let drained = read_drained(conn).map_err(io::Error::other)?;
-        for meta in catalog.queues.values() {
+        for (queue, meta) in &mut catalog.queues {
             let path = logs.path(meta.id);
-            if path.exists() {
-                let log = QueueLog::open(&path, 0)?;
-                let drained = drained.get(&meta.id).copied().unwrap_or(0);
-                logs.insert(meta.id, log, drained);
+            if !path.exists() {
+                continue;
+            }
+            let traces = queue_log::traces(&path);
+            if !traces.begun {
+                // Its creation failed (a full disk): no message; made again at its next add.
+                continue;
+            }
+            let drained = drained.get(&meta.id).copied().unwrap_or(0);
+            match QueueLog::open(&path, 0) {
+                Ok(log) => {
+                    let last = log.last_number().max(traces.marked);
+                    let floor = if clean { last } else { last.saturating_add(NUMBERS_AHEAD) };
+                    logs.floors.insert(meta.id, floor);
+                    logs.insert(meta.id, log, drained);
+                }
+                Err(error) => logs.quarantine(conn, queue, meta, traces.marked.max(drained), &traces, error),
             }
         }
         logs.attach(catalog);
-        if !clean {
-            for meta in catalog.queues.values_mut().filter(|m| logs.open.contains_key(&m.id)) {
-                meta.counter += NUMBERS_AHEAD;
-            }
-        }
         Ok(logs)
+    }
+
+    /// Takes the log of `queue` out of use (its files could not be read): its counter goes
+    /// [`QUARANTINE_AHEAD`] past every number its files may have answered and is written to
+    /// its row, then the log's directory is renamed into `<data>/log/quarantine/` (never
+    /// deleted). The queue goes on through SQLite. Logged at ERROR; listed by `quarantined`.
+    fn quarantine(
+        &mut self,
+        conn: &Connection,
+        queue: &QueueName,
+        meta: &mut QueueMeta,
+        known: u64,
+        traces: &queue_log::Traces,
+        error: io::Error,
+    ) {
+        let path = self.path(meta.id);
+        let ahead = QUARANTINE_AHEAD.saturating_add(traces.count_bound);
+        let floor = meta.counter.max(known).saturating_add(ahead);
+        meta.counter = floor;
+        self.floors.insert(meta.id, floor);
+        // The counter on disk first: once the log is aside, nothing else holds its numbers.
+        let saved = conn
+            .execute(
+                "UPDATE queues SET counter = max(counter, ?2) WHERE id = ?1",
+                params![meta.id, floor as i64],
+            )
+            .map_err(io::Error::other);
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let aside = self.dir.join(QUARANTINE).join(format!("{}-{since}", meta.id));
+        let moved = saved.and_then(|_| {
+            meta.saved = meta.saved.max(floor);
+            std::fs::create_dir_all(aside.parent().expect("in the quarantine directory"))?;
+            std::fs::rename(&path, &aside)?;
+            std::fs::File::open(&self.dir)?.sync_all()
+        });
+        let path = match moved {
+            Ok(()) => {
+                tracing::error!(
+                    queue = %queue, id = meta.id, path = %path.display(), moved_to = %aside.display(), %error,
+                    "embedded store: a queue's log cannot be read: quarantined (its messages in SQLite are served, its numbers go on past it)"
+                );
+                aside
+            }
+            Err(moving) => {
+                tracing::error!(
+                    queue = %queue, id = meta.id, path = %path.display(), %error, error_moving = %moving,
+                    "embedded store: a queue's log cannot be read nor moved aside: not used until a restart moves it"
+                );
+                path
+            }
+        };
+        let error = error.to_string();
+        self.quarantined.push(Quarantined { queue: queue.clone(), id: meta.id, path, since, error });
+    }
+
+    /// The logs quarantined by earlier runs, still in `<data>/log/quarantine/` (named
+    /// `<queue id>-<unix time>`), of the catalog's queues.
+    fn quarantined_before(&self, catalog: &Catalog) -> Vec<Quarantined> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(QUARANTINE)) else { return Vec::new() };
+        let names: HashMap<i64, &QueueName> = catalog.queues.iter().map(|(q, m)| (m.id, q)).collect();
+        let mut found: Vec<Quarantined> = entries
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let (id, since) = path.file_name()?.to_str()?.split_once('-')?;
+                let (id, since) = (id.parse().ok()?, since.parse().ok()?);
+                let queue = (*names.get(&id)?).clone();
+                Some(Quarantined {
+                    queue,
+                    id,
+                    path,
+                    since,
+                    error: "quarantined by an earlier run".to_owned(),
+                })
+            })
+            .collect();
+        found.sort_by_key(|q| (q.since, q.id));
+        found
+    }
+
+    /// The queues whose log is quarantined (this run's and earlier runs' still aside).
+    pub fn quarantined(&self) -> &[Quarantined] {
+        &self.quarantined
     }
 
     /// At a clean stop, once every log is synced: the next start numbers on without a gap.
@@ -149,9 +281,10 @@ impl Logs {
     }
 
     /// Counts each log's messages into its queue (after a catalog was read from SQLite):
-    /// waiting, `logged`, and the counter past the log's last number.
+    /// waiting, `logged`, and the counter past the log's last number and its floor.
     pub fn attach(&mut self, catalog: &mut Catalog) {
         for meta in catalog.queues.values_mut() {
+            meta.counter = meta.counter.max(self.floors.get(&meta.id).copied().unwrap_or(0));
             let Some(log) = self.open.get_mut(&meta.id) else { continue };
             meta.counter = meta.counter.max(log.log.last_number());
             // Messages a drain moved stay (and are skipped by gets) if they cannot go yet.
@@ -166,7 +299,9 @@ impl Logs {
     /// The open log of queue `id`, opened (new, numbering after `after`) if there is room.
     pub fn get_or_open(&mut self, id: i64, after: u64) -> io::Result<Option<&mut Log>> {
         if !self.open.contains_key(&id) {
-            if self.open.len() >= MAX_LOGS {
+            // A quarantined log not moved aside is not used this run.
+            let left = |q: &Quarantined| q.id == id && q.path == self.path(id);
+            if self.open.len() >= MAX_LOGS || self.quarantined.iter().any(left) {
                 return Ok(None);
             }
             let log = QueueLog::open(&self.path(id), after)?;
@@ -210,6 +345,18 @@ impl Logs {
     /// After a rollback: nothing of the open transaction's drains happened.
     pub fn rolled_back(&mut self) {
         self.pending.clear();
+    }
+}
+
+impl Quarantined {
+    /// As `/stats/` shows it.
+    pub fn shown(&self) -> crate::store::QuarantinedQueue {
+        crate::store::QuarantinedQueue {
+            queue: self.queue.to_string(),
+            path: self.path.display().to_string(),
+            since: self.since,
+            error: self.error.clone(),
+        }
     }
 }
 

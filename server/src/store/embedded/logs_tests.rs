@@ -260,3 +260,158 @@ async fn a_deep_log_drains_in_chunks() {
     assert_eq!(rest, want);
     store.close().await.unwrap();
 }
+
+/// A copy of the data directory `from` as a `kill -9` of its open store would leave it: what
+/// the store wrote is in the page cache (its maps, SQLite's WAL); the lock file is left out.
+fn copy_as_killed(from: &Path, to: &Path) {
+    for entry in walk(from) {
+        let target = to.join(entry.strip_prefix(from).unwrap());
+        if entry.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else if entry.file_name().is_some_and(|name| name != "restmq.lock") {
+            std::fs::copy(&entry, &target).unwrap();
+        }
+    }
+}
+
+/// Every path under `dir`, each directory before what it holds.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        out.push(path.clone());
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+    }
+    out
+}
+
+/// Overwrites every file in `dir` with garbage of its own length.
+fn garble(dir: &Path) {
+    for path in walk(dir) {
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        std::fs::write(&path, (0..len).map(|i| (i * 7 + 13) as u8).collect::<Vec<u8>>()).unwrap();
+    }
+}
+
+/// One queue whose log is garbage (its `state` page and segments overwritten) among healthy
+/// ones: the store opens, the healthy queues serve every message, the damaged one is
+/// quarantined (moved aside, reported by `health`, also by the next run), serves its messages
+/// in SQLite and numbers on past any number its log answered.
+#[tokio::test]
+async fn one_damaged_log_is_quarantined_and_the_others_are_served() {
+    use super::QUARANTINE;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (queue("a"), queue("b"), queue("c"));
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for q in [&a, &b, &c] {
+        for i in 1..=5 {
+            store.add(q, format!("{q}{i}"), None).await.unwrap();
+        }
+    }
+    store.close().await.unwrap();
+    drop(store);
+    let damaged = dir.path().join(LOG_DIR).join("3");
+    garble(&damaged);
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let health = store.health();
+    assert_eq!(health.quarantined.len(), 1, "{health:?}");
+    let quarantined = &health.quarantined[0];
+    assert_eq!(quarantined.queue, "c");
+    let aside = Path::new(&quarantined.path);
+    assert!(aside.starts_with(dir.path().join(LOG_DIR).join(QUARANTINE)), "{aside:?}");
+    assert!(aside.join("state").exists() && !damaged.exists(), "moved aside, never deleted");
+    for q in [&a, &b] {
+        assert_eq!(values(&store, q).await, (1..=5).map(|i| format!("{q}{i}")).collect::<Vec<_>>());
+    }
+    assert_eq!(values(&store, &c).await, ["c1"], "its message in SQLite is served");
+    let n = store.add(&c, "after".to_owned(), None).await.unwrap().n;
+    assert!(n > 5, "numbers on past those its log answered: {n}");
+    assert_eq!(values(&store, &c).await, ["after"]);
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.health().quarantined.len(), 1, "still reported while its files are aside");
+    assert!(store.add(&c, "later".to_owned(), None).await.unwrap().n > n);
+    assert_eq!(values(&store, &c).await, ["later"]);
+    store.close().await.unwrap();
+}
+
+/// A log whose segments are gone (its `state` page left) is quarantined: its numbers, named
+/// only by its marks, are never given again.
+#[tokio::test]
+async fn a_log_without_its_segments_is_quarantined_and_its_numbers_never_given_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, other) = (queue("lost"), queue("other"));
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for i in 1..=300u64 {
+        store.add(&q, format!("{i}"), None).await.unwrap();
+    }
+    store.add(&other, "o".to_owned(), None).await.unwrap();
+    assert_eq!(store.pop(&q, 299).await.unwrap().len(), 299);
+    store.close().await.unwrap();
+    drop(store);
+    for path in walk(&dir.path().join(LOG_DIR).join("1")) {
+        if path.extension().is_some_and(|e| e == "seg") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.health().quarantined.len(), 1);
+    assert_eq!(values(&store, &other).await, ["o"]);
+    assert!(store.add(&q, "new".to_owned(), None).await.unwrap().n > 300);
+    store.close().await.unwrap();
+}
+
+/// After a `kill -9` a queue with a log numbers on past a gap of exactly `NUMBERS_AHEAD`
+/// after the last number answered (not that plus the counter its row holds ahead), and its
+/// newest keys (`/j`) are the real ones, across the gap.
+#[tokio::test]
+async fn a_kill_9_skips_numbers_by_one_gap_and_recent_keys_are_the_real_ones() {
+    use crate::store::embedded::catalog::NUMBERS_AHEAD;
+    let (dir, killed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let q = queue("killed");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for v in ["a", "b", "c"] {
+        store.add(&q, v.to_owned(), None).await.unwrap();
+    }
+    copy_as_killed(dir.path(), killed.path());
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = EmbeddedStore::open(killed.path()).unwrap();
+    let first = store.add(&q, "d".to_owned(), None).await.unwrap().n;
+    assert_eq!(first, 3 + NUMBERS_AHEAD + 1, "one gap of NUMBERS_AHEAD");
+    store.add(&q, "e".to_owned(), None).await.unwrap();
+    let recent: Vec<u64> = store.recent_keys(&q, 10).await.unwrap().iter().map(|k| k.n).collect();
+    assert_eq!(recent, [first + 1, first, 3, 2, 1]);
+    let recent: Vec<u64> = store.recent_keys(&q, 3).await.unwrap().iter().map(|k| k.n).collect();
+    assert_eq!(recent, [first + 1, first, 3]);
+    assert_eq!(values(&store, &q).await, ["a", "b", "c", "d", "e"]);
+    store.close().await.unwrap();
+}
+
+/// After a gap (a stop that was not clean) the log holds numbers that skip: the newest keys
+/// (`/j`) are the ones its messages have, not a run ending at its last.
+#[tokio::test]
+async fn recent_keys_after_a_gap_are_the_real_ones() {
+    use crate::store::embedded::catalog::NUMBERS_AHEAD;
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("skips");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for v in ["a", "b", "c"] {
+        store.add(&q, v.to_owned(), None).await.unwrap();
+    }
+    store.close().await.unwrap();
+    drop(store);
+    std::fs::remove_file(dir.path().join(LOG_DIR).join(super::CLEAN)).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let after = 3 + NUMBERS_AHEAD + 1;
+    assert_eq!(store.add(&q, "d".to_owned(), None).await.unwrap().n, after);
+    let recent: Vec<u64> = store.recent_keys(&q, 10).await.unwrap().iter().map(|k| k.n).collect();
+    assert_eq!(recent, [after, 3, 2, 1]);
+    store.close().await.unwrap();
+}
