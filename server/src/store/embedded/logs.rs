@@ -98,9 +98,10 @@ pub struct Logs {
     quarantined: Vec<Quarantined>,
 }
 
-/// A queue's log that could not be read at start-up, moved aside: the queue goes on through
-/// SQLite (its messages there are served; its log's are kept in `path`), its numbers past
-/// any its log may have answered. A queue in quarantine adds through SQLite until a restart.
+/// A queue's log that could not be read at start-up, moved aside: the queue goes on from its
+/// messages in SQLite (its log's are kept in `path`), numbering past any its log may have
+/// answered, and a new log is made at its next plain add — but while its log could not be
+/// moved (then it adds through SQLite until a restart moves it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
     pub queue: QueueName,
@@ -188,8 +189,8 @@ impl Logs {
 
     /// Takes the log of `queue` out of use (its files could not be read): its counter goes
     /// [`QUARANTINE_AHEAD`] past every number its files may have answered and is written to
-    /// its row, then the log's directory is renamed into `<data>/log/quarantine/` (never
-    /// deleted). The queue goes on through SQLite. Logged at ERROR; listed by `quarantined`.
+    /// its row (fsynced but under `--fsync never`), then the log's directory is renamed into
+    /// `<data>/log/quarantine/` (never deleted). The queue goes on through SQLite. Logged at ERROR; listed by `quarantined`.
     fn quarantine(
         &mut self,
         conn: &Connection,
@@ -215,8 +216,13 @@ impl Logs {
         let aside = self.dir.join(QUARANTINE).join(format!("{}-{since}", meta.id));
         let moved = saved.and_then(|_| {
             meta.saved = meta.saved.max(floor);
-            std::fs::create_dir_all(aside.parent().expect("in the quarantine directory"))?;
+            if let Some(wal) = &self.wal {
+                sync_wal(wal);
+            }
+            let quarantine = aside.parent().expect("in the quarantine directory");
+            std::fs::create_dir_all(quarantine)?;
             std::fs::rename(&path, &aside)?;
+            std::fs::File::open(quarantine)?.sync_all()?;
             std::fs::File::open(&self.dir)?.sync_all()
         });
         let path = match moved {

@@ -287,6 +287,27 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Runs `f` with its log lines (of this thread) written to a string, which it returns too.
+fn with_log<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&lines.0.lock().unwrap()).into_owned();
+    (out, text)
+}
+
 /// Overwrites every file in `dir` with garbage of its own length.
 fn garble(dir: &Path) {
     for path in walk(dir) {
@@ -315,7 +336,12 @@ async fn one_damaged_log_is_quarantined_and_the_others_are_served() {
     let damaged = dir.path().join(LOG_DIR).join("3");
     garble(&damaged);
 
-    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let (store, logged) = with_log(|| EmbeddedStore::open(dir.path()).unwrap());
+    assert!(
+        logged.contains("ERROR") && logged.contains("quarantined") && logged.contains("queue=c id=3"),
+        "reported at ERROR with the queue: {logged}"
+    );
+    assert!(logged.contains(&damaged.display().to_string()), "with its path: {logged}");
     let health = store.health();
     assert_eq!(health.quarantined.len(), 1, "{health:?}");
     let quarantined = &health.quarantined[0];
@@ -413,5 +439,29 @@ async fn recent_keys_after_a_gap_are_the_real_ones() {
     assert_eq!(store.add(&q, "d".to_owned(), None).await.unwrap().n, after);
     let recent: Vec<u64> = store.recent_keys(&q, 10).await.unwrap().iter().map(|k| k.n).collect();
     assert_eq!(recent, [after, 3, 2, 1]);
+    store.close().await.unwrap();
+}
+
+/// A log whose `state` page is lost after a `kill -9` is read back from its segments: every
+/// message is there and numbering goes on one gap past its last record.
+#[tokio::test]
+async fn a_log_that_lost_its_state_page_numbers_on_past_its_records() {
+    use crate::store::embedded::catalog::NUMBERS_AHEAD;
+    let (dir, killed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let q = queue("stateless");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for i in 1..=300u64 {
+        store.add(&q, format!("{i:0>500}"), None).await.unwrap();
+    }
+    copy_as_killed(dir.path(), killed.path());
+    store.close().await.unwrap();
+    drop(store);
+    std::fs::remove_file(killed.path().join(LOG_DIR).join("1").join("state")).unwrap();
+
+    let store = EmbeddedStore::open(killed.path()).unwrap();
+    assert!(store.health().quarantined.is_empty());
+    assert_eq!(store.add(&q, "next".to_owned(), None).await.unwrap().n, 300 + NUMBERS_AHEAD + 1);
+    let got: Vec<u64> = store.pop(&q, usize::MAX).await.unwrap().iter().map(|m| m.key.n).collect();
+    assert_eq!(got, (1..=300).chain([300 + NUMBERS_AHEAD + 1]).collect::<Vec<_>>());
     store.close().await.unwrap();
 }
