@@ -100,14 +100,15 @@ pub struct Logs {
 
 /// A queue's log that could not be read at start-up, moved aside: the queue goes on from its
 /// messages in SQLite (its log's are kept in `path`), numbering past any its log may have
-/// answered, and a new log is made at its next plain add — but while its log could not be
-/// moved (then it adds through SQLite until a restart moves it).
+/// answered, and a new log is made at its next plain add — but while its log stays in place
+/// (then it adds through SQLite until a restart; a log read again then serves its messages
+/// after those added meanwhile).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
     pub queue: QueueName,
     pub id: i64,
-    /// Where its files are: `<data>/log/quarantine/<id>-<since>`, or still in place when
-    /// they could not be moved (then tried again at the next start).
+    /// Where its files are: `<data>/log/quarantine/<id>-<since>`, or still in place when the
+    /// failure was not damage or they could not be moved (then read again at the next start).
     pub path: PathBuf,
     /// When it was quarantined (Unix seconds).
     pub since: u64,
@@ -214,8 +215,15 @@ impl Logs {
             .map_err(io::Error::other);
         let since = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let aside = self.dir.join(QUARANTINE).join(format!("{}-{since}", meta.id));
+        // Only damage moves a log aside; another failure (no file descriptor left, no memory
+        // to map) may pass: the log stays in place, unused this run, and is opened again at the
+        // next start.
+        let damaged = matches!(error.kind(), io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof);
         let moved = saved.and_then(|_| {
             meta.saved = meta.saved.max(floor);
+            if !damaged {
+                return Err(io::Error::other("not damaged: left in place"));
+            }
             if let Some(wal) = &self.wal {
                 sync_wal(wal);
             }
@@ -236,7 +244,7 @@ impl Logs {
             Err(moving) => {
                 tracing::error!(
                     queue = %queue, id = meta.id, path = %path.display(), %error, error_moving = %moving,
-                    "embedded store: a queue's log cannot be read nor moved aside: not used until a restart moves it"
+                    "embedded store: a queue's log cannot be read and stays in place: not used until a restart reads it"
                 );
                 path
             }

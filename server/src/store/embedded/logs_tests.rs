@@ -465,3 +465,43 @@ async fn a_log_that_lost_its_state_page_numbers_on_past_its_records() {
     assert_eq!(got, (1..=300).chain([300 + NUMBERS_AHEAD + 1]).collect::<Vec<_>>());
     store.close().await.unwrap();
 }
+
+/// A log that fails to open for a reason other than damage (here its segment is a directory)
+/// is quarantined in place, never moved: its queue goes on through SQLite past its numbers,
+/// and once the log reads again at a later start its messages are served too, each once.
+#[tokio::test]
+async fn a_log_failing_without_damage_stays_in_place_and_is_read_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("held");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for i in 1..=5 {
+        store.add(&q, format!("held{i}"), None).await.unwrap();
+    }
+    store.close().await.unwrap();
+    drop(store);
+    let log = dir.path().join(LOG_DIR).join("1");
+    let segment = log.join(format!("{:020}.seg", 0));
+    let aside = dir.path().join("aside.seg");
+    std::fs::rename(&segment, &aside).unwrap();
+    std::fs::create_dir(&segment).unwrap();
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let quarantined = store.health().quarantined;
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(Path::new(&quarantined[0].path), log, "left in place");
+    let n = store.add(&q, "meanwhile".to_owned(), None).await.unwrap().n;
+    assert!(n > 5, "{n}");
+    assert_eq!(store.pop(&q, 1).await.unwrap()[0].value, "held1", "its message in SQLite");
+    store.close().await.unwrap();
+    drop(store);
+    std::fs::remove_dir(&segment).unwrap();
+    std::fs::rename(&aside, &segment).unwrap();
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert!(store.health().quarantined.is_empty());
+    let mut got = values(&store, &q).await;
+    got.sort();
+    assert_eq!(got, ["held2", "held3", "held4", "held5", "meanwhile"]);
+    assert!(store.add(&q, "later".to_owned(), None).await.unwrap().n > n);
+    store.close().await.unwrap();
+}
