@@ -333,3 +333,44 @@ async fn restart_after_full_disk_keeps_exactly_the_acknowledged() {
     assert_holds_exactly(&server, &outcome.acked, &outcome.refused).await;
     server.stop().await;
 }
+
+/// A queue's first log add on a full disk is refused and leaves an empty `state` file (its
+/// blocks refused): a restart while the disk is still full starts and serves reads, and once
+/// space returns the queue adds again, its log made anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_an_empty_state_on_a_full_disk_serves_reads() {
+    let fs = Tmpfs::mount("12m");
+    let server = start_on(&fs).await;
+    server.add(QUEUE, "before").await;
+    fs.fill(0);
+    let (status, body) = server.post_form(&format!("/q/{QUEUE}"), &[("value", "refused")]).await;
+    assert_eq!(status, 507, "{body}");
+    let state = fs.data_dir().join("log").join("1").join("state");
+    assert_eq!(
+        std::fs::metadata(&state).map(|m| m.len()).ok(),
+        Some(0),
+        "the refused log left an empty state"
+    );
+    server.stop().await;
+
+    let data_dir = fs.data_dir();
+    let server = TestServer::start_with(StoreKind::Embedded, move |c| c.data_dir = data_dir).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stats = loop {
+        match server.http.get(server.url(&format!("/stats/{QUEUE}"))).send().await {
+            Ok(res) if res.status() == 200 => break res.json::<serde_json::Value>().await.unwrap(),
+            answered => assert!(Instant::now() < deadline, "no stats 30 s after the restart: {answered:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stats["len"], 1, "{stats}");
+    let recent = server.get_json(&format!("/j/{QUEUE}")).await;
+    assert_eq!(recent["keys"], serde_json::json!([format!("{QUEUE}:1")]), "{recent}");
+    server.stop().await;
+
+    fs.free();
+    let server = start_on(&fs).await;
+    server.add(QUEUE, "later").await;
+    assert_eq!(drain(&server, 10).await, ["before", "later"]);
+    server.stop().await;
+}

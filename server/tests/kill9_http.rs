@@ -97,3 +97,31 @@ async fn survive_kill_9(fsync: &str) {
     );
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
 }
+
+/// After a SIGKILL, numbering goes on past one gap of 1,024 (`NUMBERS_AHEAD`) after the last
+/// key answered, not two, and `/j` lists only keys that exist, across the gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_skips_one_gap_of_keys_and_j_lists_real_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let add = |url: String, value: &'static str| {
+        let http = http.clone();
+        async move {
+            let res = http.post(format!("{url}/q/gap")).form(&[("value", value)]).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.text().await.unwrap().trim_end().to_owned()
+        }
+    };
+    let (mut child, url) = spawn_server(dir.path(), "everysec");
+    for value in ["a", "b", "c"] {
+        add(url.clone(), value).await;
+    }
+    child.kill_9();
+
+    let (mut child, url) = spawn_server(dir.path(), "everysec");
+    assert_eq!(add(url.clone(), "d").await, "gap:1028", "3, then one gap of 1,024");
+    let recent: serde_json::Value =
+        http.get(format!("{url}/j/gap")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(recent["keys"], serde_json::json!(["gap:1028", "gap:3", "gap:2", "gap:1"]), "{recent}");
+    child.kill_9();
+}

@@ -46,7 +46,9 @@ pub use roster::{Enlisted, StreamInfo};
 pub use subscription::{Mode, Streamed, Subscription};
 
 use crate::metrics::Metrics;
-use crate::store::{PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoredMessage, ON_QUEUED};
+use crate::store::{
+    PeekedMessage, QueueInfo, QueueStore, Store, StoreError, StoreHealth, StoredMessage, ON_QUEUED,
+};
 
 /// Why a broker operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +182,11 @@ impl Broker {
     pub async fn ready(&self) -> BrokerResult<&'static str> {
         self.inner.store.ping().await.map_err(StoreError::read_only)?;
         Ok(self.inner.store.kind())
+    }
+
+    /// What the store found damaged and works around (quarantined queues, records lost).
+    pub fn store_health(&self) -> StoreHealth {
+        self.inner.store.health()
     }
 
     /// This server's process-wide figures.

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use restmq_shared::{
-    ControlReply, ControlStat, NodeReply, NodesReply, Policy, PolicyReply, QueueStatus, StatusListReply,
-    StatusReply,
+    ControlReply, ControlStat, NodeReply, NodesReply, Policy, PolicyReply, QueueStatus, StatsReply,
+    StatusListReply, StatusReply,
 };
 
 use super::reply;
@@ -16,6 +16,7 @@ use crate::app_state::AppState;
 use crate::auth::{guard, Rule};
 use crate::error::ApiError;
 use crate::extract::{Args, QueuePath};
+use crate::store::QuarantinedQueue;
 
 /// Every route here needs `admin` (on the queue, or on every queue), but the health checks.
 pub fn routes() -> Router<AppState> {
@@ -96,12 +97,24 @@ async fn set_status(
     reply::json_line(&ControlReply { stat: ControlStat { queue, status: status.as_number() } }, None)
 }
 
-/// `GET /stats/`: every queue's figures, the store kind and the feeds' counters.
+/// `GET /stats/`: every queue's figures, the store kind, the feeds' counters and the store's
+/// quarantined queues.
 async fn all_stats(State(state): State<AppState>, args: Args) -> Result<Response, ApiError> {
     let callback = args.callback()?;
     let mut stats = state.broker.stats().await?;
     stats.feeds = state.feeds.snapshot();
-    reply::json(&stats, callback)
+    let quarantined = state.broker.store_health().quarantined;
+    reply::json(&AllStats { stats, quarantined }, callback)
+}
+
+/// `/stats/`: the shared reply, with the store's queues whose files were set aside (absent
+/// when there are none).
+#[derive(serde::Serialize)]
+struct AllStats {
+    #[serde(flatten)]
+    stats: StatsReply,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    quarantined: Vec<QuarantinedQueue>,
 }
 
 /// `GET /stats/<queue>`: RestMQ's `{"queue","len"}` with the added figures; a queue that
@@ -146,10 +159,19 @@ async fn healthz() -> Result<Response, ApiError> {
 }
 
 /// `GET /readyz`: the store answers; 503 when it does not (`store_unavailable`, also when it
-/// does not in time) or refuses writes (`insufficient_storage`: its disk is full).
+/// does not in time) or refuses writes (`insufficient_storage`: its disk is full). Still ready
+/// with queues whose files were quarantined: `quarantined` names them (absent when none).
 async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     match state.broker.ready().await {
-        Ok(store) => reply::json(&serde_json::json!({"status": "ready", "store": store}), None),
+        Ok(store) => {
+            let mut ready = serde_json::json!({"status": "ready", "store": store});
+            let quarantined: Vec<String> =
+                state.broker.store_health().quarantined.into_iter().map(|q| q.queue).collect();
+            if !quarantined.is_empty() {
+                ready["quarantined"] = quarantined.into();
+            }
+            reply::json(&ready, None)
+        }
         Err(error) => {
             let mut response = ApiError::from(error).into_response();
             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

@@ -73,7 +73,19 @@ pub async fn render(broker: &Broker) -> BrokerResult<String> {
     let _ = writeln!(out, "restmq_tracked_queues {}", broker.tracked_queues());
     process(&mut out, broker.metrics());
     idempotency(&mut out, broker);
+    store_health(&mut out, broker);
     Ok(out)
+}
+
+/// What the store found damaged (its files, at start-up and since).
+fn store_health(out: &mut String, broker: &Broker) {
+    let health = broker.store_health();
+    let help = "Records of the store's queue logs lost to damage (each logged at WARN).";
+    header(out, "restmq_store_damaged_records_total", help, "counter");
+    let _ = writeln!(out, "restmq_store_damaged_records_total {}", health.damaged_records);
+    let help = "Queues whose files the store could not read at start-up, set aside (see /stats/).";
+    header(out, "restmq_store_quarantined_queues", help, "gauge");
+    let _ = writeln!(out, "restmq_store_quarantined_queues {}", health.quarantined.len());
 }
 
 /// The figures of every queue that holds messages or has state in this process.

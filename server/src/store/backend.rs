@@ -9,7 +9,7 @@ use restmq_shared::{BrowsedMessage, MessageKey, Policy, QueueName, QueueStatus};
 
 use super::{
     Batch, Claimed, Delayed, ExpiredLeases, IdempotencyClaim, LeaseStore, Leases, LengthLimit, Page,
-    PeekedMessage, QueueInfo, QueueStore, StoreError, StoreResult, StoredMessage,
+    PeekedMessage, QueueInfo, QueueStore, StoreError, StoreHealth, StoreResult, StoredMessage,
 };
 use super::{EmbeddedStore, MemoryStore, RedisStore};
 use crate::metrics::Metrics;
@@ -160,6 +160,10 @@ impl QueueStore for Store {
 
     async fn ping(&self) -> StoreResult<()> {
         dispatch!(self, "ping", s => s.ping().await)
+    }
+
+    fn health(&self) -> StoreHealth {
+        dispatch!(self, s => s.health())
     }
 
     async fn claim_idempotent(&self, queue: &QueueName, claim: &IdempotencyClaim) -> StoreResult<Claimed> {

@@ -188,6 +188,30 @@ pub struct LengthLimit {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A queue whose files the store could not read at start-up (`/stats/` lists them): they
+/// were moved aside, never deleted, and the queue is served from what else the store holds,
+/// numbering on past any key they may have answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QuarantinedQueue {
+    pub queue: String,
+    /// Where the files are now.
+    pub path: String,
+    /// When they were set aside (Unix seconds).
+    pub since: u64,
+    /// Why they could not be read.
+    pub error: String,
+}
+
+/// What a store found damaged and works around, for `/readyz`, `/stats/` and `/metrics`
+/// (nothing, for a store that keeps no files of its own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// Queues whose files could not be read at start-up, set aside; each is still served.
+    pub quarantined: Vec<QuarantinedQueue>,
+    /// Records lost to damage since the process started (each also logged).
+    pub damaged_records: u64,
+}
+
 /// The operations a backend provides. Each is atomic: it happens whole or not at all.
 pub trait QueueStore: Send + Sync + 'static {
     /// The backend's name in `/stats/`: `memory`, `embedded` or `redis`.
@@ -302,6 +326,11 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Checks that the store answers (for `/readyz`).
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send {
         async { Ok(()) }
+    }
+
+    /// What the store works around (see [`StoreHealth`]); known without asking the backend.
+    fn health(&self) -> StoreHealth {
+        StoreHealth::default()
     }
 }
 

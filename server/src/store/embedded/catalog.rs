@@ -130,13 +130,15 @@ impl Catalog {
         (self.queues.get_mut(queue).expect("registered above"), new)
     }
 
-    /// The queues whose row holds a counter below their highest message (written by a
-    /// version whose adds left the row behind), to be written with the next commit — which any
-    /// removal needs — with a counter [`NUMBERS_AHEAD`] ahead.
+    /// The queues whose row holds a counter below their counter as read back (their highest
+    /// message, written by a version whose adds left the row behind; their log's last number
+    /// and the gap after an unclean stop, see `Logs::open`), to be written with the next
+    /// commit — which any removal needs — holding that counter: not [`NUMBERS_AHEAD`] more,
+    /// so that starts killed in a row skip one gap, not one each (the next number given through
+    /// SQLite writes the row ahead, see `Db::number`).
     pub fn bring_ahead(&mut self) -> std::collections::BTreeSet<QueueName> {
-        let behind =
-            self.queues.iter_mut().filter_map(|(queue, meta)| meta.keep_ahead().then(|| queue.clone()));
-        behind.collect()
+        let behind = self.queues.iter_mut().filter(|(_, meta)| meta.counter > meta.saved);
+        behind.map(|(queue, meta)| (meta.saved = meta.counter, queue.clone()).1).collect()
     }
 
     /// Reads the catalog: queue rows, and counts of messages per queue and state from the
@@ -214,11 +216,11 @@ mod tests {
     use restmq_shared::QueueName;
     use rusqlite::Connection;
 
-    use super::{Catalog, NUMBERS_AHEAD, SCHEMA};
+    use super::{Catalog, SCHEMA};
     use crate::store::{EmbeddedStore, QueueStore};
 
     /// A row whose counter is behind its messages (an older version's adds did not write it)
-    /// is brought ahead of them, and marked to be written with the next commit.
+    /// is brought up to them, and marked to be written with the next commit.
     #[test]
     fn a_row_behind_its_messages_is_brought_ahead() {
         let conn = Connection::open_in_memory().unwrap();
@@ -232,7 +234,7 @@ mod tests {
         let (old, fine) = (QueueName::try_from("old").unwrap(), QueueName::try_from("fine").unwrap());
         assert_eq!(catalog.bring_ahead().into_iter().collect::<Vec<_>>(), std::slice::from_ref(&old));
         let (old, fine) = (&catalog.queues[&old], &catalog.queues[&fine]);
-        assert_eq!((old.counter, old.saved, old.waiting), (3, 3 + NUMBERS_AHEAD, 2));
+        assert_eq!((old.counter, old.saved, old.waiting), (3, 3, 2));
         assert_eq!((fine.counter, fine.saved), (9, 9));
     }
 

@@ -121,19 +121,17 @@ impl Db {
         Ok(out)
     }
 
-    /// The numbers of `queue`'s newest `max` logged messages, newest first. A log holds a run
-    /// of consecutive numbers ending at its last: whatever takes a number through SQLite
-    /// drains the log first.
-    pub(super) fn newest_logged(&self, queue: &QueueName, max: usize) -> Vec<u64> {
-        let Some(meta) = self.catalog.queues.get(queue) else { return Vec::new() };
-        let Some(log) = self.logs.open.get(&meta.id) else { return Vec::new() };
-        let last = log.log.last_number();
-        // Numbers from the last down, holes left out (they are on the log).
-        (0..meta.logged + meta.holes.len() as u64)
-            .map(|i| last - i)
-            .filter(|n| !meta.holes.contains(n))
-            .take(max)
-            .collect()
+    /// The numbers of `queue`'s newest `max` logged messages, newest first, read from its
+    /// log's tail (they may skip: a gap after a restart), holes left out.
+    pub(super) fn newest_logged(&self, queue: &QueueName, max: usize) -> Sql<Vec<u64>> {
+        let Some(meta) = self.catalog.queues.get(queue) else { return Ok(Vec::new()) };
+        let Some(log) = self.logs.open.get(&meta.id) else { return Ok(Vec::new()) };
+        let max = usize::try_from(meta.logged).unwrap_or(usize::MAX).min(max);
+        let mut newest = log.log.newest(max.saturating_add(meta.holes.len())).map_err(sql_error)?;
+        // Left by a drain whose head move failed (or by this transaction's): SQLite has them.
+        newest.retain(|&n| n > log.draining && !meta.holes.contains(&n));
+        newest.truncate(max);
+        Ok(newest)
     }
 
     /// Deletes message `key` if it waits on its queue's log: a hole, its row in the batch's

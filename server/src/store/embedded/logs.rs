@@ -9,6 +9,9 @@
 //! batch's transaction; the log's head moves past them once that is committed and fsynced,
 //! and messages a crash left behind under the mark are dropped at start-up.
 //!
+//! A log that cannot be read at start-up is quarantined (moved aside, see [`Quarantined`]):
+//! one damaged queue never stops the store.
+//!
 //! Bounded: at most [`MAX_LOGS`] logs are open; the queues past that add through SQLite.
 
 use std::collections::HashMap;
@@ -16,13 +19,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use restmq_shared::QueueName;
 use rusqlite::{params, Connection};
 
-use super::catalog::{Catalog, NUMBERS_AHEAD};
+use super::catalog::{Catalog, QueueMeta, NUMBERS_AHEAD};
 use super::crash::around;
 use super::engine::sync_wal;
-use super::queue_log::QueueLog;
+use super::queue_log::{self, QueueLog, LEAST_RECORD, MAX_SEGMENT};
 use super::DB_FILE;
 use crate::config::Fsync;
 
@@ -32,6 +37,12 @@ pub const MAX_LOGS: usize = 256;
 pub const LOG_DIR: &str = "log";
 /// The file in [`LOG_DIR`] that says the last stop was clean (every log synced).
 pub const CLEAN: &str = "clean";
+/// The directory in [`LOG_DIR`] where logs that cannot be read are moved (see `Quarantined`).
+pub const QUARANTINE: &str = "quarantine";
+/// How far past the last number its files name a quarantined log's queue numbers on, besides
+/// a bound on its records (`Traces::count_bound`): the records of a whole newest segment lost
+/// (of the smallest records), and the gap of an unclean stop.
+pub const QUARANTINE_AHEAD: u64 = MAX_SEGMENT as u64 / LEAST_RECORD + NUMBERS_AHEAD;
 
 /// Records of the queue logs lost to damage (a checksum that fails, a frame that cannot be
 /// read) since the process started: each one is also logged at WARN with its queue, file and
@@ -105,6 +116,28 @@ pub struct Logs {
     /// The database, whose WAL a drain's commit is fsynced in before its log's head moves
     /// (`None` under `--fsync never`).
     wal: Option<PathBuf>,
+    /// Per queue, the least its counter may be, as found at start-up (see `open`): kept for
+    /// the catalog read back after a rollback.
+    floors: HashMap<i64, u64>,
+    quarantined: Vec<Quarantined>,
+}
+
+/// A queue's log that could not be read at start-up, moved aside: the queue goes on from its
+/// messages in SQLite (its log's are kept in `path`), numbering past any its log may have
+/// answered, and a new log is made at its next plain add — but while its log stays in place
+/// (then it adds through SQLite until a restart; a log read again then serves its messages
+/// after those added meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub queue: QueueName,
+    pub id: i64,
+    /// Where its files are: `<data>/log/quarantine/<id>-<since>`, or still in place when the
+    /// failure was not damage or they could not be moved (then read again at the next start).
+    pub path: PathBuf,
+    /// When it was quarantined (Unix seconds).
+    pub since: u64,
+    /// Why its log could not be read.
+    pub error: String,
 }
 
 /// An error met while reading a log: the SQLite error it carries (an insert's), or the I/O
@@ -130,11 +163,14 @@ impl Log {
 
 impl Logs {
     /// Opens the logs of the catalog's queues found in `<data_dir>/log`, drops what a drain
-    /// committed before a crash left on them, and counts the rest as waiting.
+    /// committed before a crash left on them, and counts the rest as waiting. A log that
+    /// cannot be read is quarantined (see [`Quarantined`]): the other queues are served.
     ///
-    /// After a stop that was not clean (no [`CLEAN`] file), a queue with a log numbers on past
-    /// a gap of [`NUMBERS_AHEAD`]: a power loss may have cut the log's last numbers, which
-    /// consumers may have seen (log adds do not write the queue's row).
+    /// Numbers are never given twice: each queue's counter goes past every number its log's
+    /// files name, and after a stop that was not clean (no [`CLEAN`] file) past a gap of
+    /// [`NUMBERS_AHEAD`] after its log's last (a power loss may have cut the log's last
+    /// numbers, which consumers may have seen; log adds do not write the queue's row, whose
+    /// counter covers every number given through SQLite).
     pub fn open(data_dir: &Path, conn: &Connection, catalog: &mut Catalog, fsync: Fsync) -> io::Result<Self> {
         let dir = data_dir.join(LOG_DIR);
         if !dir.is_dir() {
@@ -159,23 +195,128 @@ impl Logs {
             unsynced: Default::default(),
             due: Default::default(),
             wal,
+            floors: HashMap::new(),
+            quarantined: Vec::new(),
         };
+        logs.quarantined = logs.quarantined_before(catalog);
         let drained = read_drained(conn).map_err(io::Error::other)?;
-        for meta in catalog.queues.values() {
+        for (queue, meta) in &mut catalog.queues {
             let path = logs.path(meta.id);
-            if path.exists() {
-                let log = QueueLog::open(&path, 0)?;
-                let drained = drained.get(&meta.id).copied().unwrap_or(0);
-                logs.insert(meta.id, log, drained);
+            if !path.exists() {
+                continue;
+            }
+            let traces = queue_log::traces(&path);
+            if !traces.begun {
+                // Its creation failed (a full disk): no message; made again at its next add.
+                continue;
+            }
+            let drained = drained.get(&meta.id).copied().unwrap_or(0);
+            match QueueLog::open(&path, 0) {
+                Ok(log) => {
+                    let last = log.last_number().max(traces.marked);
+                    let floor = if clean { last } else { last.saturating_add(NUMBERS_AHEAD) };
+                    logs.floors.insert(meta.id, floor);
+                    logs.insert(meta.id, log, drained);
+                }
+                Err(error) => logs.quarantine(conn, queue, meta, traces.marked.max(drained), &traces, error),
             }
         }
         logs.attach(catalog);
-        if !clean {
-            for meta in catalog.queues.values_mut().filter(|m| logs.open.contains_key(&m.id)) {
-                meta.counter += NUMBERS_AHEAD;
-            }
-        }
         Ok(logs)
+    }
+
+    /// Takes the log of `queue` out of use (its files could not be read): its counter goes
+    /// [`QUARANTINE_AHEAD`] past every number its files may have answered and is written to
+    /// its row (fsynced but under `--fsync never`), then the log's directory is renamed into
+    /// `<data>/log/quarantine/` (never deleted). The queue goes on through SQLite. Logged at ERROR; listed by `quarantined`.
+    fn quarantine(
+        &mut self,
+        conn: &Connection,
+        queue: &QueueName,
+        meta: &mut QueueMeta,
+        known: u64,
+        traces: &queue_log::Traces,
+        error: io::Error,
+    ) {
+        let path = self.path(meta.id);
+        let ahead = QUARANTINE_AHEAD.saturating_add(traces.count_bound);
+        let floor = meta.counter.max(known).saturating_add(ahead);
+        meta.counter = floor;
+        self.floors.insert(meta.id, floor);
+        // The counter on disk first: once the log is aside, nothing else holds its numbers.
+        let saved = conn
+            .execute(
+                "UPDATE queues SET counter = max(counter, ?2) WHERE id = ?1",
+                params![meta.id, floor as i64],
+            )
+            .map_err(io::Error::other);
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let aside = self.dir.join(QUARANTINE).join(format!("{}-{since}", meta.id));
+        // Only damage moves a log aside; another failure (no file descriptor left, no memory
+        // to map) may pass: the log stays in place, unused this run, and is opened again at the
+        // next start.
+        let damaged = matches!(error.kind(), io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof);
+        let moved = saved.and_then(|_| {
+            meta.saved = meta.saved.max(floor);
+            if !damaged {
+                return Err(io::Error::other("not damaged: left in place"));
+            }
+            if let Some(wal) = &self.wal {
+                sync_wal(wal);
+            }
+            let quarantine = aside.parent().expect("in the quarantine directory");
+            std::fs::create_dir_all(quarantine)?;
+            std::fs::rename(&path, &aside)?;
+            std::fs::File::open(quarantine)?.sync_all()?;
+            std::fs::File::open(&self.dir)?.sync_all()
+        });
+        let path = match moved {
+            Ok(()) => {
+                tracing::error!(
+                    queue = %queue, id = meta.id, path = %path.display(), moved_to = %aside.display(), %error,
+                    "embedded store: a queue's log cannot be read: quarantined (its messages in SQLite are served, its numbers go on past it)"
+                );
+                aside
+            }
+            Err(moving) => {
+                tracing::error!(
+                    queue = %queue, id = meta.id, path = %path.display(), %error, error_moving = %moving,
+                    "embedded store: a queue's log cannot be read and stays in place: not used until a restart reads it"
+                );
+                path
+            }
+        };
+        let error = error.to_string();
+        self.quarantined.push(Quarantined { queue: queue.clone(), id: meta.id, path, since, error });
+    }
+
+    /// The logs quarantined by earlier runs, still in `<data>/log/quarantine/` (named
+    /// `<queue id>-<unix time>`), of the catalog's queues.
+    fn quarantined_before(&self, catalog: &Catalog) -> Vec<Quarantined> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(QUARANTINE)) else { return Vec::new() };
+        let names: HashMap<i64, &QueueName> = catalog.queues.iter().map(|(q, m)| (m.id, q)).collect();
+        let mut found: Vec<Quarantined> = entries
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let (id, since) = path.file_name()?.to_str()?.split_once('-')?;
+                let (id, since) = (id.parse().ok()?, since.parse().ok()?);
+                let queue = (*names.get(&id)?).clone();
+                Some(Quarantined {
+                    queue,
+                    id,
+                    path,
+                    since,
+                    error: "quarantined by an earlier run".to_owned(),
+                })
+            })
+            .collect();
+        found.sort_by_key(|q| (q.since, q.id));
+        found
+    }
+
+    /// The queues whose log is quarantined (this run's and earlier runs' still aside).
+    pub fn quarantined(&self) -> &[Quarantined] {
+        &self.quarantined
     }
 
     /// At a clean stop, once every log is synced: the next start numbers on without a gap.
@@ -193,9 +334,10 @@ impl Logs {
     }
 
     /// Counts each log's messages into its queue (after a catalog was read from SQLite):
-    /// waiting, `logged`, and the counter past the log's last number.
+    /// waiting, `logged`, and the counter past the log's last number and its floor.
     pub fn attach(&mut self, catalog: &mut Catalog) {
         for meta in catalog.queues.values_mut() {
+            meta.counter = meta.counter.max(self.floors.get(&meta.id).copied().unwrap_or(0));
             let Some(log) = self.open.get_mut(&meta.id) else {
                 meta.holes.clear();
                 continue;
@@ -217,7 +359,9 @@ impl Logs {
     /// The open log of queue `id`, opened (new, numbering after `after`) if there is room.
     pub fn get_or_open(&mut self, id: i64, after: u64) -> io::Result<Option<&mut Log>> {
         if !self.open.contains_key(&id) {
-            if self.open.len() >= MAX_LOGS {
+            // A quarantined log not moved aside is not used this run.
+            let left = |q: &Quarantined| q.id == id && q.path == self.path(id);
+            if self.open.len() >= MAX_LOGS || self.quarantined.iter().any(left) {
                 return Ok(None);
             }
             let log = QueueLog::open(&self.path(id), after)?;
@@ -278,6 +422,18 @@ impl Logs {
             if let Some(log) = self.open.get_mut(&id) {
                 log.draining = log.drained;
             }
+        }
+    }
+}
+
+impl Quarantined {
+    /// As `/stats/` shows it.
+    pub fn shown(&self) -> crate::store::QuarantinedQueue {
+        crate::store::QuarantinedQueue {
+            queue: self.queue.to_string(),
+            path: self.path.display().to_string(),
+            since: self.since,
+            error: self.error.clone(),
         }
     }
 }

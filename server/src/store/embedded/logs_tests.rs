@@ -264,8 +264,8 @@ async fn a_deep_log_drains_in_chunks() {
 
 /// Operations sent together on a queue whose log is deeper than a chunk (soft gets and a
 /// delete by key, which read and mark the log in place, adds with a ttl and a lease, which
-/// drain it): their drains meet in one transaction, and each message is still moved once — every one served once, the count right, nothing back
-/// after a restart.
+/// drain it): their drains meet in one transaction, and each message is still moved once —
+/// every one served once, the count right, nothing back after a restart.
 #[tokio::test]
 async fn drains_that_meet_in_one_batch_move_each_message_once() {
     use crate::store::embedded::log_ops::DRAIN_CHUNK;
@@ -576,5 +576,277 @@ async fn soft_gets_and_deletes_work_on_the_log_without_draining_it() {
     let want: Vec<u64> = (4..total).filter(|n| *n != 6).chain([total + 1]).collect();
     assert_eq!(got, want);
     assert_eq!(len(&store, &q).await, 0);
+    store.close().await.unwrap();
+}
+
+/// A copy of the data directory `from` as a `kill -9` of its open store would leave it: what
+/// the store wrote is in the page cache (its maps, SQLite's WAL); the lock file is left out.
+fn copy_as_killed(from: &Path, to: &Path) {
+    for entry in walk(from) {
+        let target = to.join(entry.strip_prefix(from).unwrap());
+        if entry.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else if entry.file_name().is_some_and(|name| name != "restmq.lock") {
+            std::fs::copy(&entry, &target).unwrap();
+        }
+    }
+}
+
+/// Every path under `dir`, each directory before what it holds.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        out.push(path.clone());
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+    }
+    out
+}
+
+/// Runs `f` with its log lines (of this thread) written to a string, which it returns too.
+fn with_log<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&lines.0.lock().unwrap()).into_owned();
+    (out, text)
+}
+
+/// Overwrites every file in `dir` with garbage of its own length.
+fn garble(dir: &Path) {
+    for path in walk(dir) {
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        std::fs::write(&path, (0..len).map(|i| (i * 7 + 13) as u8).collect::<Vec<u8>>()).unwrap();
+    }
+}
+
+/// One queue whose log is garbage (its `state` page and segments overwritten) among healthy
+/// ones: the store opens, the healthy queues serve every message, the damaged one is
+/// quarantined (moved aside, reported by `health`, also by the next run), serves its messages
+/// in SQLite and numbers on past any number its log answered.
+#[tokio::test]
+async fn one_damaged_log_is_quarantined_and_the_others_are_served() {
+    use super::QUARANTINE;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (queue("a"), queue("b"), queue("c"));
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for q in [&a, &b, &c] {
+        for i in 1..=5 {
+            store.add(q, format!("{q}{i}"), None).await.unwrap();
+        }
+    }
+    store.close().await.unwrap();
+    drop(store);
+    let damaged = dir.path().join(LOG_DIR).join("3");
+    garble(&damaged);
+
+    let (store, logged) = with_log(|| EmbeddedStore::open(dir.path()).unwrap());
+    assert!(
+        logged.contains("ERROR") && logged.contains("quarantined") && logged.contains("queue=c id=3"),
+        "reported at ERROR with the queue: {logged}"
+    );
+    assert!(logged.contains(&damaged.display().to_string()), "with its path: {logged}");
+    let health = store.health();
+    assert_eq!(health.quarantined.len(), 1, "{health:?}");
+    let quarantined = &health.quarantined[0];
+    assert_eq!(quarantined.queue, "c");
+    let aside = Path::new(&quarantined.path);
+    assert!(aside.starts_with(dir.path().join(LOG_DIR).join(QUARANTINE)), "{aside:?}");
+    assert!(aside.join("state").exists() && !damaged.exists(), "moved aside, never deleted");
+    for q in [&a, &b] {
+        assert_eq!(values(&store, q).await, (1..=5).map(|i| format!("{q}{i}")).collect::<Vec<_>>());
+    }
+    assert_eq!(values(&store, &c).await, ["c1"], "its message in SQLite is served");
+    let n = store.add(&c, "after".to_owned(), None).await.unwrap().n;
+    assert!(n > 5, "numbers on past those its log answered: {n}");
+    assert_eq!(values(&store, &c).await, ["after"]);
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.health().quarantined.len(), 1, "still reported while its files are aside");
+    assert!(store.add(&c, "later".to_owned(), None).await.unwrap().n > n);
+    assert_eq!(values(&store, &c).await, ["later"]);
+    store.close().await.unwrap();
+}
+
+/// A log whose segments are gone (its `state` page left) is quarantined: its numbers, named
+/// only by its marks, are never given again.
+#[tokio::test]
+async fn a_log_without_its_segments_is_quarantined_and_its_numbers_never_given_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, other) = (queue("lost"), queue("other"));
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for i in 1..=300u64 {
+        store.add(&q, format!("{i}"), None).await.unwrap();
+    }
+    store.add(&other, "o".to_owned(), None).await.unwrap();
+    assert_eq!(store.pop(&q, 299).await.unwrap().len(), 299);
+    store.close().await.unwrap();
+    drop(store);
+    for path in walk(&dir.path().join(LOG_DIR).join("1")) {
+        if path.extension().is_some_and(|e| e == "seg") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.health().quarantined.len(), 1);
+    assert_eq!(values(&store, &other).await, ["o"]);
+    assert!(store.add(&q, "new".to_owned(), None).await.unwrap().n > 300);
+    store.close().await.unwrap();
+}
+
+/// After a `kill -9` a queue with a log numbers on past a gap of exactly `NUMBERS_AHEAD`
+/// after the last number answered (not that plus the counter its row holds ahead), and its
+/// newest keys (`/j`) are the real ones, across the gap.
+#[tokio::test]
+async fn a_kill_9_skips_numbers_by_one_gap_and_recent_keys_are_the_real_ones() {
+    use crate::store::embedded::catalog::NUMBERS_AHEAD;
+    let (dir, killed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let q = queue("killed");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for v in ["a", "b", "c"] {
+        store.add(&q, v.to_owned(), None).await.unwrap();
+    }
+    copy_as_killed(dir.path(), killed.path());
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = EmbeddedStore::open(killed.path()).unwrap();
+    let first = store.add(&q, "d".to_owned(), None).await.unwrap().n;
+    assert_eq!(first, 3 + NUMBERS_AHEAD + 1, "one gap of NUMBERS_AHEAD");
+    store.add(&q, "e".to_owned(), None).await.unwrap();
+    let recent: Vec<u64> = store.recent_keys(&q, 10).await.unwrap().iter().map(|k| k.n).collect();
+    assert_eq!(recent, [first + 1, first, 3, 2, 1]);
+    let recent: Vec<u64> = store.recent_keys(&q, 3).await.unwrap().iter().map(|k| k.n).collect();
+    assert_eq!(recent, [first + 1, first, 3]);
+    assert_eq!(values(&store, &q).await, ["a", "b", "c", "d", "e"]);
+    store.close().await.unwrap();
+}
+
+/// After a gap (a stop that was not clean) the log holds numbers that skip: the newest keys
+/// (`/j`) are the ones its messages have, not a run ending at its last.
+#[tokio::test]
+async fn recent_keys_after_a_gap_are_the_real_ones() {
+    use crate::store::embedded::catalog::NUMBERS_AHEAD;
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("skips");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for v in ["a", "b", "c"] {
+        store.add(&q, v.to_owned(), None).await.unwrap();
+    }
+    store.close().await.unwrap();
+    drop(store);
+    std::fs::remove_file(dir.path().join(LOG_DIR).join(super::CLEAN)).unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let after = 3 + NUMBERS_AHEAD + 1;
+    assert_eq!(store.add(&q, "d".to_owned(), None).await.unwrap().n, after);
+    let recent: Vec<u64> = store.recent_keys(&q, 10).await.unwrap().iter().map(|k| k.n).collect();
+    assert_eq!(recent, [after, 3, 2, 1]);
+    store.close().await.unwrap();
+}
+
+/// A log whose `state` page is lost after a `kill -9` is read back from its segments: every
+/// message is there and numbering goes on one gap past its last record.
+#[tokio::test]
+async fn a_log_that_lost_its_state_page_numbers_on_past_its_records() {
+    use crate::store::embedded::catalog::NUMBERS_AHEAD;
+    let (dir, killed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let q = queue("stateless");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for i in 1..=300u64 {
+        store.add(&q, format!("{i:0>500}"), None).await.unwrap();
+    }
+    copy_as_killed(dir.path(), killed.path());
+    store.close().await.unwrap();
+    drop(store);
+    std::fs::remove_file(killed.path().join(LOG_DIR).join("1").join("state")).unwrap();
+
+    let store = EmbeddedStore::open(killed.path()).unwrap();
+    assert!(store.health().quarantined.is_empty());
+    assert_eq!(store.add(&q, "next".to_owned(), None).await.unwrap().n, 300 + NUMBERS_AHEAD + 1);
+    let got: Vec<u64> = store.pop(&q, usize::MAX).await.unwrap().iter().map(|m| m.key.n).collect();
+    assert_eq!(got, (1..=300).chain([300 + NUMBERS_AHEAD + 1]).collect::<Vec<_>>());
+    store.close().await.unwrap();
+}
+
+/// A log that fails to open for a reason other than damage (here its segment is a directory)
+/// is quarantined in place, never moved: its queue goes on through SQLite past its numbers,
+/// and once the log reads again at a later start its messages are served too, each once.
+#[tokio::test]
+async fn a_log_failing_without_damage_stays_in_place_and_is_read_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("held");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for i in 1..=5 {
+        store.add(&q, format!("held{i}"), None).await.unwrap();
+    }
+    store.close().await.unwrap();
+    drop(store);
+    let log = dir.path().join(LOG_DIR).join("1");
+    let segment = log.join(format!("{:020}.seg", 0));
+    let aside = dir.path().join("aside.seg");
+    std::fs::rename(&segment, &aside).unwrap();
+    std::fs::create_dir(&segment).unwrap();
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let quarantined = store.health().quarantined;
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(Path::new(&quarantined[0].path), log, "left in place");
+    let n = store.add(&q, "meanwhile".to_owned(), None).await.unwrap().n;
+    assert!(n > 5, "{n}");
+    assert_eq!(store.pop(&q, 1).await.unwrap()[0].value, "held1", "its message in SQLite");
+    store.close().await.unwrap();
+    drop(store);
+    std::fs::remove_dir(&segment).unwrap();
+    std::fs::rename(&aside, &segment).unwrap();
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert!(store.health().quarantined.is_empty());
+    let mut got = values(&store, &q).await;
+    got.sort();
+    assert_eq!(got, ["held2", "held3", "held4", "held5", "meanwhile"]);
+    assert!(store.add(&q, "later".to_owned(), None).await.unwrap().n > n);
+    store.close().await.unwrap();
+}
+
+/// Two `kill -9` in a row, with no add between them, skip one gap, not one per start: the
+/// row a start writes holds the counter, not that plus `NUMBERS_AHEAD`.
+#[tokio::test]
+async fn starts_killed_in_a_row_skip_one_gap() {
+    use crate::store::embedded::catalog::NUMBERS_AHEAD;
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let q = queue("again");
+    let store = EmbeddedStore::open(dirs[0].path()).unwrap();
+    for v in ["a", "b", "c"] {
+        store.add(&q, v.to_owned(), None).await.unwrap();
+    }
+    copy_as_killed(dirs[0].path(), dirs[1].path());
+    store.close().await.unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(dirs[1].path()).unwrap();
+    // Batches run in order: the start's (which writes the rows) is committed.
+    assert_eq!(len(&store, &q).await, 3);
+    copy_as_killed(dirs[1].path(), dirs[2].path());
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = EmbeddedStore::open(dirs[2].path()).unwrap();
+    assert_eq!(store.add(&q, "d".to_owned(), None).await.unwrap().n, 3 + NUMBERS_AHEAD + 1);
+    assert_eq!(values(&store, &q).await, ["a", "b", "c", "d"]);
     store.close().await.unwrap();
 }

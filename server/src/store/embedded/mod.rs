@@ -67,12 +67,12 @@ use self::batcher::{Batcher, FlushOnDrop, Kind};
 use self::catalog::{Catalog, SCHEMA};
 use self::db::{Db, Sql};
 use self::engine::{Engine, Job, Reply};
-use self::logs::Logs;
+use self::logs::{Logs, Quarantined, DAMAGED_RECORDS};
 use self::syncer::Syncer;
 use super::clock::{after, expiry, now_ms};
 use super::{
-    Batch, Claimed, Delayed, IdempotencyClaim, Page, PeekedMessage, QueueInfo, QueueStore, StoreError,
-    StoreResult, StoredMessage, ON_QUEUED, PUBLISH_ONCE,
+    Batch, Claimed, Delayed, IdempotencyClaim, Page, PeekedMessage, QuarantinedQueue, QueueInfo, QueueStore,
+    StoreError, StoreHealth, StoreResult, StoredMessage, ON_QUEUED, PUBLISH_ONCE,
 };
 pub use crate::config::Fsync;
 
@@ -99,6 +99,8 @@ pub struct EmbeddedStore {
     batcher: Arc<Batcher>,
     /// Plain adds and hard gets go through the queues' logs (not under `--fsync always`).
     logs: bool,
+    /// The queues whose log was quarantined (see `logs::Quarantined`), as found at start-up.
+    quarantined: Arc<[QuarantinedQueue]>,
 }
 
 fn backend(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -124,6 +126,7 @@ impl EmbeddedStore {
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
         let logs = Logs::open(data_dir, &conn, &mut catalog, options.fsync)
             .map_err(|e| backend("cannot open the queue logs", e))?;
+        let quarantined = logs.quarantined().iter().map(Quarantined::shown).collect();
         let dirty = catalog.bring_ahead();
         let syncer = Syncer::start(path.clone(), options.fsync, logs.unsynced.clone())
             .map_err(|e| backend("cannot start the syncer thread", e))?;
@@ -138,7 +141,7 @@ impl EmbeddedStore {
         };
         let engine = Engine::new(db, path, lock);
         let logs = options.fsync != Fsync::Always;
-        let store = Self { batcher: Arc::new(Batcher::new(engine, syncer)), logs };
+        let store = Self { batcher: Arc::new(Batcher::new(engine, syncer)), logs, quarantined };
         store.sweep_at_start();
         Ok(store)
     }
@@ -413,6 +416,12 @@ impl QueueStore for EmbeddedStore {
     /// Fails while the disk refuses writes, so that `/readyz` says so.
     async fn ping(&self) -> StoreResult<()> {
         self.batcher.ping()
+    }
+
+    /// The queues whose log was quarantined at start-up, and the log records lost to damage.
+    fn health(&self) -> StoreHealth {
+        let damaged_records = DAMAGED_RECORDS.load(std::sync::atomic::Ordering::Relaxed);
+        StoreHealth { quarantined: self.quarantined.to_vec(), damaged_records }
     }
 
     /// Waits until everything sent so far is committed, synced and the database released;

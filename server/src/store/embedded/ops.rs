@@ -275,7 +275,7 @@ impl Db {
     pub fn recent_keys(&self, queue: &QueueName, max: usize) -> Sql<Vec<MessageKey>> {
         let Some(id) = self.meta(queue).map(|m| m.id) else { return Ok(Vec::new()) };
         let mut keys: Vec<MessageKey> =
-            self.newest_logged(queue, max).into_iter().map(|n| MessageKey::new(queue.clone(), n)).collect();
+            self.newest_logged(queue, max)?.into_iter().map(|n| MessageKey::new(queue.clone(), n)).collect();
         let mut stmt = self
             .sql()?
             .prepare_cached("SELECT n FROM messages WHERE queue = ?1 AND state = 0 ORDER BY n DESC")?;

@@ -149,6 +149,42 @@ fn report_damage(dir: &Path, file: &Path, offset: usize, records: u64) {
     count_damage(records);
 }
 
+/// The fewest bytes a record takes in a segment: its frame's header and its number.
+pub const LEAST_RECORD: u64 = (HEADER + NUMBER) as u64;
+
+/// What a log's files say of it without opening it (read only: for a log that may not open).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traces {
+    /// A segment file or a valid mark is there: a log whose creation failed (a full disk)
+    /// leaves neither, and holds no message.
+    pub begun: bool,
+    /// The highest message number a valid mark of its state page names.
+    pub marked: u64,
+    /// At least the records ever appended to it (its count, `seq`), from its marks and from
+    /// its segments' names and sizes.
+    pub count_bound: u64,
+}
+
+/// Reads the [`Traces`] of the log in `dir`; what cannot be read counts as begun.
+pub fn traces(dir: &Path) -> Traces {
+    let marks = match std::fs::read(dir.join(STATE)) {
+        Ok(page) => state::marks_in(&page),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(_) => return Traces { begun: true, ..Traces::default() },
+    };
+    let Ok(files) = segment_files(dir) else { return Traces { begun: true, ..Traces::default() } };
+    let from_files = files.iter().map(|(first, path)| {
+        let size = std::fs::metadata(path).map_or(MAX_SEGMENT as u64, |m| m.len());
+        first.saturating_add(size / LEAST_RECORD)
+    });
+    let from_marks = marks.iter().map(|m| m.seq);
+    Traces {
+        begun: !files.is_empty() || !marks.is_empty(),
+        marked: marks.iter().map(|m| m.n).max().unwrap_or(0),
+        count_bound: from_files.chain(from_marks).max().unwrap_or(0),
+    }
+}
+
 /// A queue's log, open.
 pub struct QueueLog {
     dir: PathBuf,
@@ -202,7 +238,9 @@ impl QueueLog {
                 _ => return Err(corrupt("the head's segment is missing")),
             },
             None => {
-                let (seq, before) = meta(&files[0].1).unwrap_or((first, 0));
+                // With its meta record lost too, where the log starts is not known.
+                let lost = |_| corrupt("the head's mark and the first segment's meta record are lost");
+                let (seq, before) = meta(&files[0].1).map_err(lost)?;
                 Mark { seq, segment: first, offset: FIRST_RECORD, n: before }
             }
         };
@@ -609,6 +647,43 @@ impl QueueLog {
             offset = FIRST_RECORD as usize;
         }
         Ok(())
+    }
+
+    /// The numbers of the newest `max` messages, newest first, read from the tail's segment
+    /// back (a segment between the head's and the tail's is mapped only while read): numbers
+    /// may skip (a gap after a restart, numbers given through SQLite).
+    pub fn newest(&self, max: usize) -> io::Result<Vec<u64>> {
+        let mut out = Vec::new();
+        for (i, (first, mapped)) in self.segments.iter().enumerate().rev() {
+            if out.len() >= max {
+                break;
+            }
+            let opened;
+            let segment = match mapped {
+                Some(segment) => segment,
+                None => {
+                    opened = open_full(&segment_path(&self.dir, *first))?;
+                    &opened
+                }
+            };
+            let (from, after) = match i {
+                0 => (self.head.offset as usize, self.head.n),
+                _ => (FIRST_RECORD as usize, before(segment).unwrap_or(0)),
+            };
+            let mut newest = VecDeque::with_capacity(max - out.len());
+            let numbers = walk(segment, from, after, self.tail.n).filter_map(|item| match item {
+                Item::Message { n, .. } => Some(n),
+                Item::Damaged { .. } => None,
+            });
+            for n in numbers {
+                if newest.len() == max - out.len() {
+                    newest.pop_front();
+                }
+                newest.push_back(n);
+            }
+            out.extend(newest.into_iter().rev());
+        }
+        Ok(out)
     }
 
     /// Takes every message numbered `n` or less off the log; how many.

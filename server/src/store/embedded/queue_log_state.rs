@@ -70,6 +70,13 @@ fn write_slot(page: &mut [u8], at: usize, mark: Mark, generation: u64) {
     point("state: store a mark");
 }
 
+/// Every valid mark in `page`, the bytes of a state file read without mapping it (a short
+/// file holds the slots it holds whole).
+pub(super) fn marks_in(page: &[u8]) -> Vec<Mark> {
+    let slots = PAIRS.into_iter().flat_map(|at| [at, at + SLOT]).filter(|at| at + SLOT <= page.len());
+    slots.filter_map(|at| read_slot(page, at)).map(|(mark, _)| mark).collect()
+}
+
 /// Of the pair of slots at `at`, the valid one of the later generation (the second on a tie)
 /// and its generation.
 fn newest(page: &[u8], at: usize) -> Option<(Mark, u64)> {
