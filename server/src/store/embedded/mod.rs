@@ -14,18 +14,49 @@
 //! looking read and mark the log in place; every other operation on a queue first drains its
 //! log into SQLite, so that SQLite's operations see every message (see `logs`).
 //!
-//! Durability: the other operations run in the order they were sent, those of the requests ready
-//! together in one transaction (see `batcher`), on the caller's thread, and are answered once
-//! it is committed. A commit is written to the WAL in the kernel before any answer, so an
-//! acknowledged change survives `kill -9`; what survives a power loss is `--fsync`'s: `always`
-//! fsyncs the WAL before answering (group commit; the logs are not used), `everysec` (default)
-//! fsyncs the WAL and the logs written at most a second later, `never` leaves it to the OS and
-//! to checkpoints; the fsyncs run on the `syncer` thread. Gets, soft reads and leases through
-//! SQLite are committed like adds, before they are answered.
-//! Once an add is queued the broker may wake the queue's dispatcher (`store::ON_QUEUED`), so
-//! that a waiting consumer's get runs in the same batch, after its adds (see `batcher`): an add
-//! that a get of its batch takes is never written (see `db`), and a get that finds its queue
-//! empty with no batch pending answers at once.
+//! The other operations run in the order they were sent, those of the requests ready together
+//! in one transaction (see `batcher`), on the caller's thread, and are answered once it is
+//! committed. Once an add is queued the broker may wake the queue's dispatcher
+//! (`store::ON_QUEUED`), so that a waiting consumer's get runs in the same batch, after its adds
+//! (see `batcher`): an add that a get of its batch takes is never written (see `db`), and a get
+//! that finds its queue empty with no batch pending answers at once.
+//!
+//! # The durability contract
+//!
+//! This is the one statement of what the embedded store promises; the README links here.
+//!
+//! - **Every answered write survives `kill -9`**, in every `--fsync` mode: a log's record and
+//!   marks are stores into a shared map of a preallocated file, and a SQLite commit is written to
+//!   its WAL, before the answer — both are then in the kernel's page cache, which outlives the
+//!   process. A hard get, a soft read, a lease, an ack are answered after the same; a hard get
+//!   in flight when the process dies may lose its one message (taken, never answered: at most
+//!   once), any other write in flight happened whole or not at all.
+//! - **A power loss or a kernel crash** loses what was not yet fsynced, by `--fsync`:
+//!
+//!   | `--fsync` | the fsyncs | a power loss loses |
+//!   |---|---|---|
+//!   | `always` | the WAL before each answer, one fsync per group of concurrent writes (adds go through SQLite, not the logs) | nothing answered |
+//!   | `everysec` (default) | the WAL, then each log written (its state page and segments), within 50 ms, on the `syncer` thread | at most the last second of answered writes |
+//!   | `never` | none: the OS writes back, and checkpoints copy the WAL (every 50 ms while writes come in) | whatever the OS had not written back |
+//!
+//!   In every mode what survives is consistent: SQLite's WAL keeps whole transactions, a log's
+//!   records past its last fsync are checked against their checksums at start-up, and a drain's
+//!   head move waits for the fsync of the WAL holding what it moved (see `logs`).
+//! - **A crash at any instant leaves a store that starts**: every file operation of the logs is
+//!   ordered so (see `queue_log`'s "Crash safety"), proved by the crash-point test
+//!   (`crash_tests.rs`, `queue_log_crash_tests.rs`: a process stopped at each write, fsync,
+//!   rename and unlink, then opened and checked).
+//! - **Damage loses only what is damaged, and says so**: a record that fails its checksum is
+//!   skipped alone (a torn final write cuts the log's tail), logged at WARN with its file and
+//!   offset and counted in `restmq_store_damaged_records_total`; a queue whose log cannot be
+//!   read is quarantined (moved aside, logged at ERROR, listed by `/readyz` and `/stats/`) and
+//!   every other queue is served (see `logs`).
+//! - **A number is never given twice**: a queue's counter is written ahead of the numbers
+//!   handed out (see `catalog::NUMBERS_AHEAD`), a log's last number is never read below one it
+//!   held; after a stop that was not clean numbering goes on past one gap of at most 1,024
+//!   (after a quarantine, past a larger one); after a clean stop, without a gap. Known limit:
+//!   after a *power loss* under `everysec` or `never`, the numbers of a log's adds answered
+//!   after its last fsync are not known, and more than 1,024 of them may be given again.
 //!
 //! A batch the disk refuses (full) is rolled back whole: nothing of it is ever visible; a log
 //! that needs a segment the disk has no room for refuses its add. Writes then answer `507` and
