@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing restmq needs, offline-safe (only the crates.io, Debian and
-# npm registries are used; see TOOLCHAIN.md): Chromium + chromedriver, redis-server and nginx (apt),
+# npm registries are used; see TOOLCHAIN.md): Chromium + chromedriver, redis-server, nginx, and
+# nats-server and beanstalkd (the benchmark's durable peers, for its test) (apt),
 # the wasm32 target, Trunk, wasm-bindgen-cli and wasm-opt (binaryen, into .tools/).
 #
 # Idempotent and quiet: every step checks first, so a warm machine runs it in well under a
@@ -22,6 +23,8 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -x /usr/sbin/nats-server ] || need+=(nats-server)
+[ -x /usr/bin/beanstalkd ] || need+=(beanstalkd)
 command -v npm >/dev/null || need+=(npm)
 command -v gzip >/dev/null || need+=(gzip)
 if ((${#need[@]})); then

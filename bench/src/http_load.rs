@@ -135,7 +135,7 @@ fn check(status: StatusCode, body: &Bytes) -> anyhow::Result<()> {
 }
 
 /// Waits for every connection's task and merges their histograms and counts.
-async fn join(
+pub(crate) async fn join(
     mut tasks: JoinSet<anyhow::Result<(Histogram<u64>, u64)>>,
 ) -> anyhow::Result<(Histogram<u64>, u64)> {
     let (mut all, mut total) = (histogram(), 0);

@@ -12,7 +12,9 @@ use restmq_bench::target::{Flavor, Target};
 use restmq_bench::{backlog, plot, target};
 
 #[derive(Parser)]
-#[command(about = "Benchmarks restmq side by side with nchan and the axum/Redis ceilings")]
+#[command(
+    about = "Benchmarks restmq side by side with nchan, NATS JetStream, beanstalkd and the axum/Redis ceilings"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -28,7 +30,9 @@ enum Cmd {
         /// Runs per scenario (the report shows medians).
         #[arg(long)]
         runs: Option<usize>,
-        /// Only these servers (comma-separated, e.g. restmq-memory,nchan-memory).
+        /// Only these servers (comma-separated, e.g. restmq-embedded,nats-jetstream,beanstalkd):
+        /// restmq-memory, restmq-embedded, nats-jetstream, beanstalkd, restmq-redis, nchan-memory,
+        /// nchan-redis, axum-hello, axum-lpush.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Where BENCHMARKS.md and docs/bench/ go (default: here; temporary with --quick).
@@ -43,7 +47,8 @@ enum Cmd {
         /// The CPU list servers are pinned to with taskset; `none` to not pin.
         #[arg(long, default_value = "0")]
         server_cpus: String,
-        /// Do not apt-get install missing peers.
+        /// Do not apt-get install missing peers (a server that cannot start is then reported as
+        /// a failed run).
         #[arg(long)]
         no_install: bool,
     },
@@ -54,7 +59,7 @@ enum Cmd {
         arg: Option<String>,
         #[arg(long, default_value = "127.0.0.1:8888")]
         addr: std::net::SocketAddr,
-        /// restmq, nchan, hello or lpush.
+        /// restmq, nchan, hello, lpush, jetstream (publish, pop) or beanstalkd (publish, pop).
         #[arg(long, default_value = "restmq")]
         flavor: String,
         /// The server's pid, for its CPU and RSS.
@@ -113,7 +118,8 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("restmq-bench: wrote {}", report.display());
             }
             Cmd::One { scenario, arg, addr, flavor, pid, quick } => {
-                let flavor = Flavor::parse(&flavor).context("--flavor: restmq, nchan, hello or lpush")?;
+                let flavor = Flavor::parse(&flavor)
+                    .context("--flavor: restmq, nchan, hello, lpush, jetstream or beanstalkd")?;
                 let target = Target { name: format!("{addr}"), flavor, addr, pid };
                 let plan = if quick { Plan::quick() } else { Plan::full() };
                 let scenario = arg.map_or(scenario.clone(), |a| format!("{scenario} {a}"));

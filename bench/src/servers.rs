@@ -1,6 +1,7 @@
 //! The servers under test, each a child process pinned to the server core: restmq on each
-//! store, nginx + nchan (memory and Redis storage, from a generated nginx.conf), the
-//! ceiling example, and the Redis they share. Also installs the Debian packages they need.
+//! store, nginx + nchan (memory and Redis storage, from a generated nginx.conf), the durable
+//! queues set beside the embedded store (NATS JetStream on files, beanstalkd with its binlog),
+//! the ceiling example, and the Redis they share. Also installs the Debian packages they need.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -112,6 +113,33 @@ impl Env {
         Ok(server)
     }
 
+    /// `nats-server` with JetStream storing in a directory of its own (the streams the
+    /// scenarios create are on files; see [`crate::jetstream`]), its log in a file there.
+    pub fn jetstream(&self) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let addr = free_addr()?;
+        let (port, store) = (addr.port().to_string(), dir.path().display().to_string());
+        let log = dir.path().join("nats.log").display().to_string();
+        let args = ["-a", "127.0.0.1", "-p", &port, "-js", "-sd", &store, "-l", &log];
+        let cmd = self.command(Path::new("nats-server"), &args);
+        let mut server = self.spawn("nats-jetstream", Flavor::Jetstream, cmd, addr)?;
+        server._dir = Some(dir);
+        Ok(server)
+    }
+
+    /// `beanstalkd` with its binlog in a directory of its own, fsyncing it at most once a
+    /// second (`-f 1000`, as restmq's `--fsync everysec`; its own default is every 50 ms).
+    pub fn beanstalkd(&self) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let addr = free_addr()?;
+        let (port, binlog) = (addr.port().to_string(), dir.path().display().to_string());
+        let args = ["-l", "127.0.0.1", "-p", &port, "-b", &binlog, "-f", "1000"];
+        let cmd = self.command(Path::new("beanstalkd"), &args);
+        let mut server = self.spawn("beanstalkd", Flavor::Beanstalkd, cmd, addr)?;
+        server._dir = Some(dir);
+        Ok(server)
+    }
+
     /// The ceiling example: `/hello` or `/lpush` decide which routes the target uses.
     pub fn ceiling(&self, flavor: Flavor, redis: SocketAddr) -> anyhow::Result<Server> {
         let addr = free_addr()?;
@@ -175,8 +203,9 @@ fn wait_for_port(child: &mut Child, addr: SocketAddr) -> anyhow::Result<()> {
     bail!("nothing listens on {addr} after 20 s")
 }
 
-/// Installs `nginx-light`, `libnginx-mod-nchan` and `redis-server` with apt-get when one is
-/// missing (needs root, like the rest of the machine setup).
+/// Installs `nginx-light`, `libnginx-mod-nchan`, `redis-server`, `redis-tools`, `nats-server`
+/// and `beanstalkd` with apt-get when one is missing (needs root, like the rest of the
+/// machine setup).
 pub fn ensure_packages() -> anyhow::Result<()> {
     let have = |path: &str| Path::new(path).exists();
     let missing: Vec<&str> = [
@@ -184,6 +213,8 @@ pub fn ensure_packages() -> anyhow::Result<()> {
         ("/usr/lib/nginx/modules/ngx_nchan_module.so", "libnginx-mod-nchan"),
         ("/usr/bin/redis-server", "redis-server"),
         ("/usr/bin/redis-benchmark", "redis-tools"),
+        ("/usr/sbin/nats-server", "nats-server"),
+        ("/usr/bin/beanstalkd", "beanstalkd"),
     ]
     .into_iter()
     .filter(|(path, _)| !have(path))

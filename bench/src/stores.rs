@@ -11,7 +11,7 @@ use crate::suite::{Plan, Results};
 const STORES: [&str; 3] = ["restmq-embedded", "restmq-memory", "restmq-redis"];
 
 /// Server CPU time per operation, in µs (`—` when not measured).
-fn cpu_per(s: &Sample) -> String {
+pub(crate) fn cpu_per(s: &Sample) -> String {
     if s.server_cpu > 0.0 && s.rate > 0.0 {
         format!("{:.1}", s.server_cpu / s.rate * 1e6)
     } else {

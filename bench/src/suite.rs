@@ -1,5 +1,6 @@
-//! The whole comparison: starts each server in turn (restmq on every store, nchan on memory
-//! and Redis, the axum ceilings), runs the scenarios that apply to it several times, and adds
+//! The whole comparison: starts each server in turn (restmq on every store, the durable peers
+//! NATS JetStream and beanstalkd right after the embedded store, nchan on memory and Redis, the
+//! axum ceilings), runs the scenarios that apply to it several times, and adds
 //! `redis-benchmark -t lpush` as the raw Redis ceiling.
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use crate::measure::{median, Sample};
 use crate::servers::{flush_redis, Env};
 use crate::stream::{e2e, fanout, idle, E2eOpts, FanoutOpts};
 use crate::target::{Flavor, Target};
+use crate::{beanstalk, jetstream};
 
 /// Sizes and counts of one suite.
 #[derive(Debug, Clone)]
@@ -86,7 +88,7 @@ impl Plan {
             names.push("idle".to_owned());
         }
         names.push("publish".to_owned());
-        if flavor == Flavor::Restmq {
+        if matches!(flavor, Flavor::Restmq | Flavor::Jetstream | Flavor::Beanstalkd) {
             names.push("pop".to_owned());
         }
         if matches!(flavor, Flavor::Restmq | Flavor::Nchan) {
@@ -97,10 +99,13 @@ impl Plan {
     }
 }
 
-/// The servers of a suite, in the order they run.
-pub const TARGETS: [&str; 7] = [
+/// The servers of a suite, in the order they run (the durable peers next to the embedded store,
+/// so that the machine's drift touches their ratios least).
+pub const TARGETS: [&str; 9] = [
     "restmq-memory",
     "restmq-embedded",
+    "nats-jetstream",
+    "beanstalkd",
     "restmq-redis",
     "nchan-memory",
     "nchan-redis",
@@ -113,6 +118,8 @@ fn flavor_of(name: &str) -> Flavor {
     match name {
         n if n.starts_with("restmq") => Flavor::Restmq,
         n if n.starts_with("nchan") => Flavor::Nchan,
+        "nats-jetstream" => Flavor::Jetstream,
+        "beanstalkd" => Flavor::Beanstalkd,
         "axum-hello" => Flavor::Hello,
         _ => Flavor::Lpush,
     }
@@ -155,9 +162,13 @@ impl Results {
     }
 }
 
-/// Runs the suite; `only` limits it to some targets (all when empty).
+/// Runs the suite; `only` limits it to some of [`TARGETS`] (all when empty). A server that
+/// does not start (a peer not installed under `--no-install`, say) is a failed run, not the end.
 pub async fn run(env: &Env, plan: &Plan, only: &[String]) -> anyhow::Result<Results> {
     let started = Instant::now();
+    if let Some(unknown) = only.iter().find(|o| !TARGETS.contains(&o.as_str())) {
+        bail!("--only: unknown server `{unknown}` (servers: {})", TARGETS.join(", "));
+    }
     let chosen: Vec<&str> =
         TARGETS.iter().copied().filter(|t| only.is_empty() || only.iter().any(|o| o == t)).collect();
     let scenarios = chosen.iter().flat_map(|t| plan.scenarios(flavor_of(t)));
@@ -176,10 +187,23 @@ pub async fn run(env: &Env, plan: &Plan, only: &[String]) -> anyhow::Result<Resu
             "restmq-memory" => env.restmq("memory", redis.target.addr),
             "restmq-embedded" => env.restmq("embedded", redis.target.addr),
             "restmq-redis" => env.restmq("redis", redis.target.addr),
+            "nats-jetstream" => env.jetstream(),
+            "beanstalkd" => env.beanstalkd(),
             "nchan-memory" => env.nchan("memory", redis.target.addr),
             "nchan-redis" => env.nchan("redis", redis.target.addr),
             _ => env.ceiling(flavor, redis.target.addr),
-        }?;
+        };
+        let server = match server {
+            Ok(server) => server,
+            Err(err) => {
+                bar.suspend(|| eprintln!("restmq-bench: {name}: {err:#}"));
+                results.failures.push(format!("{name}: {err:#}"));
+                let skipped =
+                    plan.scenarios(flavor).into_iter().map(|s| if s == "idle" { 1 } else { plan.runs });
+                bar.inc(skipped.sum::<usize>() as u64);
+                continue;
+            }
+        };
         for scenario in plan.scenarios(flavor) {
             // Memory freed by one idle run is reused by the next: only a fresh server's counts.
             let runs = if scenario == "idle" { 1 } else { plan.runs };
@@ -226,20 +250,26 @@ pub async fn one(target: &Target, plan: &Plan, scenario: &str, run: usize) -> an
     let size = plan.publish.size;
     let (kind, arg) = scenario.split_once(' ').unwrap_or((scenario, ""));
     let queue = format!("{kind}{arg}r{run}");
-    match kind {
-        "publish" => publish(target, &queue, &plan.publish).await,
-        "pop" => pop(target, &queue, plan.publish.conns, size, plan.pop_prefill).await,
-        "e2e" => {
+    let (conns, prefill) = (plan.publish.conns, plan.pop_prefill);
+    match (kind, target.flavor) {
+        ("publish", Flavor::Jetstream) => jetstream::publish(target, &queue, &plan.publish).await,
+        ("pop", Flavor::Jetstream) => jetstream::pop(target, &queue, conns, size, prefill).await,
+        ("publish", Flavor::Beanstalkd) => beanstalk::publish(target, &queue, &plan.publish).await,
+        ("pop", Flavor::Beanstalkd) => beanstalk::pop(target, &queue, conns, size, prefill).await,
+        (_, Flavor::Jetstream | Flavor::Beanstalkd) => bail!("{} runs only publish and pop", target.name),
+        ("publish", _) => publish(target, &queue, &plan.publish).await,
+        ("pop", _) => pop(target, &queue, conns, size, prefill).await,
+        ("e2e", _) => {
             let rate = arg.parse()?;
             let opts = E2eOpts { rate, duration: plan.e2e_duration, size, producers: 4 };
             e2e(target, &queue, &opts).await
         }
-        "fanout" => {
+        ("fanout", _) => {
             let consumers: usize = arg.parse()?;
             let messages = (plan.fanout_deliveries / consumers as u64).max(10);
             fanout(target, &queue, &FanoutOpts { consumers, messages, size }).await
         }
-        "idle" => idle(target, &queue, plan.idle_conns).await,
+        ("idle", _) => idle(target, &queue, plan.idle_conns).await,
         _ => bail!("unknown scenario `{scenario}`"),
     }
 }

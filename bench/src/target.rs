@@ -1,5 +1,6 @@
-//! What is measured: a server at an address, speaking restmq's, nchan's or a ceiling's routes,
-//! and the stamped payloads every scenario sends.
+//! What is measured: a server at an address, speaking restmq's, nchan's or a ceiling's routes
+//! (or, for the durable peers, NATS or beanstalkd's own protocol), and the stamped payloads
+//! every scenario sends.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -18,6 +19,10 @@ pub enum Flavor {
     Hello,
     /// The ceiling example's `POST /lpush/<q>` (axum + one Redis LPUSH).
     Lpush,
+    /// NATS JetStream (no HTTP): a file-stored work-queue stream per queue ([`crate::jetstream`]).
+    Jetstream,
+    /// beanstalkd's text protocol (no HTTP): a tube per queue ([`crate::beanstalk`]).
+    Beanstalkd,
 }
 
 impl Flavor {
@@ -27,6 +32,8 @@ impl Flavor {
             "nchan" => Some(Self::Nchan),
             "hello" => Some(Self::Hello),
             "lpush" => Some(Self::Lpush),
+            "jetstream" => Some(Self::Jetstream),
+            "beanstalkd" => Some(Self::Beanstalkd),
             _ => None,
         }
     }
@@ -44,20 +51,24 @@ pub struct Target {
 }
 
 impl Target {
-    /// The path a message for `queue` is published to.
+    /// The path a message for `queue` is published to (the subject or tube for the peers
+    /// that speak no HTTP).
     pub fn publish_path(&self, queue: &str) -> String {
         match self.flavor {
             Flavor::Restmq => format!("/q/{queue}"),
             Flavor::Nchan => format!("/pub/{queue}"),
             Flavor::Hello => format!("/hello/{queue}"),
             Flavor::Lpush => format!("/lpush/{queue}"),
+            Flavor::Jetstream | Flavor::Beanstalkd => queue.to_owned(),
         }
     }
 
     /// The request body and content type that publish `payload`.
     pub fn publish_body(&self, payload: &[u8]) -> (Bytes, &'static str) {
         match self.flavor {
-            Flavor::Nchan => (Bytes::copy_from_slice(payload), "text/plain"),
+            Flavor::Nchan | Flavor::Jetstream | Flavor::Beanstalkd => {
+                (Bytes::copy_from_slice(payload), "text/plain")
+            }
             // Payloads are alphanumeric and `-`: no form escaping needed.
             _ => {
                 let mut body = Vec::with_capacity(payload.len() + 6);
@@ -73,7 +84,7 @@ impl Target {
         match self.flavor {
             Flavor::Restmq => Some(format!("/ws/{queue}")),
             Flavor::Nchan => Some(format!("/sub/{queue}")),
-            Flavor::Hello | Flavor::Lpush => None,
+            _ => None,
         }
     }
 
@@ -82,7 +93,7 @@ impl Target {
         match self.flavor {
             Flavor::Restmq => Some((format!("/stats/{queue}"), "\"consumers\"")),
             Flavor::Nchan => Some((format!("/pub/{queue}"), "\"subscribers\"")),
-            Flavor::Hello | Flavor::Lpush => None,
+            _ => None,
         }
     }
 

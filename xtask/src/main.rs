@@ -4,8 +4,8 @@
 //!   and wasm), the web client's unit tests on the host, the Trunk build of the web client,
 //!   then `cargo test` (ARGS go to it) with the app embedded in the server (`embed-web`),
 //!   browser tests in headless Chromium included.
-//! - `bench [ARGS]`: restmq side by side with nchan; writes BENCHMARKS.md (ARGS go to
-//!   `restmq-bench suite`).
+//! - `bench [ARGS]`: restmq side by side with nchan, NATS JetStream and beanstalkd; writes
+//!   BENCHMARKS.md (ARGS go to `restmq-bench suite`).
 //! - `demo [ARGS]`: builds the web client and runs the server on it with the embedded store,
 //!   the `system` feed into queue `system` and `demo/text.txt` into queue `text` (ARGS go to
 //!   `restmq serve`).
@@ -34,7 +34,7 @@ tasks:
          system feed (queue `system`) and demo/text.txt (queue `text`)
          (ARGS are passed to `restmq serve`, e.g. -- --listen 0.0.0.0:8888)
   release  trunk build --release, then the release `restmq` carrying the app (embed-web)
-  bench  restmq vs nchan and the ceilings: rewrites BENCHMARKS.md and docs/bench/*.svg
+  bench  restmq vs nchan, JetStream, beanstalkd and the ceilings: rewrites BENCHMARKS.md and docs/bench/*.svg
          (ARGS are passed to `restmq-bench suite`, e.g. -- --quick)";
 
 /// The demo's feeds: host metrics every second, and the bundled text five lines a second,
