@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::http_load::{join, PublishOpts};
+use crate::http_load::{closed_loop, join, PublishOpts, Publisher};
 use crate::measure::{histogram, latencies, record, CpuMeter, Sample};
 use crate::target::{payload, Target};
 
@@ -146,39 +146,29 @@ impl Beanstalk {
     }
 }
 
+/// A connection putting one body into its tube.
+struct Put {
+    conn: Beanstalk,
+    body: Arc<[u8]>,
+}
+
+impl Publisher for Put {
+    async fn send(&mut self) -> anyhow::Result<()> {
+        self.conn.put(&self.body).await.map(drop)
+    }
+}
+
 /// Puts `size`-byte jobs into `queue` (a tube) for a while from `opts.conns` connections, each
 /// waiting for `INSERTED` before its next `put`.
 pub async fn publish(target: &Target, queue: &str, opts: &PublishOpts) -> anyhow::Result<Sample> {
     let body: Arc<[u8]> = payload(opts.size, 0).into();
-    let tube: Arc<str> = queue.into();
-    let from = Instant::now() + opts.warmup;
-    let until = from + opts.duration;
-    let meter = CpuMeter::start(target.pid);
-    let mut tasks = JoinSet::new();
+    let mut puts = Vec::with_capacity(opts.conns);
     for _ in 0..opts.conns {
-        let (addr, tube, body) = (target.addr, tube.clone(), body.clone());
-        tasks.spawn(async move {
-            let mut conn = Beanstalk::connect(addr).await?;
-            conn.use_tube(&tube).await?;
-            let (mut hist, mut count) = (histogram(), 0u64);
-            loop {
-                let t0 = Instant::now();
-                if t0 >= until {
-                    break;
-                }
-                conn.put(&body).await?;
-                if t0 >= from {
-                    record(&mut hist, t0.elapsed().as_nanos() as u64);
-                    count += 1;
-                }
-            }
-            anyhow::Ok((hist, count))
-        });
+        let mut conn = Beanstalk::connect(target.addr).await?;
+        conn.use_tube(queue).await?;
+        puts.push(Put { conn, body: body.clone() });
     }
-    let (hist, count) = join(tasks).await?;
-    let (load_cpu, server_cpu) = meter.shares();
-    let rate = count as f64 / opts.duration.as_secs_f64();
-    Ok(Sample { count, rate, lat_us: latencies(&hist), load_cpu, server_cpu, extra: 0.0 })
+    closed_loop(target.pid, opts, puts).await
 }
 
 /// Fills `queue` (a tube) with `prefill` jobs, then reserves and deletes them over `conns`

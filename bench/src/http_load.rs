@@ -27,26 +27,31 @@ pub struct PublishOpts {
     pub warmup: Duration,
 }
 
-/// POSTs `size`-byte messages to `queue` as fast as `conns` connections go.
-pub async fn publish(target: &Target, queue: &str, opts: &PublishOpts) -> anyhow::Result<Sample> {
-    let path: Arc<str> = target.publish_path(queue).into();
-    let (body, ctype) = target.publish_body(&payload(opts.size, 0));
+/// One connection of a publish run: sends one message and waits for its answer.
+pub trait Publisher: Send + 'static {
+    fn send(&mut self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Runs `publishers` (one connection each, one message in flight) as fast as they go for
+/// `opts.warmup`, then for `opts.duration`, which the sample measures.
+pub async fn closed_loop<P: Publisher>(
+    pid: Option<u32>,
+    opts: &PublishOpts,
+    publishers: Vec<P>,
+) -> anyhow::Result<Sample> {
     let from = Instant::now() + opts.warmup;
     let until = from + opts.duration;
-    let meter = CpuMeter::start(target.pid);
+    let meter = CpuMeter::start(pid);
     let mut tasks = JoinSet::new();
-    for _ in 0..opts.conns {
-        let (addr, path, body) = (target.addr, path.clone(), body.clone());
+    for mut publisher in publishers {
         tasks.spawn(async move {
-            let mut conn = HttpConn::connect(addr).await?;
             let (mut hist, mut count) = (histogram(), 0u64);
             loop {
                 let t0 = Instant::now();
                 if t0 >= until {
                     break;
                 }
-                let (status, answer) = conn.post(&path, body.clone(), ctype).await?;
-                check(status, &answer)?;
+                publisher.send().await?;
                 if t0 >= from {
                     record(&mut hist, t0.elapsed().as_nanos() as u64);
                     count += 1;
@@ -59,6 +64,33 @@ pub async fn publish(target: &Target, queue: &str, opts: &PublishOpts) -> anyhow
     let (load_cpu, server_cpu) = meter.shares();
     let rate = count as f64 / opts.duration.as_secs_f64();
     Ok(Sample { count, rate, lat_us: latencies(&hist), load_cpu, server_cpu, extra: 0.0 })
+}
+
+/// An HTTP connection POSTing one body to one path.
+struct Post {
+    conn: HttpConn,
+    path: Arc<str>,
+    body: Bytes,
+    ctype: &'static str,
+}
+
+impl Publisher for Post {
+    async fn send(&mut self) -> anyhow::Result<()> {
+        let (status, answer) = self.conn.post(&self.path, self.body.clone(), self.ctype).await?;
+        check(status, &answer)
+    }
+}
+
+/// POSTs `size`-byte messages to `queue` as fast as `conns` connections go.
+pub async fn publish(target: &Target, queue: &str, opts: &PublishOpts) -> anyhow::Result<Sample> {
+    let path: Arc<str> = target.publish_path(queue).into();
+    let (body, ctype) = target.publish_body(&payload(opts.size, 0));
+    let mut posts = Vec::with_capacity(opts.conns);
+    for _ in 0..opts.conns {
+        let conn = HttpConn::connect(target.addr).await?;
+        posts.push(Post { conn, path: path.clone(), body: body.clone(), ctype });
+    }
+    closed_loop(target.pid, opts, posts).await
 }
 
 /// Fills `queue` with `prefill` messages, then hard-gets them over `conns` connections until

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use tokio::task::JoinSet;
 
-use crate::http_load::{join, PublishOpts};
+use crate::http_load::{closed_loop, join, PublishOpts, Publisher};
 use crate::measure::{histogram, latencies, record, CpuMeter, Sample};
 use crate::target::{payload, Target};
 
@@ -28,39 +28,32 @@ const CONSUMER: &str = "pop";
 /// One pull request: one message, answered at once (`404` when the stream has none ready).
 const PULL_ONE: &[u8] = br#"{"batch":1,"no_wait":true}"#;
 
+/// A client publishing one body to one subject, waiting for each publish ack.
+struct Publish {
+    js: jetstream::Context,
+    subject: Subject,
+    body: Bytes,
+}
+
+impl Publisher for Publish {
+    async fn send(&mut self) -> anyhow::Result<()> {
+        self.js.publish(self.subject.clone(), self.body.clone()).await?.await?;
+        Ok(())
+    }
+}
+
 /// Publishes `size`-byte messages to `queue` for a while from `opts.conns` connections, each
 /// waiting for the publish ack of one message before it sends the next.
 pub async fn publish(target: &Target, queue: &str, opts: &PublishOpts) -> anyhow::Result<Sample> {
     create_stream(&connect(target.addr).await?, queue).await?;
     let body = Bytes::from(payload(opts.size, 0));
     let subject = Subject::from(queue);
-    let from = Instant::now() + opts.warmup;
-    let until = from + opts.duration;
-    let meter = CpuMeter::start(target.pid);
-    let mut tasks = JoinSet::new();
+    let mut publishers = Vec::with_capacity(opts.conns);
     for _ in 0..opts.conns {
-        let (addr, subject, body) = (target.addr, subject.clone(), body.clone());
-        tasks.spawn(async move {
-            let js = jetstream::new(connect(addr).await?);
-            let (mut hist, mut count) = (histogram(), 0u64);
-            loop {
-                let t0 = Instant::now();
-                if t0 >= until {
-                    break;
-                }
-                js.publish(subject.clone(), body.clone()).await?.await?;
-                if t0 >= from {
-                    record(&mut hist, t0.elapsed().as_nanos() as u64);
-                    count += 1;
-                }
-            }
-            anyhow::Ok((hist, count))
-        });
+        let js = jetstream::new(connect(target.addr).await?);
+        publishers.push(Publish { js, subject: subject.clone(), body: body.clone() });
     }
-    let (hist, count) = join(tasks).await?;
-    let (load_cpu, server_cpu) = meter.shares();
-    let rate = count as f64 / opts.duration.as_secs_f64();
-    Ok(Sample { count, rate, lat_us: latencies(&hist), load_cpu, server_cpu, extra: 0.0 })
+    closed_loop(target.pid, opts, publishers).await
 }
 
 /// Fills `queue`'s stream with `prefill` messages, then takes them with `conns` connections
