@@ -7,18 +7,15 @@
 //! reserve, so that a message costs one round trip, like restmq's hard get.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, ensure, Context as _};
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufStream};
 use tokio::net::TcpStream;
-use tokio::task::JoinSet;
 
-use crate::http_load::{closed_loop, join, PublishOpts, Publisher};
-use crate::measure::{histogram, latencies, record, CpuMeter, Sample};
+use crate::http_load::{closed_loop, send_all, take_all, PublishOpts, Publisher, Taker};
+use crate::measure::Sample;
 use crate::target::{payload, Target};
 
 /// Seconds a reserved job stays reserved before beanstalkd gives it back (far longer than a run).
@@ -171,6 +168,20 @@ pub async fn publish(target: &Target, queue: &str, opts: &PublishOpts) -> anyhow
     closed_loop(target.pid, opts, puts).await
 }
 
+/// A connection reserving from its tube, deleting each job with its next reserve.
+struct Reserve {
+    conn: Beanstalk,
+    done: Option<u64>,
+}
+
+impl Taker for Reserve {
+    async fn take(&mut self) -> anyhow::Result<bool> {
+        let reserved = self.conn.delete_and_reserve(self.done.take()).await?;
+        self.done = reserved.map(|(id, _)| id);
+        Ok(self.done.is_some())
+    }
+}
+
 /// Fills `queue` (a tube) with `prefill` jobs, then reserves and deletes them over `conns`
 /// connections until none is ready. The sample counts the jobs taken.
 pub async fn pop(
@@ -180,58 +191,19 @@ pub async fn pop(
     size: usize,
     prefill: u64,
 ) -> anyhow::Result<Sample> {
-    fill(target.addr, queue, conns, size, prefill).await?;
-    let tube: Arc<str> = queue.into();
-    let meter = CpuMeter::start(target.pid);
-    let start = Instant::now();
-    let mut tasks = JoinSet::new();
-    for _ in 0..conns {
-        let (addr, tube) = (target.addr, tube.clone());
-        tasks.spawn(async move {
-            let mut conn = Beanstalk::connect(addr).await?;
-            conn.watch_only(&tube).await?;
-            let (mut hist, mut count, mut done) = (histogram(), 0u64, None);
-            loop {
-                let t0 = Instant::now();
-                let Some((id, _)) = conn.delete_and_reserve(done.take()).await? else { break };
-                record(&mut hist, t0.elapsed().as_nanos() as u64);
-                count += 1;
-                done = Some(id);
-            }
-            anyhow::Ok((hist, count))
-        });
-    }
-    let (hist, count) = join(tasks).await?;
-    let elapsed = start.elapsed().as_secs_f64();
-    let (load_cpu, server_cpu) = meter.shares();
-    Ok(Sample {
-        count,
-        rate: count as f64 / elapsed,
-        lat_us: latencies(&hist),
-        load_cpu,
-        server_cpu,
-        extra: 0.0,
-    })
-}
-
-/// Puts exactly `total` jobs into `tube` over `conns` connections.
-async fn fill(addr: SocketAddr, tube: &str, conns: usize, size: usize, total: u64) -> anyhow::Result<()> {
     let body: Arc<[u8]> = payload(size, 0).into();
-    let tube: Arc<str> = tube.into();
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = JoinSet::new();
+    let mut puts = Vec::with_capacity(conns);
+    let mut reserves = Vec::with_capacity(conns);
     for _ in 0..conns {
-        let (tube, body, next) = (tube.clone(), body.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut conn = Beanstalk::connect(addr).await?;
-            conn.use_tube(&tube).await?;
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                conn.put(&body).await?;
-            }
-            anyhow::Ok((histogram(), 0))
-        });
+        let mut conn = Beanstalk::connect(target.addr).await?;
+        conn.use_tube(queue).await?;
+        puts.push(Put { conn, body: body.clone() });
+        let mut conn = Beanstalk::connect(target.addr).await?;
+        conn.watch_only(queue).await?;
+        reserves.push(Reserve { conn, done: None });
     }
-    join(tasks).await.map(drop)
+    send_all(puts, prefill).await?;
+    take_all(target.pid, reserves).await
 }
 
 #[cfg(test)]

@@ -66,6 +66,66 @@ pub async fn closed_loop<P: Publisher>(
     Ok(Sample { count, rate, lat_us: latencies(&hist), load_cpu, server_cpu, extra: 0.0 })
 }
 
+/// Sends exactly `total` messages through `publishers`, each taking the next while any is left.
+pub async fn send_all<P: Publisher>(publishers: Vec<P>, total: u64) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for mut publisher in publishers {
+        let next = next.clone();
+        tasks.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                publisher.send().await?;
+            }
+            anyhow::Ok((histogram(), 0))
+        });
+    }
+    join(tasks).await.map(drop)
+}
+
+/// One connection of a pop run: takes one message, or says none is left.
+pub trait Taker: Send + 'static {
+    /// `false` once the queue has none.
+    fn take(&mut self) -> impl std::future::Future<Output = anyhow::Result<bool>> + Send;
+    /// After the last take: what must reach the server before the CPU is read.
+    fn finish(&mut self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// Runs `takers` (one connection each, one take in flight) until each finds the queue empty;
+/// the sample counts the messages taken and their latency.
+pub async fn take_all<T: Taker>(pid: Option<u32>, takers: Vec<T>) -> anyhow::Result<Sample> {
+    let meter = CpuMeter::start(pid);
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for mut taker in takers {
+        tasks.spawn(async move {
+            let (mut hist, mut count) = (histogram(), 0u64);
+            loop {
+                let t0 = Instant::now();
+                if !taker.take().await? {
+                    break;
+                }
+                record(&mut hist, t0.elapsed().as_nanos() as u64);
+                count += 1;
+            }
+            taker.finish().await?;
+            anyhow::Ok((hist, count))
+        });
+    }
+    let (hist, count) = join(tasks).await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let (load_cpu, server_cpu) = meter.shares();
+    Ok(Sample {
+        count,
+        rate: count as f64 / elapsed,
+        lat_us: latencies(&hist),
+        load_cpu,
+        server_cpu,
+        extra: 0.0,
+    })
+}
+
 /// An HTTP connection POSTing one body to one path.
 struct Post {
     conn: HttpConn,
@@ -93,6 +153,23 @@ pub async fn publish(target: &Target, queue: &str, opts: &PublishOpts) -> anyhow
     closed_loop(target.pid, opts, posts).await
 }
 
+/// An HTTP connection hard-getting from one path.
+struct Get {
+    conn: HttpConn,
+    path: Arc<str>,
+}
+
+impl Taker for Get {
+    async fn take(&mut self) -> anyhow::Result<bool> {
+        let (status, answer) = self.conn.get(&self.path).await?;
+        if status == StatusCode::NO_CONTENT {
+            return Ok(false);
+        }
+        check(status, &answer)?;
+        Ok(true)
+    }
+}
+
 /// Fills `queue` with `prefill` messages, then hard-gets them over `conns` connections until
 /// the queue answers empty. The sample counts the messages taken.
 pub async fn pop(
@@ -105,58 +182,23 @@ pub async fn pop(
     ensure!(target.can_pop(), "{} has no consuming get", target.name);
     fill(target, queue, conns, size, prefill).await?;
     let path: Arc<str> = target.publish_path(queue).into();
-    let meter = CpuMeter::start(target.pid);
-    let start = Instant::now();
-    let mut tasks = JoinSet::new();
+    let mut gets = Vec::with_capacity(conns);
     for _ in 0..conns {
-        let (addr, path) = (target.addr, path.clone());
-        tasks.spawn(async move {
-            let mut conn = HttpConn::connect(addr).await?;
-            let (mut hist, mut count) = (histogram(), 0u64);
-            loop {
-                let t0 = Instant::now();
-                let (status, answer) = conn.get(&path).await?;
-                if status == StatusCode::NO_CONTENT {
-                    break;
-                }
-                check(status, &answer)?;
-                record(&mut hist, t0.elapsed().as_nanos() as u64);
-                count += 1;
-            }
-            anyhow::Ok((hist, count))
-        });
+        gets.push(Get { conn: HttpConn::connect(target.addr).await?, path: path.clone() });
     }
-    let (hist, count) = join(tasks).await?;
-    let elapsed = start.elapsed().as_secs_f64();
-    let (load_cpu, server_cpu) = meter.shares();
-    Ok(Sample {
-        count,
-        rate: count as f64 / elapsed,
-        lat_us: latencies(&hist),
-        load_cpu,
-        server_cpu,
-        extra: 0.0,
-    })
+    take_all(target.pid, gets).await
 }
 
 /// Publishes exactly `total` messages to `queue` over `conns` connections.
 pub async fn fill(target: &Target, queue: &str, conns: usize, size: usize, total: u64) -> anyhow::Result<()> {
     let path: Arc<str> = target.publish_path(queue).into();
     let (body, ctype) = target.publish_body(&payload(size, 0));
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = JoinSet::new();
+    let mut posts = Vec::with_capacity(conns);
     for _ in 0..conns {
-        let (addr, path, body, next) = (target.addr, path.clone(), body.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut conn = HttpConn::connect(addr).await?;
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let (status, answer) = conn.post(&path, body.clone(), ctype).await?;
-                check(status, &answer)?;
-            }
-            anyhow::Ok((histogram(), 0))
-        });
+        let conn = HttpConn::connect(target.addr).await?;
+        posts.push(Post { conn, path: path.clone(), body: body.clone(), ctype });
     }
-    join(tasks).await.map(drop)
+    send_all(posts, total).await
 }
 
 fn check(status: StatusCode, body: &Bytes) -> anyhow::Result<()> {

@@ -7,19 +7,15 @@
 //! server's `404 No Messages`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use async_nats::jetstream::{self, consumer, stream};
 use async_nats::{Client, StatusCode, Subject};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use tokio::task::JoinSet;
 
-use crate::http_load::{closed_loop, join, PublishOpts, Publisher};
-use crate::measure::{histogram, latencies, record, CpuMeter, Sample};
+use crate::http_load::{closed_loop, send_all, take_all, PublishOpts, Publisher, Taker};
+use crate::measure::Sample;
 use crate::target::{payload, Target};
 
 /// The durable pull consumer `pop` takes from.
@@ -56,6 +52,35 @@ pub async fn publish(target: &Target, queue: &str, opts: &PublishOpts) -> anyhow
     closed_loop(target.pid, opts, publishers).await
 }
 
+/// A client pulling one message at a time from the durable consumer, acking each.
+struct Pull {
+    client: Client,
+    next: Subject,
+    inbox: Subject,
+    replies: async_nats::Subscriber,
+}
+
+impl Taker for Pull {
+    async fn take(&mut self) -> anyhow::Result<bool> {
+        let request = Bytes::from_static(PULL_ONE);
+        self.client.publish_with_reply(self.next.clone(), self.inbox.clone(), request).await?;
+        let message = self.replies.next().await.context("the reply subscription ended")?;
+        match message.status {
+            None => {}
+            Some(StatusCode::NOT_FOUND) => return Ok(false), // no message ready: the stream is drained
+            Some(status) => bail!("pull request answered {status}: {:?}", message.description),
+        }
+        let reply = message.reply.context("a message without its ack subject")?;
+        self.client.publish(reply, Bytes::from_static(b"+ACK")).await?;
+        Ok(true)
+    }
+
+    /// The last ack is at the server before the CPU reading.
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        Ok(self.client.flush().await?)
+    }
+}
+
 /// Fills `queue`'s stream with `prefill` messages, then takes them with `conns` connections
 /// from one durable pull consumer until it has none. The sample counts the messages taken.
 pub async fn pop(
@@ -66,7 +91,13 @@ pub async fn pop(
     prefill: u64,
 ) -> anyhow::Result<Sample> {
     let stream = create_stream(&connect(target.addr).await?, queue).await?;
-    fill(target.addr, queue, conns, size, prefill).await?;
+    let (body, subject) = (Bytes::from(payload(size, 0)), Subject::from(queue));
+    let mut publishers = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let js = jetstream::new(connect(target.addr).await?);
+        publishers.push(Publish { js, subject: subject.clone(), body: body.clone() });
+    }
+    send_all(publishers, prefill).await?;
     let config = consumer::pull::Config {
         durable_name: Some(CONSUMER.to_owned()),
         ack_policy: consumer::AckPolicy::Explicit,
@@ -74,65 +105,14 @@ pub async fn pop(
     };
     stream.create_consumer(config).await?;
     let next = Subject::from(format!("$JS.API.CONSUMER.MSG.NEXT.{queue}.{CONSUMER}"));
-    let meter = CpuMeter::start(target.pid);
-    let start = Instant::now();
-    let mut tasks = JoinSet::new();
+    let mut pulls = Vec::with_capacity(conns);
     for _ in 0..conns {
-        let (addr, next) = (target.addr, next.clone());
-        tasks.spawn(async move {
-            let client = connect(addr).await?;
-            let inbox = Subject::from(client.new_inbox());
-            let mut replies = client.subscribe(inbox.clone()).await?;
-            let (mut hist, mut count) = (histogram(), 0u64);
-            loop {
-                let t0 = Instant::now();
-                client.publish_with_reply(next.clone(), inbox.clone(), Bytes::from_static(PULL_ONE)).await?;
-                let message = replies.next().await.context("the reply subscription ended")?;
-                match message.status {
-                    None => {}
-                    Some(StatusCode::NOT_FOUND) => break, // no message ready: the stream is drained
-                    Some(status) => bail!("pull request answered {status}: {:?}", message.description),
-                }
-                let reply = message.reply.context("a message without its ack subject")?;
-                client.publish(reply, Bytes::from_static(b"+ACK")).await?;
-                record(&mut hist, t0.elapsed().as_nanos() as u64);
-                count += 1;
-            }
-            client.flush().await?; // the last ack is at the server before the CPU reading
-            anyhow::Ok((hist, count))
-        });
+        let client = connect(target.addr).await?;
+        let inbox = Subject::from(client.new_inbox());
+        let replies = client.subscribe(inbox.clone()).await?;
+        pulls.push(Pull { client, next: next.clone(), inbox, replies });
     }
-    let (hist, count) = join(tasks).await?;
-    let elapsed = start.elapsed().as_secs_f64();
-    let (load_cpu, server_cpu) = meter.shares();
-    Ok(Sample {
-        count,
-        rate: count as f64 / elapsed,
-        lat_us: latencies(&hist),
-        load_cpu,
-        server_cpu,
-        extra: 0.0,
-    })
-}
-
-/// Publishes exactly `total` messages to `queue` over `conns` connections, each waiting for
-/// its acks.
-async fn fill(addr: SocketAddr, queue: &str, conns: usize, size: usize, total: u64) -> anyhow::Result<()> {
-    let body = Bytes::from(payload(size, 0));
-    let subject = Subject::from(queue);
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = JoinSet::new();
-    for _ in 0..conns {
-        let (subject, body, next) = (subject.clone(), body.clone(), next.clone());
-        tasks.spawn(async move {
-            let js = jetstream::new(connect(addr).await?);
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                js.publish(subject.clone(), body.clone()).await?.await?;
-            }
-            anyhow::Ok((histogram(), 0))
-        });
-    }
-    join(tasks).await.map(drop)
+    take_all(target.pid, pulls).await
 }
 
 /// Creates the stream `queue` on subject `queue`: work-queue retention, file storage, one
