@@ -49,7 +49,7 @@
 //! - **Damage loses only what is damaged, and says so**: a record that fails its checksum is
 //!   skipped alone (a torn final write cuts the log's tail), logged at WARN with its file and
 //!   offset and counted in `restmq_store_damaged_records_total`; a queue whose log cannot be
-//!   read is quarantined (moved aside, logged at ERROR, listed by `/readyz` and `/stats/`) and
+//!   read is quarantined (moved aside, logged at ERROR, counted by `/readyz`, listed by `/stats/`) and
 //!   every other queue is served (see `logs`).
 //! - **A number is never given twice**: a queue's counter is written ahead of the numbers
 //!   handed out (see `catalog::NUMBERS_AHEAD`), a log's last number is never read below one it
