@@ -1,5 +1,6 @@
-//! The embedded store's deep backlog: fill one queue with N messages of 1 KiB (NDJSON
-//! batches), read the server's RSS, kill it (`SIGKILL`) and start it again on the same data
+//! The embedded store's deep backlog: fill one queue with N messages of 1 KiB (one `POST` each,
+//! over several connections: the plain adds a producer sends, through the queue's log), read
+//! the server's RSS, kill it (`SIGKILL`) and start it again on the same data
 //! directory, time it to `/readyz`, then drain the queue with hard gets over several
 //! connections, checking every message comes back exactly once and each connection sees
 //! them oldest first; the same gets from a short queue of the same messages, just before, are
@@ -9,14 +10,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
-use bytes::Bytes;
 use hyper::StatusCode;
 use tokio::task::JoinSet;
 
 use crate::client::HttpConn;
+use crate::http_load::fill;
 use crate::measure::{cpu_time, rss_kib, CpuMeter};
 use crate::servers::Env;
-use crate::target::payload;
 
 /// The short queue the deep one's gets are compared with.
 pub const SHORT: u64 = 30_000;
@@ -51,11 +51,10 @@ pub async fn backlog(env: &Env, redis: SocketAddr, messages: u64, conns: usize) 
     let dir = tempfile::tempdir()?;
     let mut out = Backlog { messages, size, ..Backlog::default() };
     let server = env.restmq_in("embedded", redis, dir.path())?;
-    let (addr, queue) = (server.target.addr, "backlog");
+    let queue = "backlog";
     let path = format!("/q/{queue}");
-    let line = payload(size, 0);
     let started = Instant::now();
-    fill(addr, &path, &line, messages).await?;
+    fill(&server.target, queue, conns, size, messages).await?;
     out.fill_rate = messages as f64 / started.elapsed().as_secs_f64();
     out.rss_filled_mib = mib(server.target.pid);
     drop(server); // SIGKILL: the restart recovers from the WAL
@@ -78,7 +77,7 @@ pub async fn backlog(env: &Env, redis: SocketAddr, messages: u64, conns: usize) 
     // alone is over in a second, and swings with the fill's writes still under way).
     let mut short = Vec::new();
     for _ in 0..3 {
-        fill(addr, "/q/backlog-short", &line, SHORT).await?;
+        fill(&server.target, "backlog-short", conns, size, SHORT).await?;
         settle(pid).await;
         short.push(drain(addr, "/q/backlog-short", conns, SHORT).await?.0);
     }
@@ -104,25 +103,6 @@ async fn settle(pid: Option<u32>) {
             _ => {}
         }
     }
-}
-
-/// Publishes `messages` copies of `line` to `path` in NDJSON batches of 1,000.
-async fn fill(addr: SocketAddr, path: &str, line: &[u8], messages: u64) -> anyhow::Result<()> {
-    let mut conn = HttpConn::connect(addr).await?;
-    let mut sent = 0;
-    while sent < messages {
-        let n = (messages - sent).min(1_000);
-        let mut body = Vec::with_capacity((line.len() + 3) * n as usize);
-        for _ in 0..n {
-            body.push(b'"');
-            body.extend_from_slice(line);
-            body.extend_from_slice(b"\"\n");
-        }
-        let (status, answer) = conn.post(path, Bytes::from(body), "application/x-ndjson").await?;
-        ensure!(status.is_success(), "fill: {status} {}", String::from_utf8_lossy(&answer));
-        sent += n;
-    }
-    Ok(())
 }
 
 /// Hard gets on `path` over `conns` connections until it is empty: the rate, and whether
