@@ -53,11 +53,15 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use super::segment::{Segment, HEADER, MAX_RECORD};
 use files::{
-    create_segment, meta, open_full, remove_segment, remove_temps, segment_files, segment_path, sync_dir,
+    create_segment, meta, open_full, remove_segment, remove_temps, segment_files, segment_path, settle_spare,
+    sync_dir, write_meta, Files, SPARE,
 };
+pub use files::{Background, INLINE_SEGMENTS};
 use state::{word, Mark, State, HEAD, STATE, TAIL};
 #[cfg(test)]
 use state::{SLOT, SYNCED};
@@ -200,6 +204,13 @@ pub struct QueueLog {
     damaged: BTreeSet<(u64, usize)>,
     /// Records this log found lost to damage.
     lost: u64,
+    /// The background that does this log's file work (see the module doc); `None`: done
+    /// inline (a log opened alone, in tests and tools).
+    files: Option<Arc<Files>>,
+    /// A spare was asked for since the last rollover.
+    asked: bool,
+    /// Segments this log's rollovers made inline with a background (no spare ready).
+    inline: u64,
 }
 
 impl QueueLog {
@@ -212,6 +223,10 @@ impl QueueLog {
         create_dir(dir)?;
         let mut state = State::open(dir)?;
         let mut files = segment_files(dir)?;
+        if settle_spare(dir, state.read(TAIL).map(|t| t.segment), &files)? {
+            sync_dir(dir)?;
+            files = segment_files(dir)?;
+        }
         if files.is_empty() {
             if state.any() {
                 return Err(corrupt("the log's segments are missing"));
@@ -274,6 +289,9 @@ impl QueueLog {
             len: 0,
             damaged: BTreeSet::new(),
             lost: 0,
+            files: None,
+            asked: false,
+            inline: 0,
         };
         log.recount_tail()?;
         if log.head.seq > log.tail.seq {
@@ -283,6 +301,15 @@ impl QueueLog {
         log.check_head()?;
         log.survey()?;
         log.settle_head()?;
+        Ok(log)
+    }
+
+    /// Opens the log in `dir` as [`QueueLog::open`] does (inline), then leaves its file work to
+    /// `background`: from then on no append or take makes a system call that can wait on the
+    /// disk, but for a rollover that finds no spare ready (see the module doc).
+    pub fn open_in(dir: &Path, after: u64, background: &Arc<Background>) -> io::Result<Self> {
+        let mut log = Self::open(dir, after)?;
+        log.files = Some(Files::new(dir, background));
         Ok(log)
     }
 
@@ -458,18 +485,38 @@ impl QueueLog {
         self.segments.front().and_then(|(_, s)| s.as_ref())
     }
 
+    /// Unmaps the segments between the head's and the tail's (they need not stay mapped) —
+    /// but, with a background, the next after the head's (the head moves into it without a
+    /// system call; the background maps the one after, see `settle_head`) and a
+    /// spare in use not yet under its name (mapped until the background renames it).
+    fn unmap_between(&mut self) {
+        let last = self.segments.len().saturating_sub(1);
+        let from = if self.files.is_some() { 2 } else { 1 };
+        for i in from..last {
+            let (first, mapped) = &mut self.segments[i];
+            if mapped.is_some() && !self.files.as_ref().is_some_and(|f| f.unplaced(*first)) {
+                *mapped = None;
+            }
+        }
+    }
+
     /// Maps the `i`th segment, if it is not.
     fn map(&mut self, i: usize) -> io::Result<()> {
         let (first, slot) = &mut self.segments[i];
         if slot.is_none() {
-            *slot = Some(open_full(&segment_path(&self.dir, *first))?);
+            let mapped = self.files.as_ref().and_then(|f| f.take_mapped(*first));
+            *slot = Some(match mapped {
+                Some(segment) => segment,
+                None => open_full(&segment_path(&self.dir, *first))?,
+            });
         }
         Ok(())
     }
 
     /// Leaves the head's segment while it is not the tail's and has no record at the head:
     /// maps the next one, writes the head there, then removes the left one's file (in this
-    /// order, so a crash between them leaves a file the next open removes). Whether it moved.
+    /// order, so a crash between them leaves a file the next open removes) — with a
+    /// background, that does it once the state page is synced. Whether it moved.
     fn settle_head(&mut self) -> io::Result<bool> {
         let mut moved = false;
         while self.segments.len() > 1 {
@@ -489,8 +536,18 @@ impl QueueLog {
             let (first, segment) = self.segments.pop_front().expect("more than one");
             drop(segment);
             self.damaged.retain(|&(segment, _)| segment > first);
-            remove_segment(&segment_path(&self.dir, first))?;
-            sync_dir(&self.dir)?;
+            match &self.files {
+                Some(files) => {
+                    files.left_head(first);
+                    if let Some(&(next, None)) = self.segments.get(1) {
+                        files.ask_map(next);
+                    }
+                }
+                None => {
+                    remove_segment(&segment_path(&self.dir, first))?;
+                    sync_dir(&self.dir)?;
+                }
+            }
             moved = true;
         }
         Ok(moved)
@@ -515,36 +572,74 @@ impl QueueLog {
         record.extend_from_slice(payload);
         let (first, tail) = self.segments.back_mut().expect("the tail's segment is open");
         let tail = tail.as_mut().expect("the tail's segment is mapped");
-        let (segment, offset) = match tail.append(&record) {
-            Some(offset) => (*first, offset),
+        let (segment, offset, left) = match tail.append(&record) {
+            Some(offset) => {
+                let size = tail.size();
+                if !self.asked && offset > size / 2 {
+                    if let Some(files) = &self.files {
+                        files.ask_spare((size * 2).clamp(FIRST_SEGMENT, MAX_SEGMENT));
+                    }
+                    self.asked = true;
+                }
+                (*first, offset, None)
+            }
             None => {
-                tail.sync()?;
                 // An empty tail (a new log's) is replaced by one large enough, under its name.
                 let empty = tail.end() <= FIRST_RECORD as usize && self.tail.seq == *first;
                 // Doubled; on a disk too full for that, as small as the record allows.
                 let least = FIRST_SEGMENT.max(FIRST_RECORD as usize + HEADER + record.len());
                 let size = (tail.size() * 2).clamp(FIRST_SEGMENT, MAX_SEGMENT).max(least);
-                let (dir, first, before) = (&self.dir, self.tail.seq, self.tail.n);
-                let create = |size| create_segment(dir, first, before, size);
-                let mut next = match create(size) {
-                    Err(e) if e.kind() == io::ErrorKind::StorageFull && size > least => create(least)?,
-                    created => created?,
+                let (old, first, before) = (*first, self.tail.seq, self.tail.n);
+                let spare = match &self.files {
+                    Some(files) if !empty => files.take_spare(least),
+                    _ => None,
+                };
+                let spared = spare.is_some();
+                let mut next = match spare {
+                    Some(mut spare) => {
+                        write_meta(&mut spare, first, before);
+                        spare
+                    }
+                    None => {
+                        if self.files.is_none() {
+                            tail.sync()?;
+                        }
+                        let dir = &self.dir;
+                        let create = |size| create_segment(dir, first, before, size);
+                        let next = match create(size) {
+                            Err(e) if e.kind() == io::ErrorKind::StorageFull && size > least => {
+                                create(least)?
+                            }
+                            created => created?,
+                        };
+                        if self.files.is_some() {
+                            self.inline += 1;
+                            INLINE_SEGMENTS.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(dir = %self.dir.display(), "queue log: no spare segment ready; one made inline");
+                        }
+                        next
+                    }
                 };
                 let offset = next.append(&record).expect("sized for the record");
                 if empty {
                     self.segments.pop_back();
-                } else if self.segments.len() > 1 {
-                    // The old tail is not the head's segment: it need not stay mapped.
-                    self.segments.back_mut().expect("a tail").1 = None;
                 }
                 self.segments.push_back((first, Some(next)));
-                (first, offset)
+                self.unmap_between();
+                self.asked = false;
+                (first, offset, (!empty).then_some((old, spared)))
             }
         };
         let end = (offset + HEADER + record.len()) as u64;
         self.tail = Mark { seq, segment, offset: end, n };
         self.write(TAIL);
         self.len += 1;
+        // The tail's mark names the new segment: the background may place it and sync the old.
+        match (&self.files, left) {
+            (Some(files), Some((old, true))) => files.placed(segment, old),
+            (Some(files), Some((old, false))) => files.left_tail(old),
+            _ => {}
+        }
         if self.head.seq == seq - 1 && self.head.segment != segment {
             // The log was empty: its head follows the tail to the new segment — after the tail's
             // mark names it (the head's mark is never past the tail's), and the add is done:
@@ -718,10 +813,18 @@ impl QueueLog {
     }
 
     /// The files of the log in `dir` that an fsync from another thread must cover: its state
-    /// page and its newest segment (a segment the tail left was synced as it did).
+    /// page, its newest segment and its spare (the tail's segment until the background renames
+    /// it). A segment the tail left is synced by the background's job queued at the rollover
+    /// (on the same thread, before this), or inline at the rollover without a background.
     pub fn files_to_sync(dir: &Path) -> io::Result<Vec<PathBuf>> {
         let newest = segment_files(dir)?.pop().map(|(_, path)| path);
-        Ok(std::iter::once(dir.join(STATE)).chain(newest).collect())
+        Ok([dir.join(STATE)].into_iter().chain(newest).chain([dir.join(SPARE)]).collect())
+    }
+
+    #[cfg(test)]
+    /// Segments this log's rollovers made inline with a background (no spare ready).
+    pub fn inline_segments(&self) -> u64 {
+        self.inline
     }
 
     #[cfg(test)]
