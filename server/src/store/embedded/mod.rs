@@ -20,7 +20,12 @@
 //! acknowledged change survives `kill -9`; what survives a power loss is `--fsync`'s: `always`
 //! fsyncs the WAL before answering (group commit; the logs are not used), `everysec` (default)
 //! fsyncs the WAL and the logs written at most a second later, `never` leaves it to the OS and
-//! to checkpoints; the fsyncs run on the `syncer` thread. Gets, soft reads and leases through
+//! to checkpoints. The WAL's and the logs' fsyncs run on the `syncer` thread (but SQLite's own
+//! at each commit under `always`), and so does every other file operation of the logs' plain
+//! adds and hard gets — a segment made ahead, renamed into place, fdatasynced once the tail
+//! leaves it, unlinked once the head has and the state page is synced (see `queue_log`) — but
+//! for a rollover in a burst faster than that thread (it makes its segment inline) and a new
+//! queue's first plain add (it creates the queue's log: once per queue). Gets, soft reads and leases through
 //! SQLite are committed like adds, before they are answered.
 //! Once an add is queued the broker may wake the queue's dispatcher (`store::ON_QUEUED`), so
 //! that a waiting consumer's get runs in the same batch, after its adds (see `batcher`): an add

@@ -1,9 +1,43 @@
 //! One queue's log: its messages in order in segments `<dir>/<first seq>.seg` (see `segment`),
 //! and a mapped `state` page saying where the head and the tail are. Adding and taking are
 //! copies and stores into shared maps — in the kernel, safe from a crash of the process, with
-//! no system call — except when a segment is created (the tail's is full) or removed (the
-//! head has left it). Only the head's and the tail's segments are mapped: a backlog between
-//! them is on disk only.
+//! no system call; with a background (below) also when a segment is begun or left. Only the
+//! head's and the tail's segments are mapped (with a background, also the next after the
+//! head's): a backlog between them is on disk only.
+//!
+//! # Off the request path: the background
+//!
+//! A log opened with [`QueueLog::open_in`] (the store's) leaves every file operation of its
+//! appends and takes to a [`Background`], whose work the store's syncer thread does (see
+//! `syncer`); the request path only stores into its jobs and wakes that thread:
+//! - **A spare segment made ahead.** When the tail's segment passes half full, the
+//!   background makes a spare of the next size, `spare` in the log's directory: created,
+//!   reserved (`fallocate`: zeros), fsynced, the directory fsynced, mapped. At the rollover the
+//!   appender stores the meta record and the record into the spare's map, then the tail's
+//!   mark naming it — no system call — and the background then fdatasyncs the spare, renames
+//!   it to its name and fsyncs the directory. Until then the spare stays mapped (nothing opens
+//!   it by its name).
+//! - **The old tail's fdatasync** at a rollover is the background's (it only matters for a
+//!   power loss; under `--fsync everysec` the syncer also fsyncs the state page, the newest
+//!   segment and the spare of each log written, within 50 ms, after the jobs of its round).
+//! - **A segment the head left** is unlinked by the background once it has fdatasynced the
+//!   state page naming the new head, then the directory is fsynced: a power loss never finds a
+//!   head's mark naming a removed file. The head's mark leaves it first (as inline).
+//! - **The next segment mapped ahead.** The segment after the head's stays mapped, and when
+//!   the head moves into it the background maps the one after; a head that finds it not
+//!   mapped yet maps it itself.
+//! - **A burst faster than the background** (no spare ready at a rollover, or one too small
+//!   for the record) makes its segment inline as a log without a background does, counted in
+//!   [`INLINE_SEGMENTS`] and logged at DEBUG; so does the replacement of an empty first
+//!   segment too small for the first record. On a disk too full for a spare the background's
+//!   attempt fails (logged at DEBUG, nothing left), the rollover's inline one too: the add is
+//!   refused with `StorageFull` (`507`), nothing written.
+//! - Not moved: opening a log (at start-up, and a new queue's log at its first plain add:
+//!   its directory, state page and first segment, once per queue) is inline; so is reading a
+//!   segment between the head's and the tail's (browse, `visit`, `newest`).
+//!
+//! A spare on disk holds its blocks (up to [`MAX_SEGMENT`] per log) until used. A log dropped
+//! leaves its jobs undone: its next open settles them (below).
 //!
 //! Records are numbered by the caller (increasing, gaps allowed) and counted by the log (`seq`).
 //! A segment starts with a meta record (its first `seq`, the number before its first message),
@@ -47,8 +81,15 @@
 //!   before its file is unlinked; at open, the files outside the head's to the tail's segment
 //!   (left, or created for a tail never marked) are removed once the marks are read and found
 //!   good.
+//! - **A spare is a segment only once the tail's mark names it.** At open, before the
+//!   segments are read, a `spare` whose meta record names the tail's segment, which has no
+//!   file (a crash before the background renamed it), is renamed to its name (so is one
+//!   naming a segment past the last when the tail's mark is lost); any other (never used,
+//!   or used by a rollover whose mark was never stored) is removed — but while the tail's
+//!   segment is missing: then the open fails and nothing is removed.
 //! - For a power loss, the directory is fsynced after each file is created, renamed or
-//!   removed, and a new segment's meta record before its name exists.
+//!   removed, and a new segment's meta record before its name exists (a spare's before the
+//!   background renames it; its entry as `spare` is fsynced when it is made).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io;

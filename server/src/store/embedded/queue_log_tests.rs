@@ -386,3 +386,39 @@ fn a_spare_in_use_is_placed_at_open_and_an_unused_one_removed() {
     assert!(!dir.path().join(SPARE).exists());
     assert_eq!(log.peek(usize::MAX).unwrap().len() as u64, n);
 }
+
+/// With a background, on a disk too full for a spare: the background cannot make it (nothing
+/// left behind), the add that needs a segment makes none inline either and is refused with
+/// `StorageFull`, changing nothing; once the head frees segments, adds go on.
+#[test]
+fn a_disk_too_full_for_a_spare_refuses_the_add_that_needs_a_segment() {
+    let disk = Tmpfs::mount("1m");
+    let path = disk.0.path().join("q");
+    let background = Arc::new(Background::default());
+    let mut log = QueueLog::open_in(&path, 0, &background).unwrap();
+    let mut added = 0;
+    let refused = loop {
+        match log.append(added + 1, &body(added + 1, 1000)) {
+            Ok(()) => added += 1,
+            Err(error) => break error,
+        }
+        work_elsewhere(&background);
+    };
+    assert_eq!(refused.kind(), io::ErrorKind::StorageFull);
+    assert!(added > 300, "{added} adds before the disk was full");
+    assert_eq!((log.len(), log.last_number()), (added, added));
+    assert!(!path.join(SPARE).exists(), "no spare left behind");
+    for n in 1..=added / 2 {
+        assert_eq!(log.take().unwrap(), Some(n));
+    }
+    work_elsewhere(&background);
+    let mut more = 0;
+    while log.append(added + more + 1, &body(0, 1000)).is_ok() {
+        more += 1;
+        work_elsewhere(&background);
+    }
+    assert!(more > 0);
+    drop(log);
+    let log = QueueLog::open(&path, 0).unwrap();
+    assert_eq!(log.len(), added - added / 2 + more);
+}
