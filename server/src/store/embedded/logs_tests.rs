@@ -852,3 +852,52 @@ async fn starts_killed_in_a_row_skip_one_gap() {
     assert_eq!(values(&store, &q).await, ["a", "b", "c", "d"]);
     store.close().await.unwrap();
 }
+
+/// Waits up to 10 s for `what`.
+async fn wait_for(what: impl Fn() -> bool) -> bool {
+    for _ in 0..1000 {
+        if what() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// The store's syncer thread does the logs' file work: it makes a log's spare segment once the
+/// tail's passes half full, and the rollover puts it in use — renamed to its name by the
+/// syncer; a segment the head left is removed by it.
+#[tokio::test]
+async fn the_syncer_makes_the_next_segment_ahead_and_removes_the_left_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("ahead");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let log = dir.path().join(LOG_DIR).join("1");
+    let segments = || {
+        let mut names: Vec<String> = std::fs::read_dir(&log)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".seg") || n.ends_with(".new"))
+            .collect();
+        names.sort();
+        names
+    };
+    for i in 1..=40u64 {
+        store.add(&q, format!("{i:0>1000}"), None).await.unwrap();
+    }
+    assert!(wait_for(|| log.join("spare").exists()).await, "a spare once the first segment is half full");
+    assert_eq!(segments().len(), 1);
+    for i in 41..=80u64 {
+        store.add(&q, format!("{i:0>1000}"), None).await.unwrap();
+    }
+    assert!(wait_for(|| segments().len() == 2).await, "the spare renamed into place: {:?}", segments());
+    assert!(segments().iter().all(|n| n.ends_with(".seg")));
+    let got: Vec<u64> = store.pop(&q, 70).await.unwrap().iter().map(|m| m.key.n).collect();
+    assert_eq!(got, (1..=70).collect::<Vec<_>>());
+    assert!(wait_for(|| segments().len() == 1).await, "the left segment removed: {:?}", segments());
+    store.close().await.unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let got: Vec<u64> = store.pop(&q, usize::MAX).await.unwrap().iter().map(|m| m.key.n).collect();
+    assert_eq!(got, (71..=80).collect::<Vec<_>>());
+    store.close().await.unwrap();
+}

@@ -86,7 +86,9 @@
 //!   file (a crash before the background renamed it), is renamed to its name (so is one
 //!   naming a segment past the last when the tail's mark is lost); any other (never used,
 //!   or used by a rollover whose mark was never stored) is removed — but while the tail's
-//!   segment is missing: then the open fails and nothing is removed.
+//!   segment is missing: a spare whose meta record a power loss lost, the tail's mark naming
+//!   a segment past the last, gets it again and is renamed; else the open fails and nothing
+//!   is removed.
 //! - For a power loss, the directory is fsynced after each file is created, renamed or
 //!   removed, and a new segment's meta record before its name exists (a spare's before the
 //!   background renames it; its entry as `spare` is fsynced when it is made).

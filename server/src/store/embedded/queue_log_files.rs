@@ -144,8 +144,10 @@ fn numbered(dir: &Path, suffix: &str) -> io::Result<Vec<(u64, PathBuf)>> {
 /// At open, before the segments are read: a spare left in `dir` by the last run. One put in
 /// use (its meta record names the tail's segment, which has no file yet: a crash came before
 /// the background renamed it) is renamed to its name; one never used, or used by a rollover
-/// whose tail's mark was never stored, is removed. One that cannot be told (the tail's
-/// segment missing and the spare's meta record not naming it) is left: the open fails.
+/// whose tail's mark was never stored, is removed. One whose meta record is lost while the
+/// tail's mark names a segment past the last, with no file (a power loss), gets its meta
+/// record again and is renamed. One that cannot be told (the tail's segment missing and the
+/// spare's meta record naming another) is left: the open fails.
 /// Whether an entry of `dir` changed.
 pub(super) fn settle_spare(dir: &Path, tail: Option<u64>, files: &[(u64, PathBuf)]) -> io::Result<bool> {
     let path = dir.join(SPARE);
@@ -159,10 +161,37 @@ pub(super) fn settle_spare(dir: &Path, tail: Option<u64>, files: &[(u64, PathBuf
         (Some(seq), Some(tail)) if seq == tail && !has(seq) => place(dir, &path, seq)?,
         // The tail's mark lost: the spare is the newest segment.
         (Some(seq), None) if last.is_none_or(|last| seq > last) => place(dir, &path, seq)?,
+        // A power loss kept the tail's mark naming it, not its meta record (nor the records
+        // in its first page: lost, counted by the open).
+        (None, Some(tail)) if !has(tail) && last.is_none_or(|last| tail > last) => {
+            // A bound below its numbers: the number before the previous segment's first.
+            let before = files.last().and_then(|f| meta(&f.1).ok()).map_or(0, |m| m.1);
+            rebuild_meta(&path, tail, before)?;
+            place(dir, &path, tail)?;
+        }
         (_, Some(tail)) if !has(tail) => return Ok(false),
         _ => remove_segment(&path)?,
     }
     Ok(true)
+}
+
+/// Writes segment `seq`'s meta record (`before`: the number before its first message) into
+/// the file `path`, synced.
+fn rebuild_meta(path: &Path, seq: u64, before: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    tracing::warn!(
+        path = %path.display(), seq,
+        "queue log: the spare segment in use lost its meta record (a power loss): written again"
+    );
+    let mut frame = [0; FIRST_RECORD as usize];
+    frame[HEADER..HEADER + 8].copy_from_slice(&seq.to_le_bytes());
+    frame[HEADER + 8..].copy_from_slice(&before.to_le_bytes());
+    frame[..4].copy_from_slice(&16u32.to_le_bytes());
+    let crc = crc32fast::hash(&frame[HEADER..]);
+    frame[4..HEADER].copy_from_slice(&crc.to_le_bytes());
+    let file = File::options().write(true).open(path)?;
+    around("spare: write its meta record", || file.write_all_at(&frame, 0))?;
+    around("spare: fdatasync", || file.sync_data())
 }
 
 /// Renames the spare `path` to segment `seq`'s name.

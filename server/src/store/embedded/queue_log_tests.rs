@@ -345,21 +345,17 @@ fn a_burst_faster_than_the_background_goes_on_inline() {
     assert_eq!(numbers, (n - 9..=n).collect::<Vec<_>>());
 }
 
-/// A crash after a rollover put the spare in use, before the background renamed it: the
-/// next open renames it into place (its meta record names the tail's segment) and keeps its
-/// messages; a spare never used is removed.
-#[test]
-fn a_spare_in_use_is_placed_at_open_and_an_unused_one_removed() {
-    let dir = tempfile::tempdir().unwrap();
+/// A log whose last rollover put the spare in use (with one record) and whose background
+/// never placed it: its messages' count, the spare's segment.
+fn a_spare_in_use_not_placed(dir: &Path) -> (u64, u64) {
     let background = Arc::new(Background::default());
-    let mut log = QueueLog::open_in(dir.path(), 0, &background).unwrap();
+    let mut log = QueueLog::open_in(dir, 0, &background).unwrap();
     let mut n = 0;
     while log.segments.len() < 2 {
         n += 1;
         log.append(n, &body(n, 1000)).unwrap();
         background.work();
     }
-    // The spare put in use by the next rollover, its placement never done.
     let first = loop {
         n += 1;
         log.append(n, &body(n, 1000)).unwrap();
@@ -368,8 +364,38 @@ fn a_spare_in_use_is_placed_at_open_and_an_unused_one_removed() {
         }
         background.work();
     };
-    assert!(dir.path().join(SPARE).exists() && !segment_path(dir.path(), first).exists());
-    drop(log);
+    assert!(dir.join(SPARE).exists() && !segment_path(dir, first).exists());
+    (n, first)
+}
+
+/// A power loss after a rollover put the spare in use kept the state page (its tail's mark
+/// names the spare's segment) but not the spare's first page (its meta record and first
+/// record): the open writes its meta record again and renames it; that record is lost,
+/// counted, the others kept, and the log goes on.
+#[test]
+fn a_spare_in_use_that_lost_its_meta_record_is_placed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (n, first) = a_spare_in_use_not_placed(dir.path());
+    let spare = OpenOptions::new().write(true).open(dir.path().join(SPARE)).unwrap();
+    spare.write_all_at(&[0; 4096], 0).unwrap();
+    drop(spare);
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    assert!(!dir.path().join(SPARE).exists() && segment_path(dir.path(), first).exists());
+    let numbers: Vec<u64> = log.peek(usize::MAX).unwrap().iter().map(|m| m.0).collect();
+    assert_eq!(numbers, (1..n).collect::<Vec<_>>(), "the record in the lost page is lost alone");
+    assert_eq!(log.lost(), 1);
+    log.append(n + 1, b"after").unwrap();
+    assert_eq!(log.last_number(), n + 1);
+}
+
+/// A crash after a rollover put the spare in use, before the background renamed it: the
+/// next open renames it into place (its meta record names the tail's segment) and keeps its
+/// messages; a spare never used is removed.
+#[test]
+fn a_spare_in_use_is_placed_at_open_and_an_unused_one_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut n, first) = a_spare_in_use_not_placed(dir.path());
+    let background = Arc::new(Background::default());
     let log = QueueLog::open(dir.path(), 0).unwrap();
     assert!(!dir.path().join(SPARE).exists() && segment_path(dir.path(), first).exists());
     assert_eq!(log.peek(usize::MAX).unwrap().len() as u64, n);
