@@ -352,7 +352,15 @@ impl QueueLog {
     /// disk, but for a rollover that finds no spare ready (see the module doc).
     pub fn open_in(dir: &Path, after: u64, background: &Arc<Background>) -> io::Result<Self> {
         let mut log = Self::open(dir, after)?;
-        log.files = Some(Files::new(dir, background));
+        let files = Files::new(dir, background);
+        // A tail already past half full gets its spare now.
+        if let Some((_, Some(tail))) = log.segments.back() {
+            if tail.end() > tail.size() / 2 {
+                files.ask_spare((tail.size() * 2).clamp(FIRST_SEGMENT, MAX_SEGMENT));
+                log.asked = true;
+            }
+        }
+        log.files = Some(files);
         Ok(log)
     }
 
