@@ -1,8 +1,7 @@
 //! The embedded store's syncer thread: it keeps the disk work off the request path. It does
-//! the queue logs' file work (`queue_log::Background`: spare segments made ahead, a spare put
-//! in use renamed to its name, the fdatasync of a segment the tail left, the unlink of one the
-//! head left once the state page is synced, each directory fsync), woken by the log that
-//! queued it, before anything else in each round. It fsyncs
+//! every file operation of the queue logs' appends and takes (`queue_log::Background`, whose
+//! jobs and their order are in `queue_log`'s module doc), woken by the log that queued one,
+//! first in each round. It fsyncs
 //! the WAL — under `--fsync everysec` within [`SYNC_EVERY`] of a commit (well inside its
 //! second), after every batch under `always` (group commit: batches committed meanwhile share
 //! one fsync, and are answered only then); under `never` not at all. Under `everysec` it also
