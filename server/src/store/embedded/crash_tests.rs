@@ -3,7 +3,9 @@
 //! (`pop`, from SQLite and from the log), a soft get (`peek`, read in place), an add with a
 //! ttl (which drains the log into SQLite), a purge, a close and a reopen. Under `--fsync
 //! never`, so that a drain's head move is not left to the syncer's timing. SQLite's own writes have no points (its journal is
-//! its own); every file operation of the logs has.
+//! its own); every file operation of the logs has — those of the logs' background (spares,
+//! their renames, deferred syncs and unlinks) on the syncer's thread, so the k-th point of a
+//! run is not always the same operation: each is still a crash the store must survive.
 //!
 //! What must hold after each crash, once the store is opened again (it must open), as in
 //! `queue_log_crash_tests.rs`: every acknowledged add is waiting exactly once, in order,

@@ -50,11 +50,13 @@ pub const QUARANTINE_AHEAD: u64 = MAX_SEGMENT as u64 / LEAST_RECORD + NUMBERS_AH
 pub static DAMAGED_RECORDS: AtomicU64 = AtomicU64::new(0);
 
 /// What the syncer needs of the logs: each one's directory and whether it was written since
-/// its last sync.
+/// its last sync, and their file work (spares made, segments placed, synced and removed: see
+/// `queue_log`), which the syncer's thread does.
 #[derive(Default)]
 pub struct Unsynced {
     pub any: AtomicBool,
     pub logs: Mutex<Vec<(PathBuf, Arc<AtomicBool>)>>,
+    pub files: Arc<queue_log::Background>,
     /// The syncer's fsyncs of the WAL, numbered: how many began, and the last one finished (they
     /// run one at a time). A drain's head move waits for one that began after its commit (see
     /// `Logs::committed`).
@@ -211,7 +213,7 @@ impl Logs {
                 continue;
             }
             let drained = drained.get(&meta.id).copied().unwrap_or(0);
-            match QueueLog::open(&path, 0) {
+            match QueueLog::open_in(&path, 0, &logs.unsynced.files) {
                 Ok(log) => {
                     let last = log.last_number().max(traces.marked);
                     let floor = if clean { last } else { last.saturating_add(NUMBERS_AHEAD) };
@@ -364,7 +366,9 @@ impl Logs {
             if self.open.len() >= MAX_LOGS || self.quarantined.iter().any(left) {
                 return Ok(None);
             }
-            let log = QueueLog::open(&self.path(id), after)?;
+            // A new log's directory, state page and first segment are made here, inline: once
+            // per queue (at its first plain add), not per rollover.
+            let log = QueueLog::open_in(&self.path(id), after, &self.unsynced.files)?;
             if log.last_number() > after {
                 // Not this queue's (no log of it was found at start-up): never adopted.
                 tracing::warn!(

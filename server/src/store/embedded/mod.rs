@@ -42,6 +42,12 @@
 //!   In every mode what survives is consistent: SQLite's WAL keeps whole transactions, a log's
 //!   records past its last fsync are checked against their checksums at start-up, and a drain's
 //!   head move waits for the fsync of the WAL holding what it moved (see `logs`).
+//! - **No request waits on the disk** but under `always` (its group's fsync): the fsyncs of the
+//!   WAL and the logs run on the `syncer` thread, and so does every other file operation of the
+//!   logs' plain adds and hard gets — a segment made ahead, renamed into place, fdatasynced once
+//!   the tail leaves it, unlinked once the head has and the state page is synced (see
+//!   `queue_log`) — but for a rollover in a burst faster than that thread (it makes its segment
+//!   inline) and a queue's first plain add (it creates the queue's log: once per queue).
 //! - **A crash at any instant leaves a store that starts**: every file operation of the logs is
 //!   ordered so (see `queue_log`'s "Crash safety"), proved by the crash-point test
 //!   (`crash_tests.rs`, `queue_log_crash_tests.rs`: a process stopped at each write, fsync,

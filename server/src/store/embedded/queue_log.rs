@@ -1,9 +1,43 @@
 //! One queue's log: its messages in order in segments `<dir>/<first seq>.seg` (see `segment`),
 //! and a mapped `state` page saying where the head and the tail are. Adding and taking are
 //! copies and stores into shared maps — in the kernel, safe from a crash of the process, with
-//! no system call — except when a segment is created (the tail's is full) or removed (the
-//! head has left it). Only the head's and the tail's segments are mapped: a backlog between
-//! them is on disk only.
+//! no system call; with a background (below) also when a segment is begun or left. Only the
+//! head's and the tail's segments are mapped (with a background, also the next after the
+//! head's): a backlog between them is on disk only.
+//!
+//! # Off the request path: the background
+//!
+//! A log opened with [`QueueLog::open_in`] (the store's) leaves every file operation of its
+//! appends and takes to a [`Background`], whose work the store's syncer thread does (see
+//! `syncer`); the request path only stores into its jobs and wakes that thread:
+//! - **A spare segment made ahead.** When the tail's segment passes half full, the
+//!   background makes a spare of the next size, `spare` in the log's directory: created,
+//!   reserved (`fallocate`: zeros), fsynced, the directory fsynced, mapped. At the rollover the
+//!   appender stores the meta record and the record into the spare's map, then the tail's
+//!   mark naming it — no system call — and the background then fdatasyncs the spare, renames
+//!   it to its name and fsyncs the directory. Until then the spare stays mapped (nothing opens
+//!   it by its name).
+//! - **The old tail's fdatasync** at a rollover is the background's (it only matters for a
+//!   power loss; under `--fsync everysec` the syncer also fsyncs the state page, the newest
+//!   segment and the spare of each log written, within 50 ms, after the jobs of its round).
+//! - **A segment the head left** is unlinked by the background once it has fdatasynced the
+//!   state page naming the new head, then the directory is fsynced: a power loss never finds a
+//!   head's mark naming a removed file. The head's mark leaves it first (as inline).
+//! - **The next segment mapped ahead.** The segment after the head's stays mapped, and when
+//!   the head moves into it the background maps the one after; a head that finds it not
+//!   mapped yet maps it itself.
+//! - **A burst faster than the background** (no spare ready at a rollover, or one too small
+//!   for the record) makes its segment inline as a log without a background does, counted in
+//!   [`INLINE_SEGMENTS`] and logged at DEBUG; so does the replacement of an empty first
+//!   segment too small for the first record. On a disk too full for a spare the background's
+//!   attempt fails (logged at DEBUG, nothing left), the rollover's inline one too: the add is
+//!   refused with `StorageFull` (`507`), nothing written.
+//! - Not moved: opening a log (at start-up, and a new queue's log at its first plain add:
+//!   its directory, state page and first segment, once per queue) is inline; so is reading a
+//!   segment between the head's and the tail's (browse, `visit`, `newest`).
+//!
+//! A spare on disk holds its blocks (up to [`MAX_SEGMENT`] per log) until used. A log dropped
+//! leaves its jobs undone: its next open settles them (below).
 //!
 //! Records are numbered by the caller (increasing, gaps allowed) and counted by the log (`seq`).
 //! A segment starts with a meta record (its first `seq`, the number before its first message),
@@ -47,17 +81,30 @@
 //!   before its file is unlinked; at open, the files outside the head's to the tail's segment
 //!   (left, or created for a tail never marked) are removed once the marks are read and found
 //!   good.
+//! - **A spare is a segment only once the tail's mark names it.** At open, before the
+//!   segments are read, a `spare` whose meta record names the tail's segment, which has no
+//!   file (a crash before the background renamed it), is renamed to its name (so is one
+//!   naming a segment past the last when the tail's mark is lost); any other (never used,
+//!   or used by a rollover whose mark was never stored) is removed — but while the tail's
+//!   segment is missing: a spare whose meta record a power loss lost, the tail's mark naming
+//!   a segment past the last, gets it again and is renamed; else the open fails and nothing
+//!   is removed.
 //! - For a power loss, the directory is fsynced after each file is created, renamed or
-//!   removed, and a new segment's meta record before its name exists.
+//!   removed, and a new segment's meta record before its name exists (a spare's before the
+//!   background renames it; its entry as `spare` is fsynced when it is made).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use super::segment::{Segment, HEADER, MAX_RECORD};
 use files::{
-    create_segment, meta, open_full, remove_segment, remove_temps, segment_files, segment_path, sync_dir,
+    create_segment, meta, open_full, remove_segment, remove_temps, segment_files, segment_path, settle_spare,
+    sync_dir, write_meta, Files, SPARE,
 };
+pub use files::{Background, INLINE_SEGMENTS};
 use state::{word, Mark, State, HEAD, STATE, TAIL};
 #[cfg(test)]
 use state::{SLOT, SYNCED};
@@ -200,6 +247,13 @@ pub struct QueueLog {
     damaged: BTreeSet<(u64, usize)>,
     /// Records this log found lost to damage.
     lost: u64,
+    /// The background that does this log's file work (see the module doc); `None`: done
+    /// inline (a log opened alone, in tests and tools).
+    files: Option<Arc<Files>>,
+    /// A spare was asked for since the last rollover.
+    asked: bool,
+    /// Segments this log's rollovers made inline with a background (no spare ready).
+    inline: u64,
 }
 
 impl QueueLog {
@@ -212,6 +266,10 @@ impl QueueLog {
         create_dir(dir)?;
         let mut state = State::open(dir)?;
         let mut files = segment_files(dir)?;
+        if settle_spare(dir, state.read(TAIL).map(|t| t.segment), &files)? {
+            sync_dir(dir)?;
+            files = segment_files(dir)?;
+        }
         if files.is_empty() {
             if state.any() {
                 return Err(corrupt("the log's segments are missing"));
@@ -274,6 +332,9 @@ impl QueueLog {
             len: 0,
             damaged: BTreeSet::new(),
             lost: 0,
+            files: None,
+            asked: false,
+            inline: 0,
         };
         log.recount_tail()?;
         if log.head.seq > log.tail.seq {
@@ -283,6 +344,23 @@ impl QueueLog {
         log.check_head()?;
         log.survey()?;
         log.settle_head()?;
+        Ok(log)
+    }
+
+    /// Opens the log in `dir` as [`QueueLog::open`] does (inline), then leaves its file work to
+    /// `background`: from then on no append or take makes a system call that can wait on the
+    /// disk, but for a rollover that finds no spare ready (see the module doc).
+    pub fn open_in(dir: &Path, after: u64, background: &Arc<Background>) -> io::Result<Self> {
+        let mut log = Self::open(dir, after)?;
+        let files = Files::new(dir, background);
+        // A tail already past half full gets its spare now.
+        if let Some((_, Some(tail))) = log.segments.back() {
+            if tail.end() > tail.size() / 2 {
+                files.ask_spare((tail.size() * 2).clamp(FIRST_SEGMENT, MAX_SEGMENT));
+                log.asked = true;
+            }
+        }
+        log.files = Some(files);
         Ok(log)
     }
 
@@ -458,18 +536,38 @@ impl QueueLog {
         self.segments.front().and_then(|(_, s)| s.as_ref())
     }
 
+    /// Unmaps the segments between the head's and the tail's (they need not stay mapped) —
+    /// but, with a background, the next after the head's (the head moves into it without a
+    /// system call; the background maps the one after, see `settle_head`) and a
+    /// spare in use not yet under its name (mapped until the background renames it).
+    fn unmap_between(&mut self) {
+        let last = self.segments.len().saturating_sub(1);
+        let from = if self.files.is_some() { 2 } else { 1 };
+        for i in from..last {
+            let (first, mapped) = &mut self.segments[i];
+            if mapped.is_some() && !self.files.as_ref().is_some_and(|f| f.unplaced(*first)) {
+                *mapped = None;
+            }
+        }
+    }
+
     /// Maps the `i`th segment, if it is not.
     fn map(&mut self, i: usize) -> io::Result<()> {
         let (first, slot) = &mut self.segments[i];
         if slot.is_none() {
-            *slot = Some(open_full(&segment_path(&self.dir, *first))?);
+            let mapped = self.files.as_ref().and_then(|f| f.take_mapped(*first));
+            *slot = Some(match mapped {
+                Some(segment) => segment,
+                None => open_full(&segment_path(&self.dir, *first))?,
+            });
         }
         Ok(())
     }
 
     /// Leaves the head's segment while it is not the tail's and has no record at the head:
     /// maps the next one, writes the head there, then removes the left one's file (in this
-    /// order, so a crash between them leaves a file the next open removes). Whether it moved.
+    /// order, so a crash between them leaves a file the next open removes) — with a
+    /// background, that does it once the state page is synced. Whether it moved.
     fn settle_head(&mut self) -> io::Result<bool> {
         let mut moved = false;
         while self.segments.len() > 1 {
@@ -489,8 +587,18 @@ impl QueueLog {
             let (first, segment) = self.segments.pop_front().expect("more than one");
             drop(segment);
             self.damaged.retain(|&(segment, _)| segment > first);
-            remove_segment(&segment_path(&self.dir, first))?;
-            sync_dir(&self.dir)?;
+            match &self.files {
+                Some(files) => {
+                    files.left_head(first);
+                    if let Some(&(next, None)) = self.segments.get(1) {
+                        files.ask_map(next);
+                    }
+                }
+                None => {
+                    remove_segment(&segment_path(&self.dir, first))?;
+                    sync_dir(&self.dir)?;
+                }
+            }
             moved = true;
         }
         Ok(moved)
@@ -515,36 +623,74 @@ impl QueueLog {
         record.extend_from_slice(payload);
         let (first, tail) = self.segments.back_mut().expect("the tail's segment is open");
         let tail = tail.as_mut().expect("the tail's segment is mapped");
-        let (segment, offset) = match tail.append(&record) {
-            Some(offset) => (*first, offset),
+        let (segment, offset, left) = match tail.append(&record) {
+            Some(offset) => {
+                let size = tail.size();
+                if !self.asked && offset > size / 2 {
+                    if let Some(files) = &self.files {
+                        files.ask_spare((size * 2).clamp(FIRST_SEGMENT, MAX_SEGMENT));
+                    }
+                    self.asked = true;
+                }
+                (*first, offset, None)
+            }
             None => {
-                tail.sync()?;
                 // An empty tail (a new log's) is replaced by one large enough, under its name.
                 let empty = tail.end() <= FIRST_RECORD as usize && self.tail.seq == *first;
                 // Doubled; on a disk too full for that, as small as the record allows.
                 let least = FIRST_SEGMENT.max(FIRST_RECORD as usize + HEADER + record.len());
                 let size = (tail.size() * 2).clamp(FIRST_SEGMENT, MAX_SEGMENT).max(least);
-                let (dir, first, before) = (&self.dir, self.tail.seq, self.tail.n);
-                let create = |size| create_segment(dir, first, before, size);
-                let mut next = match create(size) {
-                    Err(e) if e.kind() == io::ErrorKind::StorageFull && size > least => create(least)?,
-                    created => created?,
+                let (old, first, before) = (*first, self.tail.seq, self.tail.n);
+                let spare = match &self.files {
+                    Some(files) if !empty => files.take_spare(least),
+                    _ => None,
+                };
+                let spared = spare.is_some();
+                let mut next = match spare {
+                    Some(mut spare) => {
+                        write_meta(&mut spare, first, before);
+                        spare
+                    }
+                    None => {
+                        if self.files.is_none() {
+                            tail.sync()?;
+                        }
+                        let dir = &self.dir;
+                        let create = |size| create_segment(dir, first, before, size);
+                        let next = match create(size) {
+                            Err(e) if e.kind() == io::ErrorKind::StorageFull && size > least => {
+                                create(least)?
+                            }
+                            created => created?,
+                        };
+                        if self.files.is_some() {
+                            self.inline += 1;
+                            INLINE_SEGMENTS.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(dir = %self.dir.display(), "queue log: no spare segment ready; one made inline");
+                        }
+                        next
+                    }
                 };
                 let offset = next.append(&record).expect("sized for the record");
                 if empty {
                     self.segments.pop_back();
-                } else if self.segments.len() > 1 {
-                    // The old tail is not the head's segment: it need not stay mapped.
-                    self.segments.back_mut().expect("a tail").1 = None;
                 }
                 self.segments.push_back((first, Some(next)));
-                (first, offset)
+                self.unmap_between();
+                self.asked = false;
+                (first, offset, (!empty).then_some((old, spared)))
             }
         };
         let end = (offset + HEADER + record.len()) as u64;
         self.tail = Mark { seq, segment, offset: end, n };
         self.write(TAIL);
         self.len += 1;
+        // The tail's mark names the new segment: the background may place it and sync the old.
+        match (&self.files, left) {
+            (Some(files), Some((old, true))) => files.placed(segment, old),
+            (Some(files), Some((old, false))) => files.left_tail(old),
+            _ => {}
+        }
         if self.head.seq == seq - 1 && self.head.segment != segment {
             // The log was empty: its head follows the tail to the new segment — after the tail's
             // mark names it (the head's mark is never past the tail's), and the add is done:
@@ -718,10 +864,18 @@ impl QueueLog {
     }
 
     /// The files of the log in `dir` that an fsync from another thread must cover: its state
-    /// page and its newest segment (a segment the tail left was synced as it did).
+    /// page, its newest segment and its spare (the tail's segment until the background renames
+    /// it). A segment the tail left is synced by the background's job queued at the rollover
+    /// (on the same thread, before this), or inline at the rollover without a background.
     pub fn files_to_sync(dir: &Path) -> io::Result<Vec<PathBuf>> {
         let newest = segment_files(dir)?.pop().map(|(_, path)| path);
-        Ok(std::iter::once(dir.join(STATE)).chain(newest).collect())
+        Ok([dir.join(STATE)].into_iter().chain(newest).chain([dir.join(SPARE)]).collect())
+    }
+
+    #[cfg(test)]
+    /// Segments this log's rollovers made inline with a background (no spare ready).
+    pub fn inline_segments(&self) -> u64 {
+        self.inline
     }
 
     #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Tests of `queue_log`: order, numbering, reopening, torn marks, power loss, full disk.
 
+use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 
@@ -259,4 +260,191 @@ fn a_log_kept_empty_follows_its_tail_across_segments() {
     let mut log = QueueLog::open(dir.path(), 0).unwrap();
     log.append(501, b"after").unwrap();
     assert_eq!(log.head().map(|m| m.0), Some(501));
+}
+
+/// Runs `background`'s work on another thread (as the syncer's does) and waits for it; the
+/// file operations it made.
+fn work_elsewhere(background: &Background) -> u64 {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            background.work();
+            crate::store::embedded::crash::file_ops_here()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// With a background that keeps up, adds and takes across several rollovers and segments
+/// left make no file operation (creation, fallocate, fsync, msync, rename, unlink) on the
+/// calling thread: the background made each segment ahead, placed it, synced the old tail and
+/// removed what the head left. (With `QueueLog::open`, inline, the same loop makes dozens.)
+#[test]
+fn steady_adds_and_takes_make_no_file_operation_on_the_calling_thread() {
+    use crate::store::embedded::crash::file_ops_here;
+    let dir = tempfile::tempdir().unwrap();
+    let background = Arc::new(Background::default());
+    let mut log = QueueLog::open_in(dir.path(), 0, &background).unwrap();
+    let before = file_ops_here();
+    let (mut firsts, mut elsewhere, mut taken) = (BTreeSet::new(), 0, 0);
+    for n in 1..=3000u64 {
+        log.append(n, &body(n, 1000)).unwrap();
+        if n % 2 == 0 {
+            taken += 1;
+            assert_eq!(log.take().unwrap(), Some(taken));
+        }
+        firsts.insert(log.segments.back().unwrap().0);
+        elsewhere += work_elsewhere(&background);
+    }
+    assert_eq!(file_ops_here() - before, 0, "file operations on the calling thread");
+    assert!(firsts.len() >= 6, "rollovers: {firsts:?}");
+    assert!(elsewhere > 0, "the background's file operations");
+    assert_eq!(log.inline_segments(), 0, "every segment was a spare");
+    assert!(segment_count(dir.path()) < firsts.len(), "the segments left are removed");
+    assert_eq!(segment_count(dir.path()), log.segments.len());
+    drop(log);
+    let log = QueueLog::open(dir.path(), 0).unwrap();
+    let numbers: Vec<u64> = log.peek(usize::MAX).unwrap().iter().map(|m| m.0).collect();
+    assert_eq!(numbers, (taken + 1..=3000).collect::<Vec<_>>());
+}
+
+/// A burst faster than the background: rollovers with no spare ready make their segment
+/// inline (counted), one right after a spare put in use too (the spare stays mapped until it
+/// is renamed); takes go through them all; once the background catches up, every segment is
+/// under its name, and a reopen finds every message.
+#[test]
+fn a_burst_faster_than_the_background_goes_on_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let background = Arc::new(Background::default());
+    let mut log = QueueLog::open_in(dir.path(), 0, &background).unwrap();
+    for n in 1..=1000u64 {
+        log.append(n, &body(n, 1000)).unwrap();
+    }
+    let inline = log.inline_segments();
+    assert!(inline >= 3, "{inline} segments made inline");
+    // A spare made, then two rollovers with no work between them: the spare's, then inline.
+    background.work();
+    let mut n = 1000;
+    let mut firsts = BTreeSet::new();
+    while firsts.len() < 3 {
+        n += 1;
+        log.append(n, &body(n, 1000)).unwrap();
+        firsts.insert(log.segments.back().unwrap().0);
+    }
+    assert_eq!(log.inline_segments(), inline + 1, "the spare served one rollover");
+    assert!(dir.path().join(SPARE).exists(), "the spare in use is not renamed yet");
+    for m in 1..=n - 10 {
+        assert_eq!(log.take().unwrap(), Some(m));
+    }
+    background.work();
+    assert!(log.segments.iter().all(|s| segment_path(dir.path(), s.0).exists()), "every segment placed");
+    assert_eq!(segment_count(dir.path()), log.segments.len(), "the segments left are removed");
+    drop(log);
+    let log = QueueLog::open(dir.path(), 0).unwrap();
+    let numbers: Vec<u64> = log.peek(usize::MAX).unwrap().iter().map(|m| m.0).collect();
+    assert_eq!(numbers, (n - 9..=n).collect::<Vec<_>>());
+}
+
+/// A log whose last rollover put the spare in use (with one record) and whose background
+/// never placed it: its messages' count, the spare's segment.
+fn a_spare_in_use_not_placed(dir: &Path) -> (u64, u64) {
+    let background = Arc::new(Background::default());
+    let mut log = QueueLog::open_in(dir, 0, &background).unwrap();
+    let mut n = 0;
+    while log.segments.len() < 2 {
+        n += 1;
+        log.append(n, &body(n, 1000)).unwrap();
+        background.work();
+    }
+    let first = loop {
+        n += 1;
+        log.append(n, &body(n, 1000)).unwrap();
+        if log.segments.len() == 3 {
+            break log.segments.back().unwrap().0;
+        }
+        background.work();
+    };
+    assert!(dir.join(SPARE).exists() && !segment_path(dir, first).exists());
+    (n, first)
+}
+
+/// A power loss after a rollover put the spare in use kept the state page (its tail's mark
+/// names the spare's segment) but not the spare's first page (its meta record and first
+/// record): the open writes its meta record again and renames it; that record is lost,
+/// counted, the others kept, and the log goes on.
+#[test]
+fn a_spare_in_use_that_lost_its_meta_record_is_placed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (n, first) = a_spare_in_use_not_placed(dir.path());
+    let spare = OpenOptions::new().write(true).open(dir.path().join(SPARE)).unwrap();
+    spare.write_all_at(&[0; 4096], 0).unwrap();
+    drop(spare);
+    let mut log = QueueLog::open(dir.path(), 0).unwrap();
+    assert!(!dir.path().join(SPARE).exists() && segment_path(dir.path(), first).exists());
+    let numbers: Vec<u64> = log.peek(usize::MAX).unwrap().iter().map(|m| m.0).collect();
+    assert_eq!(numbers, (1..n).collect::<Vec<_>>(), "the record in the lost page is lost alone");
+    assert_eq!(log.lost(), 1);
+    log.append(n + 1, b"after").unwrap();
+    assert_eq!(log.last_number(), n + 1);
+}
+
+/// A crash after a rollover put the spare in use, before the background renamed it: the
+/// next open renames it into place (its meta record names the tail's segment) and keeps its
+/// messages; a spare never used is removed.
+#[test]
+fn a_spare_in_use_is_placed_at_open_and_an_unused_one_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut n, first) = a_spare_in_use_not_placed(dir.path());
+    let background = Arc::new(Background::default());
+    let log = QueueLog::open(dir.path(), 0).unwrap();
+    assert!(!dir.path().join(SPARE).exists() && segment_path(dir.path(), first).exists());
+    assert_eq!(log.peek(usize::MAX).unwrap().len() as u64, n);
+    drop(log);
+    // A spare made and never used.
+    let mut log = QueueLog::open_in(dir.path(), 0, &background).unwrap();
+    while !dir.path().join(SPARE).exists() {
+        n += 1;
+        log.append(n, &body(n, 1000)).unwrap();
+        background.work();
+    }
+    drop(log);
+    let log = QueueLog::open(dir.path(), 0).unwrap();
+    assert!(!dir.path().join(SPARE).exists());
+    assert_eq!(log.peek(usize::MAX).unwrap().len() as u64, n);
+}
+
+/// With a background, on a disk too full for a spare: the background cannot make it (nothing
+/// left behind), the add that needs a segment makes none inline either and is refused with
+/// `StorageFull`, changing nothing; once the head frees segments, adds go on.
+#[test]
+fn a_disk_too_full_for_a_spare_refuses_the_add_that_needs_a_segment() {
+    let disk = Tmpfs::mount("1m");
+    let path = disk.0.path().join("q");
+    let background = Arc::new(Background::default());
+    let mut log = QueueLog::open_in(&path, 0, &background).unwrap();
+    let mut added = 0;
+    let refused = loop {
+        match log.append(added + 1, &body(added + 1, 1000)) {
+            Ok(()) => added += 1,
+            Err(error) => break error,
+        }
+        work_elsewhere(&background);
+    };
+    assert_eq!(refused.kind(), io::ErrorKind::StorageFull);
+    assert!(added > 300, "{added} adds before the disk was full");
+    assert_eq!((log.len(), log.last_number()), (added, added));
+    assert!(!path.join(SPARE).exists(), "no spare left behind");
+    for n in 1..=added / 2 {
+        assert_eq!(log.take().unwrap(), Some(n));
+    }
+    work_elsewhere(&background);
+    let mut more = 0;
+    while log.append(added + more + 1, &body(0, 1000)).is_ok() {
+        more += 1;
+        work_elsewhere(&background);
+    }
+    assert!(more > 0);
+    drop(log);
+    let log = QueueLog::open(&path, 0).unwrap();
+    assert_eq!(log.len(), added - added / 2 + more);
 }

@@ -1,4 +1,7 @@
-//! The embedded store's syncer thread: it keeps the disk work off the request path. It fsyncs
+//! The embedded store's syncer thread: it keeps the disk work off the request path. It does
+//! every file operation of the queue logs' appends and takes (`queue_log::Background`, whose
+//! jobs and their order are in `queue_log`'s module doc), woken by the log that queued one,
+//! first in each round. It fsyncs
 //! the WAL — under `--fsync everysec` within [`SYNC_EVERY`] of a commit (well inside its
 //! second), after every batch under `always` (group commit: batches committed meanwhile share
 //! one fsync, and are answered only then); under `never` not at all. Under `everysec` it also
@@ -35,6 +38,8 @@ const WAL_CAP: i64 = 8192;
 enum Msg {
     /// Operations of a committed batch, answered once the WAL is fsynced (`always`).
     Answer(Vec<Reply>),
+    /// A queue log queued file work (`queue_log::Background`).
+    Files,
     Stop,
 }
 
@@ -53,11 +58,14 @@ impl Syncer {
     pub fn start(path: PathBuf, fsync: Fsync, logs: Arc<Unsynced>) -> std::io::Result<Self> {
         let checkpointer = Checkpointer::open(&path).map_err(std::io::Error::other)?;
         let (tx, rx) = mpsc::channel();
+        let wake = tx.clone();
+        logs.files.set_waker(move || drop(wake.send(Msg::Files)));
         let unsynced = Arc::new(AtomicBool::new(false));
         let flag = unsynced.clone();
         let thread = std::thread::Builder::new().name("restmq-sync".to_owned()).spawn(move || {
             run(&path, fsync, &rx, &flag, &logs, checkpointer);
-            // Stopped (the store closes): what the logs got since the last sync.
+            // Stopped (the store closes): the file work left, what the logs got since the last sync.
+            logs.files.work();
             logs.sync(|| logs.sync_wal(&path));
         })?;
         Ok(Self { fsync, tx, unsynced, thread: Some(thread) })
@@ -151,13 +159,15 @@ fn run(
     logs: &Unsynced,
     mut checkpointer: Checkpointer,
 ) {
+    let mut due = Instant::now() + SYNC_EVERY;
     loop {
-        match rx.recv_timeout(SYNC_EVERY) {
+        match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
             Ok(Msg::Answer(mut replies)) => {
                 let mut stop = false;
                 while let Ok(msg) = rx.try_recv() {
                     match msg {
                         Msg::Answer(more) => replies.extend(more),
+                        Msg::Files => {}
                         Msg::Stop => stop = true,
                     }
                 }
@@ -167,19 +177,22 @@ fn run(
                     return;
                 }
             }
+            Ok(Msg::Files) | Err(RecvTimeoutError::Timeout) => {}
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {
-                if fsync == Fsync::Everysec {
-                    // The WAL first whenever logs are due (see `Unsynced::sync`).
-                    logs.sync(|| {
-                        unsynced.store(false, Ordering::Release);
-                        logs.sync_wal(path);
-                    });
-                    if unsynced.swap(false, Ordering::AcqRel) {
-                        logs.sync_wal(path);
-                    }
+        }
+        logs.files.work();
+        if Instant::now() >= due {
+            if fsync == Fsync::Everysec {
+                // The WAL first whenever logs are due (see `Unsynced::sync`).
+                logs.sync(|| {
+                    unsynced.store(false, Ordering::Release);
+                    logs.sync_wal(path);
+                });
+                if unsynced.swap(false, Ordering::AcqRel) {
+                    logs.sync_wal(path);
                 }
             }
+            due = Instant::now() + SYNC_EVERY;
         }
         checkpointer.tick();
     }
