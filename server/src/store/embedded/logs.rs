@@ -482,3 +482,7 @@ fn sync_dirs(dirs: &[PathBuf]) {
 #[cfg(test)]
 #[path = "logs_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "logs_review_tests.rs"]
+mod review_tests;
