@@ -271,7 +271,11 @@ impl Db {
     /// Drops `queue`'s logged messages without moving them (a purge): its `drained` mark
     /// goes past them, in the batch's transaction.
     pub(super) fn discard_logged(&mut self, queue: &QueueName) -> Sql<()> {
-        let Some(meta) = self.catalog.queues.get_mut(queue).filter(|m| m.logged > 0) else { return Ok(()) };
+        // A log of holes only holds records too: they go with the holes.
+        let Some(meta) = self.catalog.queues.get_mut(queue).filter(|m| m.logged > 0 || !m.holes.is_empty())
+        else {
+            return Ok(());
+        };
         let Some(log) = self.logs.open.get_mut(&meta.id) else { return Ok(()) };
         let (id, last) = (meta.id, log.log.last_number());
         meta.waiting = meta.waiting.saturating_sub(meta.logged);

@@ -32,7 +32,6 @@ async fn warmed(dir: &std::path::Path, q: &QueueName) -> EmbeddedStore {
 /// holes) drops them for good: no later get serves a deleted, purged message, before or after
 /// a restart.
 #[tokio::test]
-#[ignore = "defect: a purge of a log holding only holes clears the holes but leaves the records"]
 async fn a_purge_of_a_log_of_holes_only_serves_none_of_them_again() {
     let dir = tempfile::tempdir().unwrap();
     let q = queue("holes-purged");
@@ -56,7 +55,6 @@ async fn a_purge_of_a_log_of_holes_only_serves_none_of_them_again() {
 /// The same purge, then a restart before any other add: the deleted message is not counted
 /// or served again.
 #[tokio::test]
-#[ignore = "defect: a purge of a log holding only holes clears the holes but leaves the records"]
 async fn a_purge_of_a_log_of_holes_only_stays_purged_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let q = queue("holes-restart");
