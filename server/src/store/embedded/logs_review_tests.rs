@@ -74,7 +74,6 @@ async fn a_purge_of_a_log_of_holes_only_stays_purged_after_a_restart() {
 /// A message soft-read on the log, taken by a hard get and requeued waits again with no reads
 /// (as `requeue` says): a later drain does not give it the count of its old soft reads.
 #[tokio::test]
-#[ignore = "defect: a drain applies stale log_reads rows to requeued messages"]
 async fn a_requeued_message_does_not_get_its_old_soft_reads_back_from_a_drain() {
     let dir = tempfile::tempdir().unwrap();
     let q = queue("reads-requeued");
