@@ -92,3 +92,52 @@ async fn a_requeued_message_does_not_get_its_old_soft_reads_back_from_a_drain() 
     assert_eq!((peeked.value.as_str(), peeked.count), ("a", 2), "its own two reads, not three");
     store.close().await.unwrap();
 }
+
+/// Flips a byte of the payload `needle` in the segments of every log under `dir`: its record
+/// fails its checksum at the next open.
+fn damage_payload(dir: &std::path::Path, needle: &[u8]) {
+    let logs = dir.join(super::LOG_DIR);
+    for entry in std::fs::read_dir(&logs).unwrap() {
+        let log = entry.unwrap().path();
+        if !log.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&log).unwrap() {
+            let file = file.unwrap().path();
+            if file.extension().is_none_or(|e| e != "seg") {
+                continue;
+            }
+            let mut bytes = std::fs::read(&file).unwrap();
+            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+                bytes[at] ^= 0xff;
+                std::fs::write(&file, bytes).unwrap();
+                return;
+            }
+        }
+    }
+    panic!("no record holds {needle:?}");
+}
+
+/// A message deleted by key (a hole) whose record is then lost to damage: the other messages
+/// are counted and served, none stuck behind a hole that no record holds.
+#[tokio::test]
+#[ignore = "defect: a hole on a record lost to damage is still subtracted from the log's count"]
+async fn a_hole_whose_record_is_damaged_does_not_hide_another_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("hole-damaged");
+    let store = warmed(dir.path(), &q).await;
+    let mut keys = Vec::new();
+    for value in ["first-kept", "second-deleted", "third-kept"] {
+        keys.push(store.add(&q, value.to_owned(), None).await.unwrap());
+    }
+    assert!(store.delete(&keys[1]).await.unwrap());
+    store.close().await.unwrap();
+    drop(store);
+    damage_payload(dir.path(), b"second-deleted");
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(len(&store, &q).await, 2, "the two kept messages wait");
+    assert_eq!(numbers(&store, &q).await, [keys[0].n, keys[2].n]);
+    assert_eq!(len(&store, &q).await, 0);
+    store.close().await.unwrap();
+}
