@@ -351,6 +351,22 @@ impl Logs {
             let (first, last) = (log.log.head().map(|(n, _)| n), log.log.last_number());
             let floor = log.drained;
             meta.holes.retain(|&n| first.is_some_and(|first| n >= first) && n > floor && n <= last);
+            // And those on a record lost to damage: a hole is a record the log holds.
+            if let Some(&newest) = meta.holes.last() {
+                let mut held = std::collections::BTreeSet::new();
+                let visited = log.log.visit(usize::MAX, |n, _| {
+                    if meta.holes.contains(&n) {
+                        held.insert(n);
+                    }
+                    Ok(n < newest)
+                });
+                match visited {
+                    Ok(()) => meta.holes = held,
+                    Err(error) => {
+                        tracing::warn!(%error, queue = meta.id, "embedded store: cannot read a log's holes")
+                    }
+                }
+            }
             meta.logged = log.log.len().saturating_sub(meta.holes.len() as u64);
             meta.waiting += meta.logged;
         }

@@ -121,7 +121,6 @@ fn damage_payload(dir: &std::path::Path, needle: &[u8]) {
 /// A message deleted by key (a hole) whose record is then lost to damage: the other messages
 /// are counted and served, none stuck behind a hole that no record holds.
 #[tokio::test]
-#[ignore = "defect: a hole on a record lost to damage is still subtracted from the log's count"]
 async fn a_hole_whose_record_is_damaged_does_not_hide_another_message() {
     let dir = tempfile::tempdir().unwrap();
     let q = queue("hole-damaged");
