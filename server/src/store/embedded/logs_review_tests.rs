@@ -140,3 +140,44 @@ async fn a_hole_whose_record_is_damaged_does_not_hide_another_message() {
     assert_eq!(len(&store, &q).await, 0);
     store.close().await.unwrap();
 }
+
+/// Flips, in place (the file stays mapped by the open store), a byte of the payload `needle`
+/// in the segments of the logs under `dir`.
+fn damage_payload_in_place(dir: &std::path::Path, needle: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    for log in std::fs::read_dir(dir.join(super::LOG_DIR)).unwrap() {
+        let log = log.unwrap().path();
+        if !log.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&log).unwrap() {
+            let file = file.unwrap().path();
+            let bytes = std::fs::read(&file).unwrap();
+            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+                let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+                f.seek(SeekFrom::Start(at as u64)).unwrap();
+                f.write_all(&[bytes[at] ^ 0xff]).unwrap();
+                return;
+            }
+        }
+    }
+    panic!("no record holds {needle:?}");
+}
+
+/// A record damaged while the store runs (found by a hard get) is out of the queue's count:
+/// once its other messages are taken, the queue's length is 0 and no get is promised more.
+#[tokio::test]
+#[ignore = "defect: a record found damaged by a hard get stays in the queue's count"]
+async fn damage_found_by_a_hard_get_leaves_the_count_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("damaged-live");
+    let store = warmed(dir.path(), &q).await;
+    let mut keys = Vec::new();
+    for value in ["first-kept", "second-damaged", "third-kept"] {
+        keys.push(store.add(&q, value.to_owned(), None).await.unwrap().n);
+    }
+    damage_payload_in_place(dir.path(), b"second-damaged");
+    assert_eq!(numbers(&store, &q).await, [keys[0], keys[2]]);
+    assert_eq!(len(&store, &q).await, 0, "the damaged record is not counted as waiting");
+    store.close().await.unwrap();
+}
