@@ -96,6 +96,14 @@ impl Db {
             (meta.waiting, meta.logged) = (meta.waiting - 1, meta.logged - 1);
             out.push(StoredMessage { key: MessageKey::new(queue.clone(), n), value });
         }
+        // An empty log waits with nothing: what is still counted was lost to damage found on
+        // the way (skipped by the log, out of its count), holes on such records included.
+        if log.log.len() == 0 {
+            meta.waiting = meta.waiting.saturating_sub(meta.logged);
+            meta.logged = 0;
+            let id = meta.id;
+            self.passed_holes.extend(std::mem::take(&mut meta.holes).into_iter().map(|n| (id, n)));
+        }
         log.written();
         self.tail_empty(queue);
         Some(Ok(out))

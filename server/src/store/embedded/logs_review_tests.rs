@@ -167,7 +167,6 @@ fn damage_payload_in_place(dir: &std::path::Path, needle: &[u8]) {
 /// A record damaged while the store runs (found by a hard get) is out of the queue's count:
 /// once its other messages are taken, the queue's length is 0 and no get is promised more.
 #[tokio::test]
-#[ignore = "defect: a record found damaged by a hard get stays in the queue's count"]
 async fn damage_found_by_a_hard_get_leaves_the_count_right() {
     let dir = tempfile::tempdir().unwrap();
     let q = queue("damaged-live");
