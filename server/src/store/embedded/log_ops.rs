@@ -98,7 +98,7 @@ impl Db {
         }
         // An empty log waits with nothing: what is still counted was lost to damage found on
         // the way (skipped by the log, out of its count), holes on such records included.
-        if log.log.len() == 0 {
+        if log.log.is_empty() {
             meta.waiting = meta.waiting.saturating_sub(meta.logged);
             meta.logged = 0;
             let id = meta.id;

@@ -707,7 +707,7 @@ impl QueueLog {
         self.lost
     }
 
-    #[cfg(test)]
+    /// No message on the log.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
