@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use restmq_shared::QueueName;
+use restmq_shared::{MessageKey, QueueName};
 
-use crate::store::{EmbeddedStore, QueueStore, StoredMessage};
+use crate::config::Fsync;
+use crate::store::{EmbeddedOptions, EmbeddedStore, Page, QueueStore, StoredMessage};
 
 fn queue(name: &str) -> QueueName {
     QueueName::try_from(name).unwrap()
@@ -179,4 +180,141 @@ async fn damage_found_by_a_hard_get_leaves_the_count_right() {
     assert_eq!(numbers(&store, &q).await, [keys[0], keys[2]]);
     assert_eq!(len(&store, &q).await, 0, "the damaged record is not counted as waiting");
     store.close().await.unwrap();
+}
+
+/// Seeded runs of one operation at a time (plain adds, adds with a ttl, hard and soft gets,
+/// deletes by key, requeues, purges, browse, recent keys, restarts, a `kill -9` copy) checked
+/// against a model: each message served once in number order, counts and reads right.
+#[tokio::test]
+async fn single_operations_match_a_model() {
+    use std::collections::BTreeMap;
+    for seed in 1..=60u64 {
+        let fsync = [Fsync::Everysec, Fsync::Never, Fsync::Always][seed as usize % 3];
+        let options = EmbeddedOptions { fsync, ..Default::default() };
+        let mut dirs = vec![tempfile::tempdir().unwrap()];
+        let q = queue("model");
+        let mut store = EmbeddedStore::open_with(dirs[0].path(), options).unwrap();
+        store.add(&q, "warm".to_owned(), None).await.unwrap();
+        store.pop(&q, 1).await.unwrap();
+        // Waiting messages: number → (value, soft reads).
+        let mut model = BTreeMap::<u64, (String, u64)>::new();
+        let mut taken: Vec<StoredMessage> = Vec::new();
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut random = move |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        let mut trace = Vec::new();
+        for step in 0..300 {
+            let op = random(100);
+            trace.push(op);
+            let at = format!("{fsync:?} seed {seed} step {step} ops {trace:?}");
+            match op {
+                0..=34 => {
+                    let value = format!("v{step}");
+                    let n = store.add(&q, value.clone(), None).await.unwrap().n;
+                    assert!(model.keys().next_back().is_none_or(|&last| n > last), "{at}");
+                    model.insert(n, (value, 0));
+                }
+                35..=39 => {
+                    let value = format!("t{step}");
+                    let n = store.add(&q, value.clone(), Some(Duration::from_secs(3600))).await.unwrap().n;
+                    model.insert(n, (value, 0));
+                }
+                40..=51 => {
+                    let max = 1 + random(3) as usize;
+                    let got = store.pop(&q, max).await.unwrap();
+                    let want: Vec<u64> = model.keys().take(max).copied().collect();
+                    assert_eq!(got.iter().map(|m| m.key.n).collect::<Vec<_>>(), want, "{at}");
+                    for m in got {
+                        assert_eq!(model.remove(&m.key.n).unwrap().0, m.value, "{at}");
+                        taken.push(m);
+                    }
+                }
+                52..=63 => {
+                    let got = store.peek(&q).await.unwrap().map(|p| (p.key.n, p.value, p.count));
+                    let want = model.iter_mut().next().map(|(n, (v, reads))| {
+                        *reads += 1;
+                        (*n, v.clone(), *reads)
+                    });
+                    assert_eq!(got, want, "{at}");
+                }
+                64..=73 => {
+                    let keys: Vec<u64> = model.keys().copied().collect();
+                    let n = if keys.is_empty() || random(4) == 0 {
+                        1 + random(keys.last().copied().unwrap_or(1) + 2)
+                    } else {
+                        keys[random(keys.len() as u64) as usize]
+                    };
+                    let deleted = store.delete(&MessageKey::new(q.clone(), n)).await.unwrap();
+                    assert_eq!(deleted, model.remove(&n).is_some(), "{at}: delete {n}");
+                }
+                74..=78 if !taken.is_empty() => {
+                    let back = std::mem::take(&mut taken);
+                    for m in &back {
+                        model.insert(m.key.n, (m.value.clone(), 0));
+                    }
+                    store.requeue(&q, back).await.unwrap();
+                }
+                79..=80 => {
+                    store.purge(&q).await.unwrap();
+                    model.clear();
+                    taken.clear();
+                }
+                81..=86 => {
+                    let page = store.browse(&q, Page { after: 0, limit: 1000, leased: false }).await.unwrap();
+                    let got: Vec<(u64, u64)> = page.iter().map(|m| (m.key.n, m.count)).collect();
+                    let want: Vec<(u64, u64)> = model.iter().map(|(n, (_, r))| (*n, *r)).collect();
+                    assert_eq!(got, want, "{at}: browse");
+                }
+                87..=91 => {
+                    let got: Vec<u64> = store.recent_keys(&q, 4).await.unwrap().iter().map(|k| k.n).collect();
+                    let want: Vec<u64> = model.keys().rev().take(4).copied().collect();
+                    assert_eq!(got, want, "{at}: recent keys");
+                }
+                92..=95 => {
+                    store.close().await.unwrap();
+                    drop(store);
+                    store = EmbeddedStore::open_with(dirs.last().unwrap().path(), options).unwrap();
+                }
+                96..=97 => {
+                    let copy = tempfile::tempdir().unwrap();
+                    copy_as_killed(dirs.last().unwrap().path(), copy.path());
+                    store.close().await.unwrap();
+                    drop(store);
+                    store = EmbeddedStore::open_with(copy.path(), options).unwrap();
+                    dirs.push(copy);
+                }
+                _ => {}
+            }
+            assert_eq!(len(&store, &q).await, model.len() as u64, "{at}: length");
+        }
+        store.close().await.unwrap();
+    }
+}
+
+/// A copy of `from` as a `kill -9` of its open store leaves it (the lock file left out).
+fn copy_as_killed(from: &std::path::Path, to: &std::path::Path) {
+    for entry in walk(from) {
+        let target = to.join(entry.strip_prefix(from).unwrap());
+        if entry.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else if entry.file_name().is_some_and(|name| name != "restmq.lock") {
+            std::fs::copy(&entry, &target).unwrap();
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        out.push(path.clone());
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+    }
+    out
 }
