@@ -351,8 +351,9 @@ impl Logs {
             let (first, last) = (log.log.head().map(|(n, _)| n), log.log.last_number());
             let floor = log.drained;
             meta.holes.retain(|&n| first.is_some_and(|first| n >= first) && n > floor && n <= last);
-            // And those on a record lost to damage: a hole is a record the log holds.
-            if let Some(&newest) = meta.holes.last() {
+            // And those on a record lost to damage: a hole is a record the log holds (without
+            // damage, every number kept is one: the log is not read again).
+            if let Some(&newest) = meta.holes.last().filter(|_| log.log.lost() > 0) {
                 let mut held = std::collections::BTreeSet::new();
                 let visited = log.log.visit(usize::MAX, |n, _| {
                     if meta.holes.contains(&n) {

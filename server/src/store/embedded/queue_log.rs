@@ -701,7 +701,6 @@ impl QueueLog {
         self.len
     }
 
-    #[cfg(test)]
     /// Records this log found lost to damage.
     pub fn lost(&self) -> u64 {
         self.lost
