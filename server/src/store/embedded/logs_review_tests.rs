@@ -382,3 +382,32 @@ async fn damage_found_by_a_hard_get_leaves_the_count_right_at_once() {
     assert_eq!(len(&store, &q).await, 1, "one message waits");
     store.close().await.unwrap();
 }
+
+/// A hole the log's head passed just before a `kill -9` (its row not deleted yet) leaves no
+/// row behind after the next start and its writes.
+#[tokio::test]
+#[ignore = "defect: a passed hole's row is never deleted once the passing is lost to a kill -9 or a failed batch"]
+async fn a_hole_passed_before_a_kill_leaves_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue("hole-row");
+    let store = warmed(dir.path(), &q).await;
+    let mut keys = Vec::new();
+    for value in ["a", "b", "c"] {
+        keys.push(store.add(&q, value.to_owned(), None).await.unwrap());
+    }
+    assert!(store.delete(&keys[1]).await.unwrap());
+    assert_eq!(numbers(&store, &q).await, [keys[0].n, keys[2].n]);
+    let copy = tempfile::tempdir().unwrap();
+    copy_as_killed(dir.path(), copy.path());
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = EmbeddedStore::open(copy.path()).unwrap();
+    store.add(&q, "after".to_owned(), Some(Duration::from_secs(60))).await.unwrap();
+    store.delete(&MessageKey::new(q.clone(), 1)).await.unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(copy.path().join(super::super::DB_FILE)).unwrap();
+    let rows: i64 = conn.query_row("SELECT count(*) FROM holes", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 0, "no hole is left");
+}
