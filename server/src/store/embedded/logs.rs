@@ -120,6 +120,10 @@ pub struct Logs {
     /// the catalog read back after a rollback.
     floors: HashMap<i64, u64>,
     quarantined: Vec<Quarantined>,
+    /// Holes dropped by `attach` (passed by the head, or their log not open) whose rows are
+    /// still in SQLite: a passing not written before a crash or a failed batch. Taken into
+    /// `Db::passed_holes`, deleted with the next write batch.
+    pub stale_holes: Vec<(i64, u64)>,
 }
 
 /// A queue's log that could not be read at start-up, moved aside: the queue goes on from its
@@ -197,6 +201,7 @@ impl Logs {
             wal,
             floors: HashMap::new(),
             quarantined: Vec::new(),
+            stale_holes: Vec::new(),
         };
         logs.quarantined = logs.quarantined_before(catalog);
         let drained = read_drained(conn).map_err(io::Error::other)?;
@@ -339,7 +344,8 @@ impl Logs {
         for meta in catalog.queues.values_mut() {
             meta.counter = meta.counter.max(self.floors.get(&meta.id).copied().unwrap_or(0));
             let Some(log) = self.open.get_mut(&meta.id) else {
-                meta.holes.clear();
+                let id = meta.id;
+                self.stale_holes.extend(std::mem::take(&mut meta.holes).into_iter().map(|n| (id, n)));
                 continue;
             };
             meta.counter = meta.counter.max(log.log.last_number());
@@ -349,8 +355,15 @@ impl Logs {
             }
             // Holes the head passed, or on messages a drain moved, are gone.
             let (first, last) = (log.log.head().map(|(n, _)| n), log.log.last_number());
-            let floor = log.drained;
-            meta.holes.retain(|&n| first.is_some_and(|first| n >= first) && n > floor && n <= last);
+            let (floor, id) = (log.drained, meta.id);
+            let stale = &mut self.stale_holes;
+            meta.holes.retain(|&n| {
+                let kept = first.is_some_and(|first| n >= first) && n > floor && n <= last;
+                if !kept {
+                    stale.push((id, n));
+                }
+                kept
+            });
             // And those on a record lost to damage: a hole is a record the log holds (without
             // damage, every number kept is one: the log is not read again).
             if let Some(&newest) = meta.holes.last().filter(|_| log.log.lost() > 0) {
@@ -362,7 +375,10 @@ impl Logs {
                     Ok(n < newest)
                 });
                 match visited {
-                    Ok(()) => meta.holes = held,
+                    Ok(()) => {
+                        stale.extend(meta.holes.difference(&held).map(|&n| (id, n)));
+                        meta.holes = held;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, queue = meta.id, "embedded store: cannot read a log's holes")
                     }

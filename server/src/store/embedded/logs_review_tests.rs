@@ -386,7 +386,6 @@ async fn damage_found_by_a_hard_get_leaves_the_count_right_at_once() {
 /// A hole the log's head passed just before a `kill -9` (its row not deleted yet) leaves no
 /// row behind after the next start and its writes.
 #[tokio::test]
-#[ignore = "defect: a passed hole's row is never deleted once the passing is lost to a kill -9 or a failed batch"]
 async fn a_hole_passed_before_a_kill_leaves_no_row() {
     let dir = tempfile::tempdir().unwrap();
     let q = queue("hole-row");
