@@ -120,7 +120,7 @@ pub struct Logs {
     /// the catalog read back after a rollback.
     floors: HashMap<i64, u64>,
     quarantined: Vec<Quarantined>,
-    /// Holes dropped by `attach` (passed by the head, or their log not open) whose rows are
+    /// Holes dropped by `attach` (passed by the head, on drained or lost records) whose rows are
     /// still in SQLite: a passing not written before a crash or a failed batch. Taken into
     /// `Db::passed_holes`, deleted with the next write batch.
     pub stale_holes: Vec<(i64, u64)>,
@@ -343,9 +343,9 @@ impl Logs {
     pub fn attach(&mut self, catalog: &mut Catalog) {
         for meta in catalog.queues.values_mut() {
             meta.counter = meta.counter.max(self.floors.get(&meta.id).copied().unwrap_or(0));
+            // Not open: its rows stay (a log left in place is read again at the next start).
             let Some(log) = self.open.get_mut(&meta.id) else {
-                let id = meta.id;
-                self.stale_holes.extend(std::mem::take(&mut meta.holes).into_iter().map(|n| (id, n)));
+                meta.holes.clear();
                 continue;
             };
             meta.counter = meta.counter.max(log.log.last_number());
@@ -357,8 +357,10 @@ impl Logs {
             let (first, last) = (log.log.head().map(|(n, _)| n), log.log.last_number());
             let (floor, id) = (log.drained, meta.id);
             let stale = &mut self.stale_holes;
+            // A head that cannot be read now (its next segment not mapped) says nothing of them.
+            let unknown = first.is_none() && !log.log.is_empty();
             meta.holes.retain(|&n| {
-                let kept = first.is_some_and(|first| n >= first) && n > floor && n <= last;
+                let kept = unknown || first.is_some_and(|first| n >= first) && n > floor && n <= last;
                 if !kept {
                     stale.push((id, n));
                 }
