@@ -444,3 +444,43 @@ async fn a_log_left_in_place_keeps_its_holes_for_the_next_start() {
     assert_eq!(got.len(), 3, "{got:?}");
     store.close().await.unwrap();
 }
+
+/// A drain that passes a hole, in a batch the full disk refuses: once the disk takes writes
+/// again the queue holds what it held (the hole, the logged messages), now and after a
+/// restart.
+#[tokio::test]
+async fn a_refused_drain_past_a_hole_changes_nothing() {
+    use std::io::Write;
+    let disk = crate::store::embedded::segment::tests::Tmpfs::mount("8m");
+    let dir = disk.0.path().join("data");
+    let q = queue("full-drain");
+    let store = warmed(&dir, &q).await;
+    let big = |c: char| std::iter::repeat_n(c, 150_000).collect::<String>();
+    let mut keys = Vec::new();
+    for c in ['a', 'b', 'c', 'd'] {
+        keys.push(store.add(&q, big(c), None).await.unwrap().n);
+    }
+    assert!(store.delete(&MessageKey::new(q.clone(), keys[1])).await.unwrap());
+    let filler = disk.0.path().join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    while file.write_all(&[0u8; 64 * 1024]).and_then(|()| file.flush()).is_ok() {}
+    drop(file);
+    let refused = store.add(&q, "ttl".to_owned(), Some(Duration::from_secs(600))).await;
+    assert!(refused.is_err(), "the drain's batch is refused: {refused:?}");
+    std::fs::remove_file(&filler).unwrap();
+    let mut tries = 0;
+    while store.ping().await.is_err() {
+        tries += 1;
+        assert!(tries < 100, "the disk takes writes again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(len(&store, &q).await, 3);
+    let browsed = store.browse(&q, Page { after: 0, limit: 10, leased: false }).await.unwrap();
+    assert_eq!(browsed.iter().map(|m| m.key.n).collect::<Vec<_>>(), [keys[0], keys[2], keys[3]]);
+    store.close().await.unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(&dir).unwrap();
+    assert_eq!(len(&store, &q).await, 3);
+    assert_eq!(numbers(&store, &q).await, [keys[0], keys[2], keys[3]]);
+    store.close().await.unwrap();
+}
