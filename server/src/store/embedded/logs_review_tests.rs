@@ -210,7 +210,7 @@ async fn single_operations_match_a_model() {
         };
         let mut trace = Vec::new();
         for step in 0..300 {
-            let op = random(112);
+            let op = random(118);
             trace.push(op);
             let at = format!("{fsync:?} seed {seed} step {step} ops {trace:?}");
             match op {
@@ -329,6 +329,37 @@ async fn single_operations_match_a_model() {
                     assert_eq!(got.iter().map(|m| m.key.n).collect::<Vec<_>>(), want, "{at}: race");
                     for m in got {
                         model.remove(&m.key.n);
+                    }
+                }
+                112..=117 if !model.is_empty() => {
+                    // A hard get, a soft get, a delete of the oldest and a draining add at once.
+                    let n = *model.keys().next().unwrap();
+                    let key = MessageKey::new(q.clone(), n);
+                    let value = format!("r{step}");
+                    let ttl = Some(Duration::from_secs(3600));
+                    let (got, peeked, deleted, added) = tokio::join!(
+                        store.pop(&q, 2),
+                        store.peek(&q),
+                        store.delete(&key),
+                        store.add(&q, value.clone(), ttl)
+                    );
+                    let (got, deleted, added) = (got.unwrap(), deleted.unwrap(), added.unwrap());
+                    assert!(!(deleted && got.iter().any(|m| m.key.n == n)), "{at}: served and deleted");
+                    if deleted {
+                        model.remove(&n);
+                    }
+                    model.insert(added.n, (value, 0));
+                    for m in &got {
+                        assert_eq!(
+                            model.remove(&m.key.n).map(|e| e.0).as_ref(),
+                            Some(&m.value),
+                            "{at}: race"
+                        );
+                    }
+                    if let Some(p) = peeked.unwrap() {
+                        if let Some(entry) = model.get_mut(&p.key.n) {
+                            entry.1 = UNKNOWN;
+                        }
                     }
                 }
                 _ => {}
