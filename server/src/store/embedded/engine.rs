@@ -157,6 +157,7 @@ impl Engine {
         match Catalog::load(&self.db.conn, false) {
             Ok(mut catalog) => {
                 self.db.logs.attach(&mut catalog);
+                self.db.passed_holes = std::mem::take(&mut self.db.logs.stale_holes);
                 self.db.dirty = catalog.bring_ahead();
                 self.db.catalog = catalog;
             }

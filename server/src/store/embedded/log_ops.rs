@@ -96,6 +96,14 @@ impl Db {
             (meta.waiting, meta.logged) = (meta.waiting - 1, meta.logged - 1);
             out.push(StoredMessage { key: MessageKey::new(queue.clone(), n), value });
         }
+        // An empty log waits with nothing: what is still counted was lost to damage found on
+        // the way (skipped by the log, out of its count), holes on such records included.
+        if log.log.is_empty() {
+            meta.waiting = meta.waiting.saturating_sub(meta.logged);
+            meta.logged = 0;
+            let id = meta.id;
+            self.passed_holes.extend(std::mem::take(&mut meta.holes).into_iter().map(|n| (id, n)));
+        }
         log.written();
         self.tail_empty(queue);
         Some(Ok(out))
@@ -219,7 +227,7 @@ impl Db {
         debug_assert!(self.begin.get() || !self.conn.is_autocommit(), "a drain outside a write batch");
         // Out of the map while its messages are inserted (the insert needs the whole `Db`).
         let Some(mut log) = self.logs.open.remove(&id) else { return Ok(0) };
-        let (mut last, mut moved) = (None, 0);
+        let (mut first, mut last, mut moved) = (None, None, 0);
         // Past what this transaction's drains moved already (their head moves at the commit).
         let floor = log.draining;
         let mut holes =
@@ -227,6 +235,7 @@ impl Db {
         let mut passed = Vec::new();
         let visited = log.log.visit(usize::MAX, |n, payload| {
             if n > floor {
+                first.get_or_insert(n);
                 if holes.remove(&n) {
                     passed.push((id, n));
                 } else {
@@ -251,13 +260,15 @@ impl Db {
         visited.map_err(sql_error)?;
         let Some(last) = moved_through else { return Ok(0) };
         write_drained(self.sql()?, id, last)?;
-        // Soft reads of the moved messages go with them.
+        // Soft reads of the moved messages go with them (only theirs: a row left by a message
+        // a hard get took off the log, requeued into SQLite since, is stale).
+        let first = first.unwrap_or(last);
         self.sql()?
             .prepare_cached(
                 "UPDATE messages SET reads = r.count FROM log_reads r \
-                 WHERE r.queue = ?1 AND r.n <= ?2 AND messages.queue = r.queue AND messages.n = r.n AND messages.state = 0",
+                 WHERE r.queue = ?1 AND r.n >= ?3 AND r.n <= ?2 AND messages.queue = r.queue AND messages.n = r.n AND messages.state = 0",
             )?
-            .execute(params![id, last as i64])?;
+            .execute(params![id, last as i64, first as i64])?;
         self.sql()?
             .prepare_cached("DELETE FROM log_reads WHERE queue = ?1 AND n <= ?2")?
             .execute(params![id, last as i64])?;
@@ -271,7 +282,11 @@ impl Db {
     /// Drops `queue`'s logged messages without moving them (a purge): its `drained` mark
     /// goes past them, in the batch's transaction.
     pub(super) fn discard_logged(&mut self, queue: &QueueName) -> Sql<()> {
-        let Some(meta) = self.catalog.queues.get_mut(queue).filter(|m| m.logged > 0) else { return Ok(()) };
+        // A log of holes only holds records too: they go with the holes.
+        let Some(meta) = self.catalog.queues.get_mut(queue).filter(|m| m.logged > 0 || !m.holes.is_empty())
+        else {
+            return Ok(());
+        };
         let Some(log) = self.logs.open.get_mut(&meta.id) else { return Ok(()) };
         let (id, last) = (meta.id, log.log.last_number());
         meta.waiting = meta.waiting.saturating_sub(meta.logged);

@@ -122,6 +122,10 @@ pub struct Logs {
     /// the catalog read back after a rollback.
     floors: HashMap<i64, u64>,
     quarantined: Vec<Quarantined>,
+    /// Holes dropped by `attach` (passed by the head, on drained or lost records) whose rows are
+    /// still in SQLite: a passing not written before a crash or a failed batch. Taken into
+    /// `Db::passed_holes`, deleted with the next write batch.
+    pub stale_holes: Vec<(i64, u64)>,
 }
 
 /// A queue's log that could not be read at start-up, moved aside: the queue goes on from its
@@ -199,6 +203,7 @@ impl Logs {
             wal,
             floors: HashMap::new(),
             quarantined: Vec::new(),
+            stale_holes: Vec::new(),
         };
         logs.quarantined = logs.quarantined_before(catalog);
         let drained = read_drained(conn).map_err(io::Error::other)?;
@@ -340,6 +345,7 @@ impl Logs {
     pub fn attach(&mut self, catalog: &mut Catalog) {
         for meta in catalog.queues.values_mut() {
             meta.counter = meta.counter.max(self.floors.get(&meta.id).copied().unwrap_or(0));
+            // Not open: its rows stay (a log left in place is read again at the next start).
             let Some(log) = self.open.get_mut(&meta.id) else {
                 meta.holes.clear();
                 continue;
@@ -351,8 +357,37 @@ impl Logs {
             }
             // Holes the head passed, or on messages a drain moved, are gone.
             let (first, last) = (log.log.head().map(|(n, _)| n), log.log.last_number());
-            let floor = log.drained;
-            meta.holes.retain(|&n| first.is_some_and(|first| n >= first) && n > floor && n <= last);
+            let (floor, id) = (log.drained, meta.id);
+            let stale = &mut self.stale_holes;
+            // A head that cannot be read now (its next segment not mapped) says nothing of them.
+            let unknown = first.is_none() && !log.log.is_empty();
+            meta.holes.retain(|&n| {
+                let kept = unknown || first.is_some_and(|first| n >= first) && n > floor && n <= last;
+                if !kept {
+                    stale.push((id, n));
+                }
+                kept
+            });
+            // And those on a record lost to damage: a hole is a record the log holds (without
+            // damage, every number kept is one: the log is not read again).
+            if let Some(&newest) = meta.holes.last().filter(|_| log.log.lost() > 0) {
+                let mut held = std::collections::BTreeSet::new();
+                let visited = log.log.visit(usize::MAX, |n, _| {
+                    if meta.holes.contains(&n) {
+                        held.insert(n);
+                    }
+                    Ok(n < newest)
+                });
+                match visited {
+                    Ok(()) => {
+                        stale.extend(meta.holes.difference(&held).map(|&n| (id, n)));
+                        meta.holes = held;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, queue = meta.id, "embedded store: cannot read a log's holes")
+                    }
+                }
+            }
             meta.logged = log.log.len().saturating_sub(meta.holes.len() as u64);
             meta.waiting += meta.logged;
         }
@@ -486,3 +521,7 @@ fn sync_dirs(dirs: &[PathBuf]) {
 #[cfg(test)]
 #[path = "logs_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "logs_review_tests.rs"]
+mod review_tests;

@@ -161,7 +161,7 @@ impl EmbeddedStore {
         let conn = connect(&path, options).map_err(|e| backend("cannot open the database", e))?;
         let mut catalog = Catalog::load(&conn, true).map_err(|e| backend("cannot load the catalog", e))?;
         tracing::info!(path = %path.display(), queues = catalog.queues.len(), fsync = ?options.fsync, "embedded store opened");
-        let logs = Logs::open(data_dir, &conn, &mut catalog, options.fsync)
+        let mut logs = Logs::open(data_dir, &conn, &mut catalog, options.fsync)
             .map_err(|e| backend("cannot open the queue logs", e))?;
         let quarantined = logs.quarantined().iter().map(Quarantined::shown).collect();
         let dirty = catalog.bring_ahead();
@@ -173,8 +173,8 @@ impl EmbeddedStore {
             dirty,
             begin: Default::default(),
             unwritten: Default::default(),
+            passed_holes: std::mem::take(&mut logs.stale_holes),
             logs,
-            passed_holes: Vec::new(),
         };
         let engine = Engine::new(db, path, lock);
         let logs = options.fsync != Fsync::Always;

@@ -847,13 +847,12 @@ impl QueueLog {
         self.len
     }
 
-    #[cfg(test)]
     /// Records this log found lost to damage.
     pub fn lost(&self) -> u64 {
         self.lost
     }
 
-    #[cfg(test)]
+    /// No message on the log.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
