@@ -18,6 +18,10 @@ use crate::store::{PeekedMessage, StoreError, StoreResult, StoredMessage};
 
 /// The largest message added through a log; larger ones go through SQLite.
 pub const LOG_VALUE_MAX: usize = 1 << 20;
+/// The most holes (messages deleted by key on a log) the store keeps, over all queues: about
+/// 40 MiB of memory at most (a number in a set, a row in SQLite). Past it, a delete by key on a
+/// log drains the queue's log into SQLite first (its holes go with it).
+pub const MAX_HOLES: usize = if cfg!(test) { 64 } else { 1 << 20 };
 /// The most messages one batch moves from a log into SQLite ahead of an operation (see
 /// `EmbeddedStore::predrain`).
 pub const DRAIN_CHUNK: usize = 4096;
@@ -162,6 +166,12 @@ impl Db {
             return Ok(false);
         }
         let id = meta.id;
+        if self.catalog.queues.values().map(|m| m.holes.len()).sum::<usize>() >= MAX_HOLES {
+            // Past the bound on holes: the queue's log moves into SQLite (its holes with it),
+            // where the message is deleted.
+            self.drain(&key.queue)?;
+            return Ok(false);
+        }
         self.sql()?
             .prepare_cached("INSERT OR IGNORE INTO holes(queue, n) VALUES (?1, ?2)")?
             .execute(params![id, key.n as i64])?;

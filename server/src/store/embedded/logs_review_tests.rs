@@ -515,3 +515,40 @@ async fn a_refused_drain_past_a_hole_changes_nothing() {
     assert_eq!(numbers(&store, &q).await, [keys[0], keys[2], keys[3]]);
     store.close().await.unwrap();
 }
+
+/// Holes are bounded over all queues ([`MAX_HOLES`]): past the bound, a delete by key on a log
+/// drains that queue's log (its holes with it) and deletes in SQLite; every delete still
+/// answers right, nothing deleted is served, the count stays right, the holes kept stay under
+/// the bound.
+#[tokio::test]
+async fn holes_are_bounded_and_deletes_past_the_bound_still_delete() {
+    use crate::store::embedded::log_ops::MAX_HOLES;
+    use crate::store::{EmbeddedStore, QueueStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let queues: Vec<restmq_shared::QueueName> =
+        (0..3).map(|i| restmq_shared::QueueName::try_from(format!("bounded{i}").as_str()).unwrap()).collect();
+    let per = MAX_HOLES as u64;
+    for q in &queues {
+        for i in 1..=per {
+            store.add(q, format!("m{i}"), None).await.unwrap();
+        }
+    }
+    // Every even message of every queue deleted: 1.5 × the bound in all.
+    for q in &queues {
+        for n in (2..=per).step_by(2) {
+            let key = restmq_shared::MessageKey::new(q.clone(), n);
+            assert!(store.delete(&key).await.unwrap(), "{key:?} deleted");
+            assert!(!store.delete(&key).await.unwrap(), "{key:?} deleted once");
+        }
+    }
+    let holes =
+        store.batcher.direct(|db| Some(Ok(db.catalog.queues.values().map(|m| m.holes.len()).sum::<usize>())));
+    assert!(matches!(holes, Some(Ok(h)) if h <= MAX_HOLES), "holes kept: {holes:?}");
+    for q in &queues {
+        assert_eq!(store.info(q).await.unwrap().unwrap().len, per / 2);
+        let got: Vec<u64> = store.pop(q, usize::MAX).await.unwrap().iter().map(|m| m.key.n).collect();
+        assert_eq!(got, (1..=per).step_by(2).collect::<Vec<_>>(), "{q}: the odd ones, once, in order");
+    }
+    store.close().await.unwrap();
+}
