@@ -77,6 +77,7 @@ async fn one_damaged_queue_is_quarantined_and_the_rest_served() {
     assert_eq!(status, 200);
     assert!(metrics.contains("\nrestmq_store_quarantined_queues 1\n"), "{metrics}");
     assert!(metrics.contains("\nrestmq_store_damaged_records_total "), "{metrics}");
+    assert!(metrics.contains("\nrestmq_store_inline_segments_total "), "{metrics}");
 
     for queue in ["fine", "also"] {
         assert_eq!(drain(&server, queue).await, (1..=5).map(|i| format!("{queue}{i}")).collect::<Vec<_>>());

@@ -86,6 +86,9 @@ fn store_health(out: &mut String, broker: &Broker) {
     let help = "Queues whose files the store could not read at start-up, set aside (see /stats/).";
     header(out, "restmq_store_quarantined_queues", help, "gauge");
     let _ = writeln!(out, "restmq_store_quarantined_queues {}", health.quarantined.len());
+    let help = "Log segments made on the request path, a burst outrunning the store's file thread.";
+    header(out, "restmq_store_inline_segments_total", help, "counter");
+    let _ = writeln!(out, "restmq_store_inline_segments_total {}", health.inline_segments);
 }
 
 /// The figures of every queue that holds messages or has state in this process.

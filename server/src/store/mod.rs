@@ -210,6 +210,9 @@ pub struct StoreHealth {
     pub quarantined: Vec<QuarantinedQueue>,
     /// Records lost to damage since the process started (each also logged).
     pub damaged_records: u64,
+    /// Segments a burst made on the request path since the process started (no spare was
+    /// ready: the store's file work is otherwise off it).
+    pub inline_segments: u64,
 }
 
 /// The operations a backend provides. Each is atomic: it happens whole or not at all.

@@ -458,7 +458,8 @@ impl QueueStore for EmbeddedStore {
     /// The queues whose log was quarantined at start-up, and the log records lost to damage.
     fn health(&self) -> StoreHealth {
         let damaged_records = DAMAGED_RECORDS.load(std::sync::atomic::Ordering::Relaxed);
-        StoreHealth { quarantined: self.quarantined.to_vec(), damaged_records }
+        let inline_segments = queue_log::INLINE_SEGMENTS.load(std::sync::atomic::Ordering::Relaxed);
+        StoreHealth { quarantined: self.quarantined.to_vec(), damaged_records, inline_segments }
     }
 
     /// Waits until everything sent so far is committed, synced and the database released;
