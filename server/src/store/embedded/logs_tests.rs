@@ -189,9 +189,18 @@ async fn a_segment_that_cannot_be_opened_loses_nothing() {
         store.add(&q, format!("{i:0>1000}"), None).await.unwrap();
     }
     let log = dir.path().join(LOG_DIR).join("1");
-    let mut segments: Vec<_> = std::fs::read_dir(&log).unwrap().map(|e| e.unwrap().path()).collect();
-    segments.retain(|p| p.extension().is_some_and(|e| e == "seg"));
-    segments.sort();
+    let listed = || {
+        let mut segments: Vec<_> = std::fs::read_dir(&log).unwrap().map(|e| e.unwrap().path()).collect();
+        segments.retain(|p| p.extension().is_some_and(|e| e == "seg"));
+        segments.sort();
+        segments
+    };
+    // The newest is placed under its name by the syncer, after the add that began it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while listed().len() < 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let segments = listed();
     assert_eq!(segments.len(), 4, "64, 128, 256 and 512 KiB: the third one is not mapped");
     let aside = dir.path().join("aside");
     std::fs::rename(&segments[2], &aside).unwrap();
@@ -326,6 +335,11 @@ async fn a_drained_log_gives_its_segments_back_after_the_syncer_fsyncs() {
             .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
             .count()
     };
+    // The newest is placed under its name by the syncer, after the add that began it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while segments() <= 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(segments() > 2, "the backlog fills several segments");
     store.add(&q, "ttl".to_owned(), Some(Duration::from_secs(3600))).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
